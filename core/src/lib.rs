@@ -1,0 +1,11 @@
+//! gregor-core: the domain types shared by every Gregor crate and the I/O seam.
+//!
+//! Nothing in this crate performs I/O, reads a clock or draws randomness on its own: the traits in
+//! [`disk`] and [`clock`] are the only way the rest of Gregor reaches the outside world, so the same
+//! code runs on real files and sockets or inside the deterministic simulator. The one exception is
+//! [`clock::SystemClock`], the production adapter of the clock seam.
+
+pub mod batch;
+pub mod clock;
+pub mod disk;
+pub mod topic;
