@@ -1,1 +1,15 @@
-//! placeholder
+//! gregor-storage: the partition log over the [`gregor_core::disk`] seam.
+//!
+//! A partition is a directory of segments holding Kafka v2 record batches exactly as produced
+//! (with broker-assigned offsets), sparse offset and time indexes, and checkpoint files. The log
+//! recovers to the longest valid prefix after a crash, never invents a record, and checks every
+//! batch's CRC32C when it reads it. [`FileDisk`] is the real-file adapter; [`MemDisk`] is the
+//! fault-injecting in-memory disk used by tests and the simulator.
+
+pub mod config;
+pub mod file_disk;
+pub mod mem_disk;
+
+pub use config::{ConfigError, LogConfig, TimestampType};
+pub use file_disk::FileDisk;
+pub use mem_disk::{FaultConfig, FaultCounts, MemDisk};

@@ -1,0 +1,83 @@
+//! `FileDisk`: the production adapter of the disk seam over real files (`std::fs`).
+//!
+//! This is the only file in gregor-storage allowed to touch `std::fs`. It adds no policy: each
+//! method is one system call (or a short sequence) with the durability meaning the
+//! [`gregor_core::disk`] contract gives it. `sync` is `fdatasync`; `sync_dir` opens the directory
+//! and `fsync`s it, which is what makes creations, renames and removals durable on Linux.
+#![allow(clippy::disallowed_methods)]
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use gregor_core::disk::{Disk, DiskFile, FileRef};
+
+/// Real files. Paths are used as given (absolute or relative to the working directory).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FileDisk;
+
+impl FileDisk {
+    pub fn new() -> Self {
+        FileDisk
+    }
+}
+
+struct RealFile {
+    file: fs::File,
+}
+
+impl DiskFile for RealFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(&self.file, buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(&self.file, buf, offset)
+    }
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+impl Disk for FileDisk {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+    fn open(&self, path: &Path, create: bool) -> io::Result<FileRef> {
+        let file = fs::OpenOptions::new().read(true).write(true).create(create).truncate(false).open(path)?;
+        Ok(Arc::new(RealFile { file }))
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(path)? {
+            // Names that are not UTF-8 cannot be ours; skip them rather than fail the listing.
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        fs::metadata(path).is_ok()
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        fs::File::open(path)?.sync_all()
+    }
+}

@@ -1,0 +1,592 @@
+//! `MemDisk`: an in-memory, fault-injecting [`Disk`] for tests and the simulator.
+//!
+//! # Fault model
+//! State lives in an `Arc<Mutex<..>>`; clones share it, so it outlives a "process" (a log, a
+//! broker) that is dropped or killed. Everything random is drawn from one `SmallRng` seeded by the
+//! caller, so a seed replays exactly.
+//!
+//! * **Files** are inodes with two contents: the *current* bytes (what reads return) and the
+//!   *durable* bytes (what survives a crash). `sync` makes current durable. Writes, truncations and
+//!   extensions are all unsynced until `sync`: a shrinking `truncate` that is not synced can be
+//!   undone by a crash.
+//! * **Names** (create, rename, remove of files) change a *current* namespace; `sync_dir(dir)` makes
+//!   the current entries of `dir` durable. A crash reverts every directory to its durable entries, so
+//!   a file created without a `sync_dir` of its parent disappears, and a removed one comes back
+//!   (with its durable content).
+//! * **Directories** themselves are a simplification: `create_dir_all` and `remove_dir_all` are
+//!   durable at once (they are rare, administrative events in the log).
+//! * **`crash()`**: every surviving file keeps its durable bytes plus, drawn from the seed, a prefix
+//!   of its unsynced bytes cut at a 512-byte sector boundary (or at the point where unsynced data
+//!   begins, or at its end). Where the kept prefix is shorter than the old durable content, the old
+//!   durable bytes remain beyond it (the new blocks never reached the platter). With probability
+//!   `torn_on_crash` the last kept sector is torn: its unsynced bytes become random garbage.
+//!   Synced bytes are never damaged by a crash. With probability `lose_unsynced_on_crash` a file
+//!   keeps none of its unsynced bytes. Handles opened before a crash are stale: every call on them
+//!   fails, so a killed process cannot write into the next one's disk.
+//! * **Failed sync ("fsyncgate")**: when `sync` fails (`sync_error`), the file is *poisoned*: the
+//!   kernel has dropped the dirty pages and cleared the error, so every later `sync` of it reports
+//!   success but makes nothing durable, and a crash reverts it to its durable bytes. Callers must
+//!   treat a failed sync as fatal and never retry; the poisoning makes a retrying caller lose data
+//!   in tests instead of passing by luck.
+//! * **I/O errors**: `write_error` (EIO) and `no_space` (ENOSPC) make a `write_all_at` fail without
+//!   writing anything; `read_error` makes a `read_exact_at` fail with EIO; `sync_error` makes `sync`
+//!   or `sync_dir` fail with EIO.
+//! * **Bit rot**: [`MemDisk::flip_bit`] flips one bit of a file's current and durable bytes.
+//!
+//! Every injected fault is counted by kind ([`MemDisk::fault_counts`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gregor_core::disk::{Disk, DiskFile, FileRef};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Crash tearing happens at this granularity.
+pub const SECTOR_BYTES: usize = 512;
+
+const EIO: i32 = 5;
+const ENOSPC: i32 = 28;
+
+/// Probabilities (0.0..=1.0) of each injected fault. All default to 0.0: no faults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaultConfig {
+    /// A write fails with EIO (nothing written).
+    pub write_error: f64,
+    /// A read fails with EIO.
+    pub read_error: f64,
+    /// A `sync` or `sync_dir` fails with EIO (and a failed `sync` poisons the file).
+    pub sync_error: f64,
+    /// A write fails with ENOSPC (nothing written).
+    pub no_space: f64,
+    /// On crash, the last kept unsynced sector of a file is garbage.
+    pub torn_on_crash: f64,
+    /// On crash, a file keeps none of its unsynced bytes.
+    pub lose_unsynced_on_crash: f64,
+}
+
+/// How many faults of each kind were injected so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    pub write_error: u64,
+    pub read_error: u64,
+    pub sync_error: u64,
+    pub no_space: u64,
+    pub torn_on_crash: u64,
+    pub lose_unsynced_on_crash: u64,
+    pub bit_flips: u64,
+    pub crashes: u64,
+}
+
+struct Inode {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+    /// Lowest byte changed since the last sync. Invariant: `durable[..d] == data[..d]`.
+    dirty_from: Option<usize>,
+    poisoned: bool,
+    open_handles: usize,
+}
+
+struct State {
+    rng: SmallRng,
+    faults: FaultConfig,
+    counts: FaultCounts,
+    dirs: BTreeSet<PathBuf>,
+    names: BTreeMap<PathBuf, u64>,
+    durable_names: BTreeMap<PathBuf, u64>,
+    inodes: BTreeMap<u64, Inode>,
+    next_ino: u64,
+    /// Bumped by every crash; handles from an older epoch are stale.
+    epoch: u64,
+}
+
+impl State {
+    fn roll(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.random::<f64>() < p
+    }
+
+    /// Drops an inode nobody can reach any more (no name, no durable name, no open handle).
+    fn gc(&mut self, ino: u64) {
+        let referenced = self.names.values().any(|&i| i == ino)
+            || self.durable_names.values().any(|&i| i == ino)
+            || self.inodes.get(&ino).is_some_and(|n| n.open_handles > 0);
+        if !referenced {
+            self.inodes.remove(&ino);
+        }
+    }
+
+    fn dir_exists(&self, dir: &Path) -> bool {
+        dir.as_os_str().is_empty() || self.dirs.contains(dir)
+    }
+
+    fn crash(&mut self) {
+        self.counts.crashes += 1;
+        self.epoch += 1;
+        self.names = self.durable_names.clone();
+        let live: BTreeSet<u64> = self.names.values().copied().collect();
+        self.inodes.retain(|ino, _| live.contains(ino));
+        let inos: Vec<u64> = self.inodes.keys().copied().collect();
+        for ino in inos {
+            let Some(mut node) = self.inodes.remove(&ino) else { continue };
+            node.open_handles = 0;
+            if let Some(p) = node.dirty_from {
+                let lose = node.poisoned || {
+                    let lose = self.roll(self.faults.lose_unsynced_on_crash);
+                    if lose {
+                        self.counts.lose_unsynced_on_crash += 1;
+                    }
+                    lose
+                };
+                let result = if lose {
+                    node.durable.clone()
+                } else {
+                    // Candidate cut points: where unsynced data starts, each sector boundary in
+                    // the unsynced range, and its end.
+                    let len = node.data.len();
+                    let mut cuts = vec![p];
+                    let mut s = (p / SECTOR_BYTES + 1) * SECTOR_BYTES;
+                    while s < len {
+                        cuts.push(s);
+                        s += SECTOR_BYTES;
+                    }
+                    if len > p {
+                        cuts.push(len);
+                    }
+                    let k = cuts[self.rng.random_range(0..cuts.len())];
+                    let mut r = node.data[..k].to_vec();
+                    if node.durable.len() > k {
+                        r.extend_from_slice(&node.durable[k..]);
+                    }
+                    if k > p && self.roll(self.faults.torn_on_crash) {
+                        self.counts.torn_on_crash += 1;
+                        let sector_start = ((k - 1) / SECTOR_BYTES) * SECTOR_BYTES;
+                        let from = sector_start.max(p);
+                        self.rng.fill(&mut r[from..k]);
+                    }
+                    r
+                };
+                node.data = result.clone();
+                node.durable = result;
+            }
+            node.dirty_from = None;
+            node.poisoned = false;
+            self.inodes.insert(ino, node);
+        }
+    }
+}
+
+/// The in-memory disk. `Clone` shares the state.
+#[derive(Clone)]
+pub struct MemDisk {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for MemDisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemDisk").finish_non_exhaustive()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A panicking test thread must not take every later disk call down with it.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", path.display()))
+}
+
+impl MemDisk {
+    /// An empty disk whose random choices are drawn from `seed`.
+    pub fn new(seed: u64, faults: FaultConfig) -> MemDisk {
+        MemDisk {
+            state: Arc::new(Mutex::new(State {
+                rng: SmallRng::seed_from_u64(seed),
+                faults,
+                counts: FaultCounts::default(),
+                dirs: BTreeSet::new(),
+                names: BTreeMap::new(),
+                durable_names: BTreeMap::new(),
+                inodes: BTreeMap::new(),
+                next_ino: 1,
+                epoch: 0,
+            })),
+        }
+    }
+
+    /// Replaces the fault probabilities (e.g. to stop injecting before a final check).
+    pub fn set_faults(&self, faults: FaultConfig) {
+        lock(&self.state).faults = faults;
+    }
+
+    /// Simulates power loss / kill -9 + reboot. See the module doc for what survives.
+    pub fn crash(&self) {
+        lock(&self.state).crash();
+    }
+
+    /// Flips bit `bit` (0..8) of byte `byte_offset` of the file at `path`, at rest.
+    pub fn flip_bit(&self, path: &Path, byte_offset: u64, bit: u8) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        let ino = *st.names.get(path).ok_or_else(|| not_found(path))?;
+        let node = st.inodes.get_mut(&ino).ok_or_else(|| not_found(path))?;
+        let at = usize::try_from(byte_offset).map_err(|_| io::Error::other("offset too large"))?;
+        if at >= node.data.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "flip_bit beyond end of file"));
+        }
+        let mask = 1u8 << (bit % 8);
+        node.data[at] ^= mask;
+        if at < node.durable.len() {
+            node.durable[at] ^= mask;
+        }
+        st.counts.bit_flips += 1;
+        Ok(())
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn fault_counts(&self) -> FaultCounts {
+        lock(&self.state).counts.clone()
+    }
+
+    /// Current length of a file (test helper).
+    pub fn file_len(&self, path: &Path) -> io::Result<u64> {
+        let st = lock(&self.state);
+        let ino = st.names.get(path).ok_or_else(|| not_found(path))?;
+        Ok(st.inodes.get(ino).map_or(0, |n| n.data.len() as u64))
+    }
+
+    /// Whether any file has unsynced data or any directory unsynced entries (test helper).
+    pub fn has_unsynced(&self) -> bool {
+        let st = lock(&self.state);
+        st.names != st.durable_names || st.inodes.values().any(|n| n.dirty_from.is_some())
+    }
+}
+
+struct MemFile {
+    state: Arc<Mutex<State>>,
+    ino: u64,
+    epoch: u64,
+}
+
+impl MemFile {
+    fn with<T>(&self, f: impl FnOnce(&mut State, u64) -> io::Result<T>) -> io::Result<T> {
+        let mut st = lock(&self.state);
+        if st.epoch != self.epoch || !st.inodes.contains_key(&self.ino) {
+            return Err(io::Error::other("stale file handle (opened before a crash)"));
+        }
+        f(&mut st, self.ino)
+    }
+}
+
+impl Drop for MemFile {
+    fn drop(&mut self) {
+        let mut st = lock(&self.state);
+        if st.epoch == self.epoch {
+            if let Some(n) = st.inodes.get_mut(&self.ino) {
+                n.open_handles = n.open_handles.saturating_sub(1);
+            }
+            st.gc(self.ino);
+        }
+    }
+}
+
+fn node(st: &mut State, ino: u64) -> &mut Inode {
+    st.inodes.get_mut(&ino).expect("inode checked by MemFile::with")
+}
+
+impl DiskFile for MemFile {
+    fn len(&self) -> io::Result<u64> {
+        self.with(|st, ino| Ok(node(st, ino).data.len() as u64))
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.with(|st, ino| {
+            if st.roll(st.faults.read_error) {
+                st.counts.read_error += 1;
+                return Err(io::Error::from_raw_os_error(EIO));
+            }
+            let n = node(st, ino);
+            let start = usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            let end = start.checked_add(buf.len()).ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            if end > n.data.len() {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past end of file"));
+            }
+            buf.copy_from_slice(&n.data[start..end]);
+            Ok(())
+        })
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.with(|st, ino| {
+            if st.roll(st.faults.no_space) {
+                st.counts.no_space += 1;
+                return Err(io::Error::from_raw_os_error(ENOSPC));
+            }
+            if st.roll(st.faults.write_error) {
+                st.counts.write_error += 1;
+                return Err(io::Error::from_raw_os_error(EIO));
+            }
+            let n = node(st, ino);
+            let start = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
+            let end = start + buf.len();
+            let old_len = n.data.len();
+            if end > old_len {
+                n.data.resize(end, 0);
+            }
+            n.data[start..end].copy_from_slice(buf);
+            let changed = start.min(old_len);
+            n.dirty_from = Some(n.dirty_from.map_or(changed, |d| d.min(changed)));
+            Ok(())
+        })
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.with(|st, ino| {
+            let n = node(st, ino);
+            let len = usize::try_from(len).map_err(|_| io::Error::other("length too large"))?;
+            let changed = len.min(n.data.len());
+            n.data.resize(len, 0);
+            n.dirty_from = Some(n.dirty_from.map_or(changed, |d| d.min(changed)));
+            Ok(())
+        })
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.with(|st, ino| {
+            if node(st, ino).poisoned {
+                // fsyncgate: the error was reported once; the dirty pages are gone.
+                return Ok(());
+            }
+            if st.roll(st.faults.sync_error) {
+                st.counts.sync_error += 1;
+                node(st, ino).poisoned = true;
+                return Err(io::Error::from_raw_os_error(EIO));
+            }
+            let n = node(st, ino);
+            if let Some(d) = n.dirty_from.take() {
+                debug_assert!(d <= n.durable.len() && d <= n.data.len() && n.durable[..d] == n.data[..d]);
+                n.durable.truncate(d);
+                n.durable.extend_from_slice(&n.data[d..]);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Disk for MemDisk {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        for a in path.ancestors() {
+            if a.as_os_str().is_empty() {
+                continue;
+            }
+            if st.names.contains_key(a) {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "a file is in the way"));
+            }
+            st.dirs.insert(a.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn open(&self, path: &Path, create: bool) -> io::Result<FileRef> {
+        let mut st = lock(&self.state);
+        if st.dirs.contains(path) {
+            return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+        }
+        let ino = match st.names.get(path) {
+            Some(&ino) => ino,
+            None if create => {
+                if !st.dir_exists(path.parent().unwrap_or(Path::new(""))) {
+                    return Err(not_found(path));
+                }
+                let ino = st.next_ino;
+                st.next_ino += 1;
+                st.inodes.insert(
+                    ino,
+                    Inode { data: Vec::new(), durable: Vec::new(), dirty_from: None, poisoned: false, open_handles: 0 },
+                );
+                st.names.insert(path.to_path_buf(), ino);
+                ino
+            }
+            None => return Err(not_found(path)),
+        };
+        let epoch = st.epoch;
+        if let Some(n) = st.inodes.get_mut(&ino) {
+            n.open_handles += 1;
+        }
+        Ok(Arc::new(MemFile { state: self.state.clone(), ino, epoch }))
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let st = lock(&self.state);
+        if !st.dirs.contains(path) {
+            return Err(not_found(path));
+        }
+        let mut out = BTreeSet::new();
+        let children = st.names.keys().chain(st.dirs.iter());
+        for p in children {
+            if p.parent() == Some(path) {
+                if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                    out.insert(name.to_string());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let st = lock(&self.state);
+        st.names.contains_key(path) || st.dirs.contains(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        if !st.dir_exists(to.parent().unwrap_or(Path::new(""))) {
+            return Err(not_found(to));
+        }
+        let ino = st.names.remove(from).ok_or_else(|| not_found(from))?;
+        if let Some(old) = st.names.insert(to.to_path_buf(), ino) {
+            st.gc(old);
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        let ino = st.names.remove(path).ok_or_else(|| not_found(path))?;
+        st.gc(ino);
+        Ok(())
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        if !st.dirs.contains(path) {
+            return Err(not_found(path));
+        }
+        st.dirs.retain(|d| !d.starts_with(path));
+        let gone: Vec<u64> = st.names.iter().filter(|(p, _)| p.starts_with(path)).map(|(_, &i)| i).collect();
+        st.names.retain(|p, _| !p.starts_with(path));
+        st.durable_names.retain(|p, _| !p.starts_with(path));
+        for ino in gone {
+            st.gc(ino);
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        if !st.dirs.contains(path) {
+            return Err(not_found(path));
+        }
+        let p_fail = st.faults.sync_error;
+        if st.roll(p_fail) {
+            st.counts.sync_error += 1;
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
+        let stale: Vec<(PathBuf, u64)> = st
+            .durable_names
+            .iter()
+            .filter(|(p, _)| p.parent() == Some(path))
+            .map(|(p, &i)| (p.clone(), i))
+            .collect();
+        for (p, _) in &stale {
+            st.durable_names.remove(p);
+        }
+        let fresh: Vec<(PathBuf, u64)> =
+            st.names.iter().filter(|(p, _)| p.parent() == Some(path)).map(|(p, &i)| (p.clone(), i)).collect();
+        st.durable_names.extend(fresh);
+        for (_, ino) in stale {
+            st.gc(ino);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_core::disk::{read_all, write_atomic};
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    #[test]
+    fn synced_data_survives_unsynced_may_not() {
+        for seed in 0..50 {
+            let d = MemDisk::new(seed, FaultConfig { torn_on_crash: 0.5, ..Default::default() });
+            d.create_dir_all(&p("/a")).unwrap();
+            let f = d.open(&p("/a/f"), true).unwrap();
+            d.sync_dir(&p("/a")).unwrap();
+            f.write_all_at(&[1u8; 1000], 0).unwrap();
+            f.sync().unwrap();
+            f.write_all_at(&[2u8; 3000], 1000).unwrap();
+            d.crash();
+            assert!(f.len().is_err(), "stale handle must fail");
+            let got = read_all(&d, &p("/a/f")).unwrap();
+            assert!(got.len() >= 1000 && got.len() <= 4000);
+            assert!(got[..1000].iter().all(|&b| b == 1), "synced bytes damaged");
+            let cut = got.len();
+            assert!(cut == 1000 || cut == 4000 || cut % SECTOR_BYTES == 0);
+            // Everything but the last kept sector is exactly what was written.
+            let sound = ((cut.saturating_sub(1)) / SECTOR_BYTES * SECTOR_BYTES).max(1000);
+            assert!(got[1000..sound].iter().all(|&b| b == 2));
+        }
+    }
+
+    #[test]
+    fn names_need_sync_dir() {
+        let d = MemDisk::new(1, FaultConfig::default());
+        d.create_dir_all(&p("/a")).unwrap();
+        let f = d.open(&p("/a/x"), true).unwrap();
+        f.write_all_at(b"hello", 0).unwrap();
+        f.sync().unwrap();
+        drop(f);
+        d.crash();
+        assert!(!d.exists(&p("/a/x")), "creation without sync_dir survived");
+        write_atomic(&d, &p("/a/y"), b"v1").unwrap();
+        d.remove_file(&p("/a/y")).unwrap();
+        d.crash();
+        assert_eq!(read_all(&d, &p("/a/y")).unwrap(), b"v1", "unsynced removal was kept");
+        write_atomic(&d, &p("/a/y"), b"v2").unwrap();
+        d.crash();
+        assert_eq!(read_all(&d, &p("/a/y")).unwrap(), b"v2");
+        assert_eq!(d.list_dir(&p("/a")).unwrap(), vec!["y".to_string()]);
+    }
+
+    #[test]
+    fn failed_sync_poisons_file() {
+        let d = MemDisk::new(7, FaultConfig { sync_error: 1.0, ..Default::default() });
+        d.create_dir_all(&p("/a")).unwrap();
+        let f = d.open(&p("/a/f"), true).unwrap();
+        f.write_all_at(b"data", 0).unwrap();
+        assert!(f.sync().is_err());
+        d.set_faults(FaultConfig::default());
+        assert!(f.sync().is_ok(), "a retried sync reports success");
+        d.sync_dir(&p("/a")).unwrap();
+        d.crash();
+        assert_eq!(read_all(&d, &p("/a/f")).unwrap(), b"", "poisoned data became durable");
+        assert_eq!(d.fault_counts().sync_error, 1);
+    }
+
+    #[test]
+    fn unsynced_truncate_can_be_undone_and_bit_flips() {
+        let d = MemDisk::new(3, FaultConfig { lose_unsynced_on_crash: 1.0, ..Default::default() });
+        d.create_dir_all(&p("/a")).unwrap();
+        write_atomic(&d, &p("/a/f"), b"abcdef").unwrap();
+        let f = d.open(&p("/a/f"), false).unwrap();
+        f.truncate(2).unwrap();
+        drop(f);
+        d.crash();
+        assert_eq!(read_all(&d, &p("/a/f")).unwrap(), b"abcdef");
+        d.flip_bit(&p("/a/f"), 0, 0).unwrap();
+        d.crash();
+        assert_eq!(read_all(&d, &p("/a/f")).unwrap(), b"`bcdef");
+        let e = MemDisk::new(3, FaultConfig { write_error: 1.0, ..Default::default() });
+        e.create_dir_all(&p("/a")).unwrap();
+        let g = e.open(&p("/a/g"), true).unwrap();
+        assert_eq!(g.write_all_at(b"x", 0).unwrap_err().raw_os_error(), Some(EIO));
+        assert_eq!(g.len().unwrap(), 0);
+    }
+}
