@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit/integration tests, the determinism check, and the end-to-end suite that
+# drives the real `gregor` binary with kcat, confluent-kafka and kafka-python.
+#
+# Works on a fresh Debian machine as root, non-interactively, and is safe to re-run. Environment:
+#   GREGOR_SKIP_RUST=1   skip the Rust tests (e.g. when iterating on the e2e suite)
+#   PYTEST_ARGS="..."    extra arguments for pytest (default: -q)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export DEBIAN_FRONTEND=noninteractive
+
+step() { printf '\n==> %s\n' "$*"; CURRENT_STEP="$*"; STEP_START=$(date +%s); }
+done_step() { printf '    (%ss)\n' "$(( $(date +%s) - STEP_START ))"; }
+trap 'rc=$?; [[ $rc -ne 0 ]] && printf "\nFAILED at step: %s (exit %s)\n" "${CURRENT_STEP:-setup}" "$rc" >&2' EXIT
+T0=$(date +%s)
+
+step "kcat"
+if ! command -v kcat >/dev/null 2>&1; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "kcat is missing and this is not root: install it (apt-get install kcat)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq kcat >/dev/null
+fi
+kcat -V 2>&1 | head -1
+done_step
+
+step "python venv (.venv) with tests/e2e/requirements.txt"
+PY=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$PY" -m venv .venv
+fi
+REQ_STAMP=.venv/.e2e-requirements.sha256
+REQ_HASH=$(sha256sum tests/e2e/requirements.txt | cut -d' ' -f1)
+if [[ ! -f $REQ_STAMP || $(cat "$REQ_STAMP") != "$REQ_HASH" ]]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
+  echo "$REQ_HASH" > "$REQ_STAMP"
+fi
+.venv/bin/python -c 'import confluent_kafka, kafka, pytest; print("confluent-kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)'
+done_step
+
+step "cargo build --release --bin gregor"
+cargo build --release --bin gregor
+done_step
+
+if [[ ${GREGOR_SKIP_RUST:-0} != 1 ]]; then
+  if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace --release"
+    cargo nextest run --workspace --release --no-fail-fast
+  else
+    step "cargo test --workspace --release"
+    cargo test --workspace --release --no-fail-fast
+  fi
+  done_step
+fi
+
+step ".ci/check-determinism.sh"
+bash .ci/check-determinism.sh
+done_step
+
+step "pytest tests/e2e"
+export GREGOR_BIN="$ROOT/target/release/gregor"
+# shellcheck disable=SC2086
+.venv/bin/python -m pytest tests/e2e ${PYTEST_ARGS:--q}
+done_step
+
+CURRENT_STEP=""
+printf '\nAll tests passed in %ss\n' "$(( $(date +%s) - T0 ))"
