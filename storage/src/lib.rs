@@ -8,8 +8,12 @@
 
 pub mod config;
 pub mod file_disk;
+mod index;
+pub mod log;
 pub mod mem_disk;
+mod segment;
 
 pub use config::{ConfigError, LogConfig, TimestampType};
 pub use file_disk::FileDisk;
+pub use log::{AppendInfo, LogError, PartitionLog, ReadResult, RecoveryReport, RetentionReport};
 pub use mem_disk::{FaultConfig, FaultCounts, MemDisk};

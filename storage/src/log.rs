@@ -1,0 +1,916 @@
+//! `PartitionLog`: the log of one partition — a directory of segments, their indexes, and the
+//! `log-start-offset` and `recovery-point` checkpoints.
+//!
+//! # Guarantees
+//! * Offsets are assigned consecutively with no holes; batches are stored byte for byte as given,
+//!   except for the fields the broker owns (base offset, leader epoch, and for `LogAppendTime` the
+//!   timestamp type and max timestamp, with the CRC recomputed).
+//! * Every batch returned by a read is CRC-checked; bytes from disk never cause a panic.
+//! * After any crash, [`PartitionLog::open`] recovers a prefix of what was appended that contains
+//!   everything below the flushed offset ([`PartitionLog::mark_flushed`]) at the time of the crash,
+//!   unless data at rest was corrupted (then the log is cut at the first bad batch). It never
+//!   invents a record.
+//! * `delete_records_before`, retention and `truncate_to` are durable when they return.
+//! * Any write or sync error is fatal for the log: it is marked failed and refuses every later call
+//!   with [`LogError::Failed`] until reopened (no fsync retries: "fsyncgate").
+//!
+//! # Recovery
+//! The `.clean-shutdown` marker (written last by `close`) is removed, durably, right after open, so
+//! a later crash is seen as unclean. After a clean shutdown each segment's indexes are loaded (and
+//! rebuilt by scanning when missing or not matching the segment). After an unclean one, every
+//! segment from the one holding the recovery point onwards (always the last one) and any segment
+//! without a valid index is scanned, validating every batch; at the first torn, corrupt or
+//! out-of-order batch the segment is truncated there and all later segments are deleted. Recovered
+//! data is then synced and the recovery point checkpointed at the log end.
+//!
+//! The recovery point only ever names offsets whose data was synced, which is why index files
+//! written at roll time need not be synced: a segment is trusted from its index only when it lies
+//! wholly below the recovery point, and its index must also match the segment's exact size and CRC.
+//!
+//! # Group commit
+//! [`PartitionLog::take_unflushed`] hands out the files to sync; the caller syncs them without
+//! holding the log and reports back with [`PartitionLog::mark_flushed`]. If `truncate_to` runs in
+//! between, that report is ignored (the truncation already synced what it kept); callers should
+//! not overlap a flush with a truncation otherwise.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use gregor_core::batch::{self, BatchError, BatchHeader, HEADER_LEN};
+use gregor_core::disk::{read_all, write_atomic, FileRef, SharedDisk};
+use tracing::{info, warn};
+
+use crate::config::{LogConfig, TimestampType};
+use crate::index;
+use crate::segment::{self, Segment};
+
+const CLEAN_SHUTDOWN: &str = ".clean-shutdown";
+const LOG_START_CHECKPOINT: &str = "log-start-offset";
+const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point";
+
+/// Result of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The append time written into the batches, or -1 with `CreateTime`.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+/// Result of a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole batches, concatenated, exactly as stored.
+    pub data: Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// What `open` found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub clean_shutdown: bool,
+    pub segments: usize,
+    pub batches_scanned: u64,
+    /// Bytes cut from segments plus the sizes of deleted later segments.
+    pub truncated_bytes: u64,
+    pub log_end_offset: i64,
+}
+
+/// What a retention pass deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    pub log_start_offset: i64,
+}
+
+#[derive(thiserror::Error, Debug)]
+pub enum LogError {
+    #[error("record batch of {size} bytes is larger than max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("corrupt record batch: {0}")]
+    Corrupt(#[from] BatchError),
+    #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    #[error("storage I/O error: {0}")]
+    Io(#[from] io::Error),
+    #[error("the log failed after an earlier storage error; it must be reopened")]
+    Failed,
+}
+
+/// One partition's log. Not internally synchronized: the server wraps it in a mutex.
+pub struct PartitionLog {
+    disk: SharedDisk,
+    dir: PathBuf,
+    config: LogConfig,
+    /// By base offset. Never empty; the last one is the active segment.
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    flushed_offset: i64,
+    /// Rolled segments written since the last `take_unflushed`.
+    unflushed: Vec<FileRef>,
+    /// The active segment was written since the last `take_unflushed`.
+    active_dirty: bool,
+    truncated_since_take: bool,
+    failed: bool,
+}
+
+fn segment_file_name(base: i64, ext: &str) -> String {
+    format!("{base:020}.{ext}")
+}
+
+/// Parses `{base:020}.{ext}`.
+fn parse_segment_name(name: &str, ext: &str) -> Option<i64> {
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+fn read_checkpoint(disk: &SharedDisk, path: &Path) -> Result<Option<i64>, LogError> {
+    if !disk.exists(path) {
+        return Ok(None);
+    }
+    let bytes = read_all(disk.as_ref(), path)?;
+    let v = index::decode_checkpoint(&bytes);
+    if v.is_none() {
+        warn!(path = %path.display(), "ignoring corrupt checkpoint");
+    }
+    Ok(v)
+}
+
+fn remove_if_exists(disk: &SharedDisk, path: &Path) -> io::Result<()> {
+    match disk.remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+impl PartitionLog {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn seg_path(dir: &Path, base: i64, ext: &str) -> PathBuf {
+        dir.join(segment_file_name(base, ext))
+    }
+
+    /// Opens (creating if missing) the partition directory and recovers it.
+    pub fn open(
+        disk: SharedDisk,
+        dir: PathBuf,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<(PartitionLog, RecoveryReport), LogError> {
+        let existed = disk.exists(&dir);
+        disk.create_dir_all(&dir)?;
+        if !existed {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                disk.sync_dir(parent)?;
+            }
+        }
+        let names = disk.list_dir(&dir)?;
+        let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
+        let bases: Vec<i64> = names.iter().filter_map(|n| parse_segment_name(n, "log")).collect();
+        let mut dir_changed = false;
+        for n in &names {
+            let orphan_index = parse_segment_name(n, "index")
+                .or_else(|| parse_segment_name(n, "timeindex"))
+                .is_some_and(|b| !bases.contains(&b));
+            if n.ends_with(".tmp") || orphan_index {
+                disk.remove_file(&dir.join(n))?;
+                dir_changed = true;
+            }
+        }
+        let log_start_ckpt = read_checkpoint(&disk, &dir.join(LOG_START_CHECKPOINT))?;
+        let recovery_point = read_checkpoint(&disk, &dir.join(RECOVERY_POINT_CHECKPOINT))?.unwrap_or(0);
+        if clean {
+            // Durably forget the clean shutdown before anything new is written.
+            disk.remove_file(&dir.join(CLEAN_SHUTDOWN))?;
+            dir_changed = true;
+        }
+        if dir_changed {
+            disk.sync_dir(&dir)?;
+        }
+
+        let mut log = PartitionLog {
+            disk: disk.clone(),
+            dir: dir.clone(),
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: 0,
+            flushed_offset: 0,
+            unflushed: Vec::new(),
+            active_dirty: false,
+            truncated_since_take: false,
+            failed: false,
+        };
+        let mut report = RecoveryReport {
+            clean_shutdown: clean,
+            segments: 0,
+            batches_scanned: 0,
+            truncated_bytes: 0,
+            log_end_offset: 0,
+        };
+        let mut to_sync: Vec<FileRef> = Vec::new();
+        let mut doomed: Vec<i64> = Vec::new();
+        let mut expected_base: Option<i64> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if expected_base.is_some_and(|e| e != base) || !doomed.is_empty() {
+                // A gap or overlap after a crash (an earlier segment lost its unsynced tail), or
+                // an earlier segment was cut: nothing after that point can be trusted.
+                doomed.push(base);
+                continue;
+            }
+            let is_last = i + 1 == bases.len();
+            let file = disk.open(&Self::seg_path(&dir, base, "log"), false)?;
+            let len = file.len()?;
+            let loaded = log.load_index(base, len)?;
+            let trust_index = match &loaded {
+                None => false,
+                Some(idx) => clean || (!is_last && idx.next_offset <= recovery_point),
+            };
+            let seg = match loaded {
+                Some(idx) if trust_index => Segment::from_index(base, file, len, idx, now_ms),
+                _ => {
+                    let scan = segment::scan(file, base, len, log.config.index_interval_bytes, now_ms)?;
+                    report.batches_scanned += scan.batches;
+                    let seg = scan.segment;
+                    if scan.invalid_tail_bytes > 0 {
+                        warn!(dir = %dir.display(), base, why = ?scan.why_stopped, cut = scan.invalid_tail_bytes,
+                            "truncating segment at the first invalid batch");
+                        report.truncated_bytes += scan.invalid_tail_bytes;
+                        seg.file.truncate(seg.size)?;
+                        doomed.push(i64::MIN); // marker: drop every later segment
+                    }
+                    to_sync.push(seg.file.clone());
+                    seg
+                }
+            };
+            expected_base = Some(seg.next_offset);
+            log.segments.insert(base, seg);
+        }
+        doomed.retain(|&b| b != i64::MIN);
+        for &base in &doomed {
+            let path = Self::seg_path(&dir, base, "log");
+            report.truncated_bytes += disk.open(&path, false)?.len()?;
+            log.remove_segment_files(base)?;
+        }
+        if !doomed.is_empty() {
+            warn!(dir = %dir.display(), deleted = doomed.len(), "deleted segments after the recovery cut");
+        }
+
+        // The log start offset: never below the first segment; if it lies beyond the recovered
+        // end (the tail holding it was lost in a crash), start an empty log there so offsets are
+        // never reused.
+        let first_base = log.segments.keys().next().copied();
+        let start = match (log_start_ckpt, first_base) {
+            (Some(c), Some(f)) => c.max(f),
+            (Some(c), None) => c,
+            (None, Some(f)) => f,
+            (None, None) => 0,
+        };
+        let leo = log.segments.values().next_back().map(|s| s.next_offset);
+        if leo.is_none_or(|leo| start > leo) {
+            for base in log.segments.keys().copied().collect::<Vec<_>>() {
+                log.remove_segment_files(base)?;
+            }
+            log.segments.clear();
+            to_sync.clear();
+            let seg = log.create_segment_file(start, now_ms)?;
+            log.segments.insert(start, seg);
+        }
+        log.log_start_offset = start;
+        // Segments wholly below the log start (their deletion was interrupted) go now.
+        while log.segments.len() > 1 {
+            let (&b, s) = log.segments.iter().next().expect("non-empty");
+            if s.next_offset > start {
+                break;
+            }
+            log.remove_segment_files(b)?;
+            log.segments.remove(&b);
+        }
+        for f in &to_sync {
+            f.sync()?;
+        }
+        disk.sync_dir(&dir)?;
+        let leo = log.log_end_offset();
+        log.flushed_offset = leo;
+        write_atomic(disk.as_ref(), &dir.join(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(leo))?;
+        log.check_invariants();
+        report.segments = log.segments.len();
+        report.log_end_offset = leo;
+        info!(dir = %dir.display(), clean, segments = report.segments, log_end_offset = leo,
+            log_start_offset = start, scanned = report.batches_scanned, truncated = report.truncated_bytes, "log opened");
+        Ok((log, report))
+    }
+
+    fn load_index(&self, base: i64, len: u64) -> Result<Option<index::LoadedIndex>, LogError> {
+        let ip = Self::seg_path(&self.dir, base, "index");
+        let tp = Self::seg_path(&self.dir, base, "timeindex");
+        if !self.disk.exists(&ip) || !self.disk.exists(&tp) {
+            return Ok(None);
+        }
+        let i = read_all(self.disk.as_ref(), &ip)?;
+        let t = read_all(self.disk.as_ref(), &tp)?;
+        Ok(index::decode_indexes(&i, &t, base, len))
+    }
+
+    /// Creates an empty segment file (replacing any stale one) and makes its name durable.
+    fn create_segment_file(&self, base: i64, now_ms: i64) -> Result<Segment, LogError> {
+        assert!(base >= 0, "negative segment base offset {base}");
+        remove_if_exists(&self.disk, &Self::seg_path(&self.dir, base, "index"))?;
+        remove_if_exists(&self.disk, &Self::seg_path(&self.dir, base, "timeindex"))?;
+        let file = self.disk.open(&Self::seg_path(&self.dir, base, "log"), true)?;
+        if file.len()? != 0 {
+            file.truncate(0)?;
+            file.sync()?;
+        }
+        self.disk.sync_dir(&self.dir)?;
+        Ok(Segment::new_empty(base, file, now_ms))
+    }
+
+    /// Removes a segment's files (the caller syncs the directory).
+    fn remove_segment_files(&self, base: i64) -> io::Result<()> {
+        for ext in ["log", "index", "timeindex"] {
+            remove_if_exists(&self.disk, &Self::seg_path(&self.dir, base, ext))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a segment's index files via temp + rename. With `sync`, the data is synced before
+    /// the rename; without, a torn index is caught by its CRC and rebuilt. The caller syncs the
+    /// directory.
+    fn write_index_files(&self, seg: &Segment, sync: bool) -> io::Result<()> {
+        for (ext, bytes) in [
+            ("index", index::encode_offset_index(seg)),
+            ("timeindex", index::encode_time_index(seg)),
+        ] {
+            let tmp = Self::seg_path(&self.dir, seg.base_offset, &format!("{ext}.tmp"));
+            let f = self.disk.open(&tmp, true)?;
+            f.truncate(0)?;
+            f.write_all_at(&bytes, 0)?;
+            if sync {
+                f.sync()?;
+            }
+            drop(f);
+            self.disk.rename(&tmp, &Self::seg_path(&self.dir, seg.base_offset, ext))?;
+        }
+        Ok(())
+    }
+
+    fn check_invariants(&self) {
+        assert!(!self.segments.is_empty(), "a log always has an active segment");
+        let mut prev: Option<&Segment> = None;
+        for (&b, s) in &self.segments {
+            assert_eq!(b, s.base_offset);
+            assert!(s.next_offset >= s.base_offset);
+            assert_eq!(s.size == 0, s.next_offset == s.base_offset);
+            if let Some(p) = prev {
+                assert_eq!(p.next_offset, s.base_offset, "segments must be contiguous");
+                assert!(!p.is_empty(), "only the active segment may be empty");
+            }
+            prev = Some(s);
+        }
+        assert!(self.log_start_offset <= self.log_end_offset(), "log start beyond log end");
+        assert!(self.flushed_offset <= self.log_end_offset(), "flushed beyond log end");
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has an active segment")
+    }
+
+    fn ensure_ok(&self) -> Result<(), LogError> {
+        if self.failed {
+            Err(LogError::Failed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the log failed and passes the error on: used for every write-side I/O error.
+    fn fatal<T>(&mut self, e: impl Into<LogError>) -> Result<T, LogError> {
+        let e = e.into();
+        if matches!(e, LogError::Io(_)) {
+            warn!(dir = %self.dir.display(), error = %e, "fatal storage error; log marked failed");
+            self.failed = true;
+        }
+        Err(e)
+    }
+
+    /// Starts a new active segment at the log end. The old active one's index files are written.
+    fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        assert!(!self.active().is_empty(), "rolling an empty segment");
+        let r = self.write_index_files(self.active(), false);
+        if let Err(e) = r {
+            return self.fatal(e);
+        }
+        let seg = match self.create_segment_file(leo, now_ms) {
+            Ok(s) => s,
+            Err(e) => return self.fatal(e),
+        };
+        self.active_mut().index_persisted = true;
+        if self.active_dirty {
+            let f = self.active().file.clone();
+            self.unflushed.push(f);
+        }
+        self.active_dirty = false;
+        self.segments.insert(leo, seg);
+        info!(dir = %self.dir.display(), base_offset = leo, "rolled segment");
+        Ok(())
+    }
+
+    /// Appends producer batches laid end to end in `batches` (see the crate API doc).
+    pub fn append(&mut self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.ensure_ok()?;
+        // Check everything before writing anything.
+        let mut spans = Vec::new();
+        let mut pos = 0usize;
+        while pos < batches.len() {
+            let h = BatchHeader::parse(&batches[pos..])?;
+            let len = h.total_len();
+            if len > self.config.max_message_bytes {
+                return Err(LogError::MessageTooLarge { size: len, max: self.config.max_message_bytes });
+            }
+            if len > batches.len() - pos {
+                return Err(BatchError::Truncated { needed: len, have: batches.len() - pos }.into());
+            }
+            batch::validate_produced(&batches[pos..pos + len])?;
+            spans.push(pos..pos + len);
+            pos += len;
+        }
+        let leo = self.log_end_offset();
+        if spans.is_empty() {
+            return Ok(AppendInfo {
+                base_offset: leo,
+                last_offset: leo - 1,
+                log_append_time_ms: -1,
+                log_start_offset: self.log_start_offset,
+            });
+        }
+        let total = batches.len() as u64;
+        let active = self.active();
+        let too_big = active.size + total > self.config.segment_bytes;
+        let too_old = now_ms.saturating_sub(active.created_ms) > self.config.segment_ms;
+        if !active.is_empty() && (too_big || too_old) {
+            self.roll(now_ms)?;
+        }
+        let append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let mut next = leo;
+        let mut headers = Vec::with_capacity(spans.len());
+        for span in &spans {
+            let b = &mut batches[span.clone()];
+            batch::set_offset_and_epoch(b, next, leader_epoch);
+            if append_time {
+                batch::set_log_append_time(b, now_ms);
+            }
+            let h = BatchHeader::parse(b)?;
+            assert_eq!(h.base_offset, next);
+            next = h.next_offset();
+            headers.push(h);
+        }
+        let at = self.active().size;
+        if let Err(e) = self.active().file.write_all_at(batches, at) {
+            return self.fatal(e);
+        }
+        let interval = self.config.index_interval_bytes;
+        let active = self.active_mut();
+        for h in &headers {
+            active.note_batch(h, h.total_len() as u64, interval);
+        }
+        assert_eq!(active.size, at + total, "segment size must grow by exactly the appended bytes");
+        assert_eq!(active.next_offset, next);
+        self.active_dirty = true;
+        Ok(AppendInfo {
+            base_offset: leo,
+            last_offset: next - 1,
+            log_append_time_ms: if append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    /// Whole batches from the one containing `offset`, up to `max_bytes` (but at least one batch
+    /// if any is available), only batches whose last offset is below `max_offset`.
+    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<ReadResult, LogError> {
+        self.ensure_ok()?;
+        let leo = self.log_end_offset();
+        if offset < self.log_start_offset || offset > leo {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: leo,
+            });
+        }
+        let mut out: Vec<u8> = Vec::new();
+        let first_base = self.segments.range(..=offset).next_back().map_or(offset, |(&b, _)| b);
+        'segments: for (&base, seg) in self.segments.range(first_base..) {
+            let mut pos = if base == first_base { seg.locate(offset)? } else { 0 };
+            while pos < seg.size {
+                let budget = max_bytes.saturating_sub(out.len());
+                if !out.is_empty() && budget < HEADER_LEN {
+                    break 'segments;
+                }
+                let want = (seg.size - pos).min(budget.max(HEADER_LEN) as u64) as usize;
+                let mut buf = vec![0u8; want];
+                seg.file.read_exact_at(&mut buf, pos)?;
+                let mut at = 0usize;
+                while at + HEADER_LEN <= buf.len() {
+                    let h = BatchHeader::parse(&buf[at..])?;
+                    let len = h.total_len();
+                    if pos + (at + len) as u64 > seg.size {
+                        return Err(BatchError::Truncated { needed: len, have: (seg.size - pos) as usize - at }.into());
+                    }
+                    if h.last_offset() >= max_offset {
+                        break 'segments;
+                    }
+                    if at + len > buf.len() {
+                        if out.is_empty() && at == 0 {
+                            // The first batch is bigger than max_bytes: return it alone (KIP-74).
+                            out = seg.read_batch(pos, len)?;
+                        }
+                        break 'segments;
+                    }
+                    batch::validate(&buf[at..at + len])?;
+                    out.extend_from_slice(&buf[at..at + len]);
+                    at += len;
+                }
+                if at == 0 {
+                    break 'segments;
+                }
+                pos += at as u64;
+            }
+        }
+        Ok(ReadResult { data: Bytes::from(out), log_start_offset: self.log_start_offset, log_end_offset: leo })
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The next offset to assign.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    /// Sum of segment sizes.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
+    /// Number of segments (including the active one).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The files written since the last call and the log end offset they cover. The caller syncs
+    /// them without holding the log, then calls [`PartitionLog::mark_flushed`].
+    pub fn take_unflushed(&mut self) -> (Vec<FileRef>, i64) {
+        let mut files = std::mem::take(&mut self.unflushed);
+        if self.active_dirty {
+            files.push(self.active().file.clone());
+        }
+        self.active_dirty = false;
+        self.truncated_since_take = false;
+        (files, self.log_end_offset())
+    }
+
+    /// Records that everything below `offset` is durable. Monotonic; clamped to the log end;
+    /// ignored if the log was truncated since the matching `take_unflushed`.
+    pub fn mark_flushed(&mut self, offset: i64) {
+        if self.truncated_since_take || self.failed {
+            return;
+        }
+        self.flushed_offset = self.flushed_offset.max(offset.min(self.log_end_offset()));
+    }
+
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset
+    }
+
+    /// Syncs everything written so far while holding the log (tests, tools and `close`).
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.ensure_ok()?;
+        let (files, offset) = self.take_unflushed();
+        for f in files {
+            if let Err(e) = f.sync() {
+                return self.fatal(e);
+            }
+        }
+        self.mark_flushed(offset);
+        Ok(())
+    }
+
+    /// Writes the recovery-point checkpoint at the flushed offset, so a later unclean open scans
+    /// less. The server may call this periodically.
+    pub fn checkpoint_recovery_point(&mut self) -> Result<(), LogError> {
+        self.ensure_ok()?;
+        let bytes = index::encode_checkpoint(self.flushed_offset);
+        if let Err(e) = write_atomic(self.disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &bytes) {
+            return self.fatal(e);
+        }
+        Ok(())
+    }
+
+    /// Marks the log failed (after a failed sync); every later call returns [`LogError::Failed`].
+    pub fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The first batch (CRC-checked) at or after the log start whose max timestamp >= `ts`.
+    pub fn batch_for_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
+        self.ensure_ok()?;
+        for seg in self.segments.values() {
+            if seg.next_offset <= self.log_start_offset || seg.max_ts.is_none_or(|(m, _)| m < ts) {
+                continue;
+            }
+            let mut pos = seg.locate_timestamp(ts);
+            while pos < seg.size {
+                let h = seg.read_header(pos)?;
+                if h.max_timestamp >= ts && h.last_offset() >= self.log_start_offset {
+                    return Ok(Some(Bytes::from(seg.read_batch(pos, h.total_len())?)));
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first batch holding the largest max timestamp in the log, or None if it is empty.
+    pub fn batch_with_max_timestamp(&self) -> Result<Option<Bytes>, LogError> {
+        self.ensure_ok()?;
+        let mut best: Option<(&Segment, i64, u64)> = None;
+        for seg in self.segments.values() {
+            if seg.next_offset <= self.log_start_offset {
+                continue;
+            }
+            if let Some((ts, pos)) = seg.max_ts {
+                if best.is_none_or(|(_, b, _)| ts > b) {
+                    best = Some((seg, ts, pos));
+                }
+            }
+        }
+        match best {
+            None => Ok(None),
+            Some((seg, _, pos)) => {
+                let h = seg.read_header(pos)?;
+                Ok(Some(Bytes::from(seg.read_batch(pos, h.total_len())?)))
+            }
+        }
+    }
+
+    fn write_log_start_checkpoint(&mut self) -> Result<(), LogError> {
+        let bytes = index::encode_checkpoint(self.log_start_offset);
+        if let Err(e) = write_atomic(self.disk.as_ref(), &self.path(LOG_START_CHECKPOINT), &bytes) {
+            return self.fatal(e);
+        }
+        Ok(())
+    }
+
+    /// Deletes the given (non-active) segments durably. Returns their total size.
+    fn delete_segments(&mut self, bases: &[i64]) -> Result<u64, LogError> {
+        let mut bytes = 0;
+        for &b in bases {
+            let seg = self.segments.remove(&b).expect("deleting a known segment");
+            assert!(!self.segments.is_empty(), "deleted the active segment");
+            bytes += seg.size;
+            self.unflushed.retain(|f| !std::sync::Arc::ptr_eq(f, &seg.file));
+            if let Err(e) = self.remove_segment_files(b) {
+                return self.fatal(e);
+            }
+        }
+        if !bases.is_empty() {
+            if let Err(e) = self.disk.sync_dir(&self.dir) {
+                return self.fatal(e);
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// DeleteRecords: raises the log start offset to `offset` durably and deletes the segments
+    /// that end at or below it. Returns the new log start offset.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, LogError> {
+        self.ensure_ok()?;
+        let leo = self.log_end_offset();
+        if offset > leo {
+            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: leo });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.log_start_offset = offset;
+        // Checkpoint first: a crash before the deletions finish is completed by the next open.
+        self.write_log_start_checkpoint()?;
+        let active_base = self.active().base_offset;
+        let doomed: Vec<i64> = self
+            .segments
+            .values()
+            .filter(|s| s.base_offset != active_base && s.next_offset <= offset)
+            .map(|s| s.base_offset)
+            .collect();
+        self.delete_segments(&doomed)?;
+        self.check_invariants();
+        Ok(self.log_start_offset)
+    }
+
+    /// Time and size retention (see the crate API doc).
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionReport, LogError> {
+        self.apply_retention_below(now_ms, i64::MAX)
+    }
+
+    /// Retention that only deletes segments ending at or below `max_offset` (e.g. the high
+    /// watermark, so unreplicated data is never deleted).
+    pub fn apply_retention_below(&mut self, now_ms: i64, max_offset: i64) -> Result<RetentionReport, LogError> {
+        self.ensure_ok()?;
+        let mut doomed: Vec<i64> = Vec::new();
+        let mut roll_active = false;
+        let active_base = self.active().base_offset;
+        if self.config.retention_ms >= 0 {
+            let limit = now_ms.saturating_sub(self.config.retention_ms);
+            for seg in self.segments.values() {
+                // Segments without timestamps age from their creation (Kafka uses mtime).
+                let newest = match seg.max_ts {
+                    Some((ts, _)) if ts >= 0 => ts,
+                    Some(_) => seg.created_ms,
+                    None => break,
+                };
+                if newest >= limit || seg.next_offset > max_offset {
+                    break;
+                }
+                if seg.base_offset == active_base {
+                    roll_active = true;
+                }
+                doomed.push(seg.base_offset);
+            }
+        }
+        if self.config.retention_bytes >= 0 && !roll_active {
+            let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
+            for seg in self.segments.values().filter(|s| s.base_offset != active_base) {
+                if excess < seg.size as i64 || seg.next_offset > max_offset {
+                    break;
+                }
+                excess -= seg.size as i64;
+                if !doomed.contains(&seg.base_offset) {
+                    doomed.push(seg.base_offset);
+                }
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(RetentionReport { segments_deleted: 0, bytes_deleted: 0, log_start_offset: self.log_start_offset });
+        }
+        if roll_active {
+            self.roll(now_ms)?;
+        }
+        let keep_from = self
+            .segments
+            .keys()
+            .copied()
+            .find(|b| !doomed.contains(b))
+            .expect("the active segment is never deleted");
+        if keep_from > self.log_start_offset {
+            self.log_start_offset = keep_from;
+            self.write_log_start_checkpoint()?;
+        }
+        let bytes_deleted = self.delete_segments(&doomed)?;
+        info!(dir = %self.dir.display(), segments = doomed.len(), bytes_deleted, log_start_offset = self.log_start_offset,
+            "retention deleted segments");
+        self.check_invariants();
+        Ok(RetentionReport { segments_deleted: doomed.len(), bytes_deleted, log_start_offset: self.log_start_offset })
+    }
+
+    /// Removes every record at or after `offset`, durably. The cut is at a batch boundary, so the
+    /// batch containing `offset` goes too; the new log end is that batch's base offset. An
+    /// `offset` below the log start empties the log and restarts it at `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        self.ensure_ok()?;
+        let r = self.truncate_inner(offset);
+        if let Err(LogError::Io(e)) = r {
+            return self.fatal(e);
+        }
+        r
+    }
+
+    fn truncate_inner(&mut self, offset: i64) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        if offset >= leo {
+            return Ok(());
+        }
+        self.truncated_since_take = true;
+        let now_ms = self.active().created_ms;
+        if offset < self.log_start_offset {
+            // Lower the recovery point first: nothing at or after `offset` may be trusted.
+            self.flushed_offset = self.flushed_offset.min(offset);
+            write_atomic(self.disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(offset))?;
+            for b in self.segments.keys().copied().collect::<Vec<_>>() {
+                self.remove_segment_files(b)?;
+            }
+            self.segments.clear();
+            self.unflushed.clear();
+            self.active_dirty = false;
+            let seg = self.create_segment_file(offset, now_ms)?;
+            self.segments.insert(offset, seg);
+            self.log_start_offset = offset;
+            self.write_log_start_checkpoint()?;
+            self.flushed_offset = offset;
+            self.check_invariants();
+            return Ok(());
+        }
+        let (&base, seg) = self.segments.range(..=offset).next_back().expect("offset is at or above the first segment");
+        let pos = seg.locate(offset)?;
+        let new_leo = if pos < seg.size { seg.read_header(pos)?.base_offset } else { seg.next_offset };
+        self.flushed_offset = self.flushed_offset.min(new_leo);
+        write_atomic(self.disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(self.flushed_offset))?;
+        let later: Vec<i64> = self.segments.range(base + 1..).map(|(&b, _)| b).collect();
+        for &b in &later {
+            let s = self.segments.remove(&b).expect("known segment");
+            self.unflushed.retain(|f| !std::sync::Arc::ptr_eq(f, &s.file));
+            self.remove_segment_files(b)?;
+        }
+        let seg = self.segments.remove(&base).expect("known segment");
+        seg.file.truncate(pos)?;
+        seg.file.sync()?;
+        remove_if_exists(&self.disk, &Self::seg_path(&self.dir, base, "index"))?;
+        remove_if_exists(&self.disk, &Self::seg_path(&self.dir, base, "timeindex"))?;
+        self.disk.sync_dir(&self.dir)?;
+        // Rebuild the kept part's in-memory indexes (and re-check it) by scanning.
+        let scan = segment::scan(seg.file, base, pos, self.config.index_interval_bytes, seg.created_ms)?;
+        let seg = scan.segment;
+        if scan.invalid_tail_bytes > 0 {
+            warn!(dir = %self.dir.display(), base, why = ?scan.why_stopped, "corrupt data found while truncating; cut earlier");
+            seg.file.truncate(seg.size)?;
+            seg.file.sync()?;
+        }
+        self.segments.insert(base, seg);
+        // The file was synced above; only later appends need a new flush.
+        self.active_dirty = false;
+        let leo = self.log_end_offset();
+        self.flushed_offset = self.flushed_offset.min(leo);
+        if self.log_start_offset > leo {
+            // The cut removed a batch straddling the log start.
+            self.log_start_offset = leo;
+            self.write_log_start_checkpoint()?;
+        }
+        info!(dir = %self.dir.display(), offset, log_end_offset = leo, "truncated log");
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Clean shutdown: sync all data, write every index, then the clean-shutdown marker.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.ensure_ok()?;
+        self.flush()?;
+        let leo = self.log_end_offset();
+        let disk = self.disk.clone();
+        for seg in self.segments.values().filter(|s| !s.index_persisted) {
+            self.write_index_files(seg, true)?;
+        }
+        disk.sync_dir(&self.dir)?;
+        write_atomic(disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(leo))?;
+        write_atomic(disk.as_ref(), &self.path(LOG_START_CHECKPOINT), &index::encode_checkpoint(self.log_start_offset))?;
+        write_atomic(disk.as_ref(), &self.path(CLEAN_SHUTDOWN), b"")?;
+        info!(dir = %self.dir.display(), log_end_offset = leo, "log closed cleanly");
+        Ok(())
+    }
+
+    /// Deletes the whole partition directory.
+    pub fn delete(self) -> Result<(), LogError> {
+        let dir = self.dir.clone();
+        let disk = self.disk.clone();
+        drop(self);
+        disk.remove_dir_all(&dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            disk.sync_dir(parent)?;
+        }
+        Ok(())
+    }
+}
