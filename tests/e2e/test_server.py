@@ -10,6 +10,7 @@ import time
 import pytest
 
 import ck
+import kwire
 from conftest import GREGOR_BIN, Broker, free_port, port_accepts, unique
 
 
@@ -27,22 +28,25 @@ def test_starts_quickly(broker_factory):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_shuts_down_cleanly(broker, sig):
     name = unique()
+    ck.create_topic(broker.bootstrap, name)
     ck.produce_all(ck.producer(broker.bootstrap), name, [{"value": b"v%d" % i} for i in range(50)])
-    # An idle client connection must not keep the process alive.
-    c = ck.consumer(broker.bootstrap, **{"fetch.wait.max.ms": 500})
-    from confluent_kafka import TopicPartition
-    c.assign([TopicPartition(name, 0, 50)])
-    c.poll(1.0)
-    t0 = time.monotonic()
-    broker.signal(sig)
-    code = broker.wait_exit(timeout=10)
-    took = time.monotonic() - t0
-    c.close()
+    # Open client connections, one with a long-polling Fetch in flight, must not hold up shutdown.
+    idle = kwire.connect(broker.bootstrap)
+    waiting = kwire.connect(broker.bootstrap)
+    try:
+        waiting.sendall(kwire.fetch_v4_request(1, name, 0, offset=50, max_wait_ms=30000))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        broker.signal(sig)
+        code = broker.wait_exit(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        idle.close()
+        waiting.close()
     assert code == 0, f"exit code {code} after {sig.name}"
     assert took < 5, f"{sig.name} shutdown took {took:.1f}s"
     assert not port_accepts("127.0.0.1", broker.port)
-    log = broker.log_text()
-    assert "panicked" not in log
+    assert "panicked" not in broker.log_text()
     broker.start()
     assert ck.watermarks(broker.bootstrap, name) == (0, 50)
     assert [m.value() for m in ck.consume_n(broker.bootstrap, name, 50)] == [b"v%d" % i for i in range(50)]
