@@ -1,1 +1,13 @@
-//! placeholder
+//! gregor-net: everything that crosses the wire.
+//!
+//! * [`frame`]: length-prefixed Kafka frames, with sizes checked before any allocation.
+//! * [`codec`]: request/response header handling over the `kafka-protocol` message types.
+//! * [`tcp`]: the transport adapter (tokio TCP, which is madsim's simulated TCP under `--cfg madsim`).
+//! * [`client`]: a small async Kafka client used by the CLI tools and, later, the simulator.
+
+pub mod client;
+pub mod codec;
+pub mod frame;
+pub mod tcp;
+
+pub use kafka_protocol;

@@ -1,1 +1,275 @@
-fn main() {}
+//! The `gregor` binary: `gregor server` runs a broker; `topics`, `produce` and `consume` are
+//! Kafka clients for the quickstart. This file owns the real runtime, the real disk, clock and
+//! signals, and is therefore one of the I/O adapters.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use gregor_server::cli;
+use gregor_server::config::{parse_properties, BrokerConfig};
+use gregor_server::listener::Shutdown;
+use kafka_protocol::records::Compression;
+
+#[derive(Parser)]
+#[command(name = "gregor", version, about = "A Kafka-compatible event log")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a single-node broker (roles broker+controller). No flags needed.
+    Server {
+        /// A Kafka-style .properties file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// key=value settings with Kafka's names, applied after --config (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
+        overrides: Vec<(String, String)>,
+    },
+    /// Create, list, describe, delete topics and change their configs.
+    Topics {
+        #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+        bootstrap_server: String,
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+    /// Produce one event per line of standard input.
+    Produce {
+        topic: String,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_server: String,
+        /// parse.key=true, key.separator=: (repeatable).
+        #[arg(long = "property", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
+        properties: Vec<(String, String)>,
+        /// Send every event to this partition.
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Add this header to every event (repeatable).
+        #[arg(long = "header", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
+        headers: Vec<(String, String)>,
+        /// all (-1), 1 or 0.
+        #[arg(long, default_value = "all", value_parser = parse_acks)]
+        acks: i16,
+        /// none, gzip, snappy, lz4 or zstd.
+        #[arg(long = "compression-codec", default_value = "none", value_parser = parse_compression)]
+        compression: Compression,
+    },
+    /// Print a topic's events.
+    Consume {
+        topic: String,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_server: String,
+        /// Start at the earliest offset instead of the end.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Read only this partition.
+        #[arg(long)]
+        partition: Option<i32>,
+        /// Start at this offset (needs --partition); -2 earliest, -1 latest.
+        #[arg(long, allow_hyphen_values = true)]
+        offset: Option<i64>,
+        /// Exit after this many events.
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// Exit when no event arrives for this long.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// print.key=true, print.partition=true, print.offset=true, print.timestamp=true,
+        /// print.headers=true, key.separator=SEP (repeatable).
+        #[arg(long = "property", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
+        properties: Vec<(String, String)>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsAction {
+    /// Create a topic.
+    Create {
+        topic: String,
+        #[arg(long)]
+        partitions: Option<i32>,
+        #[arg(long)]
+        replication_factor: Option<i16>,
+        /// Topic config override key=value (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
+        configs: Vec<(String, String)>,
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// List topic names.
+    List,
+    /// Describe one topic, or all.
+    Describe { topic: Option<String> },
+    /// Delete a topic.
+    Delete { topic: String },
+    /// Set or remove topic config overrides.
+    AlterConfig {
+        topic: String,
+        #[arg(long = "add-config", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
+        add: Vec<(String, String)>,
+        #[arg(long = "delete-config", value_name = "KEY")]
+        delete: Vec<String>,
+    },
+}
+
+fn parse_acks(s: &str) -> Result<i16, String> {
+    match s {
+        "all" | "-1" => Ok(-1),
+        "1" => Ok(1),
+        "0" => Ok(0),
+        _ => Err(format!("acks must be all, -1, 1 or 0, not {s:?}")),
+    }
+}
+
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    match s {
+        "none" => Ok(Compression::None),
+        "gzip" => Ok(Compression::Gzip),
+        "snappy" => Ok(Compression::Snappy),
+        "lz4" => Ok(Compression::Lz4),
+        "zstd" => Ok(Compression::Zstd),
+        _ => Err(format!("unknown compression codec {s:?}")),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GREGOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn load_config(path: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyhow::Result<BrokerConfig> {
+    let mut settings = Vec::new();
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        settings.extend(parse_properties(&text, &path.display().to_string())?);
+    }
+    settings.extend(overrides);
+    let config = BrokerConfig::from_settings(&settings)?;
+    for k in &config.unknown_keys {
+        tracing::warn!(key = %k, "unknown configuration key ignored");
+    }
+    Ok(config)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    biased;
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn run_server(config: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let config = load_config(config, overrides)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let shutdown = Arc::new(Shutdown::default());
+        {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("signal received");
+                shutdown.trigger();
+            });
+        }
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0) ^ std::process::id() as u64;
+        let disk = Arc::new(gregor_storage::FileDisk::new());
+        let clock = Arc::new(gregor_core::clock::SystemClock::new());
+        let data_dir = std::path::absolute(&config.log_dir).unwrap_or_else(|_| config.log_dir.clone());
+        gregor_server::server::run(config, disk, clock, seed, shutdown, |broker, addr| {
+            tracing::info!(
+                listening = %addr,
+                advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port),
+                data_dir = %data_dir.display(),
+                cluster_id = %broker.cluster_id,
+                node_id = broker.config.node_id,
+                startup_ms = started.elapsed().as_millis() as u64,
+                "gregor broker ready"
+            );
+            eprintln!("Gregor broker (node {}) listening on {addr}; data in {}", broker.config.node_id, data_dir.display());
+        })
+        .await
+    })
+}
+
+fn main() {
+    let args = Args::parse();
+    init_logging();
+    let result = match args.command {
+        Command::Server { config, overrides } => run_server(config, overrides),
+        other => {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            };
+            runtime.block_on(run_tool(other))
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run_tool(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Server { .. } => unreachable!("handled in main"),
+        Command::Topics { bootstrap_server, action } => match action {
+            TopicsAction::Create { topic, partitions, replication_factor, configs, if_not_exists } => {
+                cli::topics::create(&bootstrap_server, &topic, partitions, replication_factor, &configs, if_not_exists).await
+            }
+            TopicsAction::List => cli::topics::list(&bootstrap_server).await,
+            TopicsAction::Describe { topic } => cli::topics::describe(&bootstrap_server, topic.as_deref()).await,
+            TopicsAction::Delete { topic } => cli::topics::delete(&bootstrap_server, &topic).await,
+            TopicsAction::AlterConfig { topic, add, delete } => cli::topics::alter_config(&bootstrap_server, &topic, &add, &delete).await,
+        },
+        Command::Produce { topic, bootstrap_server, properties, partition, headers, acks, compression } => {
+            cli::produce::run(cli::produce::ProduceOptions {
+                bootstrap: bootstrap_server,
+                topic,
+                partition,
+                properties: properties.into_iter().collect::<BTreeMap<_, _>>(),
+                headers,
+                acks,
+                compression,
+            })
+            .await
+        }
+        Command::Consume { topic, bootstrap_server, from_beginning, partition, offset, max_messages, timeout_ms, properties } => {
+            cli::consume::run(cli::consume::ConsumeOptions {
+                bootstrap: bootstrap_server,
+                topic,
+                partition,
+                offset,
+                from_beginning,
+                max_messages,
+                timeout_ms,
+                properties: properties.into_iter().collect(),
+            })
+            .await
+        }
+    }
+}

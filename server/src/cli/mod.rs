@@ -1,0 +1,68 @@
+//! The `gregor` command-line tools. Each is an ordinary Kafka client speaking the wire protocol
+//! through `gregor_net::client`; none of them reads the data directory.
+
+pub mod consume;
+pub mod produce;
+pub mod topics;
+
+use gregor_net::client::Client;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+/// Kafka's error names for the codes the tools may print.
+pub fn error_name(code: i16) -> &'static str {
+    match code {
+        0 => "NONE",
+        -1 => "UNKNOWN_SERVER_ERROR",
+        1 => "OFFSET_OUT_OF_RANGE",
+        2 => "CORRUPT_MESSAGE",
+        3 => "UNKNOWN_TOPIC_OR_PARTITION",
+        5 => "LEADER_NOT_AVAILABLE",
+        6 => "NOT_LEADER_OR_FOLLOWER",
+        7 => "REQUEST_TIMED_OUT",
+        10 => "MESSAGE_TOO_LARGE",
+        17 => "INVALID_TOPIC_EXCEPTION",
+        21 => "INVALID_REQUIRED_ACKS",
+        35 => "UNSUPPORTED_VERSION",
+        36 => "TOPIC_ALREADY_EXISTS",
+        37 => "INVALID_PARTITIONS",
+        38 => "INVALID_REPLICATION_FACTOR",
+        39 => "INVALID_REPLICA_ASSIGNMENT",
+        40 => "INVALID_CONFIG",
+        42 => "INVALID_REQUEST",
+        56 => "KAFKA_STORAGE_ERROR",
+        100 => "UNKNOWN_TOPIC_ID",
+        _ => "ERROR",
+    }
+}
+
+/// Connects to the bootstrap broker with a helpful error.
+pub async fn connect(bootstrap: &str) -> anyhow::Result<Client> {
+    Client::connect(bootstrap, "gregor-cli")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e} (is a broker running at {bootstrap}?)"))
+}
+
+/// Fetches metadata for `topics` (None = all).
+pub async fn metadata(client: &mut Client, topics: Option<&[String]>, auto_create: bool) -> anyhow::Result<MetadataResponse> {
+    let mut req = MetadataRequest::default();
+    req.allow_auto_topic_creation = auto_create;
+    req.topics = topics.map(|ts| {
+        ts.iter()
+            .map(|t| {
+                let mut rt = MetadataRequestTopic::default();
+                rt.name = Some(TopicName(StrBytes::from_string(t.clone())));
+                rt
+            })
+            .collect()
+    });
+    Ok(client.send(&req).await?)
+}
+
+/// Splits `key=value`.
+pub fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))
+}

@@ -1,0 +1,110 @@
+//! CreateTopics (key 19): validate names, partition counts, replication factors and configs;
+//! `validate_only` checks everything and creates nothing.
+//!
+//! On one node, a replication factor above 1 is INVALID_REPLICATION_FACTOR, and explicit replica
+//! assignments are accepted only when every replica list is exactly this broker (anything else is
+//! INVALID_REPLICA_ASSIGNMENT).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+
+use super::describe_configs::topic_config_entries;
+use super::sb;
+use crate::broker::{AdminError, Broker};
+use crate::errors;
+
+pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let mut resp = CreateTopicsResponse::default();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &req.topics {
+        *counts.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let mut reported = BTreeSet::new();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut r = CreatableTopicResult::default();
+        r.name = t.name.clone();
+        r.num_partitions = -1;
+        r.replication_factor = -1;
+        if counts.get(&name).copied().unwrap_or(0) > 1 {
+            if reported.insert(name.clone()) {
+                r.error_code = errors::INVALID_REQUEST;
+                r.error_message = Some(sb(format!("Create topics request from client contains topic {name} more than once.")));
+                resp.topics.push(r);
+            }
+            continue;
+        }
+        let result = create_one(broker, &t, req.validate_only).await;
+        match result {
+            Ok((id, partitions, rf, configs)) => {
+                r.error_code = errors::NONE;
+                r.topic_id = id;
+                r.num_partitions = partitions;
+                r.replication_factor = rf;
+                if version >= 5 {
+                    r.configs = Some(configs);
+                }
+            }
+            Err(e) => {
+                r.error_code = e.code;
+                r.error_message = Some(sb(e.message));
+            }
+        }
+        resp.topics.push(r);
+    }
+    resp
+}
+
+async fn create_one(
+    broker: &Arc<Broker>,
+    t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+    validate_only: bool,
+) -> Result<(uuid::Uuid, i32, i16, Vec<CreatableTopicConfigs>), AdminError> {
+    let node = broker.config.node_id;
+    let (partitions, rf) = if !t.assignments.is_empty() {
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return Err(AdminError::new(errors::INVALID_REQUEST, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."));
+        }
+        let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+        indexes.sort_unstable();
+        if indexes.iter().enumerate().any(|(i, &p)| p != i as i32) {
+            return Err(AdminError::new(errors::INVALID_REPLICA_ASSIGNMENT, "Partitions should be a consecutive 0-based integer sequence."));
+        }
+        for a in &t.assignments {
+            if a.broker_ids.len() != 1 || a.broker_ids[0].0 != node {
+                return Err(AdminError::new(errors::INVALID_REPLICA_ASSIGNMENT, format!("Replica assignment {:?} names brokers that are not registered; this cluster has only broker {node}.", a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>())));
+            }
+        }
+        (t.assignments.len() as i32, 1i16)
+    } else {
+        let p = if t.num_partitions == -1 { broker.config.num_partitions } else { t.num_partitions };
+        let rf = if t.replication_factor == -1 { broker.config.default_replication_factor } else { t.replication_factor };
+        (p, rf)
+    };
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        match &c.value {
+            Some(v) => {
+                configs.insert(c.name.to_string(), v.to_string());
+            }
+            None => return Err(AdminError::new(errors::INVALID_CONFIG, format!("Null value not supported for topic configs: {}", c.name))),
+        }
+    }
+    let topic = broker.create_topic(&t.name.0, partitions, rf, configs, validate_only).await?;
+    let entries = topic_config_entries(broker, &topic.configs, &topic.log_config, None)
+        .into_iter()
+        .map(|e| {
+            let mut c = CreatableTopicConfigs::default();
+            c.name = e.name;
+            c.value = e.value;
+            c.read_only = e.read_only;
+            c.config_source = e.config_source;
+            c.is_sensitive = false;
+            c
+        })
+        .collect();
+    Ok((topic.id, partitions, rf, entries))
+}

@@ -1,0 +1,167 @@
+//! DescribeConfigs (key 32): topic configs (with their source: topic override, static broker
+//! setting, or default) and broker configs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use gregor_storage::LogConfig;
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::sb;
+use crate::broker::Broker;
+use crate::errors;
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
+
+/// The broker setting that supplies a topic config's default (Kafka's synonym).
+fn broker_synonym(topic_key: &str) -> Option<&'static str> {
+    Some(match topic_key {
+        "retention.ms" => "log.retention.ms",
+        "retention.bytes" => "log.retention.bytes",
+        "segment.bytes" => "log.segment.bytes",
+        "segment.ms" => "log.roll.ms",
+        "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.type" => "log.message.timestamp.type",
+        "cleanup.policy" => "log.cleanup.policy",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        "flush.messages" => "log.flush.interval.messages",
+        "flush.ms" => "log.flush.interval.ms",
+        _ => return None,
+    })
+}
+
+fn config_type(key: &str) -> i8 {
+    match key {
+        "cleanup.policy" => TYPE_LIST,
+        "message.timestamp.type" => TYPE_STRING,
+        "max.message.bytes" | "index.interval.bytes" | "segment.bytes" => TYPE_INT,
+        k if k.ends_with(".enable") => TYPE_BOOLEAN,
+        _ => TYPE_LONG,
+    }
+}
+
+/// Every topic config with its effective value and source, optionally filtered to `keys`.
+pub fn topic_config_entries(
+    broker: &Broker,
+    overrides: &BTreeMap<String, String>,
+    log_config: &LogConfig,
+    keys: Option<&[StrBytes]>,
+) -> Vec<DescribeConfigsResourceResult> {
+    let dynamic_broker = broker.broker_config_overrides();
+    LogConfig::KEYS
+        .iter()
+        .filter(|k| keys.is_none_or(|ks| ks.iter().any(|x| x.as_str() == **k)))
+        .map(|&key| {
+            let mut e = DescribeConfigsResourceResult::default();
+            e.name = sb(key);
+            e.value = log_config.get(key).map(sb);
+            e.read_only = false;
+            e.is_sensitive = false;
+            e.config_type = config_type(key);
+            let synonym = broker_synonym(key);
+            e.config_source = if overrides.contains_key(key) {
+                SOURCE_DYNAMIC_TOPIC
+            } else if synonym.is_some_and(|s| dynamic_broker.contains_key(s)) {
+                SOURCE_DYNAMIC_BROKER
+            } else if synonym.is_some_and(|s| broker.config.explicit.contains_key(s)) {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            if let Some(v) = overrides.get(key) {
+                let mut s = DescribeConfigsSynonym::default();
+                s.name = sb(key);
+                s.value = Some(sb(v.clone()));
+                s.source = SOURCE_DYNAMIC_TOPIC;
+                e.synonyms.push(s);
+            }
+            e
+        })
+        .collect()
+}
+
+fn broker_entries(broker: &Broker, keys: Option<&[StrBytes]>) -> Vec<DescribeConfigsResourceResult> {
+    let dynamic = broker.broker_config_overrides();
+    let defaults = broker.log_defaults();
+    broker
+        .config
+        .describe()
+        .into_iter()
+        .filter(|(k, _, _)| keys.is_none_or(|ks| ks.iter().any(|x| x.as_str() == k)))
+        .map(|(k, v, explicit)| {
+            let mut e = DescribeConfigsResourceResult::default();
+            // Dynamic values win; topic defaults reflect them.
+            let value = match dynamic.get(&k) {
+                Some(d) => d.clone(),
+                None => match k.as_str() {
+                    "log.retention.ms" => defaults.retention_ms.to_string(),
+                    "log.retention.bytes" => defaults.retention_bytes.to_string(),
+                    "log.segment.bytes" => defaults.segment_bytes.to_string(),
+                    "log.roll.ms" => defaults.segment_ms.to_string(),
+                    "message.max.bytes" => defaults.max_message_bytes.to_string(),
+                    _ => v,
+                },
+            };
+            e.name = sb(k.clone());
+            e.value = Some(sb(value));
+            e.read_only = !crate::broker::DYNAMIC_BROKER_KEYS.contains(&k.as_str());
+            e.config_source = if dynamic.contains_key(&k) {
+                SOURCE_DYNAMIC_BROKER
+            } else if explicit {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            e.config_type = if k == "listeners" || k == "advertised.listeners" || k == "log.dirs" { TYPE_LIST } else { config_type(&k) };
+            e
+        })
+        .collect()
+}
+
+pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version: i16) -> DescribeConfigsResponse {
+    let mut resp = DescribeConfigsResponse::default();
+    for r in req.resources {
+        let mut res = DescribeConfigsResult::default();
+        res.resource_type = r.resource_type;
+        res.resource_name = r.resource_name.clone();
+        let keys = r.configuration_keys.as_deref();
+        match r.resource_type {
+            RESOURCE_TOPIC => match broker.topic(r.resource_name.as_str()) {
+                Some(t) => res.configs = topic_config_entries(broker, &t.configs, &t.log_config, keys),
+                None => {
+                    res.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+                    res.error_message = Some(sb(format!("Topic '{}' does not exist.", r.resource_name.as_str())));
+                }
+            },
+            RESOURCE_BROKER => {
+                let name = r.resource_name.as_str();
+                if name.is_empty() || name == broker.config.node_id.to_string() {
+                    res.configs = broker_entries(broker, keys);
+                } else {
+                    res.error_code = errors::INVALID_REQUEST;
+                    res.error_message = Some(sb(format!("Unexpected broker id, expected {} or empty string, but received {name}", broker.config.node_id)));
+                }
+            }
+            other => {
+                res.error_code = errors::INVALID_REQUEST;
+                res.error_message = Some(sb(format!("Unsupported resource type {other}")));
+            }
+        }
+        resp.results.push(res);
+    }
+    resp
+}

@@ -1,0 +1,133 @@
+//! Fetch (key 1): read whole batches as stored, long-polling until `min_bytes` or `max_wait_ms`.
+//!
+//! * Limits: `partition_max_bytes` per partition and `max_bytes` for the response, except that
+//!   the first batch found is returned whole even when larger (KIP-74), so a big record never
+//!   blocks a consumer.
+//! * Long poll: when less than `min_bytes` is available, the fetch waits on the broker's
+//!   high-watermark signal (never a busy loop) until enough arrives or `max_wait_ms` passes.
+//! * Fetch sessions (KIP-227) are declined cleanly: full fetches get session id 0, which tells
+//!   the client to keep sending full requests; an incremental fetch for an unknown session gets
+//!   FETCH_SESSION_ID_NOT_FOUND.
+//! * v13+ names topics by id; an unknown id is UNKNOWN_TOPIC_ID.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+
+use super::Reply;
+use crate::broker::{Broker, PartitionError};
+use crate::errors;
+
+/// Upper bound on a fetch's wait, whatever the client asks.
+const FETCH_WAIT_MS_MAX: u64 = 30_000;
+
+pub fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
+    // Sessions: session_id 0 with epoch -1 (no session) or 0 (create one) is a full fetch.
+    if req.session_id != 0 || !(req.session_epoch == -1 || req.session_epoch == 0) {
+        let mut resp = FetchResponse::default();
+        resp.error_code = if req.session_id != 0 { errors::FETCH_SESSION_ID_NOT_FOUND } else { errors::INVALID_FETCH_SESSION_EPOCH };
+        resp.session_id = 0;
+        return Reply::Now(ResponseKind::Fetch(resp));
+    }
+    let broker = broker.clone();
+    let start = broker.clock.monotonic_ms();
+    let max_wait_ms = (req.max_wait_ms.max(0) as u64).min(FETCH_WAIT_MS_MAX);
+    let min_bytes = req.min_bytes.max(0) as usize;
+    // Everything runs in the deferred part: a fetch changes no state, and waiting here keeps the
+    // connection's reader free to read the next request.
+    Reply::Later(Box::pin(async move {
+        loop {
+            let notified = broker.hw_changed.notified();
+            let (resp, bytes, has_error) = read_once(&broker, &req, version);
+            let elapsed = broker.clock.monotonic_ms().saturating_sub(start);
+            if bytes >= min_bytes || has_error || elapsed >= max_wait_ms {
+                return ResponseKind::Fetch(resp);
+            }
+            let remaining = Duration::from_millis(max_wait_ms - elapsed);
+            if tokio::time::timeout(remaining, notified).await.is_err() {
+                let (resp, _, _) = read_once(&broker, &req, version);
+                return ResponseKind::Fetch(resp);
+            }
+        }
+    }))
+}
+
+fn partition_result(index: i32, code: i16) -> PartitionData {
+    let mut pd = PartitionData::default();
+    pd.partition_index = index;
+    pd.error_code = code;
+    pd.high_watermark = -1;
+    pd.last_stable_offset = -1;
+    pd.log_start_offset = -1;
+    pd.preferred_read_replica = kafka_protocol::messages::BrokerId(-1);
+    pd.records = Some(bytes::Bytes::new());
+    pd
+}
+
+/// One pass over the requested partitions: `(response, bytes of records, any partition error)`.
+fn read_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+    let mut resp = FetchResponse::default();
+    resp.error_code = errors::NONE;
+    resp.session_id = 0;
+    let mut budget = req.max_bytes.max(0) as usize;
+    let mut total = 0usize;
+    let mut has_error = false;
+    for ft in &req.topics {
+        let topic = if version >= 13 { broker.topic_by_id(&ft.topic_id) } else { broker.topic(&ft.topic.0) };
+        let mut tr = FetchableTopicResponse::default();
+        tr.topic = ft.topic.clone();
+        tr.topic_id = ft.topic_id;
+        for fp in &ft.partitions {
+            let unknown = if version >= 13 { errors::UNKNOWN_TOPIC_ID } else { errors::UNKNOWN_TOPIC_OR_PARTITION };
+            let Some(partition) = topic.as_ref().and_then(|t| usize::try_from(fp.partition).ok().and_then(|i| t.partitions.get(i).cloned())) else {
+                has_error = true;
+                tr.partitions.push(partition_result(fp.partition, unknown));
+                continue;
+            };
+            // Single node: the leader epoch is always 0.
+            if fp.current_leader_epoch > 0 {
+                has_error = true;
+                tr.partitions.push(partition_result(fp.partition, errors::UNKNOWN_LEADER_EPOCH));
+                continue;
+            }
+            // The first partition with data may exceed the budget by one batch (KIP-74).
+            let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
+            let max_bytes = if total == 0 { limit.max(1) } else { limit };
+            let mut pd = partition_result(fp.partition, errors::NONE);
+            let result = if max_bytes == 0 {
+                partition.offsets().map(|o| (bytes::Bytes::new(), o))
+            } else {
+                partition.read(fp.fetch_offset, max_bytes).map(|(r, o)| (r.data, o))
+            };
+            match result {
+                Ok((data, offsets)) => {
+                    pd.high_watermark = offsets.high_watermark;
+                    pd.last_stable_offset = offsets.high_watermark;
+                    pd.log_start_offset = offsets.log_start;
+                    total += data.len();
+                    budget = budget.saturating_sub(data.len());
+                    if req.isolation_level == 1 {
+                        pd.aborted_transactions = Some(Vec::new());
+                    }
+                    pd.records = Some(data);
+                }
+                Err(e) => {
+                    has_error = true;
+                    pd.error_code = e.code();
+                    if let PartitionError::OutOfRange { start, .. } = e {
+                        pd.log_start_offset = start;
+                        if let Ok(o) = partition.offsets() {
+                            pd.high_watermark = o.high_watermark;
+                            pd.last_stable_offset = o.high_watermark;
+                        }
+                    }
+                }
+            }
+            tr.partitions.push(pd);
+        }
+        resp.responses.push(tr);
+    }
+    (resp, total, has_error)
+}

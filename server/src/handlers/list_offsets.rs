@@ -1,0 +1,73 @@
+//! ListOffsets (key 2): offsets by special timestamp or by record time.
+//!
+//! * -1 latest: the high watermark (the log end consumers can see), not the last batch's offset.
+//! * -2 earliest and -4 earliest-local: the log start offset.
+//! * -3 max timestamp: the first record carrying the largest timestamp (KIP-734).
+//! * -5 latest-tiered: -1 (there is no tiered storage).
+//! * t >= 0: the first record whose timestamp is >= t, found inside its batch (decompressing if
+//!   needed); offset -1 and timestamp -1 when no record is that late.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::records;
+use crate::broker::{Broker, Partition, PartitionError};
+use crate::errors;
+
+fn lookup(partition: &Partition, ts: i64) -> Result<(i64, i64), PartitionError> {
+    let offsets = partition.offsets()?;
+    match ts {
+        -1 => Ok((-1, offsets.high_watermark)),
+        -2 | -4 => Ok((-1, offsets.log_start)),
+        -5 => Ok((-1, -1)),
+        -3 => {
+            let batch = partition.with_log_mut(|log, _| log.batch_with_max_timestamp())?;
+            match batch.and_then(|b| records::max_timestamp_record(&b)) {
+                Some((offset, t)) if offset < offsets.high_watermark => Ok((t, offset)),
+                _ => Ok((-1, -1)),
+            }
+        }
+        t if t >= 0 => {
+            let batch = partition.with_log_mut(|log, _| log.batch_for_timestamp(t))?;
+            match batch.and_then(|b| records::first_at_or_after(&b, t)) {
+                Some((offset, found)) if offset < offsets.high_watermark => Ok((found, offset.max(offsets.log_start))),
+                _ => Ok((-1, -1)),
+            }
+        }
+        _ => Err(PartitionError::Corrupt("invalid timestamp".into())),
+    }
+}
+
+pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let topic = broker.topic(&t.name.0);
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            pr.leader_epoch = 0;
+            match topic.as_ref().and_then(|t| usize::try_from(p.partition_index).ok().and_then(|i| t.partitions.get(i).cloned())) {
+                None => pr.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
+                Some(_) if p.current_leader_epoch > 0 => pr.error_code = errors::UNKNOWN_LEADER_EPOCH,
+                Some(partition) => match lookup(&partition, p.timestamp) {
+                    Ok((ts, offset)) => {
+                        pr.error_code = errors::NONE;
+                        pr.timestamp = ts;
+                        pr.offset = offset;
+                    }
+                    Err(PartitionError::Corrupt(_)) => pr.error_code = errors::INVALID_REQUEST,
+                    Err(e) => pr.error_code = e.code(),
+                },
+            }
+            tr.partitions.push(pr);
+        }
+        resp.topics.push(tr);
+    }
+    resp
+}

@@ -1,0 +1,112 @@
+//! Metadata (key 3): brokers, topics, partitions and leaders; auto-creates topics when asked to
+//! and `auto.create.topics.enable` allows it (Kafka's behaviour).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+
+use super::sb;
+use crate::broker::{Broker, Topic};
+use crate::errors;
+
+fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(broker.config.node_id);
+    let mut e = MetadataResponseTopic::default();
+    e.error_code = errors::NONE;
+    e.name = Some(TopicName(sb(t.name.clone())));
+    e.topic_id = t.id;
+    e.is_internal = t.name.starts_with("__");
+    e.partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut pe = MetadataResponsePartition::default();
+            pe.partition_index = p.index;
+            pe.leader_id = node;
+            pe.leader_epoch = 0;
+            pe.replica_nodes = vec![node];
+            pe.isr_nodes = vec![node];
+            pe.error_code = match p.offsets() {
+                Ok(_) => errors::NONE,
+                Err(e) => e.code(),
+            };
+            pe
+        })
+        .collect();
+    e
+}
+
+fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataResponseTopic {
+    let mut e = MetadataResponseTopic::default();
+    e.error_code = code;
+    e.name = name.map(|n| TopicName(sb(n)));
+    e.topic_id = id;
+    e
+}
+
+pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+    let mut resp = MetadataResponse::default();
+    let mut b = MetadataResponseBroker::default();
+    b.node_id = BrokerId(broker.config.node_id);
+    b.host = sb(broker.config.advertised_host.clone());
+    b.port = broker.config.advertised_port;
+    resp.brokers = vec![b];
+    resp.cluster_id = Some(sb(broker.cluster_id.clone()));
+    resp.controller_id = BrokerId(broker.config.node_id);
+
+    // v0: an empty list means all topics; v1+: null means all topics.
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    // Before v4 there is no flag and creation is allowed.
+    let allow_create = (version < 4 || req.allow_auto_topic_creation) && broker.config.auto_create_topics_enable;
+    match requested {
+        None => {
+            resp.topics = broker.topics().iter().map(|t| topic_entry(broker, t)).collect();
+        }
+        Some(topics) => {
+            let mut seen = std::collections::BTreeSet::new();
+            for rt in topics {
+                let name = rt.name.map(|n| n.0.to_string());
+                let entry = match name {
+                    None => match broker.topic_by_id(&rt.topic_id) {
+                        Some(t) => topic_entry(broker, &t),
+                        None => error_entry(None, rt.topic_id, errors::UNKNOWN_TOPIC_ID),
+                    },
+                    Some(name) => {
+                        if !seen.insert(name.clone()) {
+                            continue;
+                        }
+                        match broker.topic(&name) {
+                            Some(t) => topic_entry(broker, &t),
+                            None if gregor_core::topic::validate_topic_name(&name).is_err() => {
+                                error_entry(Some(name), uuid::Uuid::nil(), errors::INVALID_TOPIC_EXCEPTION)
+                            }
+                            None if allow_create => {
+                                match broker
+                                    .create_topic(&name, broker.config.num_partitions, broker.config.default_replication_factor, BTreeMap::new(), false)
+                                    .await
+                                {
+                                    Ok(t) => topic_entry(broker, &t),
+                                    // Lost a race with a concurrent create: report what exists now.
+                                    Err(e) if e.code == errors::TOPIC_ALREADY_EXISTS => match broker.topic(&name) {
+                                        Some(t) => topic_entry(broker, &t),
+                                        None => error_entry(Some(name), uuid::Uuid::nil(), errors::LEADER_NOT_AVAILABLE),
+                                    },
+                                    Err(e) => error_entry(Some(name), uuid::Uuid::nil(), e.code),
+                                }
+                            }
+                            None => error_entry(Some(name), uuid::Uuid::nil(), errors::UNKNOWN_TOPIC_OR_PARTITION),
+                        }
+                    }
+                };
+                resp.topics.push(entry);
+            }
+        }
+    }
+    resp
+}

@@ -1,0 +1,75 @@
+//! One module per Kafka API. `dispatch` routes a decoded request to its handler.
+//!
+//! Handlers run in request order on a connection. A handler returns a [`Reply`]: either the
+//! response now, or a future for the part that waits (a produce waiting for its fsync, a fetch
+//! long-polling), which the connection's writer awaits in order. Every state change a request
+//! makes happens before its handler returns, so pipelined requests see each other's effects in
+//! the order they were sent.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod alter_configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+pub mod records;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use gregor_net::codec::DecodedRequest;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+
+pub use api_versions::{supported, unsupported_version_response, SUPPORTED};
+
+/// A response that is ready, will be ready later, or must not be sent (acks=0 produce).
+pub enum Reply {
+    Now(ResponseKind),
+    Later(Pin<Box<dyn Future<Output = ResponseKind> + Send>>),
+    None,
+}
+
+/// Routes one request. Returns `None` for an API this broker does not implement (the caller
+/// closes the connection, as Kafka does for requests it cannot parse).
+pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest) -> Option<Reply> {
+    let version = req.header.request_api_version;
+    let reply = match req.body {
+        RequestKind::ApiVersions(r) => Reply::Now(ResponseKind::ApiVersions(api_versions::handle(r, version))),
+        RequestKind::Metadata(r) => Reply::Now(ResponseKind::Metadata(metadata::handle(broker, r, version).await)),
+        RequestKind::Produce(r) => produce::handle(broker, r, version),
+        RequestKind::Fetch(r) => fetch::handle(broker, r, version),
+        RequestKind::ListOffsets(r) => Reply::Now(ResponseKind::ListOffsets(list_offsets::handle(broker, r, version))),
+        RequestKind::CreateTopics(r) => Reply::Now(ResponseKind::CreateTopics(create_topics::handle(broker, r, version).await)),
+        RequestKind::DeleteTopics(r) => Reply::Now(ResponseKind::DeleteTopics(delete_topics::handle(broker, r, version).await)),
+        RequestKind::CreatePartitions(r) => Reply::Now(ResponseKind::CreatePartitions(create_partitions::handle(broker, r).await)),
+        RequestKind::DescribeConfigs(r) => Reply::Now(ResponseKind::DescribeConfigs(describe_configs::handle(broker, r, version))),
+        RequestKind::AlterConfigs(r) => Reply::Now(ResponseKind::AlterConfigs(alter_configs::handle_alter(broker, r).await)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            Reply::Now(ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, r).await))
+        }
+        RequestKind::DescribeCluster(r) => Reply::Now(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r))),
+        RequestKind::DeleteRecords(r) => Reply::Now(ResponseKind::DeleteRecords(delete_records::handle(broker, r))),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            Reply::Now(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r)))
+        }
+        _ => return None,
+    };
+    let _ = ApiKey::ApiVersions;
+    Some(reply)
+}
+
+/// A `StrBytes` from an owned string.
+pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

@@ -1,0 +1,79 @@
+//! Starting and stopping a broker: open the data directory, listen, serve, shut down cleanly.
+//!
+//! Shutdown order (SIGINT/SIGTERM or [`Shutdown::trigger`]): stop accepting, stop reading new
+//! requests, let every accepted request finish (bounded by [`SHUTDOWN_GRACE_MS`]), then close every
+//! partition (fsync, index files, clean-shutdown marker).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_core::clock::SharedClock;
+use gregor_core::disk::SharedDisk;
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::listener::{accept_loop, ConnectionTracker, Shutdown};
+
+/// How long shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+
+/// How often the page-cache flush policy's `flush.ms` is checked.
+const FLUSH_CHECK_MS: u64 = 100;
+
+/// Runs a broker until `shutdown` is triggered. `ready` is called with the bound address once
+/// the broker serves requests.
+pub async fn run(
+    config: BrokerConfig,
+    disk: SharedDisk,
+    clock: SharedClock,
+    seed: u64,
+    shutdown: Arc<Shutdown>,
+    ready: impl FnOnce(&Broker, std::net::SocketAddr),
+) -> anyhow::Result<()> {
+    let broker = Broker::open(config, disk, clock, seed).await?;
+    let listener = gregor_net::tcp::listen(&broker.config.listen_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", broker.config.listen_addr))?;
+    let local = listener.local_addr()?;
+    ready(&broker, local);
+
+    let retention = {
+        let broker = broker.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let period = Duration::from_millis(broker.config.log_retention_check_interval_ms);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(period) => broker.apply_retention(),
+                }
+            }
+        })
+    };
+    let flusher = {
+        let broker = broker.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(FLUSH_CHECK_MS)) => broker.flush_on_interval(),
+                }
+            }
+        })
+    };
+
+    let tracker = Arc::new(ConnectionTracker::default());
+    accept_loop(broker.clone(), listener, shutdown.clone(), tracker.clone()).await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), tracker.wait_idle()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE_MS} ms");
+    }
+    let _ = retention.await;
+    let _ = flusher.await;
+    broker.close();
+    tracing::info!("shutdown complete");
+    Ok(())
+}
