@@ -1,0 +1,235 @@
+//! Model-based property test of `PartitionLog` over a crashing `MemDisk`.
+//!
+//! Random sequences of append / read / flush / crash+reopen / clean close+reopen / delete_records
+//! / retention / truncate run against a log with tiny segments, and are checked against a model:
+//! the list of batches appended (with the offsets the log assigned), the log start, and the flushed
+//! offset. After every step the whole log must read back byte for byte as the model says. After a
+//! crash the log must be a prefix of the model that still holds every batch flushed before it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use gregor_core::batch::{self, BatchHeader};
+use gregor_core::disk::SharedDisk;
+use gregor_storage::{FaultConfig, LogConfig, MemDisk, PartitionLog};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append(Vec<(usize, usize)>),
+    Read { at: u8, max_bytes: u16, hw: u8 },
+    Flush,
+    Crash,
+    CloseReopen,
+    DeleteRecords(u8),
+    RetainBytes(u16),
+    RetainMs(u16),
+    Truncate(u8),
+    Checkpoint,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => prop::collection::vec((1usize..4, 0usize..150), 1..4).prop_map(Op::Append),
+        3 => (any::<u8>(), 0u16..2000, any::<u8>()).prop_map(|(at, max_bytes, hw)| Op::Read { at, max_bytes, hw }),
+        3 => Just(Op::Flush),
+        2 => Just(Op::Crash),
+        1 => Just(Op::CloseReopen),
+        1 => any::<u8>().prop_map(Op::DeleteRecords),
+        1 => (0u16..3000).prop_map(Op::RetainBytes),
+        1 => (0u16..3000).prop_map(Op::RetainMs),
+        1 => any::<u8>().prop_map(Op::Truncate),
+        1 => Just(Op::Checkpoint),
+    ]
+}
+
+struct Stored {
+    base: i64,
+    next: i64,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Model {
+    batches: Vec<Stored>,
+    start: i64,
+    leo: i64,
+    flushed: i64,
+}
+
+impl Model {
+    /// What a read should return.
+    fn expect_read(&self, offset: i64, max_bytes: usize, hw: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for b in self.batches.iter().filter(|b| b.next > offset) {
+            if b.next - 1 >= hw || (!out.is_empty() && out.len() + b.bytes.len() > max_bytes) {
+                break;
+            }
+            out.extend_from_slice(&b.bytes);
+        }
+        out
+    }
+}
+
+fn pick(lo: i64, hi: i64, frac: u8) -> i64 {
+    lo + (hi - lo) * i64::from(frac) / 255
+}
+
+fn dir() -> PathBuf {
+    PathBuf::from("/d/t-0")
+}
+
+fn check_whole(log: &PartitionLog, model: &Model) -> Result<(), TestCaseError> {
+    prop_assert_eq!(log.log_end_offset(), model.leo);
+    prop_assert_eq!(log.log_start_offset(), model.start);
+    let r = log.read(model.start, usize::MAX, i64::MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let want = model.expect_read(model.start, usize::MAX, i64::MAX);
+    prop_assert!(r.data[..] == want[..], "log content differs from model ({} vs {} bytes)", r.data.len(), want.len());
+    Ok(())
+}
+
+fn run(seed: u64, segment_bytes: u64, index_interval_bytes: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mem = MemDisk::new(seed, FaultConfig { torn_on_crash: 0.5, lose_unsynced_on_crash: 0.2, ..Default::default() });
+    let disk: SharedDisk = Arc::new(mem.clone());
+    let cfg = LogConfig { segment_bytes, index_interval_bytes, retention_ms: -1, ..LogConfig::default() };
+    let mut now = 1_000_000i64;
+    let mut log = Some(PartitionLog::open(disk.clone(), dir(), cfg.clone(), now).unwrap().0);
+    let mut model = Model::default();
+    for op in ops {
+        now += 100;
+        let l = log.as_mut().expect("log is open");
+        match op {
+            Op::Append(spec) => {
+                let mut buf = Vec::new();
+                for (i, (records, value_len)) in spec.iter().enumerate() {
+                    let value = vec![i as u8; *value_len];
+                    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = (0..*records).map(|_| (None, Some(&value[..]))).collect();
+                    buf.extend_from_slice(&batch::build_simple(0, now, &recs));
+                }
+                let info = l.append(&mut buf, 1, now).unwrap();
+                prop_assert_eq!(info.base_offset, model.leo);
+                let mut pos = 0;
+                while pos < buf.len() {
+                    let h = BatchHeader::parse(&buf[pos..]).unwrap();
+                    let len = h.total_len();
+                    model.batches.push(Stored { base: h.base_offset, next: h.next_offset(), bytes: buf[pos..pos + len].to_vec() });
+                    pos += len;
+                }
+                model.leo = info.last_offset + 1;
+            }
+            Op::Read { at, max_bytes, hw } => {
+                let offset = pick(model.start, model.leo, at);
+                let hw = pick(offset, model.leo, hw);
+                let r = l.read(offset, max_bytes as usize, hw).unwrap();
+                prop_assert!(r.data[..] == model.expect_read(offset, max_bytes as usize, hw)[..], "read({offset}, {max_bytes}, {hw})");
+                prop_assert!(l.read(model.leo + 1, 10, i64::MAX).is_err());
+                if model.start > 0 {
+                    prop_assert!(l.read(model.start - 1, 10, i64::MAX).is_err());
+                }
+            }
+            Op::Flush => {
+                let (files, offset) = l.take_unflushed();
+                for f in files {
+                    f.sync().unwrap();
+                }
+                l.mark_flushed(offset);
+                prop_assert_eq!(offset, model.leo);
+                model.flushed = offset;
+                prop_assert_eq!(l.flushed_offset(), offset);
+            }
+            Op::Checkpoint => l.checkpoint_recovery_point().unwrap(),
+            Op::Crash => {
+                drop(log.take());
+                mem.crash();
+                let (l, rep) = PartitionLog::open(disk.clone(), dir(), cfg.clone(), now).unwrap();
+                prop_assert!(!rep.clean_shutdown);
+                let leo = l.log_end_offset();
+                let start = l.log_start_offset();
+                prop_assert!(leo >= model.flushed, "lost flushed data: end {leo} < flushed {}", model.flushed);
+                prop_assert!(start >= model.start, "log start went back: {start} < {}", model.start);
+                // The recovered log is the model cut at a batch boundary (or empty at `start`).
+                prop_assert!(
+                    leo == start || model.batches.iter().any(|b| b.next == leo),
+                    "end {leo} is not a batch boundary"
+                );
+                model.batches.retain(|b| b.next <= leo);
+                model.start = start;
+                model.leo = leo;
+                model.flushed = leo;
+                check_whole(&l, &model)?;
+                log = Some(l);
+            }
+            Op::CloseReopen => {
+                log.take().unwrap().close().unwrap();
+                let (l, rep) = PartitionLog::open(disk.clone(), dir(), cfg.clone(), now).unwrap();
+                prop_assert!(rep.clean_shutdown);
+                prop_assert_eq!(rep.batches_scanned, 0);
+                model.flushed = model.leo;
+                log = Some(l);
+            }
+            Op::DeleteRecords(frac) => {
+                let offset = pick(model.start, model.leo, frac);
+                let start = l.delete_records_before(offset).unwrap();
+                model.start = model.start.max(offset);
+                prop_assert_eq!(start, model.start);
+            }
+            Op::RetainBytes(bytes) => {
+                let before = l.size_bytes();
+                l.set_config(LogConfig { retention_bytes: i64::from(bytes), ..cfg.clone() });
+                let rep = l.apply_retention(now).unwrap();
+                l.set_config(cfg.clone());
+                prop_assert_eq!(l.size_bytes(), before - rep.bytes_deleted);
+                prop_assert!(rep.log_start_offset >= model.start && rep.log_start_offset <= model.leo);
+                if rep.segments_deleted > 0 {
+                    prop_assert!(l.size_bytes() as i64 >= i64::from(bytes) || l.segment_count() == 1);
+                }
+                model.start = rep.log_start_offset;
+            }
+            Op::RetainMs(ms) => {
+                l.set_config(LogConfig { retention_ms: i64::from(ms), ..cfg.clone() });
+                let rep = l.apply_retention(now).unwrap();
+                l.set_config(cfg.clone());
+                prop_assert!(rep.log_start_offset >= model.start && rep.log_start_offset <= model.leo);
+                model.start = rep.log_start_offset;
+                // Every remaining batch from the start on is younger than the cut, bar the active
+                // segment's (which only goes when it has expired entirely).
+            }
+            Op::Truncate(frac) => {
+                let offset = pick(model.start, model.leo, frac);
+                l.truncate_to(offset).unwrap();
+                if offset < model.leo {
+                    let cut = model.batches.iter().position(|b| b.next > offset).unwrap();
+                    model.leo = model.batches[cut].base;
+                    model.batches.truncate(cut);
+                    model.flushed = model.flushed.min(model.leo);
+                    model.start = model.start.min(model.leo);
+                }
+            }
+        }
+        check_whole(log.as_ref().unwrap(), &model)?;
+    }
+    // A final crash must keep everything flushed.
+    let l = log.as_mut().unwrap();
+    l.flush().unwrap();
+    let leo = l.log_end_offset();
+    drop(log.take());
+    mem.crash();
+    let (l, _) = PartitionLog::open(disk.clone(), dir(), cfg, now).unwrap();
+    prop_assert_eq!(l.log_end_offset(), leo);
+    check_whole(&l, &model)?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn log_matches_model_across_crashes(
+        seed in any::<u64>(),
+        segment_bytes in prop_oneof![Just(300u64), Just(700), Just(5000)],
+        index_interval_bytes in prop_oneof![Just(1usize), Just(200), Just(4096)],
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        run(seed, segment_bytes, index_interval_bytes, ops)?;
+    }
+}
