@@ -135,7 +135,7 @@ impl LogConfig {
             match key.as_str() {
                 CLEANUP_POLICY => {
                     let policies: Vec<&str> = v.split(',').map(str::trim).collect();
-                    if policies.iter().any(|p| *p == "compact") {
+                    if policies.contains(&"compact") {
                         return Err(invalid(key, v, "compaction is not supported yet"));
                     }
                     if policies != ["delete"] {

@@ -528,7 +528,7 @@ mod tests {
             assert!(got.len() >= 1000 && got.len() <= 4000);
             assert!(got[..1000].iter().all(|&b| b == 1), "synced bytes damaged");
             let cut = got.len();
-            assert!(cut == 1000 || cut == 4000 || cut % SECTOR_BYTES == 0);
+            assert!(cut == 1000 || cut == 4000 || cut.is_multiple_of(SECTOR_BYTES));
             // Everything but the last kept sector is exactly what was written.
             let sound = ((cut.saturating_sub(1)) / SECTOR_BYTES * SECTOR_BYTES).max(1000);
             assert!(got[1000..sound].iter().all(|&b| b == 2));

@@ -26,7 +26,8 @@ fn open(disk: &SharedDisk, config: LogConfig, now_ms: i64) -> PartitionLog {
 /// A batch of `records` records with `value_len`-byte values and timestamp `ts`.
 fn make_batch(records: usize, value_len: usize, ts: i64, tag: u8) -> Vec<u8> {
     let value = vec![tag; value_len];
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = (0..records).map(|_| (None, Some(&value[..]))).collect();
+    type Rec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+    let recs: Vec<Rec> = (0..records).map(|_| (None, Some(&value[..]))).collect();
     batch::build_simple(0, ts, &recs)
 }
 

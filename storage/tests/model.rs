@@ -43,6 +43,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+type Rec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 struct Stored {
     base: i64,
     next: i64,
@@ -62,7 +64,7 @@ impl Model {
     fn expect_read(&self, offset: i64, max_bytes: usize, hw: i64) -> Vec<u8> {
         let mut out = Vec::new();
         for b in self.batches.iter().filter(|b| b.next > offset) {
-            if b.next - 1 >= hw || (!out.is_empty() && out.len() + b.bytes.len() > max_bytes) {
+            if b.next > hw || (!out.is_empty() && out.len() + b.bytes.len() > max_bytes) {
                 break;
             }
             out.extend_from_slice(&b.bytes);
@@ -103,7 +105,7 @@ fn run(seed: u64, segment_bytes: u64, index_interval_bytes: usize, ops: Vec<Op>)
                 let mut buf = Vec::new();
                 for (i, (records, value_len)) in spec.iter().enumerate() {
                     let value = vec![i as u8; *value_len];
-                    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = (0..*records).map(|_| (None, Some(&value[..]))).collect();
+                    let recs: Vec<Rec> = (0..*records).map(|_| (None, Some(&value[..]))).collect();
                     buf.extend_from_slice(&batch::build_simple(0, now, &recs));
                 }
                 let info = l.append(&mut buf, 1, now).unwrap();
