@@ -40,7 +40,7 @@ fn lookup(partition: &Partition, ts: i64) -> Result<(i64, i64), PartitionError> 
     }
 }
 
-pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
         let topic = broker.topic(&t.name.0);
@@ -51,7 +51,8 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, _version: i16) -> L
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            pr.leader_epoch = 0;
+            // The field exists from v4; the codec refuses non-default values below that.
+            pr.leader_epoch = if version >= 4 { 0 } else { -1 };
             match topic.as_ref().and_then(|t| usize::try_from(p.partition_index).ok().and_then(|i| t.partitions.get(i).cloned())) {
                 None => pr.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
                 Some(_) if p.current_leader_epoch > 0 => pr.error_code = errors::UNKNOWN_LEADER_EPOCH,
