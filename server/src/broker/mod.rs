@@ -178,7 +178,7 @@ impl Broker {
 
         let mut topics = Vec::new();
         for (name, rec) in &image.topics {
-            let log_config = LogConfig::with_overrides(&broker.log_defaults(), &rec.configs)
+            let log_config = log_config_for(&broker.log_defaults(), &rec.configs)
                 .map_err(|e| StartError::TopicConfig(name.clone(), e.to_string()))?;
             let partitions = broker
                 .open_partitions(name, 0..rec.partitions, &log_config)
@@ -263,7 +263,7 @@ impl Broker {
             ));
         }
         check_config_values(configs)?;
-        LogConfig::with_overrides(&self.log_defaults(), configs).map_err(config_error)
+        log_config_for(&self.log_defaults(), configs).map_err(config_error)
     }
 
     /// Creates a topic (or only validates it).
@@ -359,7 +359,7 @@ impl Broker {
         let _admin = self.admin.lock().await;
         let topic = self.topic(name).ok_or_else(|| AdminError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?;
         check_config_values(&configs)?;
-        let log_config = LogConfig::with_overrides(&self.log_defaults(), &configs).map_err(config_error)?;
+        let log_config = log_config_for(&self.log_defaults(), &configs).map_err(config_error)?;
         if validate_only {
             return Ok(());
         }
@@ -394,7 +394,7 @@ impl Broker {
         let defaults = effective_log_defaults(&self.config, &overrides).map_err(|e| AdminError::new(errors::INVALID_CONFIG, e.to_string()))?;
         let mut new_topics = Vec::new();
         for t in self.topics() {
-            let lc = LogConfig::with_overrides(&defaults, &t.configs).map_err(config_error)?;
+            let lc = log_config_for(&defaults, &t.configs).map_err(config_error)?;
             new_topics.push((t, lc));
         }
         if validate_only {
@@ -453,6 +453,40 @@ impl Broker {
             }
         }
     }
+}
+
+/// Kafka topic configs that Gregor accepts, stores and reports but does not act on yet (they
+/// concern replication, compaction, tiered storage or broker-side recompression). Accepting them
+/// lets existing topic definitions and tools work; everything else unknown is INVALID_CONFIG.
+pub const ACCEPTED_TOPIC_KEYS: &[&str] = &[
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "compression.type",
+    "preallocate",
+    "message.downconversion.enable",
+    "file.delete.delay.ms",
+    "delete.retention.ms",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "min.cleanable.dirty.ratio",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "local.retention.ms",
+    "local.retention.bytes",
+    "remote.storage.enable",
+];
+
+/// The effective log config for a topic's overrides (keys in [`ACCEPTED_TOPIC_KEYS`] are kept
+/// in the topic's config map but do not reach the log).
+fn log_config_for(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Result<LogConfig, LogConfigError> {
+    let log_keys: BTreeMap<String, String> =
+        configs.iter().filter(|(k, _)| !ACCEPTED_TOPIC_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    LogConfig::with_overrides(defaults, &log_keys)
 }
 
 /// Config values are stored in a tab-separated file; refuse characters that would break it.

@@ -91,6 +91,20 @@ pub fn topic_config_entries(
             }
             e
         })
+        .chain(
+            overrides
+                .iter()
+                .filter(|(k, _)| crate::broker::ACCEPTED_TOPIC_KEYS.contains(&k.as_str()))
+                .filter(|(k, _)| keys.is_none_or(|ks| ks.iter().any(|x| x.as_str() == k.as_str())))
+                .map(|(k, v)| {
+                    let mut e = DescribeConfigsResourceResult::default();
+                    e.name = sb(k.clone());
+                    e.value = Some(sb(v.clone()));
+                    e.config_source = SOURCE_DYNAMIC_TOPIC;
+                    e.config_type = TYPE_STRING;
+                    e
+                }),
+        )
         .collect()
 }
 
