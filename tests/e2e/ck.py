@@ -15,7 +15,8 @@ def admin(bootstrap: str) -> AdminClient:
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict | None = None) -> None:
-    futs = admin(bootstrap).create_topics(
+    a = admin(bootstrap)  # must outlive the future: a destroyed handle fails it with _DESTROY
+    futs = a.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
         request_timeout=CALL_TIMEOUT_S, operation_timeout=CALL_TIMEOUT_S)
     futs[name].result(timeout=CALL_TIMEOUT_S)

@@ -189,7 +189,8 @@ def test_delete_records(broker):
 
 
 def test_describe_cluster(broker):
-    res = ck.admin(broker.bootstrap).describe_cluster(request_timeout=T).result(timeout=T)
+    a = ck.admin(broker.bootstrap)
+    res = a.describe_cluster(request_timeout=T).result(timeout=T)
     assert [n.id for n in res.nodes] == [1]
     assert res.controller is not None and res.controller.id == 1
     assert res.cluster_id

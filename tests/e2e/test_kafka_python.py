@@ -31,8 +31,7 @@ def producer(broker, **conf) -> KafkaProducer:
 
 def consumer(broker) -> KafkaConsumer:
     return KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False,
-                         request_timeout_ms=TIMEOUT_MS, fetch_max_wait_ms=200,
-                         api_version_auto_timeout_ms=TIMEOUT_MS)
+                         request_timeout_ms=TIMEOUT_MS, fetch_max_wait_ms=200)
 
 
 def read_n(c: KafkaConsumer, n: int, timeout: float = 20) -> list:
@@ -57,8 +56,11 @@ def test_admin_create_list_delete(broker):
         with pytest.raises(InvalidReplicationFactorError):
             a.create_topics([NewTopic(unique(), num_partitions=1, replication_factor=3)], timeout_ms=TIMEOUT_MS,
                             raise_errors=True)
-        desc = {t["topic"]: t for t in a.describe_topics([name])}
-        assert sorted(p["partition"] for p in desc[name]["partitions"]) == [0, 1]
+        # Field names follow the Metadata schema of the version kafka-python picked (v13: name/partition_index).
+        desc = {t.get("name", t.get("topic")): t for t in a.describe_topics([name])}
+        assert sorted(p.get("partition_index", p.get("partition")) for p in desc[name]["partitions"]) == [0, 1]
+        assert all(p["error_code"] == 0 and p["leader_id" if "leader_id" in p else "leader"] == 1
+                   for p in desc[name]["partitions"])
         a.delete_topics([name], timeout_ms=TIMEOUT_MS)
         deadline = time.monotonic() + 10
         while name in a.list_topics() and time.monotonic() < deadline:
