@@ -68,6 +68,7 @@ pub async fn run(
     let tracker = Arc::new(ConnectionTracker::default());
     accept_loop(broker.clone(), listener, shutdown.clone(), tracker.clone()).await;
     tracing::info!("shutting down: finishing in-flight requests");
+    broker.begin_shutdown();
     if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), tracker.wait_idle()).await.is_err() {
         tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE_MS} ms");
     }

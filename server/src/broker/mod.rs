@@ -92,6 +92,8 @@ pub struct Broker {
     /// Wakes long-polling fetches when any high watermark moves.
     pub hw_changed: Arc<Notify>,
     rng: Mutex<SmallRng>,
+    /// Set when shutdown begins: long polls answer at once instead of waiting.
+    closing: std::sync::atomic::AtomicBool,
     /// Topic log defaults: the static `log.*` settings with dynamic broker overrides applied.
     log_defaults: Mutex<LogConfig>,
 }
@@ -159,6 +161,7 @@ impl Broker {
             hw_changed,
             rng: Mutex::new(rng),
             log_defaults: Mutex::new(log_defaults),
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
 
         // Remove partition directories the metadata does not know (interrupted deletes).
@@ -376,6 +379,16 @@ impl Broker {
         reg.topics.insert(name.to_string(), new_topic);
         reg.image = image;
         Ok(())
+    }
+
+    /// Starts shutdown: waiting fetches are answered with what they have.
+    pub fn begin_shutdown(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.hw_changed.notify_waiters();
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The current topic log defaults.

@@ -42,7 +42,7 @@ pub fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
             let notified = broker.hw_changed.notified();
             let (resp, bytes, has_error) = read_once(&broker, &req, version);
             let elapsed = broker.clock.monotonic_ms().saturating_sub(start);
-            if bytes >= min_bytes || has_error || elapsed >= max_wait_ms {
+            if bytes >= min_bytes || has_error || elapsed >= max_wait_ms || broker.is_closing() {
                 return ResponseKind::Fetch(resp);
             }
             let remaining = Duration::from_millis(max_wait_ms - elapsed);
