@@ -86,7 +86,6 @@ def test_consume_from_offset_and_count(broker):
 def test_query_offset_by_timestamp(broker):
     name = unique()
     ck.create_topic(broker.bootstrap, name)
-    p = ck.producer(broker.bootstrap, **{"linger.ms": 100})
-    ck.produce_all(p, name, [{"value": b"x", "timestamp": 10_000 + i * 100} for i in range(5)])
+    ck.produce_all(ck.producer(broker.bootstrap, **{"linger.ms": 100}), name, [{"value": b"x", "timestamp": 10_000 + i * 100} for i in range(5)])
     out = kcat(broker, "-Q", "-t", f"{name}:0:10250").stdout.decode()
     assert re.search(r"\boffset 3\b", out), out
