@@ -28,14 +28,14 @@ pub async fn run(
     clock: SharedClock,
     seed: u64,
     shutdown: Arc<Shutdown>,
-    ready: impl FnOnce(&Broker, std::net::SocketAddr),
+    ready: impl FnOnce(&Broker, &str),
 ) -> anyhow::Result<()> {
     let broker = Broker::open(config, disk, clock, seed).await?;
     let listener = gregor_net::tcp::listen(&broker.config.listen_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", broker.config.listen_addr))?;
-    let local = listener.local_addr()?;
-    ready(&broker, local);
+    let local = listener.local_addr()?.to_string();
+    ready(&broker, &local);
 
     let retention = {
         let broker = broker.clone();
