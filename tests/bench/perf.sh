@@ -91,6 +91,8 @@ cleanup() {
     kill -0 "$BROKER_PID" 2>/dev/null && kill -KILL "$BROKER_PID" 2>/dev/null || true
   fi
   [[ ${KEEP_DATA:-0} == 1 ]] || rm -rf "$DATA"
+  # The broker log is kept only when something went wrong (or KEEP_DATA=1).
+  if [[ ${SUCCESS:-0} == 1 && ${KEEP_DATA:-0} != 1 ]]; then rm -f "$BROKER_LOG"; else echo "broker log: $BROKER_LOG" >&2; fi
 }
 trap cleanup EXIT
 
@@ -140,10 +142,11 @@ rate() { awk -v n="$COUNT" -v s="$SIZE" -v ms="$1" 'BEGIN {
 echo
 echo "gregor perf: $COUNT messages x $SIZE bytes, 1 partition, loopback, $(nproc) cores"
 echo "  start-to-serving : ${START_MS} ms"
-echo "  produce (acks=all): $(rate "$PROD_MS")"
-echo "  consume (catch-up): $(rate "$CONS_MS")"
+echo "  produce (acks=all): $(rate "$PROD_MS")   [wall time of the whole client run]"
+echo "  consume (catch-up): $(rate "$CONS_MS")   [wall time incl. connect + offset lookup]"
 echo "  broker peak RSS   : $(( HWM_KB / 1024 )) MB (VmHWM)"
 echo "  data on disk      : $DISK"
 echo "  rdkafka_performance summaries:"
 grep -hE 'msgs/s|Mb/s|MB/s' "$DATA.produce.out" "$DATA.consume.out" | tail -4 | sed 's/^/    /' || true
 rm -f "$RSS_SAMPLES" "$DATA.produce.out" "$DATA.consume.out"
+SUCCESS=1
