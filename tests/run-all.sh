@@ -30,8 +30,16 @@ done_step
 
 step "python venv (.venv) with tests/e2e/requirements.txt"
 PY=${PYTHON:-python3}
-if [[ ! -x .venv/bin/python ]]; then
-  "$PY" -m venv .venv
+if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then
+  rm -rf .venv
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    # Debian's system python needs python3-venv (ensurepip) for `python3 -m venv`.
+    rm -rf .venv
+    [[ $(id -u) -eq 0 ]] || { echo "python3 -m venv failed: install python3-venv" >&2; exit 1; }
+    apt-get update -qq
+    apt-get install -y -qq python3-venv >/dev/null
+    "$PY" -m venv .venv
+  fi
 fi
 REQ_STAMP=.venv/.e2e-requirements.sha256
 REQ_HASH=$(sha256sum tests/e2e/requirements.txt | cut -d' ' -f1)
@@ -39,7 +47,7 @@ if [[ ! -f $REQ_STAMP || $(cat "$REQ_STAMP") != "$REQ_HASH" ]]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
   echo "$REQ_HASH" > "$REQ_STAMP"
 fi
-.venv/bin/python -c 'import confluent_kafka, kafka, pytest; print("confluent-kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)'
+.venv/bin/python -c 'import confluent_kafka, kafka, pytest; print("confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)'
 done_step
 
 step "cargo build --release --bin gregor"

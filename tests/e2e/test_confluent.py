@@ -471,3 +471,17 @@ def test_describe_broker_configs(broker):
     entries = a.describe_configs([res], request_timeout=T)[res].result(timeout=T)
     assert entries["message.max.bytes"].value == "1048588"
     assert entries["num.partitions"].value == "1"
+
+
+@pytest.mark.parametrize("acks", ["0", "1"])
+def test_produce_with_acks_0_and_1(broker, acks):
+    """acks=0 gets no Produce response at all (a response would desync the client's correlation ids)."""
+    name = unique()
+    ck.create_topic(broker.bootstrap, name)
+    p = ck.producer(broker.bootstrap, acks=acks)
+    ck.produce_all(p, name, [{"value": b"a%d" % i} for i in range(50)])
+    # A second round on the same connection still works.
+    ck.produce_all(p, name, [{"value": b"b%d" % i} for i in range(50)])
+    got = ck.consume_n(broker.bootstrap, name, 100)
+    assert [m.value() for m in got] == [b"a%d" % i for i in range(50)] + [b"b%d" % i for i in range(50)]
+    assert ck.watermarks(broker.bootstrap, name) == (0, 100)
