@@ -38,13 +38,23 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max_bytes: usize) -> Re
     if size as usize > max_bytes {
         return Err(FrameError::TooLarge { size: size as i64, max: max_bytes });
     }
-    let mut buf = BytesMut::zeroed(size as usize);
-    match r.read_exact(&mut buf).await {
-        Ok(_) => Ok(Some(buf.freeze())),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
-        Err(e) => Err(e.into()),
+    // Grow the buffer as bytes arrive rather than trusting the declared size: a peer that
+    // announces a large frame and sends nothing costs at most one chunk.
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
+    while buf.len() < size {
+        let want = (size - buf.len()).min(READ_CHUNK_BYTES);
+        buf.reserve(want);
+        let n = (&mut *r).take(want as u64).read_buf(&mut buf).await?;
+        if n == 0 {
+            return Err(FrameError::Truncated);
+        }
     }
+    Ok(Some(buf.freeze()))
 }
+
+/// Largest single allocation step while reading a frame.
+const READ_CHUNK_BYTES: usize = 1 << 20;
 
 /// Writes one frame (size prefix + body) and flushes it.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> std::io::Result<()> {

@@ -434,7 +434,8 @@ impl Broker {
         let now = self.clock.wall_ms();
         for t in self.topics() {
             for p in &t.partitions {
-                match p.with_log_mut(|log, _| log.apply_retention(now)) {
+                // Never past the high watermark: unflushed data is not eligible.
+                match p.with_log_mut(|log, hw| log.apply_retention_below(now, hw)) {
                     Ok(r) if r.segments_deleted > 0 => {
                         tracing::info!(topic = %t.name, partition = p.index, segments = r.segments_deleted, bytes = r.bytes_deleted, log_start_offset = r.log_start_offset, "retention deleted segments");
                     }
