@@ -69,20 +69,25 @@ pub fn decode_request(
     }
 }
 
-/// Encodes a response (header + body) for `api_key` at `version`, ready to be framed.
+/// Encodes a response (header + body) for `api_key` at `version` as a complete frame, size
+/// prefix included.
 pub fn encode_response(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<BytesMut, String> {
-    let mut buf = BytesMut::with_capacity(64);
+    // Room for the frame's size prefix, filled in below, so the frame goes out in one write.
+    let mut buf = BytesMut::with_capacity(4096);
+    buf.extend_from_slice(&[0u8; 4]);
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
     header
         .encode(&mut buf, api_key.response_header_version(version))
         .map_err(|e| e.to_string())?;
     body.encode(&mut buf, version).map_err(|e| e.to_string())?;
+    let size = i32::try_from(buf.len() - 4).map_err(|_| "response too large".to_string())?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf)
 }
 

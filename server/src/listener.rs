@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use gregor_net::codec::{decode_request, encode_response, DecodeError};
-use gregor_net::frame::{read_frame, write_frame};
+use gregor_net::frame::read_frame;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -185,7 +185,7 @@ async fn write_loop(mut wr: tokio::io::WriteHalf<TcpStream>, mut rx: mpsc::Recei
                 break;
             }
         };
-        if write_frame(&mut wr, &bytes).await.is_err() {
+        if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
             break;
         }
     }
