@@ -523,7 +523,9 @@ impl PartitionLog {
                 let want = (seg.size - pos).min(budget.max(HEADER_LEN) as u64) as usize;
                 let mut buf = vec![0u8; want];
                 seg.file.read_exact_at(&mut buf, pos)?;
+                // Whole, verified batches in buf[..at]; `done` once a limit is reached.
                 let mut at = 0usize;
+                let mut done = false;
                 while at + HEADER_LEN <= buf.len() {
                     let h = BatchHeader::parse(&buf[at..])?;
                     let len = h.total_len();
@@ -531,20 +533,28 @@ impl PartitionLog {
                         return Err(BatchError::Truncated { needed: len, have: (seg.size - pos) as usize - at }.into());
                     }
                     if h.last_offset() >= max_offset {
-                        break 'segments;
+                        done = true;
+                        break;
                     }
                     if at + len > buf.len() {
                         if out.is_empty() && at == 0 {
                             // The first batch is bigger than max_bytes: return it alone (KIP-74).
                             out = seg.read_batch(pos, len)?;
                         }
-                        break 'segments;
+                        done = true;
+                        break;
                     }
                     batch::validate(&buf[at..at + len])?;
-                    out.extend_from_slice(&buf[at..at + len]);
                     at += len;
                 }
-                if at == 0 {
+                if out.is_empty() {
+                    // The common case, one chunk: hand the buffer over instead of copying it.
+                    buf.truncate(at);
+                    out = buf;
+                } else {
+                    out.extend_from_slice(&buf[..at]);
+                }
+                if done || at == 0 {
                     break 'segments;
                 }
                 pos += at as u64;
