@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GREGOR_BIN = Path(os.environ.get("GREGOR_BIN", REPO_ROOT / "target" / "release" / "gregor"))
+GREGOR_BIN = Path(os.environ.get("GREGOR_BIN", REPO_ROOT / "target" / "release" / "gregor")).resolve()
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0

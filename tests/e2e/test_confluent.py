@@ -485,3 +485,18 @@ def test_produce_with_acks_0_and_1(broker, acks):
     got = ck.consume_n(broker.bootstrap, name, 100)
     assert [m.value() for m in got] == [b"a%d" % i for i in range(50)] + [b"b%d" % i for i in range(50)]
     assert ck.watermarks(broker.bootstrap, name) == (0, 100)
+
+
+def test_delete_records_to_high_watermark_and_beyond(broker):
+    name = unique()
+    ck.create_topic(broker.bootstrap, name)
+    ck.produce_all(ck.producer(broker.bootstrap), name, [{"value": b"v%d" % i} for i in range(5)])
+    a = ck.admin(broker.bootstrap)
+    (fut,) = a.delete_records([TopicPartition(name, 0, 50)], request_timeout=T).values()
+    exc = fut.exception(timeout=T)
+    assert exc is not None and error_code(exc) == KafkaError.OFFSET_OUT_OF_RANGE
+    (fut,) = a.delete_records([TopicPartition(name, 0, OFFSET_END)], request_timeout=T).values()  # -1: up to HW
+    assert fut.result(timeout=T).low_watermark == 5
+    assert ck.watermarks(broker.bootstrap, name) == (5, 5)
+    delivered = ck.produce_all(ck.producer(broker.bootstrap), name, [{"value": b"next"}])
+    assert delivered[0].offset() == 5

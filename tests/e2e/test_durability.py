@@ -33,7 +33,8 @@ def test_acked_records_survive_kill9(broker):
     name = unique()
     ck.create_topic(broker.bootstrap, name, partitions=2)
     n = 3000
-    p = ck.producer(broker.bootstrap, **{"linger.ms": 2})
+    # Small batches: many appends (and fsyncs) rather than a few large ones.
+    p = ck.producer(broker.bootstrap, **{"linger.ms": 2, "batch.num.messages": 50})
     msgs = []
     for i in range(n):
         k, v = record(i)
