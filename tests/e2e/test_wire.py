@@ -136,3 +136,20 @@ def test_fetch_past_log_end_is_offset_out_of_range(broker):
         _, parts = kwire.parse_fetch_v4(kwire.recv_frame(s))
         assert parts[0]["error_code"] == OFFSET_OUT_OF_RANGE
         assert time.monotonic() - t0 < 2.0, "an error answer must not wait for max_wait_ms"
+
+
+def test_many_connections_and_half_frames_do_not_hurt(broker):
+    # 200 connections: some close at once, some after half a frame, some after a complete request.
+    for i in range(200):
+        with kwire.connect(broker.bootstrap) as s:
+            if i % 3 == 1:
+                s.sendall(kwire.api_versions_request(0, i)[:7])
+            elif i % 3 == 2:
+                s.sendall(kwire.api_versions_request(0, i))
+    # Pipelined requests on one connection are answered in order.
+    with kwire.connect(broker.bootstrap) as s:
+        s.sendall(b"".join(kwire.api_versions_request(0, 1000 + i) for i in range(20)))
+        corrs = [kwire.parse_api_versions_v0(kwire.recv_frame(s))[0] for _ in range(20)]
+        assert corrs == [1000 + i for i in range(20)]
+    assert broker.alive()
+    api_versions_ok(broker.bootstrap)
