@@ -464,13 +464,39 @@ def test_create_topic_with_invalid_config_value(broker):
     assert name not in a.list_topics(timeout=T).topics
 
 
-@pytest.mark.xfail(strict=False, reason="the spec lists DescribeConfigs for topics; BROKER resources are not promised")
 def test_describe_broker_configs(broker):
     a = ck.admin(broker.bootstrap)
     res = ConfigResource(ResourceType.BROKER, "1")
     entries = a.describe_configs([res], request_timeout=T)[res].result(timeout=T)
     assert entries["message.max.bytes"].value == "1048588"
     assert entries["num.partitions"].value == "1"
+
+
+def test_incremental_alter_broker_config_sets_topic_defaults(broker):
+    """A dynamic broker setting (log.retention.ms) becomes the default of topics without an override,
+    is reported as DYNAMIC_BROKER_CONFIG, survives a restart, and a static-only key is refused."""
+    a = ck.admin(broker.bootstrap)
+    res = ConfigResource(ResourceType.BROKER, "1",
+                         incremental_configs=[ConfigEntry("log.retention.ms", "3600000",
+                                                          incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res], request_timeout=T)[res].result(timeout=T)
+    name = unique()
+    ck.create_topic(broker.bootstrap, name)
+    topic_res = ConfigResource(ResourceType.TOPIC, name)
+    entries = a.describe_configs([topic_res], request_timeout=T)[topic_res].result(timeout=T)
+    assert entries["retention.ms"].value == "3600000"
+    broker.restart(kill9=False)
+    a = ck.admin(broker.bootstrap)
+    bres = ConfigResource(ResourceType.BROKER, "1")
+    entries = a.describe_configs([bres], request_timeout=T)[bres].result(timeout=T)
+    assert entries["log.retention.ms"].value == "3600000"
+    entries = a.describe_configs([topic_res], request_timeout=T)[topic_res].result(timeout=T)
+    assert entries["retention.ms"].value == "3600000"
+    bad = ConfigResource(ResourceType.BROKER, "1",
+                         incremental_configs=[ConfigEntry("listeners", "PLAINTEXT://127.0.0.1:1",
+                                                          incremental_operation=AlterConfigOpType.SET)])
+    exc = a.incremental_alter_configs([bad], request_timeout=T)[bad].exception(timeout=T)
+    assert exc is not None and error_code(exc) == KafkaError.INVALID_CONFIG
 
 
 @pytest.mark.parametrize("acks", ["0", "1"])
