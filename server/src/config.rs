@@ -34,7 +34,6 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "group.initial.rebalance.delay.ms",
     "min.insync.replicas",
     "delete.topic.enable",
 ];
@@ -66,6 +65,14 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub log_retention_check_interval_ms: u64,
+    /// Partitions of `__consumer_offsets` (fixed once the topic exists).
+    pub offsets_topic_num_partitions: i32,
+    /// How long committed offsets of an empty group are kept (`offsets.retention.minutes`).
+    pub offsets_retention_ms: i64,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_max_size: i32,
     /// Defaults for every topic's log (`log.*` and `message.max.bytes`).
     pub log_defaults: LogConfig,
     /// Every key that was set explicitly, as given (for DescribeConfigs' STATIC_BROKER_CONFIG).
@@ -90,6 +97,12 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             max_connections: 4096,
             log_retention_check_interval_ms: 300_000,
+            offsets_topic_num_partitions: 50,
+            offsets_retention_ms: 7 * 24 * 3_600_000,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX,
             log_defaults,
             explicit: BTreeMap::new(),
             unknown_keys: Vec::new(),
@@ -215,6 +228,33 @@ impl BrokerConfig {
                     }
                     c.log_retention_check_interval_ms = n as u64;
                 }
+                "offsets.topic.num.partitions" => {
+                    c.offsets_topic_num_partitions = parse_num(k, v)?;
+                    if !(1..=1000).contains(&c.offsets_topic_num_partitions) {
+                        return Err(invalid(k, v, "must be between 1 and 1000"));
+                    }
+                }
+                "offsets.retention.minutes" => {
+                    let m: i64 = parse_num(k, v)?;
+                    if m < 1 {
+                        return Err(invalid(k, v, "must be at least 1"));
+                    }
+                    c.offsets_retention_ms = m.saturating_mul(60_000);
+                }
+                "group.initial.rebalance.delay.ms" => {
+                    c.group_initial_rebalance_delay_ms = parse_num(k, v)?;
+                    if c.group_initial_rebalance_delay_ms < 0 {
+                        return Err(invalid(k, v, "must be non-negative"));
+                    }
+                }
+                "group.min.session.timeout.ms" => c.group_min_session_timeout_ms = parse_num(k, v)?,
+                "group.max.session.timeout.ms" => c.group_max_session_timeout_ms = parse_num(k, v)?,
+                "group.max.size" => {
+                    c.group_max_size = parse_num(k, v)?;
+                    if c.group_max_size < 1 {
+                        return Err(invalid(k, v, "must be at least 1"));
+                    }
+                }
                 "log.retention.ms" => retention_ms = Some(parse_num(k, v)?),
                 "log.retention.minutes" => retention_minutes = Some(parse_num(k, v)?),
                 "log.retention.hours" => retention_hours = Some(parse_num(k, v)?),
@@ -273,6 +313,13 @@ impl BrokerConfig {
         if let Some(ms) = retention_ms.or(retention_minutes.map(|m| m * 60_000)).or(retention_hours.map(|h| h * 3_600_000)) {
             c.log_defaults.retention_ms = if ms < 0 { -1 } else { ms };
         }
+        if c.group_min_session_timeout_ms > c.group_max_session_timeout_ms {
+            return Err(invalid(
+                "group.min.session.timeout.ms",
+                &c.group_min_session_timeout_ms.to_string(),
+                "must not exceed group.max.session.timeout.ms",
+            ));
+        }
         if let Some(ms) = roll_ms.or(roll_hours.map(|h| h * 3_600_000)) {
             if ms < 1 {
                 return Err(invalid("log.roll.ms", &ms.to_string(), "must be at least 1"));
@@ -306,6 +353,12 @@ impl BrokerConfig {
             ("log.flush.interval.ms", d.flush_ms.to_string()),
             ("log.message.timestamp.type", d.get("message.timestamp.type").unwrap_or_default()),
             ("log.cleanup.policy", "delete".into()),
+            ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),
+            ("offsets.retention.minutes", (self.offsets_retention_ms / 60_000).to_string()),
+            ("group.initial.rebalance.delay.ms", self.group_initial_rebalance_delay_ms.to_string()),
+            ("group.min.session.timeout.ms", self.group_min_session_timeout_ms.to_string()),
+            ("group.max.session.timeout.ms", self.group_max_session_timeout_ms.to_string()),
+            ("group.max.size", self.group_max_size.to_string()),
         ];
         entries
             .into_iter()

@@ -8,7 +8,9 @@
 //!   are removed at startup, so a re-created topic never inherits old data.
 //! * No lock is held across an `.await` except the admin lock, which guards only metadata.
 
+pub mod group_store;
 pub mod metadata_store;
+pub mod offsets;
 pub mod partition;
 
 use std::collections::{BTreeMap, HashMap};
@@ -92,6 +94,8 @@ pub struct Broker {
     /// Wakes long-polling fetches when any high watermark moves.
     pub hw_changed: Arc<Notify>,
     rng: Mutex<SmallRng>,
+    /// Committed offsets and group metadata (the cache of `__consumer_offsets`).
+    pub offsets: offsets::OffsetCache,
     /// Set when shutdown begins: long polls answer at once instead of waiting.
     closing: std::sync::atomic::AtomicBool,
     /// Topic log defaults: the static `log.*` settings with dynamic broker overrides applied.
@@ -162,6 +166,7 @@ impl Broker {
             rng: Mutex::new(rng),
             log_defaults: Mutex::new(log_defaults),
             closing: std::sync::atomic::AtomicBool::new(false),
+            offsets: offsets::OffsetCache::default(),
         });
 
         // Remove partition directories the metadata does not know (interrupted deletes).
@@ -195,6 +200,10 @@ impl Broker {
                 reg.topics.insert(t.name.clone(), Arc::new(t));
             }
             reg.image = image;
+        }
+        let loaded = broker.load_offsets();
+        if loaded > 0 {
+            tracing::info!(records = loaded, "loaded {}", offsets::OFFSETS_TOPIC);
         }
         Ok(broker)
     }

@@ -1,0 +1,128 @@
+//! The broker side of `__consumer_offsets`: creating the topic, writing offset commits and group
+//! metadata durably, and replaying the topic into the [`OffsetCache`] at startup.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::offsets::{encode_offset_value, partition_for, CommittedOffset, RecordKey, OFFSETS_TOPIC};
+use super::{Broker, Partition};
+use crate::errors;
+
+/// Bytes read per step when replaying the offsets topic.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+impl Broker {
+    /// The `__consumer_offsets` partition for `group`, creating the topic on first use (as Kafka
+    /// does on the first FindCoordinator). Errors are Kafka codes.
+    pub async fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>, i16> {
+        let topic = match self.topic(OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => {
+                let mut configs = BTreeMap::new();
+                // No compaction yet: keep every commit rather than lose the latest ones.
+                configs.insert("retention.ms".to_string(), "-1".to_string());
+                configs.insert("segment.bytes".to_string(), (100 * 1024 * 1024).to_string());
+                match self.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, 1, configs, false).await {
+                    Ok(t) => t,
+                    Err(e) if e.code == errors::TOPIC_ALREADY_EXISTS => self.topic(OFFSETS_TOPIC).ok_or(errors::COORDINATOR_NOT_AVAILABLE)?,
+                    Err(e) => {
+                        tracing::error!(error = %e.message, "cannot create {OFFSETS_TOPIC}");
+                        return Err(errors::COORDINATOR_NOT_AVAILABLE);
+                    }
+                }
+            }
+        };
+        let n = topic.partitions.len() as i32;
+        Ok(topic.partitions[partition_for(group, n) as usize].clone())
+    }
+
+    /// Writes records to the group's offsets partition and waits until they are durable.
+    async fn write_group_records(&self, group: &str, records: &[(RecordKey, Option<Vec<u8>>)]) -> Result<(), i16> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let partition = self.offsets_partition(group).await?;
+        let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| k.encode()).collect();
+        let pairs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
+            keys.iter().zip(records).map(|(k, (_, v))| (Some(k.as_slice()), v.as_deref())).collect();
+        let mut batch = gregor_core::batch::build_simple(0, self.clock.wall_ms(), &pairs);
+        let info = partition.append(&mut batch, pairs.len() as i64, self.clock.wall_ms()).map_err(|e| {
+            tracing::warn!(group, error = %e, "cannot write to {OFFSETS_TOPIC}");
+            match e.code() {
+                errors::MESSAGE_TOO_LARGE => errors::INVALID_COMMIT_OFFSET_SIZE,
+                _ => errors::COORDINATOR_NOT_AVAILABLE,
+            }
+        })?;
+        partition.wait_durable(info.last_offset + 1).await.map_err(|_| errors::COORDINATOR_NOT_AVAILABLE)?;
+        for (k, v) in records {
+            self.offsets.apply(k, v.as_deref());
+        }
+        Ok(())
+    }
+
+    /// Commits offsets for a group (validation is the caller's job). Visible once durable.
+    pub async fn commit_offsets(&self, group: &str, entries: Vec<(String, i32, CommittedOffset)>) -> Result<(), i16> {
+        let records: Vec<(RecordKey, Option<Vec<u8>>)> = entries
+            .into_iter()
+            .map(|(topic, partition, v)| (RecordKey::Offset { group: group.to_string(), topic, partition }, Some(encode_offset_value(&v))))
+            .collect();
+        self.write_group_records(group, &records).await
+    }
+
+    /// Removes committed offsets (tombstones) for the given partitions of a group.
+    pub async fn delete_offsets(&self, group: &str, partitions: Vec<(String, i32)>) -> Result<(), i16> {
+        let records: Vec<(RecordKey, Option<Vec<u8>>)> = partitions
+            .into_iter()
+            .map(|(topic, partition)| (RecordKey::Offset { group: group.to_string(), topic, partition }, None))
+            .collect();
+        self.write_group_records(group, &records).await
+    }
+
+    /// Stores (or with `None`, removes) a group's metadata record.
+    pub async fn store_group_metadata(&self, group: &str, value: Option<Vec<u8>>) -> Result<(), i16> {
+        self.write_group_records(group, &[(RecordKey::Group { group: group.to_string() }, value)]).await
+    }
+
+    /// Replays `__consumer_offsets` into the cache (startup).
+    pub fn load_offsets(&self) -> usize {
+        let Some(topic) = self.topic(OFFSETS_TOPIC) else { return 0 };
+        let mut applied = 0;
+        for p in &topic.partitions {
+            let mut offset = match p.offsets() {
+                Ok(o) => o.log_start,
+                Err(e) => {
+                    tracing::error!(partition = p.index, error = %e, "cannot load {OFFSETS_TOPIC}");
+                    continue;
+                }
+            };
+            loop {
+                let data: Bytes = match p.read(offset, REPLAY_READ_BYTES) {
+                    Ok((r, _)) => r.data,
+                    Err(e) => {
+                        tracing::error!(partition = p.index, offset, error = %e, "cannot read {OFFSETS_TOPIC}");
+                        break;
+                    }
+                };
+                let Some(next) = last_next_offset(&data) else { break };
+                applied += self.offsets.replay(data);
+                offset = next;
+            }
+        }
+        applied
+    }
+}
+
+/// The offset after the last whole batch in `data`.
+fn last_next_offset(mut data: &[u8]) -> Option<i64> {
+    let mut next = None;
+    while let Ok(h) = gregor_core::batch::BatchHeader::parse(data) {
+        if h.total_len() > data.len() {
+            break;
+        }
+        next = Some(h.next_offset());
+        data = &data[h.total_len()..];
+    }
+    next
+}
