@@ -8,4 +8,5 @@
 pub mod batch;
 pub mod clock;
 pub mod disk;
+pub mod group;
 pub mod topic;
