@@ -81,6 +81,8 @@ impl Coordinator {
         let group_id = req.group_id.clone();
         self.join_inner(now_ms, token, req, &mut out);
         if let Some(g) = self.groups.get_mut(&group_id) {
+            // A rejoin may have been the last one the join phase waited for.
+            g.maybe_complete_join(now_ms, &mut out);
             g.fire_timers(now_ms, &self.config, &mut out);
         }
         self.check(&group_id);

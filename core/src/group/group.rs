@@ -515,6 +515,8 @@ impl Group {
                 m.assignment = Bytes::new();
                 if let Some(t) = m.awaiting_sync.take() {
                     push_sync(out, t, SyncResponse::error(REBALANCE_IN_PROGRESS));
+                    // Its session was suspended while it waited; it restarts now (Kafka).
+                    m.last_seen_ms = m.last_seen_ms.max(now_ms);
                 }
             }
         }
