@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::errors::*;
-use super::group::Group;
+use super::machine::Group;
 use super::snapshot::GroupSnapshot;
 use super::types::*;
 
@@ -343,13 +343,8 @@ impl Coordinator {
         // through this signature. A member whose session ran out a moment ago but has not been
         // expired by `tick` yet may still commit, which is the same race Kafka's timer wheel has.
         let result = if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
-            g.validate_member(member_id, instance_id).and_then(|()| {
-                if generation != g.generation {
-                    Err(ILLEGAL_GENERATION)
-                } else {
-                    Ok(())
-                }
-            })
+            let generation_ok = if generation == g.generation { Ok(()) } else { Err(ILLEGAL_GENERATION) };
+            g.validate_member(member_id, instance_id).and(generation_ok)
         } else if g.state != GroupState::Empty {
             // Without member id and generation only an Empty group accepts commits.
             Err(UNKNOWN_MEMBER_ID)

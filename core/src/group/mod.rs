@@ -14,7 +14,7 @@
 
 mod coordinator;
 pub mod errors;
-mod group;
+mod machine;
 mod snapshot;
 mod types;
 

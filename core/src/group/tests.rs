@@ -751,3 +751,219 @@ proptest! {
         }
     }
 }
+
+// ---- Random runs: protocol invariants -------------------------------------------------------
+
+/// A client of the random runs, acting as a (sloppy) Kafka consumer would.
+#[derive(Debug, Default, Clone)]
+struct SimClient {
+    instance: Option<String>,
+    member_id: String,
+    generation: i32,
+    /// Member ids the client saw as leader of its generation (to build assignments).
+    members: Vec<String>,
+    leader: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Join { client: usize, variant: usize, version: i16 },
+    Sync { client: usize },
+    Heartbeat { client: usize },
+    Leave { client: usize },
+    Commit { client: usize },
+    Tick { dt: i64 },
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    let client = 0..4usize;
+    prop_oneof![
+        4 => (client.clone(), 0..4usize, prop_oneof![Just(3i16), Just(5), Just(9)])
+            .prop_map(|(client, variant, version)| Op::Join { client, variant, version }),
+        3 => client.clone().prop_map(|client| Op::Sync { client }),
+        2 => client.clone().prop_map(|client| Op::Heartbeat { client }),
+        1 => client.clone().prop_map(|client| Op::Leave { client }),
+        1 => client.prop_map(|client| Op::Commit { client }),
+        3 => (0..40_000i64).prop_map(|dt| Op::Tick { dt }),
+    ]
+}
+
+struct Checker {
+    outstanding: std::collections::BTreeSet<u64>,
+    /// member id → client index, learned from every answer that names a member id.
+    owner: std::collections::BTreeMap<String, usize>,
+    /// generation → leader's client index.
+    leaders: std::collections::BTreeMap<i32, usize>,
+    max_generation: i32,
+}
+
+impl Checker {
+    /// Checks one call's effects; `token_client` maps tokens to the client that sent them.
+    fn absorb(
+        &mut self,
+        c: &Coordinator,
+        effects: &[Effect],
+        token_client: &std::collections::BTreeMap<u64, usize>,
+        clients: &mut [SimClient],
+    ) {
+        for e in effects {
+            if let Effect::Join { token, response } = e {
+                if !response.member_id.is_empty() {
+                    self.owner.insert(response.member_id.clone(), token_client[token]);
+                }
+            }
+        }
+        let group = c.describe(G);
+        for e in effects {
+            match e {
+                Effect::Join { token, response } => {
+                    assert!(self.outstanding.remove(token), "join token {token} answered twice or never asked");
+                    let k = token_client[token];
+                    let cl = &mut clients[k];
+                    match response.error_code {
+                        NONE => {
+                            assert!(
+                                group.members.iter().any(|m| m.member_id == response.member_id),
+                                "join answer names {} which is not a member: {group:?}",
+                                response.member_id
+                            );
+                            assert!(response.generation_id <= c.generation(G).map_or(0, |g| g.0));
+                            let leader = *self.owner.get(&response.leader).expect("leader id was issued to a client");
+                            let prev = *self.leaders.entry(response.generation_id).or_insert(leader);
+                            assert_eq!(prev, leader, "two leaders in generation {}", response.generation_id);
+                            cl.member_id = response.member_id.clone();
+                            cl.generation = response.generation_id;
+                            cl.leader = response.leader == response.member_id;
+                            cl.members = response.members.iter().map(|m| m.member_id.clone()).collect();
+                        }
+                        MEMBER_ID_REQUIRED => cl.member_id = response.member_id.clone(),
+                        UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID => cl.member_id.clear(),
+                        _ => {}
+                    }
+                }
+                Effect::Sync { token, response } => {
+                    assert!(self.outstanding.remove(token), "sync token {token} answered twice or never asked");
+                    let k = token_client[token];
+                    if response.error_code == NONE && !response.assignment.is_empty() {
+                        // An assignment reaches only the client the leader meant it for.
+                        assert_eq!(response.assignment, Bytes::from(format!("client{k}")));
+                    }
+                }
+                Effect::Persist { snapshot, .. } => {
+                    let decoded = GroupSnapshot::decode(&snapshot.encode());
+                    assert_eq!(decoded.as_ref(), Ok(snapshot));
+                }
+            }
+        }
+        if let Some((generation, _)) = c.generation(G) {
+            assert!(generation >= self.max_generation, "generation went back");
+            self.max_generation = generation;
+        }
+    }
+}
+
+fn run_ops(ops: Vec<Op>, initial_delay_ms: i32, rebalance_ms: i32, statics: usize) {
+    let mut c = Coordinator::new(cfg(initial_delay_ms));
+    let mut clients: Vec<SimClient> = (0..4)
+        .map(|i| SimClient { instance: (i < statics).then(|| format!("inst{i}")), ..SimClient::default() })
+        .collect();
+    let mut checker = Checker {
+        outstanding: Default::default(),
+        owner: Default::default(),
+        leaders: Default::default(),
+        max_generation: 0,
+    };
+    let mut token_client = std::collections::BTreeMap::new();
+    let mut next_token = 0u64;
+    let mut now = 0i64;
+    let variants: [&[&str]; 4] = [&["range"], &["range", "rr"], &["rr", "range"], &["rr"]];
+    for op in ops {
+        now += 10;
+        let effects = match op {
+            Op::Join { client, variant, version } => {
+                next_token += 1;
+                token_client.insert(next_token, client);
+                checker.outstanding.insert(next_token);
+                let cl = &clients[client];
+                let mut req = join_req(&cl.member_id, &format!("client{client}"), variants[variant]);
+                req.version = version;
+                req.rebalance_timeout_ms = rebalance_ms;
+                req.group_instance_id = cl.instance.clone();
+                c.join(now, next_token, req)
+            }
+            Op::Sync { client } => {
+                next_token += 1;
+                token_client.insert(next_token, client);
+                checker.outstanding.insert(next_token);
+                let cl = &clients[client];
+                let mut req = sync_req(cl.generation, &cl.member_id, &[]);
+                req.group_instance_id = cl.instance.clone();
+                if cl.leader {
+                    req.assignments = cl
+                        .members
+                        .iter()
+                        .filter_map(|m| checker.owner.get(m).map(|k| (m, *k)))
+                        .map(|(m, k)| SyncAssignment { member_id: m.clone(), assignment: Bytes::from(format!("client{k}")) })
+                        .collect();
+                }
+                c.sync(now, next_token, req)
+            }
+            Op::Heartbeat { client } => {
+                let cl = &clients[client];
+                let (code, out) = c.heartbeat(
+                    now,
+                    HeartbeatRequest {
+                        group_id: G.into(),
+                        generation_id: cl.generation,
+                        member_id: cl.member_id.clone(),
+                        group_instance_id: cl.instance.clone(),
+                    },
+                );
+                if code == UNKNOWN_MEMBER_ID {
+                    clients[client].member_id.clear();
+                }
+                out
+            }
+            Op::Leave { client } => {
+                let cl = &clients[client];
+                let lm = LeaveMember { member_id: cl.member_id.clone(), group_instance_id: cl.instance.clone() };
+                let (_, _, out) = c.leave(now, G, vec![lm]);
+                clients[client].member_id.clear();
+                out
+            }
+            Op::Commit { client } => {
+                let cl = &clients[client];
+                let _ = c.validate_commit(now, G, cl.generation, &cl.member_id, cl.instance.as_deref());
+                Vec::new()
+            }
+            Op::Tick { dt } => {
+                now += dt;
+                c.tick(now)
+            }
+        };
+        checker.absorb(&c, &effects, &token_client, &mut clients);
+    }
+    // Everyone goes quiet: every waiting request must be answered once the deadlines pass.
+    for _ in 0..20 {
+        now += 100_000;
+        let out = c.tick(now);
+        checker.absorb(&c, &out, &token_client, &mut clients);
+    }
+    assert!(checker.outstanding.is_empty(), "never answered: {:?}", checker.outstanding);
+    assert_eq!(c.describe(G).members.len(), 0, "all sessions expired");
+    assert_eq!(c.next_deadline(), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_runs_keep_group_invariants(
+        ops in proptest::collection::vec(arb_op(), 1..120),
+        initial_delay_ms in prop_oneof![Just(0), Just(3_000)],
+        rebalance_ms in prop_oneof![Just(0), Just(1_000), Just(20_000)],
+        statics in 0..3usize,
+    ) {
+        run_ops(ops, initial_delay_ms, rebalance_ms, statics);
+    }
+}

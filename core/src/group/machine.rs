@@ -366,6 +366,7 @@ impl Group {
 
     /// Records a member's rejoin with new metadata and makes sure a rebalance is under way
     /// (Kafka's `updateMemberAndRebalance`). A JoinGroup it had already waiting is superseded.
+    #[allow(clippy::too_many_arguments)]
     pub fn update_member_and_rebalance(
         &mut self,
         now_ms: i64,
@@ -610,8 +611,10 @@ impl Group {
             }
             self.pending_sync.insert(id.clone());
         }
-        // Members that never send SyncGroup are removed after the rebalance timeout.
-        self.sync_deadline_ms = Some(now_ms.saturating_add(self.rebalance_timeout_ms()));
+        // Members that never send SyncGroup are removed after the rebalance timeout. At least
+        // 1 ms: members just answered must get a chance to sync even with a zero timeout, or
+        // they would be removed in the very call that told them they joined.
+        self.sync_deadline_ms = Some(now_ms.saturating_add(self.rebalance_timeout_ms().max(1)));
     }
 
     /// A SyncGroup from a validated member of the current generation.
