@@ -11,9 +11,11 @@ pub mod file_disk;
 mod index;
 pub mod log;
 pub mod mem_disk;
+pub mod producer_state;
 mod segment;
 
 pub use config::{ConfigError, LogConfig, TimestampType};
 pub use file_disk::FileDisk;
-pub use log::{AppendInfo, LogError, PartitionLog, ReadResult, RecoveryReport, RetentionReport};
+pub use log::{AppendInfo, AppendOutcome, LogError, PartitionLog, ReadResult, RecoveryReport, RetentionReport};
 pub use mem_disk::{FaultConfig, FaultCounts, MemDisk};
+pub use producer_state::{ProducerError, ProducerStateMap};

@@ -27,6 +27,17 @@
 //! written at roll time need not be synced: a segment is trusted from its index only when it lies
 //! wholly below the recovery point, and its index must also match the segment's exact size and CRC.
 //!
+//! # Idempotent producers
+//! The log owns the partition's [`ProducerStateMap`]: every append is checked against it and
+//! updates it (see [`crate::producer_state`] for the rules), so deduplication is atomic with the
+//! append. A duplicate appends nothing and returns the original batch's offsets
+//! ([`AppendOutcome::Duplicate`]). `close` writes the state to a CRC'd snapshot file
+//! (`producer-state.snapshot`, valid for the log end it names); `open` uses it only after a clean
+//! shutdown and otherwise rebuilds the state by reading the batch headers from the log start
+//! (headers only: producer id, epoch, base sequence, offsets). Truncation rebuilds it the same way;
+//! moving the log start forgets producers whose batches are all gone, and retention passes expire
+//! producers idle for [`PRODUCER_ID_EXPIRATION_MS`] (by their last batch timestamp, as Kafka).
+//!
 //! # Group commit
 //! [`PartitionLog::take_unflushed`] hands out the files to sync; the caller syncs them without
 //! holding the log and reports back with [`PartitionLog::mark_flushed`]. If `truncate_to` runs in
@@ -44,11 +55,13 @@ use tracing::{info, warn};
 
 use crate::config::{LogConfig, TimestampType};
 use crate::index;
+use crate::producer_state::{BatchMeta, Check, ProducerError, ProducerStateMap, PRODUCER_ID_EXPIRATION_MS};
 use crate::segment::{self, Segment};
 
 const CLEAN_SHUTDOWN: &str = ".clean-shutdown";
 const LOG_START_CHECKPOINT: &str = "log-start-offset";
 const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point";
+const PRODUCER_SNAPSHOT: &str = "producer-state.snapshot";
 
 /// Result of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +71,24 @@ pub struct AppendInfo {
     /// The append time written into the batches, or -1 with `CreateTime`.
     pub log_append_time_ms: i64,
     pub log_start_offset: i64,
+}
+
+/// Result of an append that checks producer state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The batches were written.
+    Appended(AppendInfo),
+    /// A batch repeats one already in the log (an idempotent producer's retry): nothing was
+    /// written; the info describes the original batch.
+    Duplicate(AppendInfo),
+}
+
+impl AppendOutcome {
+    pub fn info(&self) -> &AppendInfo {
+        match self {
+            AppendOutcome::Appended(i) | AppendOutcome::Duplicate(i) => i,
+        }
+    }
 }
 
 /// Result of a read.
@@ -100,6 +131,8 @@ pub enum LogError {
     Io(#[from] io::Error),
     #[error("the log failed after an earlier storage error; it must be reopened")]
     Failed,
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
 }
 
 /// One partition's log. Not internally synchronized: the server wraps it in a mutex.
@@ -117,6 +150,8 @@ pub struct PartitionLog {
     active_dirty: bool,
     truncated_since_take: bool,
     failed: bool,
+    /// Idempotent producers' state, consistent with the batches in the log.
+    producers: ProducerStateMap,
 }
 
 fn segment_file_name(base: i64, ext: &str) -> String {
@@ -189,6 +224,17 @@ impl PartitionLog {
         }
         let log_start_ckpt = read_checkpoint(&disk, &dir.join(LOG_START_CHECKPOINT))?;
         let recovery_point = read_checkpoint(&disk, &dir.join(RECOVERY_POINT_CHECKPOINT))?.unwrap_or(0);
+        // The producer snapshot is trusted only after a clean shutdown; it is removed now either
+        // way, so a later crash can never pair it with a log it does not describe.
+        let snapshot_path = dir.join(PRODUCER_SNAPSHOT);
+        let snapshot = if disk.exists(&snapshot_path) {
+            let bytes = if clean { Some(read_all(disk.as_ref(), &snapshot_path)?) } else { None };
+            disk.remove_file(&snapshot_path)?;
+            dir_changed = true;
+            bytes
+        } else {
+            None
+        };
         if clean {
             // Durably forget the clean shutdown before anything new is written.
             disk.remove_file(&dir.join(CLEAN_SHUTDOWN))?;
@@ -209,6 +255,7 @@ impl PartitionLog {
             active_dirty: false,
             truncated_since_take: false,
             failed: false,
+            producers: ProducerStateMap::new(),
         };
         let mut report = RecoveryReport {
             clean_shutdown: clean,
@@ -302,12 +349,59 @@ impl PartitionLog {
         let leo = log.log_end_offset();
         log.flushed_offset = leo;
         write_atomic(disk.as_ref(), &dir.join(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(leo))?;
+        match snapshot.as_deref().and_then(ProducerStateMap::decode_snapshot) {
+            Some((state, at)) if at == leo => {
+                log.producers = state;
+                log.producers.remove_below(start);
+            }
+            other => {
+                if snapshot.is_some() {
+                    warn!(dir = %dir.display(), valid = other.is_some(), "ignoring producer state snapshot; rebuilding from the log");
+                }
+                log.rebuild_producer_state()?;
+            }
+        }
         log.check_invariants();
         report.segments = log.segments.len();
         report.log_end_offset = leo;
         info!(dir = %dir.display(), clean, segments = report.segments, log_end_offset = leo,
             log_start_offset = start, scanned = report.batches_scanned, truncated = report.truncated_bytes, "log opened");
         Ok((log, report))
+    }
+
+    /// Rebuilds the producer state from the headers of the batches from the log start on. A batch
+    /// header that cannot be read (data corrupted at rest) ends that segment's scan: reads of it
+    /// report the corruption; the producer state just forgets what it cannot see.
+    fn rebuild_producer_state(&mut self) -> Result<(), LogError> {
+        self.producers.clear();
+        let start = self.log_start_offset;
+        for seg in self.segments.values() {
+            if seg.next_offset <= start {
+                continue;
+            }
+            let mut pos = if seg.base_offset < start { seg.locate(start)? } else { 0 };
+            while pos < seg.size {
+                let h = match seg.read_header(pos) {
+                    Ok(h) => h,
+                    Err(LogError::Corrupt(e)) => {
+                        warn!(dir = %self.dir.display(), base = seg.base_offset, pos, error = %e,
+                            "unreadable batch header while rebuilding producer state");
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if h.last_offset() >= start {
+                    self.producers.record(&h);
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// The idempotent producers' state (for tests and tools).
+    pub fn producer_state(&self) -> &ProducerStateMap {
+        &self.producers
     }
 
     fn load_index(&self, base: i64, len: u64) -> Result<Option<index::LoadedIndex>, LogError> {
@@ -430,11 +524,22 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Appends producer batches laid end to end in `batches` (see the crate API doc).
+    /// Appends producer batches laid end to end in `batches` (see the crate API doc). A duplicate
+    /// of an idempotent producer's batch appends nothing and returns the original's offsets; use
+    /// [`PartitionLog::append_checked`] to tell the two apart.
     pub fn append(&mut self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
+        match self.append_checked(batches, leader_epoch, now_ms)? {
+            AppendOutcome::Appended(i) | AppendOutcome::Duplicate(i) => Ok(i),
+        }
+    }
+
+    /// Appends producer batches after checking them against the producer state. Producer
+    /// sequence or epoch violations are [`LogError::Producer`] and write nothing.
+    pub fn append_checked(&mut self, batches: &mut [u8], leader_epoch: i32, now_ms: i64) -> Result<AppendOutcome, LogError> {
         self.ensure_ok()?;
         // Check everything before writing anything.
         let mut spans = Vec::new();
+        let mut produced = Vec::new();
         let mut pos = 0usize;
         while pos < batches.len() {
             let h = BatchHeader::parse(&batches[pos..])?;
@@ -445,18 +550,21 @@ impl PartitionLog {
             if len > batches.len() - pos {
                 return Err(BatchError::Truncated { needed: len, have: batches.len() - pos }.into());
             }
-            batch::validate_produced(&batches[pos..pos + len])?;
+            produced.push(batch::validate_produced(&batches[pos..pos + len])?);
             spans.push(pos..pos + len);
             pos += len;
         }
         let leo = self.log_end_offset();
         if spans.is_empty() {
-            return Ok(AppendInfo {
+            return Ok(AppendOutcome::Appended(AppendInfo {
                 base_offset: leo,
                 last_offset: leo - 1,
                 log_append_time_ms: -1,
                 log_start_offset: self.log_start_offset,
-            });
+            }));
+        }
+        if let Check::Duplicate(m) = self.producers.check(&produced)? {
+            return Ok(AppendOutcome::Duplicate(self.duplicate_info(&m)));
         }
         let total = batches.len() as u64;
         let active = self.active();
@@ -491,12 +599,22 @@ impl PartitionLog {
         assert_eq!(active.size, at + total, "segment size must grow by exactly the appended bytes");
         assert_eq!(active.next_offset, next);
         self.active_dirty = true;
-        Ok(AppendInfo {
+        self.producers.commit(&headers);
+        Ok(AppendOutcome::Appended(AppendInfo {
             base_offset: leo,
             last_offset: next - 1,
             log_append_time_ms: if append_time { now_ms } else { -1 },
             log_start_offset: self.log_start_offset,
-        })
+        }))
+    }
+
+    fn duplicate_info(&self, m: &BatchMeta) -> AppendInfo {
+        AppendInfo {
+            base_offset: m.base_offset,
+            last_offset: m.last_offset,
+            log_append_time_ms: if m.log_append_time { m.max_timestamp } else { -1 },
+            log_start_offset: self.log_start_offset,
+        }
     }
 
     /// Whole batches from the one containing `offset`, up to `max_bytes` (but at least one batch
@@ -748,6 +866,7 @@ impl PartitionLog {
             .filter(|s| s.base_offset != active_base && s.next_offset <= offset)
             .map(|s| s.base_offset)
             .collect();
+        self.producers.remove_below(offset);
         self.delete_segments(&doomed)?;
         self.check_invariants();
         Ok(self.log_start_offset)
@@ -762,6 +881,10 @@ impl PartitionLog {
     /// watermark, so unreplicated data is never deleted).
     pub fn apply_retention_below(&mut self, now_ms: i64, max_offset: i64) -> Result<RetentionReport, LogError> {
         self.ensure_ok()?;
+        let expired = self.producers.expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
+        if expired > 0 {
+            info!(dir = %self.dir.display(), expired, "expired idle producer ids");
+        }
         let mut doomed: Vec<i64> = Vec::new();
         let mut roll_active = false;
         let active_base = self.active().base_offset;
@@ -810,6 +933,7 @@ impl PartitionLog {
         if keep_from > self.log_start_offset {
             self.log_start_offset = keep_from;
             self.write_log_start_checkpoint()?;
+            self.producers.remove_below(keep_from);
         }
         let bytes_deleted = self.delete_segments(&doomed)?;
         info!(dir = %self.dir.display(), segments = doomed.len(), bytes_deleted, log_start_offset = self.log_start_offset,
@@ -852,6 +976,7 @@ impl PartitionLog {
             self.log_start_offset = offset;
             self.write_log_start_checkpoint()?;
             self.flushed_offset = offset;
+            self.producers.clear();
             self.check_invariants();
             return Ok(());
         }
@@ -890,6 +1015,7 @@ impl PartitionLog {
             self.log_start_offset = leo;
             self.write_log_start_checkpoint()?;
         }
+        self.rebuild_producer_state()?;
         info!(dir = %self.dir.display(), offset, log_end_offset = leo, "truncated log");
         self.check_invariants();
         Ok(())
@@ -907,6 +1033,7 @@ impl PartitionLog {
         disk.sync_dir(&self.dir)?;
         write_atomic(disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(leo))?;
         write_atomic(disk.as_ref(), &self.path(LOG_START_CHECKPOINT), &index::encode_checkpoint(self.log_start_offset))?;
+        write_atomic(disk.as_ref(), &self.path(PRODUCER_SNAPSHOT), &self.producers.encode_snapshot(leo))?;
         write_atomic(disk.as_ref(), &self.path(CLEAN_SHUTDOWN), b"")?;
         info!(dir = %self.dir.display(), log_end_offset = leo, "log closed cleanly");
         Ok(())
