@@ -33,3 +33,5 @@ pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const NON_EMPTY_GROUP: i16 = 68;
 pub const INVALID_GROUP_ID: i16 = 24;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;

@@ -7,7 +7,12 @@
 //!
 //! Format, one record per line, fields separated by tabs:
 //! `topic <name> <topic-id-hex> <partitions>` · `config <name> <key> <value>` ·
-//! `broker-config <key> <value>` · last line `crc <crc32c of everything before it>`.
+//! `broker-config <key> <value>` · `producer-id-block <end>` (omitted while 0) ·
+//! last line `crc <crc32c of everything before it>`.
+//!
+//! Producer ids are handed out in blocks: the broker stores the end of a new block here *before*
+//! it hands out any id from the block, and starts from the stored end after a restart, so an id
+//! is never given to two producers (the unused rest of a block is skipped, as in Kafka).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,6 +33,8 @@ pub struct TopicRecord {
 pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicRecord>,
     pub broker_configs: BTreeMap<String, String>,
+    /// Every producer id below this may have been handed out; the next block starts here.
+    pub producer_id_block_end: i64,
 }
 
 /// Why the metadata file could not be loaded.
@@ -53,6 +60,9 @@ impl MetadataImage {
         }
         for (k, v) in &self.broker_configs {
             s.push_str(&format!("broker-config\t{k}\t{v}\n"));
+        }
+        if self.producer_id_block_end != 0 {
+            s.push_str(&format!("producer-id-block\t{}\n", self.producer_id_block_end));
         }
         let crc = crc32c::crc32c(s.as_bytes());
         s.push_str(&format!("crc\t{crc}\n"));
@@ -92,6 +102,9 @@ impl MetadataImage {
                 ["broker-config", k, v] => {
                     image.broker_configs.insert(k.to_string(), v.to_string());
                 }
+                ["producer-id-block", end] => {
+                    image.producer_id_block_end = end.parse().ok().filter(|&e: &i64| e >= 0).ok_or_else(|| corrupt("bad producer id block"))?;
+                }
                 _ => return Err(corrupt("unknown record")),
             }
         }
@@ -125,6 +138,7 @@ mod tests {
         configs.insert("retention.ms".to_string(), "1000".to_string());
         img.topics.insert("t".into(), TopicRecord { id: Uuid::from_u128(7), partitions: 3, configs });
         img.broker_configs.insert("log.retention.ms".into(), "5".into());
+        img.producer_id_block_end = 3000;
         let bytes = img.encode();
         assert_eq!(MetadataImage::decode(&bytes, "x").unwrap(), img);
         for i in 0..bytes.len() - 1 {

@@ -34,6 +34,9 @@ pub use partition::{Offsets, Partition, PartitionError};
 /// Most partitions one topic may have (bounds memory and file handles per request).
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 
+/// Producer ids reserved durably at a time (see [`Broker::allocate_producer_id`]).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
 /// A topic and its partitions. Replaced as a whole (copy on write) when it changes.
 pub struct Topic {
     pub name: String,
@@ -67,6 +70,8 @@ struct Registry {
     topics: BTreeMap<String, Arc<Topic>>,
     ids: HashMap<Uuid, String>,
     image: MetadataImage,
+    /// Producer ids left in the current durably reserved block (empty: reserve a new block).
+    producer_ids: std::ops::Range<i64>,
 }
 
 /// Why the broker could not start.
@@ -254,6 +259,31 @@ impl Broker {
         image
             .store(self.disk.as_ref(), &self.config.log_dir)
             .map_err(|e| AdminError::new(errors::KAFKA_STORAGE_ERROR, format!("cannot persist metadata: {e}")))
+    }
+
+    /// Hands out a producer id never handed out before, even across restarts: ids come from
+    /// blocks of [`PRODUCER_ID_BLOCK_SIZE`] whose end is persisted before the first id of the
+    /// block is used (what is left of a block at a restart is skipped).
+    pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {
+        if let Some(id) = self.registry().producer_ids.next() {
+            return Ok(id);
+        }
+        let _admin = self.admin.lock().await;
+        if let Some(id) = self.registry().producer_ids.next() {
+            return Ok(id);
+        }
+        let mut image = self.registry().image.clone();
+        let start = image.producer_id_block_end;
+        let end = start
+            .checked_add(PRODUCER_ID_BLOCK_SIZE)
+            .ok_or_else(|| AdminError::new(errors::KAFKA_STORAGE_ERROR, "producer ids exhausted"))?;
+        image.producer_id_block_end = end;
+        self.persist(&image)?;
+        let mut reg = self.registry();
+        reg.image = image;
+        reg.producer_ids = start + 1..end;
+        tracing::info!(start, end, "reserved producer id block");
+        Ok(start)
     }
 
     /// Checks a topic creation without doing it; returns the effective log config.

@@ -11,11 +11,15 @@
 //! A failed fsync is fatal for the partition: it is marked failed, waiters get
 //! KAFKA_STORAGE_ERROR, and the log is never synced again in this process (no "fsyncgate" retry).
 //! The broker keeps serving every other partition.
+//!
+//! Idempotent producers are deduplicated by the log itself ([`PartitionLog::append_checked`]): a
+//! retried batch is answered with the original's offsets and waits for the same durability as the
+//! original (its offsets are at or below the log end, so `wait_durable` covers it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use gregor_storage::{AppendInfo, LogConfig, LogError, PartitionLog, ReadResult};
+use gregor_storage::{AppendInfo, AppendOutcome, LogConfig, LogError, PartitionLog, ProducerError, ReadResult};
 use tokio::sync::Notify;
 
 /// Why a partition operation failed, mapped to Kafka error codes by the handlers.
@@ -31,6 +35,8 @@ pub enum PartitionError {
     Corrupt(String),
     #[error("offset {offset} is out of range [{start}, {end}]")]
     OutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("{0}")]
+    Producer(ProducerError),
 }
 
 impl PartitionError {
@@ -42,6 +48,8 @@ impl PartitionError {
             PartitionError::TooLarge { .. } => MESSAGE_TOO_LARGE,
             PartitionError::Corrupt(_) => CORRUPT_MESSAGE,
             PartitionError::OutOfRange { .. } => OFFSET_OUT_OF_RANGE,
+            PartitionError::Producer(ProducerError::InvalidProducerEpoch { .. }) => INVALID_PRODUCER_EPOCH,
+            PartitionError::Producer(ProducerError::OutOfOrderSequence { .. }) => OUT_OF_ORDER_SEQUENCE_NUMBER,
         }
     }
 }
@@ -50,6 +58,7 @@ fn from_log(e: LogError) -> PartitionError {
     match e {
         LogError::MessageTooLarge { size, max } => PartitionError::TooLarge { size, max },
         LogError::Corrupt(b) => PartitionError::Corrupt(b.to_string()),
+        LogError::Producer(p) => PartitionError::Producer(p),
         LogError::OffsetOutOfRange { offset, log_start_offset, log_end_offset } => {
             PartitionError::OutOfRange { offset, start: log_start_offset, end: log_end_offset }
         }
@@ -127,12 +136,18 @@ impl Partition {
         f(&mut st)
     }
 
-    /// Appends validated batches, assigning offsets. Durability is awaited separately.
+    /// Appends validated batches, assigning offsets. Durability is awaited separately. An
+    /// idempotent producer's retry of a batch already in the log appends nothing and returns the
+    /// original batch's offsets.
     pub fn append(&self, batches: &mut [u8], record_count: i64, now_ms: i64) -> Result<AppendInfo, PartitionError> {
         let (info, wake_flusher, hw_moved) = self.with_log(|st| {
             let log = st.log.as_mut().expect("checked open");
-            let info = match log.append(batches, 0, now_ms) {
-                Ok(info) => info,
+            let info = match log.append_checked(batches, 0, now_ms) {
+                Ok(AppendOutcome::Appended(info)) => info,
+                Ok(AppendOutcome::Duplicate(info)) => {
+                    tracing::debug!(topic = %self.topic, partition = self.index, base_offset = info.base_offset, "duplicate batch from an idempotent producer");
+                    return Ok((info, false, false));
+                }
                 Err(e @ LogError::Io(_)) | Err(e @ LogError::Failed) => {
                     st.failed = true;
                     return Err(from_log(e));

@@ -12,6 +12,7 @@ mod create_topics;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
+mod init_producer_id;
 mod describe_configs;
 mod alter_configs;
 mod fetch;
@@ -59,6 +60,7 @@ pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest) -> Option<Reply
             Reply::Now(ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, r).await))
         }
         RequestKind::DescribeCluster(r) => Reply::Now(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r))),
+        RequestKind::InitProducerId(r) => Reply::Now(ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version).await)),
         RequestKind::DeleteRecords(r) => Reply::Now(ResponseKind::DeleteRecords(delete_records::handle(broker, r))),
         RequestKind::OffsetForLeaderEpoch(r) => {
             Reply::Now(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r)))
