@@ -79,7 +79,13 @@ impl Coordinator {
     pub fn join(&mut self, now_ms: i64, token: u64, req: JoinRequest) -> Vec<Effect> {
         let mut out = Vec::new();
         let group_id = req.group_id.clone();
+        let existed = self.groups.contains_key(&group_id);
         self.join_inner(now_ms, token, req, &mut out);
+        if !existed && self.groups.get(&group_id).is_some_and(|g| g.members.is_empty() && g.pending.is_empty()) {
+            // A refused first join leaves no trace: otherwise every rejected request with a new
+            // group id would leave an Empty group behind for ever.
+            self.groups.remove(&group_id);
+        }
         if let Some(g) = self.groups.get_mut(&group_id) {
             // A rejoin may have been the last one the join phase waited for.
             g.maybe_complete_join(now_ms, &mut out);
@@ -114,7 +120,11 @@ impl Coordinator {
         }
         let Some(g) = self.groups.get(&req.group_id) else { return };
 
-        if !g.accept_joining_member(&req.member_id, self.config.max_size) {
+        // A restarting static member is an existing member for group.max.size, even though it
+        // joins without its member id.
+        let known_static = req.group_instance_id.as_ref().and_then(|i| g.static_members.get(i)).cloned();
+        let size_key = if unknown_member { known_static.unwrap_or_default() } else { req.member_id.clone() };
+        if !g.accept_joining_member(&size_key, self.config.max_size) {
             if let Some(g) = self.groups.get_mut(&req.group_id) {
                 if g.members.contains_key(&req.member_id) {
                     g.remove_member(&req.member_id, out);
