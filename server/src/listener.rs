@@ -158,7 +158,7 @@ async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, shutdown: Arc<
             }
         };
         let (key, version, corr) = (req.api_key, req.header.request_api_version, req.header.correlation_id);
-        let Some(reply) = handlers::dispatch(&broker, req).await else {
+        let Some(reply) = handlers::dispatch(&broker, req, &peer).await else {
             tracing::warn!(%peer, api = ?key, version, "closing connection: API not implemented");
             break;
         };

@@ -37,6 +37,13 @@ enum Command {
         #[command(subcommand)]
         action: TopicsAction,
     },
+    /// List, describe, reset the offsets of, and delete consumer groups.
+    Groups {
+        #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+        bootstrap_server: String,
+        #[command(subcommand)]
+        action: GroupsAction,
+    },
     /// Produce one event per line of standard input.
     Produce {
         topic: String,
@@ -114,6 +121,37 @@ enum TopicsAction {
         #[arg(long = "delete-config", value_name = "KEY")]
         delete: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum GroupsAction {
+    /// List group ids.
+    List,
+    /// Members, assignments, committed offsets, log end and lag per partition.
+    Describe { group: String },
+    /// Move a group's committed offsets on a topic (dry run unless --execute; the group must be inactive).
+    ResetOffsets {
+        group: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long, group = "target")]
+        to_earliest: bool,
+        #[arg(long, group = "target")]
+        to_latest: bool,
+        #[arg(long, group = "target", allow_hyphen_values = true)]
+        to_offset: Option<i64>,
+        /// YYYY-MM-DDTHH:mm:SS.sss (UTC).
+        #[arg(long, group = "target", value_parser = cli::groups::parse_datetime)]
+        to_datetime: Option<i64>,
+        /// Apply the change (default: only show it).
+        #[arg(long)]
+        execute: bool,
+        /// Only show the change (the default).
+        #[arg(long, conflicts_with = "execute")]
+        dry_run: bool,
+    },
+    /// Delete an inactive group and its committed offsets.
+    Delete { group: String },
 }
 
 fn parse_acks(s: &str) -> Result<i16, String> {
@@ -245,6 +283,22 @@ async fn run_tool(command: Command) -> anyhow::Result<()> {
             TopicsAction::Describe { topic } => cli::topics::describe(&bootstrap_server, topic.as_deref()).await,
             TopicsAction::Delete { topic } => cli::topics::delete(&bootstrap_server, &topic).await,
             TopicsAction::AlterConfig { topic, add, delete } => cli::topics::alter_config(&bootstrap_server, &topic, &add, &delete).await,
+        },
+        Command::Groups { bootstrap_server, action } => match action {
+            GroupsAction::List => cli::groups::list(&bootstrap_server).await,
+            GroupsAction::Describe { group } => cli::groups::describe(&bootstrap_server, &group).await,
+            GroupsAction::Delete { group } => cli::groups::delete(&bootstrap_server, &group).await,
+            GroupsAction::ResetOffsets { group, topic, to_earliest, to_latest, to_offset, to_datetime, execute, dry_run: _ } => {
+                use cli::groups::ResetTo;
+                let to = match (to_earliest, to_latest, to_offset, to_datetime) {
+                    (true, _, _, _) => ResetTo::Earliest,
+                    (_, true, _, _) => ResetTo::Latest,
+                    (_, _, Some(o), _) => ResetTo::Offset(o),
+                    (_, _, _, Some(t)) => ResetTo::Datetime(t),
+                    _ => anyhow::bail!("choose one of --to-earliest, --to-latest, --to-offset, --to-datetime"),
+                };
+                cli::groups::reset_offsets(&bootstrap_server, &group, &topic, to, execute).await
+            }
         },
         Command::Produce { topic, bootstrap_server, properties, partition, headers, acks, compression } => {
             cli::produce::run(cli::produce::ProduceOptions {

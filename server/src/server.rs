@@ -65,6 +65,7 @@ pub async fn run(
         })
     };
 
+    let groups = tokio::spawn(crate::broker::groups::GroupService::run(broker.clone(), shutdown.clone()));
     let tracker = Arc::new(ConnectionTracker::default());
     accept_loop(broker.clone(), listener, shutdown.clone(), tracker.clone()).await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -74,6 +75,7 @@ pub async fn run(
     }
     let _ = retention.await;
     let _ = flusher.await;
+    let _ = groups.await;
     broker.close();
     tracing::info!("shutdown complete");
     Ok(())

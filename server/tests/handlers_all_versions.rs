@@ -175,6 +175,108 @@ fn sample(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
             RequestKind::InitProducerId(r)
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::FindCoordinator => {
+            let mut r = FindCoordinatorRequest::default();
+            if version < 4 {
+                r.key = s("g");
+            } else {
+                r.coordinator_keys = vec![s("g"), s("h")];
+            }
+            RequestKind::FindCoordinator(r)
+        }
+        ApiKey::OffsetCommit => {
+            let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+            p.partition_index = 0;
+            p.committed_offset = 1;
+            p.committed_metadata = Some(s("meta"));
+            let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+            t.name = topic("t");
+            t.partitions = vec![p];
+            let mut r = OffsetCommitRequest::default();
+            r.group_id = GroupId(s("standalone"));
+            r.generation_id_or_member_epoch = -1;
+            r.topics = vec![t];
+            RequestKind::OffsetCommit(r)
+        }
+        ApiKey::OffsetFetch => {
+            let mut r = OffsetFetchRequest::default();
+            if version < 8 {
+                r.group_id = GroupId(s("standalone"));
+                let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+                t.name = topic("t");
+                t.partition_indexes = vec![0, 1];
+                r.topics = Some(vec![t]);
+            } else {
+                let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                g.group_id = GroupId(s("standalone"));
+                g.topics = None;
+                r.groups = vec![g];
+            }
+            RequestKind::OffsetFetch(r)
+        }
+        ApiKey::JoinGroup => {
+            let mut p = join_group_request::JoinGroupRequestProtocol::default();
+            p.name = s("range");
+            p.metadata = Bytes::from_static(b"sub");
+            let mut r = JoinGroupRequest::default();
+            r.group_id = GroupId(s(&format!("join-{version}")));
+            r.session_timeout_ms = 10_000;
+            r.rebalance_timeout_ms = 10_000;
+            r.protocol_type = s("consumer");
+            r.protocols = vec![p];
+            RequestKind::JoinGroup(r)
+        }
+        ApiKey::SyncGroup => {
+            let mut r = SyncGroupRequest::default();
+            r.group_id = GroupId(s("nobody"));
+            r.generation_id = 3;
+            r.member_id = s("m");
+            if version >= 5 {
+                r.protocol_type = Some(s("consumer"));
+                r.protocol_name = Some(s("range"));
+            }
+            RequestKind::SyncGroup(r)
+        }
+        ApiKey::Heartbeat => {
+            let mut r = HeartbeatRequest::default();
+            r.group_id = GroupId(s("nobody"));
+            r.member_id = s("m");
+            RequestKind::Heartbeat(r)
+        }
+        ApiKey::LeaveGroup => {
+            let mut r = LeaveGroupRequest::default();
+            r.group_id = GroupId(s("nobody"));
+            if version >= 3 {
+                let mut m = leave_group_request::MemberIdentity::default();
+                m.member_id = s("m");
+                r.members = vec![m];
+            } else {
+                r.member_id = s("m");
+            }
+            RequestKind::LeaveGroup(r)
+        }
+        ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+        ApiKey::DescribeGroups => {
+            let mut r = DescribeGroupsRequest::default();
+            r.groups = vec![GroupId(s("standalone")), GroupId(s("nobody"))];
+            RequestKind::DescribeGroups(r)
+        }
+        ApiKey::DeleteGroups => {
+            let mut r = DeleteGroupsRequest::default();
+            r.groups_names = vec![GroupId(s("nobody"))];
+            RequestKind::DeleteGroups(r)
+        }
+        ApiKey::OffsetDelete => {
+            let mut p = offset_delete_request::OffsetDeleteRequestPartition::default();
+            p.partition_index = 0;
+            let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+            t.name = topic("t");
+            t.partitions = vec![p];
+            let mut r = OffsetDeleteRequest::default();
+            r.group_id = GroupId(s("nobody"));
+            r.topics = vec![t];
+            RequestKind::OffsetDelete(r)
+        }
         other => panic!("no sample request for {other:?}"),
     }
 }
@@ -185,7 +287,12 @@ fn every_supported_version_encodes() {
     rt.block_on(async {
         let disk = Arc::new(MemDisk::new(7, FaultConfig::default()));
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-        let config = BrokerConfig::from_settings(&[("log.dirs".into(), "/data".into())]).unwrap();
+        let config = BrokerConfig::from_settings(&[
+            ("log.dirs".into(), "/data".into()),
+            ("offsets.topic.num.partitions".into(), "3".into()),
+            ("group.initial.rebalance.delay.ms".into(), "0".into()),
+        ])
+        .unwrap();
         let broker = Broker::open(config, disk, clock, 1).await.unwrap();
         let t = broker.create_topic("t", 1, 1, Default::default(), false).await.unwrap();
         let mut checked = 0;
@@ -196,19 +303,25 @@ fn every_supported_version_encodes() {
                 header.request_api_version = version;
                 header.correlation_id = 9;
                 let req = DecodedRequest { header, api_key: key, body: sample(key, version, t.id) };
-                let reply = dispatch(&broker, req).await.expect("supported API must be dispatched");
+                let reply = dispatch(&broker, req, "127.0.0.1:5555").await.expect("supported API must be dispatched");
                 let body = match reply {
                     Reply::Now(b) => b,
                     Reply::Later(f) => f.await,
                     Reply::None => continue,
                 };
-                if let ResponseKind::Produce(p) = &body {
-                    assert_eq!(p.responses[0].partition_responses[0].error_code, 0, "produce v{version}");
+                match &body {
+                    ResponseKind::Produce(p) => assert_eq!(p.responses[0].partition_responses[0].error_code, 0, "produce v{version}"),
+                    ResponseKind::OffsetCommit(p) => assert_eq!(p.topics[0].partitions[0].error_code, 0, "offset commit v{version}"),
+                    ResponseKind::JoinGroup(j) if version >= 4 => assert_eq!(j.error_code, 79, "join v{version} needs a member id first"),
+                    ResponseKind::JoinGroup(j) => assert_eq!((j.error_code, j.generation_id), (0, 1), "join v{version}"),
+                    _ => {}
                 }
                 encode_response(key, version, 9, &body).unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));
                 checked += 1;
             }
         }
-        assert!(checked > 60, "only {checked} combinations checked");
+        assert!(checked > 100, "only {checked} combinations checked");
+        // The standalone commit is visible to OffsetFetch.
+        assert_eq!(broker.offsets.get("standalone", "t", 0).map(|c| (c.offset, c.metadata)), Some((1, "meta".to_string())));
     });
 }

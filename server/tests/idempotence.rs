@@ -31,7 +31,7 @@ async fn call(broker: &Arc<Broker>, key: ApiKey, version: i16, body: RequestKind
     header.request_api_version = version;
     header.correlation_id = 1;
     let req = DecodedRequest { header, api_key: key, body };
-    match dispatch(broker, req).await.expect("dispatched") {
+    match dispatch(broker, req, "127.0.0.1:5555").await.expect("dispatched") {
         Reply::Now(b) => b,
         Reply::Later(f) => f.await,
         Reply::None => panic!("no reply"),

@@ -9,6 +9,7 @@
 //! * No lock is held across an `.await` except the admin lock, which guards only metadata.
 
 pub mod group_store;
+pub mod groups;
 pub mod metadata_store;
 pub mod offsets;
 pub mod partition;
@@ -101,6 +102,8 @@ pub struct Broker {
     rng: Mutex<SmallRng>,
     /// Committed offsets and group metadata (the cache of `__consumer_offsets`).
     pub offsets: offsets::OffsetCache,
+    /// The consumer group coordinator.
+    pub groups: groups::GroupService,
     /// Set when shutdown begins: long polls answer at once instead of waiting.
     closing: std::sync::atomic::AtomicBool,
     /// Topic log defaults: the static `log.*` settings with dynamic broker overrides applied.
@@ -139,6 +142,7 @@ impl Broker {
         let data_dir_err = |source| StartError::DataDir { dir: dir.display().to_string(), source };
         disk.create_dir_all(&dir).map_err(data_dir_err)?;
         let mut rng = SmallRng::seed_from_u64(seed);
+        let member_id_epoch = i64::from(rng.random::<u32>());
 
         let props_path = dir.join("meta.properties");
         let cluster_id = match gregor_core::disk::read_all(disk.as_ref(), &props_path) {
@@ -160,6 +164,12 @@ impl Broker {
             tracing::warn!(error = %e, "ignoring invalid stored dynamic broker config");
             config.log_defaults.clone()
         });
+        let config_group = (
+            config.group_min_session_timeout_ms,
+            config.group_max_session_timeout_ms,
+            config.group_initial_rebalance_delay_ms,
+            config.group_max_size as usize,
+        );
         let broker = Arc::new(Broker {
             config,
             clock,
@@ -172,6 +182,12 @@ impl Broker {
             log_defaults: Mutex::new(log_defaults),
             closing: std::sync::atomic::AtomicBool::new(false),
             offsets: offsets::OffsetCache::default(),
+            groups: groups::GroupService::new(gregor_core::group::GroupConfig {
+                min_session_timeout_ms: config_group.0,
+                max_session_timeout_ms: config_group.1,
+                initial_rebalance_delay_ms: config_group.2,
+                max_size: config_group.3,
+            }),
         });
 
         // Remove partition directories the metadata does not know (interrupted deletes).
@@ -209,6 +225,10 @@ impl Broker {
         let loaded = broker.load_offsets();
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded {}", offsets::OFFSETS_TOPIC);
+        }
+        let groups = broker.groups.load(broker.clock.monotonic_ms() as i64, member_id_epoch, broker.offsets.group_metadata());
+        if groups > 0 {
+            tracing::info!(groups, "restored consumer groups");
         }
         Ok(broker)
     }

@@ -2,6 +2,7 @@
 //! through `gregor_net::client`; none of them reads the data directory.
 
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod topics;
 
@@ -25,6 +26,12 @@ pub fn error_name(code: i16) -> &'static str {
         17 => "INVALID_TOPIC_EXCEPTION",
         21 => "INVALID_REQUIRED_ACKS",
         35 => "UNSUPPORTED_VERSION",
+        14 => "COORDINATOR_LOAD_IN_PROGRESS",
+        15 => "COORDINATOR_NOT_AVAILABLE",
+        16 => "NOT_COORDINATOR",
+        22 => "ILLEGAL_GENERATION",
+        25 => "UNKNOWN_MEMBER_ID",
+        27 => "REBALANCE_IN_PROGRESS",
         36 => "TOPIC_ALREADY_EXISTS",
         37 => "INVALID_PARTITIONS",
         38 => "INVALID_REPLICATION_FACTOR",
@@ -32,6 +39,8 @@ pub fn error_name(code: i16) -> &'static str {
         40 => "INVALID_CONFIG",
         42 => "INVALID_REQUEST",
         56 => "KAFKA_STORAGE_ERROR",
+        68 => "NON_EMPTY_GROUP",
+        69 => "GROUP_ID_NOT_FOUND",
         100 => "UNKNOWN_TOPIC_ID",
         _ => "ERROR",
     }

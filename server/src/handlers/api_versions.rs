@@ -27,6 +27,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Whether `version` of `key` is served.
@@ -75,6 +86,7 @@ mod tests {
         }
         assert!(supported(ApiKey::Fetch, 11));
         assert!(!supported(ApiKey::Fetch, 3));
-        assert!(!supported(ApiKey::JoinGroup, 0));
+        assert!(supported(ApiKey::JoinGroup, 0));
+        assert!(!supported(ApiKey::EndTxn, 0));
     }
 }

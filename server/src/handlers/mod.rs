@@ -16,8 +16,13 @@ mod init_producer_id;
 mod describe_configs;
 mod alter_configs;
 mod fetch;
+mod find_coordinator;
+mod group_admin;
+mod group_membership;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 pub mod records;
@@ -27,7 +32,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use gregor_net::codec::DecodedRequest;
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::messages::{RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
@@ -41,10 +46,12 @@ pub enum Reply {
     None,
 }
 
-/// Routes one request. Returns `None` for an API this broker does not implement (the caller
-/// closes the connection, as Kafka does for requests it cannot parse).
-pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest) -> Option<Reply> {
+/// Routes one request from the client at `peer` (`host:port`). Returns `None` for an API this
+/// broker does not implement (the caller closes the connection, as Kafka does for requests it
+/// cannot parse).
+pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest, peer: &str) -> Option<Reply> {
     let version = req.header.request_api_version;
+    let client_id = req.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let reply = match req.body {
         RequestKind::ApiVersions(r) => Reply::Now(ResponseKind::ApiVersions(api_versions::handle(r, version))),
         RequestKind::Metadata(r) => Reply::Now(ResponseKind::Metadata(metadata::handle(broker, r, version).await)),
@@ -65,9 +72,26 @@ pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest) -> Option<Reply
         RequestKind::OffsetForLeaderEpoch(r) => {
             Reply::Now(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r)))
         }
+        RequestKind::FindCoordinator(r) => Reply::Now(ResponseKind::FindCoordinator(find_coordinator::handle(broker, r, version).await)),
+        RequestKind::OffsetCommit(r) => {
+            let broker = broker.clone();
+            Reply::Later(Box::pin(async move { ResponseKind::OffsetCommit(offset_commit::handle(&broker, r).await) }))
+        }
+        RequestKind::OffsetFetch(r) => Reply::Now(ResponseKind::OffsetFetch(offset_fetch::handle(broker, r, version))),
+        RequestKind::JoinGroup(r) => {
+            // Kafka reports the client's address as "/ip".
+            let host = format!("/{}", peer.rsplit_once(':').map_or(peer, |(h, _)| h));
+            group_membership::join(broker, r, version, client_id, host)
+        }
+        RequestKind::SyncGroup(r) => group_membership::sync(broker, r, version),
+        RequestKind::Heartbeat(r) => Reply::Now(ResponseKind::Heartbeat(group_membership::heartbeat(broker, r))),
+        RequestKind::LeaveGroup(r) => Reply::Now(ResponseKind::LeaveGroup(group_membership::leave(broker, r, version))),
+        RequestKind::ListGroups(r) => Reply::Now(ResponseKind::ListGroups(group_admin::list(broker, r))),
+        RequestKind::DescribeGroups(r) => Reply::Now(ResponseKind::DescribeGroups(group_admin::describe(broker, r))),
+        RequestKind::DeleteGroups(r) => Reply::Now(ResponseKind::DeleteGroups(group_admin::delete(broker, r).await)),
+        RequestKind::OffsetDelete(r) => Reply::Now(ResponseKind::OffsetDelete(group_admin::offset_delete(broker, r).await)),
         _ => return None,
     };
-    let _ = ApiKey::ApiVersions;
     Some(reply)
 }
 
