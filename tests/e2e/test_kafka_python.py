@@ -21,9 +21,8 @@ def admin(broker) -> KafkaAdminClient:
 
 
 def producer(broker, **conf) -> KafkaProducer:
-    # acks=all is the 3.x default; idempotence (also a default) needs InitProducerId, which the broker
-    # does not implement yet, so it is switched off explicitly here.
-    base = dict(bootstrap_servers=broker.bootstrap, acks="all", enable_idempotence=False,
+    # acks=all and idempotence are the 3.x defaults; both are left on.
+    base = dict(bootstrap_servers=broker.bootstrap, acks="all",
                 request_timeout_ms=TIMEOUT_MS, max_block_ms=TIMEOUT_MS, linger_ms=5)
     base.update(conf)
     return KafkaProducer(**base)
