@@ -82,6 +82,9 @@ enum Command {
         /// Exit after this many events.
         #[arg(long)]
         max_messages: Option<u64>,
+        /// Consume as a member of this consumer group, committing progress to it.
+        #[arg(long)]
+        group: Option<String>,
         /// Exit when no event arrives for this long.
         #[arg(long)]
         timeout_ms: Option<u64>,
@@ -312,9 +315,10 @@ async fn run_tool(command: Command) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Consume { topic, bootstrap_server, from_beginning, partition, offset, max_messages, timeout_ms, properties } => {
+        Command::Consume { topic, bootstrap_server, from_beginning, partition, offset, max_messages, group, timeout_ms, properties } => {
             cli::consume::run(cli::consume::ConsumeOptions {
                 bootstrap: bootstrap_server,
+                group,
                 topic,
                 partition,
                 offset,

@@ -203,3 +203,32 @@ def test_groups_cli_describe_reset_delete(broker):
     assert group not in gregor(broker, "groups", "list").stdout.decode().split()
     r = gregor(broker, "groups", "delete", group, check=False)
     assert r.returncode != 0 and b"GROUP_ID_NOT_FOUND" in r.stderr
+
+
+@pytest.mark.broker_overrides(FAST_GROUPS)
+def test_gregor_consume_with_group_resumes_and_splits(broker):
+    import subprocess
+    topic, group = unique(), unique("g")
+    ck.create_topic(broker.bootstrap, topic, partitions=4)
+    p = ck.producer(broker.bootstrap)
+    ck.produce_all(p, topic, [{"value": b"v%d" % i, "partition": i % 4} for i in range(20)])
+    out = gregor(broker, "consume", topic, "--group", group, "--from-beginning", "--max-messages", "20").stdout.split()
+    assert sorted(out) == sorted(b"v%d" % i for i in range(20))
+
+    # The group's commits make the next member start right after them.
+    ck.produce_all(p, topic, [{"value": b"w%d" % i, "partition": i % 4} for i in range(8)])
+    out = gregor(broker, "consume", topic, "--group", group, "--from-beginning", "--timeout-ms", "3000").stdout.split()
+    assert sorted(out) == sorted(b"w%d" % i for i in range(8))
+    rows = [ln.split() for ln in gregor(broker, "groups", "describe", group).stdout.decode().splitlines() if ln.startswith(group)]
+    assert sorted(r[5] for r in rows) == ["0"] * 4, rows
+
+    # Two members at once: every new event is printed by exactly one of them.
+    ck.produce_all(p, topic, [{"value": b"x%d" % i, "partition": i % 4} for i in range(40)])
+    cmd = [str(GREGOR_BIN), "consume", topic, "--group", group, "--timeout-ms", "4000", "--bootstrap-server", broker.bootstrap]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = []
+    for pr in procs:
+        o, e = pr.communicate(timeout=60)
+        assert pr.returncode == 0, e.decode(errors="replace")
+        outs.append(o.split())
+    assert sorted(outs[0] + outs[1]) == sorted(b"x%d" % i for i in range(40))

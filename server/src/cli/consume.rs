@@ -1,7 +1,10 @@
 //! `gregor consume`: print a topic's events, like `kafka-console-consumer.sh`.
 //!
-//! Reads without a consumer group (groups arrive with the group coordinator): from the end by
-//! default, from the beginning with `--from-beginning`, or from `--offset` on one `--partition`.
+//! Without `--group` it reads the topic's partitions directly: from the end by default, from the
+//! beginning with `--from-beginning`, or from `--offset` on one `--partition`. With `--group` it
+//! joins the consumer group, reads the partitions assigned to it starting after the group's last
+//! committed offsets (or per `--from-beginning` where nothing was committed), commits every few
+//! seconds and on exit, and leaves the group when it stops.
 //! Follows new events until interrupted, `--max-messages` are printed, or `--timeout-ms` passes
 //! without a new event. Formatting properties follow Kafka's DefaultMessageFormatter:
 //! `print.timestamp`, `print.partition`, `print.offset`, `print.headers`, `print.key`,
@@ -18,10 +21,13 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, ListOffsetsRequest, Topic
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 
+use super::group_member::GroupMember;
 use super::{connect, error_name, metadata};
 
 pub struct ConsumeOptions {
     pub bootstrap: String,
+    /// Join this consumer group (range assignor) and commit progress to it.
+    pub group: Option<String>,
     pub topic: String,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
@@ -93,25 +99,44 @@ pub async fn run(opts: ConsumeOptions) -> anyhow::Result<()> {
     let partitions = match opts.partition {
         Some(p) if all.contains(&p) => vec![p],
         Some(p) => anyhow::bail!("partition {p} does not exist"),
-        None => all,
+        None => all.clone(),
     };
     if opts.offset.is_some() && opts.partition.is_none() {
         anyhow::bail!("--offset needs --partition");
     }
-    let mut positions: BTreeMap<i32, i64> = BTreeMap::new();
-    for &p in &partitions {
-        let pos = match opts.offset {
-            Some(o) if o >= 0 => o,
-            Some(o) => list_offset(&mut client, &opts.topic, p, if o == -2 { -2 } else { -1 }).await?,
-            None => list_offset(&mut client, &opts.topic, p, if opts.from_beginning { -2 } else { -1 }).await?,
-        };
-        positions.insert(p, pos);
+    if opts.group.is_some() && (opts.partition.is_some() || opts.offset.is_some()) {
+        anyhow::bail!("--partition and --offset cannot be used with --group");
     }
-
+    let mut member = None;
+    let partitions = match &opts.group {
+        Some(g) => {
+            let (m, assigned) = GroupMember::join(&opts.bootstrap, g, &opts.topic, all.clone()).await?;
+            member = Some(m);
+            assigned
+        }
+        None => partitions,
+    };
+    let mut positions = initial_positions(&mut client, member.as_mut(), &opts, &partitions).await?;
     let stdout = std::io::stdout();
     let mut printed = 0u64;
     let mut idle_since = tokio::time::Instant::now();
+    let mut last_heartbeat = tokio::time::Instant::now();
+    let mut last_commit = tokio::time::Instant::now();
     loop {
+        if let Some(m) = member.as_mut() {
+            if last_heartbeat.elapsed() >= HEARTBEAT_INTERVAL {
+                last_heartbeat = tokio::time::Instant::now();
+                if m.heartbeat().await? {
+                    m.commit(&positions).await?;
+                    let assigned = m.rejoin().await?;
+                    positions = initial_positions(&mut client, Some(m), &opts, &assigned).await?;
+                }
+            }
+            if last_commit.elapsed() >= AUTO_COMMIT_INTERVAL {
+                last_commit = tokio::time::Instant::now();
+                m.commit(&positions).await?;
+            }
+        }
         if opts.max_messages.is_some_and(|m| printed >= m) {
             break;
         }
@@ -142,7 +167,16 @@ pub async fn run(opts: ConsumeOptions) -> anyhow::Result<()> {
         req.max_bytes = 50 << 20;
         req.session_epoch = -1;
         req.topics = vec![ft];
-        let resp = client.send(&req).await?;
+        if positions.is_empty() {
+            // Nothing assigned (more members than partitions): wait for a rebalance.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let resp = tokio::select! {
+            biased;
+            _ = tokio::signal::ctrl_c() => break,
+            r = client.send(&req) => r?,
+        };
         if resp.error_code != 0 {
             anyhow::bail!("fetch failed: {} ({})", error_name(resp.error_code), resp.error_code);
         }
@@ -214,6 +248,39 @@ pub async fn run(opts: ConsumeOptions) -> anyhow::Result<()> {
         }
         out.flush()?;
     }
+    if let Some(m) = member.as_mut() {
+        m.commit(&positions).await?;
+        m.leave().await?;
+    }
     eprintln!("Processed a total of {printed} messages");
     Ok(())
+}
+
+/// How often a group member heartbeats and commits.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
+const AUTO_COMMIT_INTERVAL: Duration = Duration::from_millis(5000);
+
+/// Where to start reading each partition: the group's committed offset if there is one, else
+/// `--offset`, else the beginning or the end.
+async fn initial_positions(
+    client: &mut gregor_net::client::Client,
+    member: Option<&mut GroupMember>,
+    opts: &ConsumeOptions,
+    partitions: &[i32],
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let committed = match member {
+        Some(m) => m.committed(partitions).await?,
+        None => BTreeMap::new(),
+    };
+    let mut positions = BTreeMap::new();
+    for &p in partitions {
+        let pos = match (committed.get(&p).copied().filter(|&o| o >= 0), opts.offset) {
+            (Some(c), _) => c,
+            (None, Some(o)) if o >= 0 => o,
+            (None, Some(o)) => list_offset(client, &opts.topic, p, if o == -2 { -2 } else { -1 }).await?,
+            (None, None) => list_offset(client, &opts.topic, p, if opts.from_beginning { -2 } else { -1 }).await?,
+        };
+        positions.insert(p, pos);
+    }
+    Ok(positions)
 }

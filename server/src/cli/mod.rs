@@ -2,6 +2,7 @@
 //! through `gregor_net::client`; none of them reads the data directory.
 
 pub mod consume;
+pub mod group_member;
 pub mod groups;
 pub mod produce;
 pub mod topics;
