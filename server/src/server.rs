@@ -46,7 +46,10 @@ pub async fn run(
                 tokio::select! {
                     biased;
                     _ = shutdown.wait() => return,
-                    _ = tokio::time::sleep(period) => broker.apply_retention(),
+                    _ = tokio::time::sleep(period) => {
+                        broker.apply_retention();
+                        broker.expire_offsets().await;
+                    }
                 }
             }
         })

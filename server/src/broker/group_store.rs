@@ -85,6 +85,40 @@ impl Broker {
         self.write_group_records(group, &[(RecordKey::Group { group: group.to_string() }, value)]).await
     }
 
+    /// `offsets.retention.minutes`: removes committed offsets of groups without members whose
+    /// commit is older than the retention (Kafka, KIP-211: offsets of an active group never
+    /// expire). Returns how many offsets were removed.
+    pub async fn expire_offsets(&self) -> usize {
+        let now = self.clock.wall_ms();
+        let horizon = now.saturating_sub(self.config.offsets_retention_ms);
+        let mut removed = 0;
+        for group in self.offsets.groups() {
+            let active = self.groups.with(|c| (c.describe(&group).members.len(), Vec::new())) > 0;
+            if active {
+                continue;
+            }
+            let expired: Vec<(String, i32)> = self
+                .offsets
+                .group_offsets(&group)
+                .into_iter()
+                .filter(|(_, c)| c.commit_timestamp_ms < horizon)
+                .map(|(k, _)| k)
+                .collect();
+            let n = expired.len();
+            if n == 0 {
+                continue;
+            }
+            match self.delete_offsets(&group, expired).await {
+                Ok(()) => {
+                    removed += n;
+                    tracing::info!(group = %group, offsets = n, "expired committed offsets");
+                }
+                Err(code) => tracing::warn!(group = %group, code, "cannot expire committed offsets"),
+            }
+        }
+        removed
+    }
+
     /// Replays `__consumer_offsets` into the cache (startup).
     pub fn load_offsets(&self) -> usize {
         let Some(topic) = self.topic(OFFSETS_TOPIC) else { return 0 };
