@@ -6,6 +6,7 @@
 //! [`clock::SystemClock`], the production adapter of the clock seam.
 
 pub mod batch;
+pub mod be_reader;
 pub mod clock;
 pub mod disk;
 pub mod group;

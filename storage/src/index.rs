@@ -17,6 +17,7 @@
 //! timestamp among the batches before that position in the segment (i64::MIN if none), so the
 //! time index is non-decreasing and a lookup can start at the last entry below the target.
 
+use gregor_core::be_reader::BeReader;
 use crate::segment::{IndexEntry, Segment};
 
 const INDEX_MAGIC: &[u8; 4] = b"GIDX";
@@ -31,7 +32,7 @@ fn finish(mut b: Vec<u8>) -> Vec<u8> {
 }
 
 /// Strips and checks the trailing CRC and the magic/version prefix.
-fn open_body<'a>(bytes: &'a [u8], magic: &[u8; 4]) -> Option<Reader<'a>> {
+fn open_body<'a>(bytes: &'a [u8], magic: &[u8; 4]) -> Option<BeReader<'a>> {
     if bytes.len() < 9 {
         return None;
     }
@@ -39,38 +40,11 @@ fn open_body<'a>(bytes: &'a [u8], magic: &[u8; 4]) -> Option<Reader<'a>> {
     if crc32c::crc32c(body).to_be_bytes() != crc {
         return None;
     }
-    let mut r = Reader { b: body };
+    let mut r = BeReader::new(body);
     if r.take(4)? != magic || r.u8()? != VERSION {
         return None;
     }
     Some(r)
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.b.len() < n {
-            return None;
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Some(h)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
 }
 
 pub(crate) fn encode_offset_index(seg: &Segment) -> Vec<u8> {
@@ -130,7 +104,7 @@ pub(crate) fn decode_indexes(index: &[u8], time: &[u8], base: i64, segment_size:
     let max_ts = t.i64()?;
     let max_ts_pos = t.u64()?;
     let n = r.u32()?;
-    if t.u32()? != n || r.b.len() != n as usize * 16 || t.b.len() != n as usize * 16 {
+    if t.u32()? != n || r.remaining() != n as usize * 16 || t.remaining() != n as usize * 16 {
         return None;
     }
     let mut entries = Vec::with_capacity(n as usize);
@@ -177,7 +151,7 @@ pub(crate) fn encode_checkpoint(value: i64) -> Vec<u8> {
 pub(crate) fn decode_checkpoint(bytes: &[u8]) -> Option<i64> {
     let mut r = open_body(bytes, CKPT_MAGIC)?;
     let v = r.i64()?;
-    if !r.b.is_empty() || v < 0 {
+    if r.remaining() != 0 || v < 0 {
         return None;
     }
     Some(v)

@@ -24,6 +24,7 @@
 //! earlier ones; the state changes only when the whole append is written
 //! ([`ProducerStateMap::commit`]).
 
+use gregor_core::be_reader::BeReader;
 use std::collections::{BTreeMap, VecDeque};
 
 use gregor_core::batch::{BatchHeader, ATTR_LOG_APPEND_TIME};
@@ -270,7 +271,7 @@ impl ProducerStateMap {
         if crc32c::crc32c(body).to_be_bytes() != crc {
             return None;
         }
-        let mut r = Reader { b: body };
+        let mut r = BeReader::new(body);
         if r.take(4)? != SNAPSHOT_MAGIC || r.take(1)?[0] != SNAPSHOT_VERSION {
             return None;
         }
@@ -308,7 +309,7 @@ impl ProducerStateMap {
                 return None;
             }
         }
-        if !r.b.is_empty() {
+        if r.remaining() != 0 {
             return None;
         }
         Some((map, log_end))
@@ -324,30 +325,6 @@ fn find_duplicate<'e>(e: &'e ProducerEntry, h: &BatchHeader) -> Option<&'e Batch
     }
     let last = last_sequence(h);
     e.batches.iter().find(|b| b.first_seq == h.base_sequence && b.last_seq == last)
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.b.len() < n {
-            return None;
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Some(h)
-    }
-    fn i32(&mut self) -> Option<i32> {
-        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
 }
 
 #[cfg(test)]

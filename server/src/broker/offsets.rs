@@ -18,6 +18,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use gregor_core::batch::BatchHeader;
+use gregor_core::be_reader::BeReader;
 use kafka_protocol::records::RecordBatchDecoder;
 
 /// The internal topic's name.
@@ -78,10 +79,10 @@ impl RecordKey {
     }
 
     pub fn decode(b: &[u8]) -> Option<RecordKey> {
-        let mut r = Reader(b);
+        let mut r = BeReader::new(b);
         match r.i16()? {
-            0 | 1 => Some(RecordKey::Offset { group: r.string()?, topic: r.string()?, partition: r.i32()? }),
-            2 => Some(RecordKey::Group { group: r.string()? }),
+            0 | 1 => Some(RecordKey::Offset { group: read_string(&mut r)?, topic: read_string(&mut r)?, partition: r.i32()? }),
+            2 => Some(RecordKey::Group { group: read_string(&mut r)? }),
             _ => None,
         }
     }
@@ -101,46 +102,22 @@ pub fn encode_offset_value(v: &CommittedOffset) -> Vec<u8> {
 /// Decodes OffsetCommitValue v1 or v3 (the versions without an expire timestamp are v1's
 /// prefix plus Kafka's later fields; v1 carries an expire timestamp we ignore).
 pub fn decode_offset_value(b: &[u8]) -> Option<CommittedOffset> {
-    let mut r = Reader(b);
+    let mut r = BeReader::new(b);
     let version = r.i16()?;
     let offset = r.i64()?;
     let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
-    let metadata = r.string()?;
+    let metadata = read_string(&mut r)?;
     let commit_timestamp_ms = r.i64()?;
     Some(CommittedOffset { offset, leader_epoch, metadata, commit_timestamp_ms })
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
+/// A Kafka `string` (i16 length, -1 = null → empty).
+fn read_string(r: &mut BeReader<'_>) -> Option<String> {
+    let len = r.i16()?;
+    if len < 0 {
+        return Some(String::new());
     }
-    fn i16(&mut self) -> Option<i16> {
-        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take(8).map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            i64::from_be_bytes(a)
-        })
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Some(String::new());
-        }
-        self.take(len as usize).map(|b| String::from_utf8_lossy(b).into_owned())
-    }
+    r.take(len as usize).map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// The in-memory view of the offsets topic.
