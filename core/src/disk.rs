@@ -31,6 +31,12 @@ pub trait DiskFile: Send + Sync + 'static {
     fn truncate(&self, len: u64) -> io::Result<()>;
     /// Makes everything written so far durable (fdatasync). See the module contract on failure.
     fn sync(&self) -> io::Result<()>;
+    /// How long the next `sync` should take in simulated time. Real disks return zero (their
+    /// latency is real); the simulator's disk draws one from its seed, so that a crash can land
+    /// while a sync is in progress.
+    fn sync_delay(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// A handle to an open file.

@@ -50,6 +50,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use gregor_core::batch::{self, BatchError, BatchHeader, HEADER_LEN};
+use gregor_core::bugs::{self, Bug};
 use gregor_core::disk::{read_all, write_atomic, FileRef, SharedDisk};
 use tracing::{info, warn};
 
@@ -287,8 +288,10 @@ impl PartitionLog {
                 _ => {
                     let scan = segment::scan(file, base, len, log.config.index_interval_bytes, now_ms)?;
                     report.batches_scanned += scan.batches;
-                    let seg = scan.segment;
-                    if scan.invalid_tail_bytes > 0 {
+                    let mut seg = scan.segment;
+                    if scan.invalid_tail_bytes > 0 && bugs::active(Bug::KeepTornTail) {
+                        seg.size = len;
+                    } else if scan.invalid_tail_bytes > 0 {
                         warn!(dir = %dir.display(), base, why = ?scan.why_stopped, cut = scan.invalid_tail_bytes,
                             "truncating segment at the first invalid batch");
                         report.truncated_bytes += scan.invalid_tail_bytes;

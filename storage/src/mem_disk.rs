@@ -31,6 +31,11 @@
 //! * **I/O errors**: `write_error` (EIO) and `no_space` (ENOSPC) make a `write_all_at` fail without
 //!   writing anything; `read_error` makes a `read_exact_at` fail with EIO; `sync_error` makes `sync`
 //!   or `sync_dir` fail with EIO.
+//! * **Process death without power loss**: [`MemDisk::kill_process`] makes every open handle
+//!   stale and keeps all written bytes (they are in the page cache), which is what `kill -9` of
+//!   the broker does on a machine that stays up.
+//! * **Latency**: `sync_delay` draws each fsync's duration from `0..=sync_delay_ms_max`; the
+//!   flusher sleeps that long in simulated time before syncing, so a crash can land mid-fsync.
 //! * **Bit rot**: [`MemDisk::flip_bit`] flips one bit of a file's current and durable bytes.
 //!
 //! Every injected fault is counted by kind ([`MemDisk::fault_counts`]).
@@ -65,6 +70,8 @@ pub struct FaultConfig {
     pub torn_on_crash: f64,
     /// On crash, a file keeps none of its unsynced bytes.
     pub lose_unsynced_on_crash: f64,
+    /// Each `sync` takes a simulated time drawn uniformly from 0..=this (see `DiskFile::sync_delay`).
+    pub sync_delay_ms_max: u64,
 }
 
 /// How many faults of each kind were injected so far.
@@ -78,6 +85,7 @@ pub struct FaultCounts {
     pub lose_unsynced_on_crash: u64,
     pub bit_flips: u64,
     pub crashes: u64,
+    pub process_kills: u64,
 }
 
 struct Inode {
@@ -221,6 +229,22 @@ impl MemDisk {
         lock(&self.state).faults = faults;
     }
 
+    /// Simulates the death of the process using the disk (kill -9) while the machine stays up:
+    /// every open handle becomes stale, but nothing is lost, because the written pages are in the
+    /// operating system's cache. Compare [`MemDisk::crash`] (power loss).
+    pub fn kill_process(&self) {
+        let mut st = lock(&self.state);
+        st.counts.process_kills += 1;
+        st.epoch += 1;
+        let inos: Vec<u64> = st.inodes.keys().copied().collect();
+        for ino in inos {
+            if let Some(n) = st.inodes.get_mut(&ino) {
+                n.open_handles = 0;
+            }
+            st.gc(ino);
+        }
+    }
+
     /// Simulates power loss / kill -9 + reboot. See the module doc for what survives.
     pub fn crash(&self) {
         lock(&self.state).crash();
@@ -350,6 +374,15 @@ impl DiskFile for MemFile {
             n.dirty_from = Some(n.dirty_from.map_or(changed, |d| d.min(changed)));
             Ok(())
         })
+    }
+
+    fn sync_delay(&self) -> std::time::Duration {
+        let mut st = lock(&self.state);
+        let max = st.faults.sync_delay_ms_max;
+        if max == 0 {
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::from_millis(st.rng.random_range(0..=max))
     }
 
     fn sync(&self) -> io::Result<()> {

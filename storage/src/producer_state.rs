@@ -149,6 +149,9 @@ impl ProducerStateMap {
 
     /// Checks the headers of the batches of one append, in order, without changing anything.
     pub fn check(&self, headers: &[BatchHeader]) -> Result<Check, ProducerError> {
+        if gregor_core::bugs::active(gregor_core::bugs::Bug::NoDedupWindow) {
+            return Ok(Check::Append);
+        }
         // Entries as they would be after the earlier batches of this append.
         let mut staged: BTreeMap<i64, (i16, Option<i32>)> = BTreeMap::new();
         for h in headers.iter().filter(|h| h.producer_id >= 0) {

@@ -589,7 +589,9 @@ impl Group {
             self.leader = first_rejoined;
         }
         self.join_deadline_ms = None;
-        self.generation = self.generation.saturating_add(1);
+        if !crate::bugs::active(crate::bugs::Bug::SameGeneration) {
+            self.generation = self.generation.saturating_add(1);
+        }
         if self.members.is_empty() {
             self.state = GroupState::Empty;
             self.protocol_name = None;

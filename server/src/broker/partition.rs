@@ -19,6 +19,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use gregor_core::bugs::{self, Bug};
 use gregor_storage::{AppendInfo, AppendOutcome, LogConfig, LogError, PartitionLog, ProducerError, ReadResult};
 use tokio::sync::Notify;
 
@@ -184,7 +185,7 @@ impl Partition {
                 let Some(log) = st.log.as_ref() else {
                     return Err(PartitionError::Storage("partition is closed".into()));
                 };
-                if !strict(log.config()) || log.flushed_offset() >= offset {
+                if !strict(log.config()) || log.flushed_offset() >= offset || bugs::active(Bug::AckBeforeFsync) {
                     return Ok(());
                 }
             }
@@ -214,8 +215,13 @@ impl Partition {
                     Some(log) => log.take_unflushed(),
                 }
             };
+            let delay = files.iter().map(|f| f.sync_delay()).max().unwrap_or_default();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            #[allow(deprecated)] // madsim-tokio deprecates spawn_blocking; in the simulator it runs inline
             let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync())).await;
-            let ok = matches!(result, Ok(Ok(())));
+            let ok = matches!(result, Ok(Ok(()))) || bugs::active(Bug::IgnoreFsyncFailure);
             {
                 let mut st = self.lock();
                 if ok {

@@ -1,0 +1,116 @@
+//! Deliberately injectable bugs, used to prove that the simulator's checkers catch what they
+//! guard against ("mutation tests").
+//!
+//! Each [`Bug`] names one wrong behaviour that a call site in the broker or the log can switch to.
+//! Bugs exist only in simulator builds (`--cfg madsim`): in every other build [`active`] is a
+//! constant `false`, so the production binary cannot contain them. In the simulator the set of
+//! active bugs is per thread, because a madsim world runs on the thread that drives it; a campaign
+//! that runs seeds on several threads sets the bugs on each.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One injectable bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// Produce answers acks=1/all before the records are fsynced.
+    AckBeforeFsync,
+    /// A failed fsync is treated as success: the partition keeps serving from memory.
+    IgnoreFsyncFailure,
+    /// Recovery accepts batches without checking their CRC.
+    SkipRecoveryCrc,
+    /// Recovery keeps the torn bytes at the end of a segment instead of cutting them off.
+    KeepTornTail,
+    /// A rebalance completes without bumping the group generation.
+    SameGeneration,
+    /// The idempotent producer's dedup window is empty: retried batches are appended again.
+    NoDedupWindow,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 6] = [
+        Bug::AckBeforeFsync,
+        Bug::IgnoreFsyncFailure,
+        Bug::SkipRecoveryCrc,
+        Bug::KeepTornTail,
+        Bug::SameGeneration,
+        Bug::NoDedupWindow,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::AckBeforeFsync => "ack-before-fsync",
+            Bug::IgnoreFsyncFailure => "ignore-fsync-failure",
+            Bug::SkipRecoveryCrc => "skip-recovery-crc",
+            Bug::KeepTornTail => "keep-torn-tail",
+            Bug::SameGeneration => "same-generation",
+            Bug::NoDedupWindow => "no-dedup-window",
+        }
+    }
+
+    #[cfg_attr(not(madsim), allow(dead_code))]
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Bug {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Bug, String> {
+        Bug::ALL.into_iter().find(|b| b.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+            format!("unknown bug {s:?}; known: {}", names.join(", "))
+        })
+    }
+}
+
+#[cfg(madsim)]
+thread_local! {
+    static ACTIVE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether `bug` is switched on. Always `false` outside the simulator.
+#[inline]
+pub fn active(bug: Bug) -> bool {
+    #[cfg(madsim)]
+    {
+        ACTIVE.with(|a| a.get() & bug.bit() != 0)
+    }
+    #[cfg(not(madsim))]
+    {
+        let _ = bug;
+        false
+    }
+}
+
+/// Switches on exactly `bugs` for worlds driven by this thread.
+#[cfg(madsim)]
+pub fn set_active(bugs: &[Bug]) {
+    let mask = bugs.iter().fold(0, |m, b| m | b.bit());
+    ACTIVE.with(|a| a.set(mask));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for b in Bug::ALL {
+            assert_eq!(b.name().parse::<Bug>(), Ok(b));
+        }
+        assert!("nope".parse::<Bug>().is_err());
+    }
+
+    #[cfg(not(madsim))]
+    #[test]
+    fn no_bug_is_active_outside_the_simulator() {
+        assert!(Bug::ALL.iter().all(|b| !active(*b)));
+    }
+}

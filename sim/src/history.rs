@@ -1,0 +1,157 @@
+//! The recorded history of a run: every record the clients tried to produce, every
+//! acknowledgement, everything any reader was served, and the world events that excuse some
+//! losses (power loss under the page-cache policy, a bit flip, retention, DeleteRecords).
+//!
+//! Clients append to it as they go; the checkers read it when the run is over. Records are
+//! identified by their value, which starts with `p<producer>:<n>:`, so a served record can be
+//! traced back to exactly one produce attempt.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// Identity of a produced record: (producer, sequence number within that producer).
+pub type RecordId = (u32, u64);
+
+/// A record as produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Produced {
+    pub id: RecordId,
+    pub topic: String,
+    pub partition: i32,
+    pub key: Option<Bytes>,
+    pub value: Bytes,
+    pub headers: Vec<(String, Bytes)>,
+}
+
+/// A record as served to a reader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// One acknowledged record: the broker said it is at `offset`.
+#[derive(Clone, Debug)]
+pub struct Ack {
+    pub id: RecordId,
+    pub partition: i32,
+    pub offset: i64,
+    pub at: Duration,
+    /// The producer asked for idempotence.
+    pub idempotent: bool,
+}
+
+/// One record served by a fetch.
+#[derive(Clone, Debug)]
+pub struct Observation {
+    pub reader: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub record: Served,
+    pub at: Duration,
+    /// The high watermark the same fetch response reported.
+    pub high_watermark: i64,
+}
+
+/// A reader was served offset `got` right after `expected - 1`: records were skipped.
+#[derive(Clone, Debug)]
+pub struct Gap {
+    pub reader: String,
+    pub partition: i32,
+    pub expected: i64,
+    pub got: i64,
+    /// The log start offset the same fetch response reported.
+    pub log_start: i64,
+}
+
+/// The final read after the faults healed: per partition, the log start, the high watermark and
+/// the records from one to the other (offset order), or why the read stopped early.
+#[derive(Clone, Debug, Default)]
+pub struct FinalRead {
+    pub log_start: BTreeMap<i32, i64>,
+    pub high_watermark: BTreeMap<i32, i64>,
+    pub records: BTreeMap<i32, Vec<(i64, Served)>>,
+    /// Partition -> (offset, reason) where the read could not go on.
+    pub stuck: BTreeMap<i32, (i64, String)>,
+    /// Simulated time from the heal until the final read completed.
+    pub served_after: Option<Duration>,
+}
+
+/// Everything recorded in one run.
+#[derive(Default)]
+pub struct HistoryData {
+    /// The topic whose data is checked.
+    pub topic: String,
+    pub partitions: i32,
+    pub produced: BTreeMap<RecordId, Produced>,
+    pub acks: Vec<Ack>,
+    pub observations: Vec<Observation>,
+    /// Served data that failed its CRC or did not decode: corrupt data reached a client.
+    pub corrupt_served: Vec<String>,
+    /// Simulated times of power losses.
+    pub power_losses: Vec<Duration>,
+    /// Partition -> lowest offset a bit flip may have destroyed (everything from there is excused
+    /// from the durability check: a single broker has no other copy).
+    pub bit_flips: BTreeMap<i32, i64>,
+    /// Partition -> highest offset an acknowledged DeleteRecords deleted up to.
+    pub deleted_before: BTreeMap<i32, i64>,
+    /// Per reader and partition, the offsets where it restarted reading (out of range reset).
+    pub resets: Vec<(String, i32, i64)>,
+    pub gaps: Vec<Gap>,
+    pub final_read: FinalRead,
+    /// When the faults were healed.
+    pub healed_at: Option<Duration>,
+    /// Failures of the liveness phase.
+    pub liveness_failures: Vec<String>,
+    pub operations: u64,
+}
+
+/// A shared handle to the history.
+#[derive(Clone, Default)]
+pub struct History(Arc<Mutex<HistoryData>>);
+
+impl History {
+    pub fn new(topic: &str, partitions: i32) -> History {
+        let h = History::default();
+        {
+            let mut d = h.lock();
+            d.topic = topic.to_string();
+            d.partitions = partitions;
+        }
+        h
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, HistoryData> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The value prefix that identifies a record.
+pub fn value_prefix(id: RecordId) -> String {
+    format!("p{}:{}:", id.0, id.1)
+}
+
+/// Parses the identity out of a served value, if it has one.
+pub fn parse_id(value: &[u8]) -> Option<RecordId> {
+    let s = std::str::from_utf8(value.get(..value.len().min(40))?).ok()?;
+    let rest = s.strip_prefix('p')?;
+    let mut it = rest.splitn(3, ':');
+    let p = it.next()?.parse().ok()?;
+    let n = it.next()?.parse().ok()?;
+    it.next()?;
+    Some((p, n))
+}
+
+impl Produced {
+    /// Whether `served` is exactly this record (key, value and headers).
+    pub fn matches(&self, served: &Served) -> bool {
+        served.key == self.key
+            && served.value.as_ref() == Some(&self.value)
+            && served.headers.len() == self.headers.len()
+            && served.headers.iter().zip(&self.headers).all(|((k1, v1), (k2, v2))| k1 == k2 && v1.as_ref() == Some(v2))
+    }
+}

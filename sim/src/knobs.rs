@@ -1,0 +1,156 @@
+//! The configuration of one simulated run, drawn from its seed (swarm testing: every seed picks
+//! its own mix of faults and workload, so a campaign covers combinations nobody thought to write).
+//!
+//! Every probability and rate is a named knob. Knobs are drawn with the run's own RNG before the
+//! world starts, and printed with every violation so a failure can be read without replaying it.
+
+use std::fmt;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// How the broker makes produced records durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync before acknowledging (`flush.messages=1`, the default): acknowledged records survive
+    /// power loss.
+    Fsync,
+    /// Kafka's page-cache policy (`flush.messages` large, `flush.ms` periodic): acknowledged
+    /// records survive a process crash but not power loss.
+    PageCache,
+}
+
+/// Which process and network faults the nemesis may inject in this run.
+#[derive(Clone, Debug)]
+pub struct FaultKnobs {
+    /// Mean simulated milliseconds between two injected faults.
+    pub mean_gap_ms: u64,
+    /// Relative weights of each fault kind (0 disables it).
+    pub kill_weight: u32,
+    pub power_loss_weight: u32,
+    pub pause_weight: u32,
+    pub clog_node_weight: u32,
+    pub clog_link_weight: u32,
+    pub disk_burst_weight: u32,
+    /// Whether one bit flip at rest may be injected (budget: one per run, in a segment file).
+    pub bit_flip: bool,
+    /// Disk fault probabilities while a disk burst lasts.
+    pub disk_write_error: f64,
+    pub disk_read_error: f64,
+    pub disk_sync_error: f64,
+    pub disk_no_space: f64,
+    /// Crash semantics of the disk (always on).
+    pub torn_on_crash: f64,
+    pub lose_unsynced_on_crash: f64,
+    /// Upper bound of one fsync's simulated duration.
+    pub sync_delay_ms_max: u64,
+}
+
+/// What the clients do.
+#[derive(Clone, Debug)]
+pub struct WorkloadKnobs {
+    pub partitions: i32,
+    pub producers: u32,
+    /// acks per producer (-1, 1 or 0), one entry per producer.
+    pub acks: Vec<i16>,
+    /// Whether each producer is idempotent (only meaningful with acks=-1).
+    pub idempotent: Vec<bool>,
+    /// Kafka compression codec id per producer (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    pub compression: Vec<i8>,
+    pub records_per_batch_max: u32,
+    pub value_bytes_max: usize,
+    /// Simulated milliseconds between two produce requests of one producer.
+    pub produce_gap_ms: u64,
+    /// Probability that a produce request's connection is dropped right after sending it.
+    pub drop_connection: f64,
+    pub consumers: u32,
+    /// Topic `segment.bytes` (small values make segments roll often).
+    pub segment_bytes: u64,
+    /// Topic `retention.bytes` per partition (-1: unlimited).
+    pub retention_bytes: i64,
+    /// Whether an admin client issues DeleteRecords and creates/deletes scratch topics.
+    pub admin: bool,
+}
+
+/// Everything drawn from one seed.
+#[derive(Clone, Debug)]
+pub struct Knobs {
+    pub durability: Durability,
+    pub faults: FaultKnobs,
+    pub workload: WorkloadKnobs,
+    /// Simulated milliseconds of the safety phase (faults on).
+    pub safety_ms: u64,
+}
+
+impl Knobs {
+    /// Draws the knobs of `seed`. The same seed always gives the same knobs.
+    pub fn draw(seed: u64) -> Knobs {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x6b6e_6f62_735f_7631);
+        let w = |rng: &mut SmallRng| if rng.random_bool(0.6) { rng.random_range(1..=5) } else { 0 };
+        let faults = FaultKnobs {
+            mean_gap_ms: rng.random_range(500..=4_000),
+            kill_weight: w(&mut rng),
+            power_loss_weight: w(&mut rng),
+            pause_weight: w(&mut rng),
+            clog_node_weight: w(&mut rng),
+            clog_link_weight: w(&mut rng),
+            disk_burst_weight: w(&mut rng),
+            bit_flip: rng.random_bool(0.25),
+            disk_write_error: pick(&mut rng, &[0.0, 0.001, 0.01, 0.05]),
+            disk_read_error: pick(&mut rng, &[0.0, 0.001, 0.01, 0.05]),
+            disk_sync_error: pick(&mut rng, &[0.0, 0.01, 0.05, 0.2]),
+            disk_no_space: pick(&mut rng, &[0.0, 0.001, 0.01]),
+            torn_on_crash: pick(&mut rng, &[0.0, 0.3, 0.7, 1.0]),
+            lose_unsynced_on_crash: pick(&mut rng, &[0.0, 0.2, 0.5]),
+            sync_delay_ms_max: pick(&mut rng, &[0, 1, 5, 20]),
+        };
+        let producers = rng.random_range(1..=3);
+        let workload = WorkloadKnobs {
+            partitions: rng.random_range(1..=4),
+            producers,
+            acks: (0..producers).map(|_| pick(&mut rng, &[-1, -1, 1, 0])).collect(),
+            idempotent: (0..producers).map(|_| rng.random_bool(0.5)).collect(),
+            compression: (0..producers).map(|_| pick(&mut rng, &[0, 0, 1, 2, 3, 4])).collect(),
+            records_per_batch_max: rng.random_range(1..=8),
+            value_bytes_max: pick(&mut rng, &[16, 200, 2_000]),
+            produce_gap_ms: rng.random_range(5..=100),
+            drop_connection: pick(&mut rng, &[0.0, 0.0, 0.02, 0.1]),
+            consumers: rng.random_range(0..=2),
+            segment_bytes: pick(&mut rng, &[4_096, 16_384, 1 << 20]),
+            retention_bytes: pick(&mut rng, &[-1, -1, -1, 20_000, 100_000]),
+            admin: rng.random_bool(0.3),
+        };
+        let durability = if rng.random_bool(0.75) { Durability::Fsync } else { Durability::PageCache };
+        Knobs { durability, faults, workload, safety_ms: 40_000 }
+    }
+}
+
+fn pick<T: Copy>(rng: &mut SmallRng, options: &[T]) -> T {
+    options[rng.random_range(0..options.len())]
+}
+
+impl fmt::Display for Knobs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fk = &self.faults;
+        let wk = &self.workload;
+        writeln!(f, "  durability: {:?}; safety phase {} ms", self.durability, self.safety_ms)?;
+        writeln!(
+            f,
+            "  faults: every ~{} ms; weights kill={} power-loss={} pause={} clog-node={} clog-link={} disk-burst={}; bit-flip={}",
+            fk.mean_gap_ms, fk.kill_weight, fk.power_loss_weight, fk.pause_weight, fk.clog_node_weight, fk.clog_link_weight,
+            fk.disk_burst_weight, fk.bit_flip
+        )?;
+        writeln!(
+            f,
+            "  disk: burst write-eio={} read-eio={} fsync-eio={} enospc={}; crash torn={} lose-unsynced={}; fsync delay <= {} ms",
+            fk.disk_write_error, fk.disk_read_error, fk.disk_sync_error, fk.disk_no_space, fk.torn_on_crash,
+            fk.lose_unsynced_on_crash, fk.sync_delay_ms_max
+        )?;
+        write!(
+            f,
+            "  workload: {} partitions; {} producers acks={:?} idempotent={:?} compression={:?}; batch <= {} records of <= {} B every {} ms; drop-connection={}; {} consumers; segment.bytes={} retention.bytes={}; admin={}",
+            wk.partitions, wk.producers, wk.acks, wk.idempotent, wk.compression, wk.records_per_batch_max, wk.value_bytes_max,
+            wk.produce_gap_ms, wk.drop_connection, wk.consumers, wk.segment_bytes, wk.retention_bytes, wk.admin
+        )
+    }
+}

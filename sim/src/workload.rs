@@ -1,0 +1,636 @@
+//! Client workloads that run on client nodes and talk to brokers over the Kafka wire protocol
+//! with the project's own client (`gregor_net::client`), recording everything in the history.
+//!
+//! Clients behave like real ones under faults: every request has a timeout, a connection that
+//! errs or times out is dropped and re-established, producers retry (idempotent producers retry
+//! the same batch with the same sequence numbers, so retries must not duplicate), and consumers
+//! resume from their position.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use gregor_net::client::Client;
+use indexmap::IndexMap;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    BrokerId, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
+    ProduceRequest, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::history::{value_prefix, Ack, FinalRead, Gap, History, Observation, Produced, RecordId, Served};
+use crate::trace::Trace;
+
+/// Timeout of one request (clients give up, drop the connection and retry).
+pub const REQUEST_TIMEOUT_MS: u64 = 3_000;
+/// How long a connection attempt may take.
+pub const CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Retries of a non-idempotent producer before it gives a batch up.
+pub const PLAIN_RETRIES_MAX: u32 = 3;
+/// Fetch version the readers use (by topic name; versions 13+ need the topic id).
+const FETCH_VERSION: i16 = 12;
+
+/// What every client task shares.
+#[derive(Clone)]
+pub struct Ctx {
+    pub history: History,
+    pub trace: Trace,
+    pub stop: Arc<AtomicBool>,
+    pub broker: String,
+    pub topic: String,
+    pub partitions: i32,
+}
+
+impl Ctx {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// Connects with a bounded wait; `None` (after tracing why) on failure.
+pub async fn connect(ctx: &Ctx, name: &str) -> Option<Client> {
+    match tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), Client::connect(&ctx.broker, name)).await {
+        Ok(Ok(mut c)) => {
+            c.set_timeout(Duration::from_millis(REQUEST_TIMEOUT_MS));
+            Some(c)
+        }
+        Ok(Err(e)) => {
+            ctx.trace.event(name, format!("connect failed: {e}"));
+            None
+        }
+        Err(_) => {
+            ctx.trace.event(name, "connect timed out");
+            None
+        }
+    }
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Creates `topic` (retrying until it exists). Returns false if `ctx.stop` ends the attempts.
+pub async fn create_topic(ctx: &Ctx, who: &str, topic: &str, partitions: i32, configs: &[(String, String)]) -> bool {
+    while !ctx.stopped() {
+        let Some(mut c) = connect(ctx, who).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let mut t = CreatableTopic::default();
+        t.name = name(topic);
+        t.num_partitions = partitions;
+        t.replication_factor = 1;
+        t.configs = configs
+            .iter()
+            .map(|(k, v)| {
+                let mut c = CreatableTopicConfig::default();
+                c.name = StrBytes::from_string(k.clone());
+                c.value = Some(StrBytes::from_string(v.clone()));
+                c
+            })
+            .collect();
+        let mut req = CreateTopicsRequest::default();
+        req.topics = vec![t];
+        req.timeout_ms = 10_000;
+        match c.send(&req).await {
+            Ok(resp) => {
+                let code = resp.topics.first().map_or(-1, |t| t.error_code);
+                ctx.trace.event(who, format!("create topic {topic}: error {code}"));
+                if code == 0 || code == 36 {
+                    return true;
+                }
+            }
+            Err(e) => ctx.trace.event(who, format!("create topic {topic}: {e}")),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    false
+}
+
+/// Shape of one producer.
+#[derive(Clone, Debug)]
+pub struct ProducerSpec {
+    pub index: u32,
+    pub acks: i16,
+    pub idempotent: bool,
+    pub compression: Compression,
+    pub records_per_batch_max: u32,
+    pub value_bytes_max: usize,
+    pub gap_ms: u64,
+    pub drop_connection: f64,
+}
+
+pub fn compression(id: i8) -> Compression {
+    match id {
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
+
+struct Pending {
+    partition: i32,
+    records: Vec<Produced>,
+    base_sequence: i32,
+    attempts: u32,
+}
+
+/// Produces until stopped. Every attempted record goes into the history before it is sent.
+pub async fn producer(ctx: Ctx, spec: ProducerSpec, seed: u64) {
+    let who = format!("producer-{}", spec.index);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut client: Option<Client> = None;
+    let mut pid: Option<(i64, i16)> = None;
+    let mut next_seq: BTreeMap<i32, i32> = BTreeMap::new();
+    let mut next_n: u64 = 0;
+    let mut pending: Option<Pending> = None;
+    let idempotent = spec.idempotent && spec.acks == -1;
+    while !ctx.stopped() {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(1..=spec.gap_ms.max(1)))).await;
+        if client.is_none() {
+            client = connect(&ctx, &who).await;
+            if client.is_none() {
+                continue;
+            }
+        }
+        let c = client.as_mut().expect("connected above");
+        if idempotent && pid.is_none() {
+            let mut req = InitProducerIdRequest::default();
+            req.transaction_timeout_ms = 60_000;
+            req.producer_id = ProducerId(-1);
+            req.producer_epoch = -1;
+            match c.send(&req).await {
+                Ok(r) if r.error_code == 0 => {
+                    pid = Some((r.producer_id.0, r.producer_epoch));
+                    next_seq.clear();
+                    ctx.trace.event(&who, format!("producer id {} epoch {}", r.producer_id.0, r.producer_epoch));
+                }
+                Ok(r) => {
+                    ctx.trace.event(&who, format!("InitProducerId error {}", r.error_code));
+                    continue;
+                }
+                Err(e) => {
+                    ctx.trace.event(&who, format!("InitProducerId: {e}"));
+                    client = None;
+                    continue;
+                }
+            }
+        }
+        let mut batch = match pending.take() {
+            Some(p) => p,
+            None => {
+                let partition = rng.random_range(0..ctx.partitions);
+                let n = rng.random_range(1..=spec.records_per_batch_max);
+                let mut records = Vec::new();
+                for _ in 0..n {
+                    let id: RecordId = (spec.index, next_n);
+                    next_n += 1;
+                    let mut value = value_prefix(id).into_bytes();
+                    let pad = rng.random_range(0..=spec.value_bytes_max);
+                    value.extend(std::iter::repeat_n(b'a' + (id.1 % 26) as u8, pad));
+                    let key = rng.random_bool(0.7).then(|| Bytes::from(format!("k{}", rng.random_range(0..10))));
+                    let headers = if rng.random_bool(0.3) {
+                        vec![("h1".to_string(), Bytes::from(format!("{}", id.1))), ("h2".to_string(), Bytes::from_static(b""))]
+                    } else {
+                        Vec::new()
+                    };
+                    let r = Produced { id, topic: ctx.topic.clone(), partition, key, value: Bytes::from(value), headers };
+                    ctx.history.lock().produced.insert(id, r.clone());
+                    records.push(r);
+                }
+                let base_sequence = if idempotent {
+                    let s = next_seq.entry(partition).or_insert(0);
+                    let base = *s;
+                    *s = s.wrapping_add(n as i32);
+                    base
+                } else {
+                    -1
+                };
+                Pending { partition, records, base_sequence, attempts: 0 }
+            }
+        };
+        batch.attempts += 1;
+        let (producer_id, epoch) = if idempotent { pid.expect("initialised above") } else { (-1, -1) };
+        let req = match produce_request(&ctx.topic, &batch, spec.acks, producer_id, epoch, spec.compression) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.trace.event(&who, format!("cannot encode batch: {e}"));
+                continue;
+            }
+        };
+        let first = batch.records[0].id.1;
+        let last = batch.records[batch.records.len() - 1].id.1;
+        ctx.history.lock().operations += 1;
+        let retry_allowed = idempotent || batch.attempts <= PLAIN_RETRIES_MAX;
+        if spec.acks == 0 || rng.random_bool(spec.drop_connection) {
+            let version = c.version_for::<ProduceRequest>().unwrap_or(9);
+            let sent = c.send_no_response(&req, version).await;
+            if spec.acks == 0 {
+                ctx.trace.event(&who, format!("produce p{} #{first}..{last} acks=0 sent={}", batch.partition, sent.is_ok()));
+                if sent.is_err() {
+                    client = None;
+                }
+            } else {
+                ctx.trace.event(&who, format!("produce p{} #{first}..{last} sent, connection dropped", batch.partition));
+                client = None;
+                if retry_allowed {
+                    pending = Some(batch);
+                }
+            }
+            continue;
+        }
+        match c.send(&req).await {
+            Ok(resp) => {
+                let pr = resp.responses.first().and_then(|t| t.partition_responses.first());
+                let (code, base) = pr.map_or((-1, -1), |p| (p.error_code, p.base_offset));
+                ctx.trace.event(&who, format!("produce p{} #{first}..{last} attempt {} -> error {code} offset {base}", batch.partition, batch.attempts));
+                if code == 0 {
+                    let at = ctx.trace.elapsed();
+                    let mut h = ctx.history.lock();
+                    for (i, r) in batch.records.iter().enumerate() {
+                        h.acks.push(Ack { id: r.id, partition: batch.partition, offset: base + i as i64, at, idempotent });
+                    }
+                } else if idempotent && matches!(code, 45 | 47 | 59 | 90) {
+                    // The producer's sequence state is gone or fenced: start a new producer id,
+                    // as the Java client does; this batch's fate is unknown.
+                    pid = None;
+                } else if retry_allowed {
+                    pending = Some(batch);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Err(e) => {
+                ctx.trace.event(&who, format!("produce p{} #{first}..{last} attempt {}: {e}", batch.partition, batch.attempts));
+                client = None;
+                if retry_allowed {
+                    pending = Some(batch);
+                }
+            }
+        }
+    }
+}
+
+fn produce_request(topic: &str, batch: &Pending, acks: i16, producer_id: i64, epoch: i16, compression: Compression) -> anyhow::Result<ProduceRequest> {
+    let records: Vec<Record> = batch
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: if producer_id >= 0 { batch.base_sequence.wrapping_add(i as i32) } else { -1 },
+            timestamp: 1_700_000_000_000,
+            key: r.key.clone(),
+            value: Some(r.value.clone()),
+            headers: r.headers.iter().map(|(k, v)| (StrBytes::from_string(k.clone()), Some(v.clone()))).collect::<IndexMap<_, _>>(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression })?;
+    let mut pd = PartitionProduceData::default();
+    pd.index = batch.partition;
+    pd.records = Some(buf.freeze());
+    let mut td = TopicProduceData::default();
+    td.name = name(topic);
+    td.partition_data = vec![pd];
+    let mut req = ProduceRequest::default();
+    req.acks = acks;
+    req.timeout_ms = REQUEST_TIMEOUT_MS as i32;
+    req.topic_data = vec![td];
+    Ok(req)
+}
+
+/// Decodes the batches of a fetch response, verifying each CRC. Trailing partial batches are
+/// ignored (a fetch may cut the last one).
+pub fn decode_batches(mut data: Bytes) -> Result<Vec<(i64, Served)>, String> {
+    let mut out = Vec::new();
+    while data.len() >= gregor_core::batch::HEADER_LEN {
+        let h = gregor_core::batch::BatchHeader::parse(&data).map_err(|e| format!("bad batch header served: {e}"))?;
+        if h.total_len() > data.len() {
+            break;
+        }
+        let mut one = data.split_to(h.total_len());
+        gregor_core::batch::validate(&one).map_err(|e| format!("corrupt batch served at offset {}: {e}", h.base_offset))?;
+        if h.is_control() {
+            continue;
+        }
+        let set = RecordBatchDecoder::decode(&mut one).map_err(|e| format!("undecodable batch at offset {}: {e}", h.base_offset))?;
+        for r in set.records {
+            let headers = r.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            out.push((r.offset, Served { key: r.key, value: r.value, headers }));
+        }
+    }
+    Ok(out)
+}
+
+fn fetch_request(topic: &str, positions: &BTreeMap<i32, i64>) -> FetchRequest {
+    let mut ft = FetchTopic::default();
+    ft.topic = name(topic);
+    ft.partitions = positions
+        .iter()
+        .map(|(&p, &o)| {
+            let mut fp = FetchPartition::default();
+            fp.partition = p;
+            fp.fetch_offset = o;
+            fp.current_leader_epoch = -1;
+            fp.log_start_offset = -1;
+            fp.partition_max_bytes = 64 << 10;
+            fp
+        })
+        .collect();
+    let mut req = FetchRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.max_wait_ms = 200;
+    req.min_bytes = 1;
+    req.max_bytes = 1 << 20;
+    req.session_epoch = -1;
+    req.topics = vec![ft];
+    req
+}
+
+/// Tails every partition from offset 0 until stopped, recording what it is served.
+pub async fn consumer(ctx: Ctx, index: u32) {
+    let who = format!("consumer-{index}");
+    let mut positions: BTreeMap<i32, i64> = (0..ctx.partitions).map(|p| (p, 0)).collect();
+    let mut client: Option<Client> = None;
+    let mut broken: BTreeMap<i32, String> = BTreeMap::new();
+    while !ctx.stopped() {
+        if client.is_none() {
+            client = connect(&ctx, &who).await;
+            if client.is_none() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        let c = client.as_mut().expect("connected above");
+        let live: BTreeMap<i32, i64> = positions.iter().filter(|(p, _)| !broken.contains_key(p)).map(|(&p, &o)| (p, o)).collect();
+        let req = fetch_request(&ctx.topic, &live);
+        let resp = match c.send_at(&req, FETCH_VERSION).await {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.trace.event(&who, format!("fetch: {e}"));
+                client = None;
+                continue;
+            }
+        };
+        ctx.history.lock().operations += 1;
+        let mut idle = true;
+        for t in resp.responses {
+            for pd in t.partitions {
+                let p = pd.partition_index;
+                let pos = positions.get(&p).copied().unwrap_or(0);
+                if pd.error_code == 1 {
+                    let start = pd.log_start_offset.max(0);
+                    ctx.trace.event(&who, format!("p{p} offset {pos} out of range (log start {start}, hw {}): reset", pd.high_watermark));
+                    let to = if pos < start { start } else { 0 };
+                    ctx.history.lock().resets.push((who.clone(), p, to));
+                    positions.insert(p, to);
+                    continue;
+                }
+                if pd.error_code != 0 {
+                    continue;
+                }
+                let Some(data) = pd.records else { continue };
+                match decode_batches(data) {
+                    Ok(records) => {
+                        let at = ctx.trace.elapsed();
+                        let mut h = ctx.history.lock();
+                        let mut next = pos;
+                        for (offset, record) in records {
+                            if offset < next {
+                                continue;
+                            }
+                            if offset > next {
+                                h.gaps.push(Gap { reader: who.clone(), partition: p, expected: next, got: offset, log_start: pd.log_start_offset });
+                            }
+                            idle = false;
+                            h.observations.push(Observation { reader: who.clone(), partition: p, offset, record, at, high_watermark: pd.high_watermark });
+                            next = offset + 1;
+                        }
+                        positions.insert(p, next);
+                    }
+                    Err(e) => {
+                        ctx.trace.event(&who, format!("p{p}: {e}"));
+                        ctx.history.lock().corrupt_served.push(format!("{who} p{p} at {pos}: {e}"));
+                        broken.insert(p, e);
+                    }
+                }
+            }
+        }
+        if idle {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Occasionally deletes records below the high watermark and creates, fills and deletes
+/// scratch topics, until stopped.
+pub async fn admin(ctx: Ctx, seed: u64) {
+    let who = "admin";
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut round = 0u32;
+    while !ctx.stopped() {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..=6_000))).await;
+        let Some(mut c) = connect(&ctx, who).await else { continue };
+        round += 1;
+        if rng.random_bool(0.5) {
+            let p = rng.random_range(0..ctx.partitions);
+            let hw = match list_offset(&mut c, &ctx.topic, p, -1).await {
+                Ok(o) => o,
+                Err(e) => {
+                    ctx.trace.event(who, format!("list offsets p{p}: {e}"));
+                    continue;
+                }
+            };
+            let to = rng.random_range(0..=hw.max(0)) / 2;
+            let mut dp = DeleteRecordsPartition::default();
+            dp.partition_index = p;
+            dp.offset = to;
+            let mut dt = DeleteRecordsTopic::default();
+            dt.name = name(&ctx.topic);
+            dt.partitions = vec![dp];
+            let mut req = DeleteRecordsRequest::default();
+            req.topics = vec![dt];
+            req.timeout_ms = 5_000;
+            ctx.history.lock().operations += 1;
+            match c.send(&req).await {
+                Ok(r) => {
+                    let pr = r.topics.first().and_then(|t| t.partitions.first());
+                    let (code, low) = pr.map_or((-1, -1), |p| (p.error_code, p.low_watermark));
+                    ctx.trace.event(who, format!("delete records p{p} before {to}: error {code} low watermark {low}"));
+                    if code == 0 {
+                        let mut h = ctx.history.lock();
+                        let e = h.deleted_before.entry(p).or_insert(0);
+                        *e = (*e).max(to);
+                    }
+                }
+                Err(e) => ctx.trace.event(who, format!("delete records: {e}")),
+            }
+        } else {
+            let scratch = format!("scratch-{round}");
+            if !create_topic(&ctx, who, &scratch, 1, &[]).await {
+                return;
+            }
+            let mut req = DeleteTopicsRequest::default();
+            let mut st = DeleteTopicState::default();
+            st.name = Some(name(&scratch));
+            req.topics = vec![st];
+            req.topic_names = vec![name(&scratch)];
+            req.timeout_ms = 5_000;
+            ctx.history.lock().operations += 1;
+            let Some(mut c) = connect(&ctx, who).await else { continue };
+            let version = c.version_for::<DeleteTopicsRequest>().unwrap_or(1);
+            let mut req6 = req.clone();
+            if version >= 6 {
+                req6.topic_names.clear();
+            } else {
+                req6.topics.clear();
+            }
+            match c.send_at(&req6, version).await {
+                Ok(r) => ctx.trace.event(who, format!("delete topic {scratch}: error {}", r.responses.first().map_or(-1, |t| t.error_code))),
+                Err(e) => ctx.trace.event(who, format!("delete topic {scratch}: {e}")),
+            }
+        }
+    }
+}
+
+/// ListOffsets of one partition at `timestamp` (-1 latest = high watermark, -2 earliest).
+pub async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp: i64) -> anyhow::Result<i64> {
+    let mut p = ListOffsetsPartition::default();
+    p.partition_index = partition;
+    p.timestamp = timestamp;
+    p.current_leader_epoch = -1;
+    let mut t = ListOffsetsTopic::default();
+    t.name = name(topic);
+    t.partitions = vec![p];
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.topics = vec![t];
+    let resp = c.send(&req).await?;
+    let pr = resp.topics.first().and_then(|t| t.partitions.first()).ok_or_else(|| anyhow::anyhow!("empty ListOffsets response"))?;
+    if pr.error_code != 0 {
+        anyhow::bail!("error {}", pr.error_code);
+    }
+    Ok(pr.offset)
+}
+
+/// The liveness phase: within `bound`, produce one acknowledged probe record to every
+/// partition, then read every partition from its log start to its high watermark.
+pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> FinalRead {
+    let who = "checker";
+    let start = ctx.trace.elapsed();
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut out = FinalRead::default();
+    let mut probed: BTreeMap<i32, bool> = BTreeMap::new();
+    let mut n = 0u64;
+    let mut done: BTreeMap<i32, bool> = BTreeMap::new();
+    while tokio::time::Instant::now() < deadline && done.len() < ctx.partitions as usize {
+        let Some(mut c) = connect(&ctx, who).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        'partitions: for p in 0..ctx.partitions {
+            if done.contains_key(&p) {
+                continue;
+            }
+            if !probed.contains_key(&p) {
+                let id: RecordId = (probe_producer, n);
+                n += 1;
+                let r = Produced { id, topic: ctx.topic.clone(), partition: p, key: None, value: Bytes::from(value_prefix(id)), headers: Vec::new() };
+                ctx.history.lock().produced.insert(id, r.clone());
+                let batch = Pending { partition: p, records: vec![r], base_sequence: -1, attempts: 1 };
+                let Ok(req) = produce_request(&ctx.topic, &batch, -1, -1, -1, Compression::None) else { break };
+                match c.send(&req).await {
+                    Ok(resp) => {
+                        let pr = resp.responses.first().and_then(|t| t.partition_responses.first());
+                        let (code, base) = pr.map_or((-1, -1), |p| (p.error_code, p.base_offset));
+                        ctx.trace.event(who, format!("probe p{p} -> error {code} offset {base}"));
+                        if code != 0 {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue 'partitions;
+                        }
+                        let at = ctx.trace.elapsed();
+                        ctx.history.lock().acks.push(Ack { id, partition: p, offset: base, at, idempotent: false });
+                        probed.insert(p, true);
+                    }
+                    Err(e) => {
+                        ctx.trace.event(who, format!("probe p{p}: {e}"));
+                        break 'partitions;
+                    }
+                }
+            }
+            let (log_start, hw) = match (list_offset(&mut c, &ctx.topic, p, -2).await, list_offset(&mut c, &ctx.topic, p, -1).await) {
+                (Ok(s), Ok(h)) => (s, h),
+                (a, b) => {
+                    ctx.trace.event(who, format!("list offsets p{p}: {:?} {:?}", a.err(), b.err()));
+                    break 'partitions;
+                }
+            };
+            let mut records = Vec::new();
+            let mut pos = log_start;
+            while pos < hw {
+                let req = fetch_request(&ctx.topic, &BTreeMap::from([(p, pos)]));
+                let resp = match c.send_at(&req, FETCH_VERSION).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        ctx.trace.event(who, format!("fetch p{p} at {pos}: {e}"));
+                        break 'partitions;
+                    }
+                };
+                let Some(pd) = resp.responses.first().and_then(|t| t.partitions.first()) else { break 'partitions };
+                if pd.error_code != 0 {
+                    ctx.trace.event(who, format!("fetch p{p} at {pos}: error {}", pd.error_code));
+                    out.stuck.insert(p, (pos, format!("fetch error {}", pd.error_code)));
+                    break;
+                }
+                let got = match pd.records.clone().map(decode_batches).unwrap_or(Ok(Vec::new())) {
+                    Ok(g) => g,
+                    Err(e) => {
+                        ctx.history.lock().corrupt_served.push(format!("{who} p{p} at {pos}: {e}"));
+                        out.stuck.insert(p, (pos, e));
+                        break;
+                    }
+                };
+                let before = pos;
+                for (offset, r) in got {
+                    if offset >= pos && offset < hw {
+                        records.push((offset, r));
+                        pos = offset + 1;
+                    }
+                }
+                if pos == before {
+                    out.stuck.insert(p, (pos, "fetch returned nothing below the high watermark".into()));
+                    break;
+                }
+            }
+            ctx.trace.event(who, format!("read p{p}: log start {log_start} hw {hw}, {} records", records.len()));
+            out.log_start.insert(p, log_start);
+            out.high_watermark.insert(p, hw);
+            out.records.insert(p, records);
+            done.insert(p, true);
+        }
+    }
+    if done.len() == ctx.partitions as usize {
+        out.served_after = Some(ctx.trace.elapsed().saturating_sub(start));
+    }
+    out
+}

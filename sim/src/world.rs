@@ -1,0 +1,282 @@
+//! The simulated world: broker nodes running the production broker (`gregor_server::server::run`,
+//! the same entry point as the `gregor` binary) on simulated disks, client nodes running
+//! workloads over the real Kafka wire protocol, and the controls the nemesis uses to hurt them.
+//!
+//! A broker's disk ([`MemDisk`]) is owned here, outside the node, so it survives `kill` and
+//! `restart`: a kill is a process crash (written pages stay in the page cache) unless it is a
+//! power loss, which also applies the disk's crash model. The world takes any number of brokers
+//! and client nodes, so multi-broker scenarios add brokers, not a new harness.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use gregor_server::config::BrokerConfig;
+use gregor_server::listener::Shutdown;
+use gregor_storage::mem_disk::{FaultConfig, MemDisk};
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+
+use crate::trace::Trace;
+
+/// The port every broker listens on.
+pub const BROKER_PORT: u16 = 9092;
+/// The data directory inside every broker's disk.
+pub const DATA_DIR: &str = "/data";
+
+/// What the world knows about one broker.
+pub struct BrokerNode {
+    pub name: String,
+    pub ip: IpAddr,
+    pub node: NodeHandle,
+    pub disk: MemDisk,
+    /// Crash-time disk faults, always on (torn and lost unsynced writes, fsync latency).
+    pub base_faults: FaultConfig,
+    /// Whether the process is running (not killed).
+    pub running: bool,
+    pub paused: bool,
+    /// Set by the broker when it serves, cleared when it stops.
+    pub serving: Arc<AtomicBool>,
+    /// Disk faults counted when the broker last started (to tell whether it saw new ones).
+    pub faults_at_start: u64,
+    pub starts: Arc<AtomicU64>,
+}
+
+impl BrokerNode {
+    pub fn addr(&self) -> String {
+        format!("{}:{BROKER_PORT}", self.ip)
+    }
+}
+
+/// The whole simulated cluster.
+pub struct World {
+    pub brokers: Vec<BrokerNode>,
+    pub clients: Vec<(String, NodeHandle)>,
+    pub trace: Trace,
+    seed: u64,
+}
+
+impl World {
+    pub fn new(seed: u64, trace: Trace) -> World {
+        World { brokers: Vec::new(), clients: Vec::new(), trace, seed }
+    }
+
+    /// Adds and starts a broker with the given Kafka settings (on top of the simulator's own:
+    /// node id, listener, data directory).
+    pub fn add_broker(&mut self, settings: Vec<(String, String)>, base_faults: FaultConfig) -> usize {
+        let index = self.brokers.len();
+        let name = format!("broker-{index}");
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, index as u8 + 1));
+        let disk = MemDisk::new(self.seed ^ (0xd15c_0000 + index as u64), base_faults.clone());
+        let mut all = vec![
+            ("node.id".to_string(), index.to_string()),
+            ("listeners".to_string(), format!("PLAINTEXT://0.0.0.0:{BROKER_PORT}")),
+            ("advertised.listeners".to_string(), format!("PLAINTEXT://{ip}:{BROKER_PORT}")),
+            ("log.dirs".to_string(), DATA_DIR.to_string()),
+        ];
+        all.extend(settings);
+        let serving = Arc::new(AtomicBool::new(false));
+        let starts = Arc::new(AtomicU64::new(0));
+        let init = {
+            let (disk, trace, name, serving, starts) = (disk.clone(), self.trace.clone(), name.clone(), serving.clone(), starts.clone());
+            let seed = self.seed;
+            move || {
+                let (disk, trace, name, serving, starts) = (disk.clone(), trace.clone(), name.clone(), serving.clone(), starts.clone());
+                let settings = all.clone();
+                async move {
+                    let start = starts.fetch_add(1, Ordering::SeqCst);
+                    trace.event(&name, format!("process start #{start}"));
+                    let config = match BrokerConfig::from_settings(&settings) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            trace.event(&name, format!("invalid config: {e}"));
+                            return;
+                        }
+                    };
+                    let clock = Arc::new(gregor_core::clock::SystemClock::new());
+                    let shutdown = Arc::new(Shutdown::default());
+                    let broker_seed = seed ^ start.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index as u64;
+                    let ready_trace = trace.clone();
+                    let ready_name = name.clone();
+                    let ready_flag = serving.clone();
+                    let result = gregor_server::server::run(config, Arc::new(disk), clock, broker_seed, shutdown, move |_, addr| {
+                        ready_flag.store(true, Ordering::SeqCst);
+                        ready_trace.event(&ready_name, format!("serving on {addr}"));
+                    })
+                    .await;
+                    serving.store(false, Ordering::SeqCst);
+                    match result {
+                        Ok(()) => trace.event(&name, "stopped"),
+                        Err(e) => trace.event(&name, format!("exited: {e}")),
+                    }
+                }
+            }
+        };
+        let node = Handle::current().create_node().name(&name).ip(ip).init(init).build();
+        self.trace.event(&name, format!("created at {ip}"));
+        self.brokers.push(BrokerNode {
+            name,
+            ip,
+            node,
+            disk,
+            base_faults,
+            running: true,
+            paused: false,
+            serving,
+            faults_at_start: 0,
+            starts,
+        });
+        index
+    }
+
+    /// Creates a client node (its tasks are spawned by the caller on the returned handle).
+    pub fn add_client(&mut self, name: &str) -> NodeHandle {
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, self.clients.len() as u8 + 1));
+        let node = Handle::current().create_node().name(name).ip(ip).build();
+        self.trace.event(name, format!("created at {ip}"));
+        self.clients.push((name.to_string(), node.clone()));
+        node
+    }
+
+    /// Kills broker `i`. With `power_loss` the machine loses power too: unsynced writes are lost
+    /// or torn per the disk's crash model; otherwise only the process dies.
+    pub fn kill(&mut self, i: usize, power_loss: bool) {
+        let b = &mut self.brokers[i];
+        Handle::current().kill(b.node.id());
+        b.serving.store(false, Ordering::SeqCst);
+        if power_loss {
+            b.disk.crash();
+        } else {
+            b.disk.kill_process();
+        }
+        b.running = false;
+        b.paused = false;
+        self.trace.event(&b.name, if power_loss { "POWER LOSS" } else { "KILLED (process)" });
+    }
+
+    /// Starts broker `i` again (running its recovery).
+    pub fn restart(&mut self, i: usize) {
+        let b = &mut self.brokers[i];
+        if b.running {
+            b.disk.kill_process();
+        }
+        b.faults_at_start = disk_fault_total(&b.disk);
+        Handle::current().restart(b.node.id());
+        b.running = true;
+        b.paused = false;
+        self.trace.event(&b.name, "restart");
+    }
+
+    pub fn pause(&mut self, i: usize) {
+        let b = &mut self.brokers[i];
+        Handle::current().pause(b.node.id());
+        b.paused = true;
+        self.trace.event(&b.name, "PAUSED");
+    }
+
+    pub fn resume(&mut self, i: usize) {
+        let b = &mut self.brokers[i];
+        Handle::current().resume(b.node.id());
+        b.paused = false;
+        self.trace.event(&b.name, "resumed");
+    }
+
+    /// Clogs broker `i`'s network: `inbound`/`outbound` choose the directions.
+    pub fn clog_broker(&self, i: usize, inbound: bool, outbound: bool) {
+        let b = &self.brokers[i];
+        let net = NetSim::current();
+        if inbound {
+            net.clog_node_in(b.node.id());
+        }
+        if outbound {
+            net.clog_node_out(b.node.id());
+        }
+        self.trace.event(&b.name, format!("CLOG in={inbound} out={outbound}"));
+    }
+
+    pub fn unclog_broker(&self, i: usize) {
+        let b = &self.brokers[i];
+        NetSim::current().unclog_node(b.node.id());
+        self.trace.event(&b.name, "unclog");
+    }
+
+    /// Clogs one direction of the link between client `c` and broker `b`.
+    pub fn clog_link(&self, c: usize, b: usize, client_to_broker: bool) {
+        let (cname, cnode) = &self.clients[c];
+        let broker = &self.brokers[b];
+        let net = NetSim::current();
+        if client_to_broker {
+            net.clog_link(cnode.id(), broker.node.id());
+        } else {
+            net.clog_link(broker.node.id(), cnode.id());
+        }
+        let dir = if client_to_broker { "->" } else { "<-" };
+        self.trace.event(&broker.name, format!("CLOG LINK {cname} {dir} {}", broker.name));
+    }
+
+    pub fn unclog_link(&self, c: usize, b: usize) {
+        let (cname, cnode) = &self.clients[c];
+        let broker = &self.brokers[b];
+        let net = NetSim::current();
+        net.unclog_link(cnode.id(), broker.node.id());
+        net.unclog_link(broker.node.id(), cnode.id());
+        self.trace.event(&broker.name, format!("unclog link {cname}"));
+    }
+
+    /// Sets the network's one-way latency range (ms).
+    pub fn set_latency(&self, min_ms: u64, max_ms: u64) {
+        NetSim::current().update_config(|c| {
+            c.send_latency = std::time::Duration::from_millis(min_ms)..std::time::Duration::from_millis(max_ms.max(min_ms + 1));
+        });
+        self.trace.event("network", format!("latency {min_ms}..{max_ms} ms"));
+    }
+
+    /// Turns extra disk faults on for broker `i` (on top of the crash model), or back off.
+    pub fn set_disk_faults(&self, i: usize, extra: Option<FaultConfig>) {
+        let b = &self.brokers[i];
+        match extra {
+            Some(f) => {
+                self.trace.event(&b.name, format!("DISK FAULTS write={} read={} fsync={} enospc={}", f.write_error, f.read_error, f.sync_error, f.no_space));
+                b.disk.set_faults(f);
+            }
+            None => {
+                self.trace.event(&b.name, "disk faults off");
+                b.disk.set_faults(b.base_faults.clone());
+            }
+        }
+    }
+
+    /// Ends every fault: unclogs all nodes and links, resumes paused brokers, restarts dead
+    /// ones and those whose disk failed since they started (a failed fsync takes a partition
+    /// offline until restart, by design), and resets the network latency.
+    pub fn heal(&mut self) {
+        self.trace.event("world", "HEAL");
+        let net = NetSim::current();
+        for (_, c) in &self.clients {
+            net.unclog_node(c.id());
+        }
+        for i in 0..self.brokers.len() {
+            net.unclog_node(self.brokers[i].node.id());
+            for (_, c) in &self.clients {
+                net.unclog_link(c.id(), self.brokers[i].node.id());
+                net.unclog_link(self.brokers[i].node.id(), c.id());
+            }
+            self.brokers[i].disk.set_faults(self.brokers[i].base_faults.clone());
+            if self.brokers[i].paused {
+                self.resume(i);
+            }
+            let exited = Handle::current().is_exit(self.brokers[i].node.id());
+            let disk_failed = disk_fault_total(&self.brokers[i].disk) > self.brokers[i].faults_at_start;
+            if !self.brokers[i].running || exited || disk_failed {
+                self.restart(i);
+            }
+        }
+        NetSim::current().update_config(|c| c.send_latency = std::time::Duration::from_millis(1)..std::time::Duration::from_millis(10));
+    }
+}
+
+/// Errors injected on a disk (not crashes or bit flips: those are the world's own doing).
+fn disk_fault_total(disk: &MemDisk) -> u64 {
+    let c = disk.fault_counts();
+    c.write_error + c.read_error + c.sync_error + c.no_space
+}
