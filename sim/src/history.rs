@@ -40,6 +40,8 @@ pub struct Ack {
     pub id: RecordId,
     pub partition: i32,
     pub offset: i64,
+    /// When the request that got this acknowledgement was sent, and when the answer came.
+    pub sent_at: Duration,
     pub at: Duration,
     /// The producer asked for idempotence.
     pub idempotent: bool,
@@ -52,6 +54,8 @@ pub struct Observation {
     pub partition: i32,
     pub offset: i64,
     pub record: Served,
+    /// When the fetch was sent, and when its answer came.
+    pub sent_at: Duration,
     pub at: Duration,
     /// The high watermark the same fetch response reported.
     pub high_watermark: i64,
@@ -127,6 +131,16 @@ impl History {
 
     pub fn lock(&self) -> MutexGuard<'_, HistoryData> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl HistoryData {
+    /// Whether a bit flip may have destroyed `offset` of `partition`. A single broker has no
+    /// other copy: from the flipped batch on, recovery cuts the log (and later reuses those
+    /// offsets) or reads fail. Only the no-phantom property (corrupt data is never served) and
+    /// liveness below the flip still hold there.
+    pub fn flipped(&self, partition: i32, offset: i64) -> bool {
+        self.bit_flips.get(&partition).is_some_and(|&from| from <= offset)
     }
 }
 

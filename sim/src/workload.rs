@@ -169,6 +169,7 @@ pub async fn producer(ctx: Ctx, spec: ProducerSpec, seed: u64) {
         let c = client.as_mut().expect("connected above");
         if idempotent && pid.is_none() {
             let mut req = InitProducerIdRequest::default();
+            req.transactional_id = None;
             req.transaction_timeout_ms = 60_000;
             req.producer_id = ProducerId(-1);
             req.producer_epoch = -1;
@@ -252,6 +253,7 @@ pub async fn producer(ctx: Ctx, spec: ProducerSpec, seed: u64) {
             }
             continue;
         }
+        let sent_at = ctx.trace.elapsed();
         match c.send(&req).await {
             Ok(resp) => {
                 let pr = resp.responses.first().and_then(|t| t.partition_responses.first());
@@ -261,7 +263,7 @@ pub async fn producer(ctx: Ctx, spec: ProducerSpec, seed: u64) {
                     let at = ctx.trace.elapsed();
                     let mut h = ctx.history.lock();
                     for (i, r) in batch.records.iter().enumerate() {
-                        h.acks.push(Ack { id: r.id, partition: batch.partition, offset: base + i as i64, at, idempotent });
+                        h.acks.push(Ack { id: r.id, partition: batch.partition, offset: base + i as i64, sent_at, at, idempotent });
                     }
                 } else if idempotent && matches!(code, 45 | 47 | 59 | 90) {
                     // The producer's sequence state is gone or fenced: start a new producer id,
@@ -384,6 +386,7 @@ pub async fn consumer(ctx: Ctx, index: u32) {
         let c = client.as_mut().expect("connected above");
         let live: BTreeMap<i32, i64> = positions.iter().filter(|(p, _)| !broken.contains_key(p)).map(|(&p, &o)| (p, o)).collect();
         let req = fetch_request(&ctx.topic, &live);
+        let sent_at = ctx.trace.elapsed();
         let resp = match c.send_at(&req, FETCH_VERSION).await {
             Ok(r) => r,
             Err(e) => {
@@ -423,7 +426,7 @@ pub async fn consumer(ctx: Ctx, index: u32) {
                                 h.gaps.push(Gap { reader: who.clone(), partition: p, expected: next, got: offset, log_start: pd.log_start_offset });
                             }
                             idle = false;
-                            h.observations.push(Observation { reader: who.clone(), partition: p, offset, record, at, high_watermark: pd.high_watermark });
+                            h.observations.push(Observation { reader: who.clone(), partition: p, offset, record, sent_at, at, high_watermark: pd.high_watermark });
                             next = offset + 1;
                         }
                         positions.insert(p, next);
@@ -559,6 +562,7 @@ pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> Final
                 ctx.history.lock().produced.insert(id, r.clone());
                 let batch = Pending { partition: p, records: vec![r], base_sequence: -1, attempts: 1 };
                 let Ok(req) = produce_request(&ctx.topic, &batch, -1, -1, -1, Compression::None) else { break };
+                let sent_at = ctx.trace.elapsed();
                 match c.send(&req).await {
                     Ok(resp) => {
                         let pr = resp.responses.first().and_then(|t| t.partition_responses.first());
@@ -569,7 +573,7 @@ pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> Final
                             continue 'partitions;
                         }
                         let at = ctx.trace.elapsed();
-                        ctx.history.lock().acks.push(Ack { id, partition: p, offset: base, at, idempotent: false });
+                        ctx.history.lock().acks.push(Ack { id, partition: p, offset: base, sent_at, at, idempotent: false });
                         probed.insert(p, true);
                     }
                     Err(e) => {

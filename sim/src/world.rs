@@ -158,6 +158,8 @@ impl World {
     pub fn restart(&mut self, i: usize) {
         let b = &mut self.brokers[i];
         if b.running {
+            // madsim's restart alone leaves the old process's sockets bound: kill it first.
+            Handle::current().kill(b.node.id());
             b.disk.kill_process();
         }
         b.faults_at_start = disk_fault_total(&b.disk);

@@ -225,17 +225,13 @@ impl PartitionLog {
         }
         let log_start_ckpt = read_checkpoint(&disk, &dir.join(LOG_START_CHECKPOINT))?;
         let recovery_point = read_checkpoint(&disk, &dir.join(RECOVERY_POINT_CHECKPOINT))?.unwrap_or(0);
-        // The producer snapshot is trusted only after a clean shutdown; it is removed now either
-        // way, so a later crash can never pair it with a log it does not describe.
+        // The producer snapshot (taken at a roll, a truncation or a clean close) is used only if
+        // the recovered log still reaches the offset it was taken at: recovery cuts at the first
+        // bad batch, so the log below that offset is then exactly what the snapshot describes.
+        // A fresh snapshot is written once the log is open, so an older one is never paired
+        // with a log that changed below it.
         let snapshot_path = dir.join(PRODUCER_SNAPSHOT);
-        let snapshot = if disk.exists(&snapshot_path) {
-            let bytes = if clean { Some(read_all(disk.as_ref(), &snapshot_path)?) } else { None };
-            disk.remove_file(&snapshot_path)?;
-            dir_changed = true;
-            bytes
-        } else {
-            None
-        };
+        let snapshot = if disk.exists(&snapshot_path) { Some(read_all(disk.as_ref(), &snapshot_path)?) } else { None };
         if clean {
             // Durably forget the clean shutdown before anything new is written.
             disk.remove_file(&dir.join(CLEAN_SHUTDOWN))?;
@@ -298,6 +294,10 @@ impl PartitionLog {
                         seg.file.truncate(seg.size)?;
                         doomed.push(i64::MIN); // marker: drop every later segment
                     }
+                    // The scanned bytes may be readable only from the page cache: if an earlier
+                    // process's fsync failed, they are clean there but not on disk, and no later
+                    // fsync would write them back. Rewriting them makes the sync below cover them.
+                    rewrite(&seg.file, seg.size)?;
                     to_sync.push(seg.file.clone());
                     seg
                 }
@@ -353,9 +353,17 @@ impl PartitionLog {
         log.flushed_offset = leo;
         write_atomic(disk.as_ref(), &dir.join(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(leo))?;
         match snapshot.as_deref().and_then(ProducerStateMap::decode_snapshot) {
-            Some((state, at)) if at == leo => {
+            Some((state, at)) if at == leo => log.producers = state,
+            Some((state, at)) if at < leo => {
+                // Taken before a crash: replay the batches written since.
                 log.producers = state;
-                log.producers.remove_below(start);
+                log.replay_producer_state(at)?;
+            }
+            Some((mut state, _)) if !clean => {
+                // Taken after the last durable batch: the crash took the batches the snapshot
+                // still remembers at and above the recovered end; forget exactly those.
+                state.forget_from(leo);
+                log.producers = state;
             }
             other => {
                 if snapshot.is_some() {
@@ -364,6 +372,7 @@ impl PartitionLog {
                 log.rebuild_producer_state()?;
             }
         }
+        log.write_producer_snapshot(leo)?;
         log.check_invariants();
         report.segments = log.segments.len();
         report.log_end_offset = leo;
@@ -377,7 +386,12 @@ impl PartitionLog {
     /// report the corruption; the producer state just forgets what it cannot see.
     fn rebuild_producer_state(&mut self) -> Result<(), LogError> {
         self.producers.clear();
-        let start = self.log_start_offset;
+        self.replay_producer_state(self.log_start_offset)
+    }
+
+    /// Records in the producer state every batch whose last offset is at or above `from`.
+    fn replay_producer_state(&mut self, from: i64) -> Result<(), LogError> {
+        let start = from.max(self.log_start_offset);
         for seg in self.segments.values() {
             if seg.next_offset <= start {
                 continue;
@@ -400,6 +414,12 @@ impl PartitionLog {
             }
         }
         Ok(())
+    }
+
+    /// Durably replaces the producer state snapshot with the current state, taken at `at` (the
+    /// log end offset: the state covers every batch below it).
+    fn write_producer_snapshot(&self, at: i64) -> io::Result<()> {
+        write_atomic(self.disk.as_ref(), &self.path(PRODUCER_SNAPSHOT), &self.producers.encode_snapshot(at))
     }
 
     /// The idempotent producers' state (for tests and tools).
@@ -524,6 +544,11 @@ impl PartitionLog {
         self.active_dirty = false;
         self.segments.insert(leo, seg);
         info!(dir = %self.dir.display(), base_offset = leo, "rolled segment");
+        // Producer state survives a crash even after retention deletes the batches it came from
+        // (Kafka snapshots it at every roll for the same reason).
+        if let Err(e) = self.write_producer_snapshot(leo) {
+            return self.fatal(e);
+        }
         Ok(())
     }
 
@@ -869,8 +894,8 @@ impl PartitionLog {
             .filter(|s| s.base_offset != active_base && s.next_offset <= offset)
             .map(|s| s.base_offset)
             .collect();
-        self.producers.remove_below(offset);
         self.delete_segments(&doomed)?;
+        self.write_producer_snapshot(self.log_end_offset())?;
         self.check_invariants();
         Ok(self.log_start_offset)
     }
@@ -936,7 +961,8 @@ impl PartitionLog {
         if keep_from > self.log_start_offset {
             self.log_start_offset = keep_from;
             self.write_log_start_checkpoint()?;
-            self.producers.remove_below(keep_from);
+            // The batches below the new start can no longer rebuild their producers' state.
+            self.write_producer_snapshot(self.log_end_offset())?;
         }
         let bytes_deleted = self.delete_segments(&doomed)?;
         info!(dir = %self.dir.display(), segments = doomed.len(), bytes_deleted, log_start_offset = self.log_start_offset,
@@ -1019,6 +1045,7 @@ impl PartitionLog {
             self.write_log_start_checkpoint()?;
         }
         self.rebuild_producer_state()?;
+        self.write_producer_snapshot(leo)?;
         info!(dir = %self.dir.display(), offset, log_end_offset = leo, "truncated log");
         self.check_invariants();
         Ok(())
@@ -1036,7 +1063,7 @@ impl PartitionLog {
         disk.sync_dir(&self.dir)?;
         write_atomic(disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(leo))?;
         write_atomic(disk.as_ref(), &self.path(LOG_START_CHECKPOINT), &index::encode_checkpoint(self.log_start_offset))?;
-        write_atomic(disk.as_ref(), &self.path(PRODUCER_SNAPSHOT), &self.producers.encode_snapshot(leo))?;
+        self.write_producer_snapshot(leo)?;
         write_atomic(disk.as_ref(), &self.path(CLEAN_SHUTDOWN), b"")?;
         info!(dir = %self.dir.display(), log_end_offset = leo, "log closed cleanly");
         Ok(())
@@ -1054,3 +1081,20 @@ impl PartitionLog {
         Ok(())
     }
 }
+
+/// Reads the first `len` bytes of `file` and writes them back in place, so that the next sync
+/// makes them durable even if they were only in the page cache (see recovery).
+fn rewrite(file: &FileRef, len: u64) -> io::Result<()> {
+    const CHUNK_BYTES: u64 = 1 << 20;
+    let mut buf = Vec::new();
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(CHUNK_BYTES);
+        buf.resize(n as usize, 0);
+        file.read_exact_at(&mut buf, at)?;
+        file.write_all_at(&buf, at)?;
+        at += n;
+    }
+    Ok(())
+}
+

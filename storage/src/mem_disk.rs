@@ -24,10 +24,14 @@
 //!   keeps none of its unsynced bytes. Handles opened before a crash are stale: every call on them
 //!   fails, so a killed process cannot write into the next one's disk.
 //! * **Failed sync ("fsyncgate")**: when `sync` fails (`sync_error`), the file is *poisoned*: the
-//!   kernel has dropped the dirty pages and cleared the error, so every later `sync` of it reports
-//!   success but makes nothing durable, and a crash reverts it to its durable bytes. Callers must
-//!   treat a failed sync as fatal and never retry; the poisoning makes a retrying caller lose data
-//!   in tests instead of passing by luck.
+//!   kernel has dropped the dirty pages and cleared the error, so every later `sync` of it by the
+//!   same process reports success but makes nothing durable, and a crash reverts it to its durable
+//!   bytes. Callers must treat a failed sync as fatal and never retry; the poisoning makes a
+//!   retrying caller lose data in tests instead of passing by luck.
+//! * **Clean but lost pages**: when the process dies (`kill_process`) with a poisoned file, the
+//!   pages whose write-back failed stay readable in the page cache, but they are clean: the next
+//!   process reads them, yet no later `sync` writes them back, only pages it writes itself. A
+//!   power loss then reverts that range. Only rewriting the bytes makes them durable again.
 //! * **I/O errors**: `write_error` (EIO) and `no_space` (ENOSPC) make a `write_all_at` fail without
 //!   writing anything; `read_error` makes a `read_exact_at` fail with EIO; `sync_error` makes `sync`
 //!   or `sync_dir` fail with EIO.
@@ -94,6 +98,10 @@ struct Inode {
     /// Lowest byte changed since the last sync. Invariant: `durable[..d] == data[..d]`.
     dirty_from: Option<usize>,
     poisoned: bool,
+    /// Start of a range that reads return but that is not durable and not dirty either (its
+    /// write-back failed in an earlier process). Invariant: `durable[..l] == data[..l]` for
+    /// `l = min(dirty_from, lost_from)`.
+    lost_from: Option<usize>,
     open_handles: usize,
 }
 
@@ -139,6 +147,12 @@ impl State {
         for ino in inos {
             let Some(mut node) = self.inodes.remove(&ino) else { continue };
             node.open_handles = 0;
+            if node.lost_from.is_some() {
+                // The lost range never reached the platter: keep only what is durable.
+                node.data = node.durable.clone();
+                node.dirty_from = None;
+                node.lost_from = None;
+            }
             if let Some(p) = node.dirty_from {
                 let lose = node.poisoned || {
                     let lose = self.roll(self.faults.lose_unsynced_on_crash);
@@ -202,6 +216,14 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+fn min_opt(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", path.display()))
 }
@@ -240,6 +262,10 @@ impl MemDisk {
         for ino in inos {
             if let Some(n) = st.inodes.get_mut(&ino) {
                 n.open_handles = 0;
+                if n.poisoned {
+                    n.poisoned = false;
+                    n.lost_from = min_opt(n.lost_from, n.dirty_from.take());
+                }
             }
             st.gc(ino);
         }
@@ -398,8 +424,13 @@ impl DiskFile for MemFile {
             }
             let n = node(st, ino);
             if let Some(d) = n.dirty_from.take() {
-                debug_assert!(d <= n.durable.len() && d <= n.data.len() && n.durable[..d] == n.data[..d]);
-                n.durable.truncate(d);
+                let same = min_opt(Some(d), n.lost_from).unwrap_or(d);
+                debug_assert!(same <= n.durable.len() && same <= n.data.len() && n.durable[..same] == n.data[..same]);
+                if n.lost_from.is_some_and(|l| d <= l) {
+                    n.lost_from = None; // rewritten: the lost range is written back with the rest
+                }
+                // Bytes in a still-lost range keep their old durable content (zeros past its end).
+                n.durable.resize(d, 0);
                 n.durable.extend_from_slice(&n.data[d..]);
             }
             Ok(())
@@ -437,7 +468,7 @@ impl Disk for MemDisk {
                 st.next_ino += 1;
                 st.inodes.insert(
                     ino,
-                    Inode { data: Vec::new(), durable: Vec::new(), dirty_from: None, poisoned: false, open_handles: 0 },
+                    Inode { data: Vec::new(), durable: Vec::new(), dirty_from: None, poisoned: false, lost_from: None, open_handles: 0 },
                 );
                 st.names.insert(path.to_path_buf(), ino);
                 ino

@@ -1,7 +1,9 @@
 //! Per-partition idempotent-producer state: for each producer id, its epoch and the metadata of
 //! its last [`BATCHES_RETAINED`] batches. Sans-IO; [`crate::PartitionLog`] owns one and keeps it
-//! consistent with the log (rebuilt from batch headers on open, after truncation, trimmed when
-//! the log start moves).
+//! consistent with the log (snapshotted at every segment roll and at clean close, replayed from
+//! batch headers on open and after truncation). Entries outlive the batches they came from:
+//! retention and DeleteRecords do not remove them, only `producer.id.expiration.ms` does
+//! (KIP-360), so a retry that arrives after its batch was deleted is still recognised.
 //!
 //! # Rules (Kafka's `ProducerAppendInfo` / `UnifiedLog.analyzeAndValidateProducerState`)
 //! Only batches with a producer id (>= 0) are checked; others pass untouched.
@@ -17,7 +19,7 @@
 //!   i32::MAX to 0), else OUT_OF_ORDER_SEQUENCE_NUMBER (45). A retry older than the retained
 //!   window therefore fails with 45, as in Kafka.
 //! * **Unknown producer**: any sequence is accepted (KIP-360, Kafka 2.5+: the producer's state may
-//!   have been removed by retention, DeleteRecords or expiry; UNKNOWN_PRODUCER_ID is no longer
+//!   expired, or been lost with a crashed tail; UNKNOWN_PRODUCER_ID is no longer
 //!   returned).
 //!
 //! Several batches in one append are checked in order, each against the state that includes the
@@ -216,13 +218,13 @@ impl ProducerStateMap {
         e.batches.push_back(meta);
     }
 
-    /// Forgets producers whose last batch lies wholly below the new log start (Kafka drops them
-    /// when retention or DeleteRecords removes their data).
-    pub fn remove_below(&mut self, log_start_offset: i64) {
-        self.producers.retain(|_, e| e.last().is_some_and(|b| b.last_offset >= log_start_offset));
+    /// Forgets every batch at or above `offset` (the log was cut there), and producers left
+    /// with none.
+    pub fn forget_from(&mut self, offset: i64) {
         for e in self.producers.values_mut() {
-            e.batches.retain(|b| b.last_offset >= log_start_offset);
+            e.batches.retain(|b| b.last_offset < offset);
         }
+        self.producers.retain(|_, e| !e.batches.is_empty());
     }
 
     /// Forgets producers whose last batch timestamp is `expiration_ms` or more before `now_ms`
@@ -434,12 +436,9 @@ mod tests {
     }
 
     #[test]
-    fn remove_below_and_expire() {
+    fn expire() {
         let mut m = ProducerStateMap::new();
-        append(&mut m, h(1, 0, 0, 10, 0)).unwrap();
         append(&mut m, h(2, 0, 0, 10, 10)).unwrap();
-        m.remove_below(10);
-        assert!(m.get(1).is_none() && m.get(2).is_some());
         // Max timestamp of producer 2's batch is 1010.
         assert_eq!(m.expire(1010 + PRODUCER_ID_EXPIRATION_MS - 1, PRODUCER_ID_EXPIRATION_MS), 0);
         assert_eq!(m.expire(1010 + PRODUCER_ID_EXPIRATION_MS, PRODUCER_ID_EXPIRATION_MS), 1);

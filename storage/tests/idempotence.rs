@@ -180,14 +180,36 @@ fn truncation_and_delete_records_keep_the_state_consistent() {
     assert_eq!(appended_at(&mut log, idem(1, 0, 5, 1)), 5);
     appended_at(&mut log, idem(2, 0, 0, 1));
 
-    // DeleteRecords past producer 1's batches forgets producer 1 (any sequence is accepted
-    // again) but keeps producer 2.
+    // DeleteRecords past producer 1's batches keeps its state (KIP-360): a late retry is still
+    // recognised as a duplicate and a gap is still refused.
     log.delete_records_before(6).unwrap();
-    assert!(log.producer_state().get(1).is_none());
+    assert!(log.producer_state().get(1).is_some());
+    assert_eq!(duplicate_of(&mut log, idem(1, 0, 5, 1)), 5);
+    assert_eq!(code(append(&mut log, idem(1, 0, 42, 1))), 45);
     assert_eq!(duplicate_of(&mut log, idem(2, 0, 0, 1)), 6);
-    appended_at(&mut log, idem(1, 0, 42, 1));
 
     // Truncating below the log start empties the state.
     log.truncate_to(2).unwrap();
     assert!(log.producer_state().is_empty());
+}
+
+#[test]
+fn state_of_deleted_batches_survives_a_crash() {
+    let (mem, disk) = new_disk();
+    let mut log = open(&disk, LogConfig { segment_bytes: 300, ..LogConfig::default() });
+    for i in 0..6 {
+        assert_eq!(appended_at(&mut log, idem(1, 0, i, 1)), i as i64);
+    }
+    appended_at(&mut log, idem(2, 0, 0, 1));
+    log.delete_records_before(6).unwrap();
+    let (files, target) = log.take_unflushed();
+    files.iter().for_each(|f| f.sync().unwrap());
+    log.mark_flushed(target);
+    drop(log);
+    mem.crash();
+    // Rebuilt from the snapshot taken at the last roll plus the batches after it, not from the
+    // log alone (which no longer holds producer 1's batches).
+    let mut log = open(&disk, LogConfig { segment_bytes: 300, ..LogConfig::default() });
+    assert_eq!(duplicate_of(&mut log, idem(1, 0, 5, 1)), 5);
+    assert_eq!(code(append(&mut log, idem(1, 0, 42, 1))), 45);
 }

@@ -3,7 +3,7 @@
 //! retention or DeleteRecords (`o` below the final log start), a bit flip at rest in that
 //! partition at or below `o` (one broker has no other copy; the flip must then be caught, which
 //! the phantom checker verifies), or, under the page-cache durability policy only, a power loss
-//! after the acknowledgement.
+//! after the request was sent (the broker may have answered just before losing power).
 
 use super::{CheckContext, Findings, Violation};
 use crate::history::HistoryData;
@@ -17,7 +17,7 @@ pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
         let (Some(&start), Some(&hw), Some(records)) = (fr.log_start.get(&p), fr.high_watermark.get(&p), fr.records.get(&p)) else {
             continue; // not read at all: the liveness checker reports it
         };
-        if a.offset < start || h.bit_flips.get(&p).is_some_and(|&flip| flip <= a.offset) || ctx.power_loss_between(h, a.at, end) {
+        if a.offset < start || h.flipped(p, a.offset) || ctx.power_loss_between(h, a.sent_at, end) {
             continue;
         }
         let Some(produced) = h.produced.get(&a.id) else {

@@ -17,7 +17,7 @@ pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
     let consumers = h.observations.iter().filter(|_| use_consumers).map(|o| (o.partition, o.offset, &o.record));
     for (p, offset, r) in final_reads.chain(consumers) {
         let Some(id) = r.value.as_deref().and_then(parse_id) else { continue };
-        if !idempotent.contains(&id.0) {
+        if !idempotent.contains(&id.0) || h.flipped(p, offset) {
             continue;
         }
         match at.get(&id) {

@@ -2,7 +2,8 @@
 //! batch sees its records acknowledged at increasing offsets; and the first copies of an
 //! idempotent producer's records appear in the log in the order it produced them (a plain
 //! producer's retries may legitimately land late, as in Kafka). Under the page-cache policy a
-//! power loss may reuse offsets, so pairs straddling one are not compared.
+//! power loss may reuse offsets, so pairs straddling one are not compared; nor are offsets a bit
+//! flip destroyed.
 
 use std::collections::BTreeMap;
 
@@ -14,20 +15,23 @@ pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
     // Acknowledgements, in the order they were received, per (producer, partition).
     let mut last: BTreeMap<(u32, i32), (u64, i64, std::time::Duration)> = BTreeMap::new();
     for a in &h.acks {
+        if h.flipped(a.partition, a.offset) {
+            continue;
+        }
         let key = (a.id.0, a.partition);
         if let Some(&(n, offset, at)) = last.get(&key) {
             if a.id.1 > n && a.offset <= offset && !ctx.power_loss_between(h, at, a.at) {
                 f.add(format!("p{} producer {}: record #{} acked at offset {offset}, later record #{} at offset {}", a.partition, a.id.0, n, a.id.1, a.offset));
             }
         }
-        last.insert(key, (a.id.1, a.offset, a.at));
+        last.insert(key, (a.id.1, a.offset, a.sent_at));
     }
     let idempotent: std::collections::BTreeSet<u32> = h.acks.iter().filter(|a| a.idempotent).map(|a| a.id.0).collect();
     for (p, records) in &h.final_read.records {
         let mut seen: BTreeMap<u32, (u64, i64)> = BTreeMap::new();
         for (offset, r) in records {
             let Some(id) = r.value.as_deref().and_then(parse_id) else { continue };
-            if !idempotent.contains(&id.0) {
+            if !idempotent.contains(&id.0) || h.flipped(*p, *offset) {
                 continue;
             }
             if let Some(&(n, prev)) = seen.get(&id.0) {
