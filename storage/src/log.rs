@@ -673,10 +673,24 @@ impl PartitionLog {
                 let mut at = 0usize;
                 let mut done = false;
                 while at + HEADER_LEN <= buf.len() {
-                    let h = BatchHeader::parse(&buf[at..])?;
+                    // A damaged batch fails the read only if it is the first one; otherwise the
+                    // read ends before it, so the good batches in front of it stay readable.
+                    let first = out.is_empty() && at == 0;
+                    let h = match BatchHeader::parse(&buf[at..]) {
+                        Ok(h) => h,
+                        Err(e) if first => return Err(e.into()),
+                        Err(_) => {
+                            done = true;
+                            break;
+                        }
+                    };
                     let len = h.total_len();
                     if pos + (at + len) as u64 > seg.size {
-                        return Err(BatchError::Truncated { needed: len, have: (seg.size - pos) as usize - at }.into());
+                        if first {
+                            return Err(BatchError::Truncated { needed: len, have: (seg.size - pos) as usize - at }.into());
+                        }
+                        done = true;
+                        break;
                     }
                     if h.last_offset() >= max_offset {
                         done = true;
@@ -690,7 +704,13 @@ impl PartitionLog {
                         done = true;
                         break;
                     }
-                    batch::validate(&buf[at..at + len])?;
+                    if let Err(e) = batch::validate(&buf[at..at + len]) {
+                        if first {
+                            return Err(e.into());
+                        }
+                        done = true;
+                        break;
+                    }
                     at += len;
                 }
                 if out.is_empty() {

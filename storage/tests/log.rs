@@ -416,7 +416,9 @@ fn corrupt_data_at_rest_is_reported_on_read() {
     let log = open(&disk, cfg, 0); // clean: indexes loaded, no scan
     assert!(log.read(0, 1, i64::MAX).is_ok());
     assert!(matches!(log.read(1, 1, i64::MAX), Err(LogError::Corrupt(_))));
-    assert!(matches!(log.read(0, usize::MAX, i64::MAX), Err(LogError::Corrupt(_))));
+    // A read that starts before the damaged batch ends in front of it.
+    let r = log.read(0, usize::MAX, i64::MAX).unwrap();
+    assert_eq!(&r.data[..], &stored[0][..]);
 }
 
 #[test]
