@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust unit/integration tests, the determinism check, and the end-to-end suite that
-# drives the real `gregor` binary with kcat, confluent-kafka and kafka-python.
+# The whole test suite: Rust unit/integration tests, the determinism check, the simulator (its tests, a
+# seed campaign and a replay-determinism check), and the end-to-end suite that drives the real `gregor`
+# binary with kcat, confluent-kafka and kafka-python.
 #
 # Works on a fresh Debian machine as root, non-interactively, and is safe to re-run. Environment:
 #   GREGOR_SKIP_RUST=1   skip the Rust tests (e.g. when iterating on the e2e suite)
+#   GREGOR_SKIP_SIM=1    skip the simulator (its tests, the seed campaign and the determinism check)
+#   SIM_SEEDS=A..B       the campaign's seed range (default 1..401)
 #   PYTEST_ARGS="..."    extra arguments for pytest (default: -q)
 set -euo pipefail
 
@@ -68,6 +71,23 @@ fi
 step ".ci/check-determinism.sh"
 bash .ci/check-determinism.sh
 done_step
+
+if [[ ${GREGOR_SKIP_SIM:-0} != 1 ]]; then
+  # The simulator is built with --cfg madsim in its own target directory (target-sim), so it
+  # never invalidates the ordinary build.
+  SIM_ENV=(env RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="$ROOT/target-sim")
+  step "simulator tests (fixed seeds, regression seeds, determinism, mutation tests)"
+  "${SIM_ENV[@]}" cargo test --release -p gregor-sim -p gregor-chaos
+  done_step
+
+  step "simulator campaign: seeds ${SIM_SEEDS:=1..401}, every scenario"
+  "${SIM_ENV[@]}" cargo run --quiet --release -p gregor-chaos -- sim --scenario all --seeds "$SIM_SEEDS"
+  done_step
+
+  step "simulator determinism: seeds ${SIM_DETERMINISM_SEEDS:=1..41} run twice, trace hashes compared"
+  "${SIM_ENV[@]}" cargo run --quiet --release -p gregor-chaos -- sim --scenario all --seeds "$SIM_DETERMINISM_SEEDS" --check-determinism
+  done_step
+fi
 
 step "pytest tests/e2e"
 export GREGOR_BIN="$ROOT/target/release/gregor"

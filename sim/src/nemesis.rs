@@ -34,8 +34,8 @@ enum Kind {
     BitFlip,
 }
 
-/// Injects faults until `until` (simulated), counting them by kind into `counts`.
-pub async fn run(world: &mut World, knobs: &FaultKnobs, history: &History, rng: &mut SmallRng, until: tokio::time::Instant, counts: &mut BTreeMap<String, u64>) {
+/// Injects faults until `until` (simulated time since the run began), counting them by kind into `counts`.
+pub async fn run(world: &mut World, knobs: &FaultKnobs, history: &History, rng: &mut SmallRng, until: Duration, counts: &mut BTreeMap<String, u64>) {
     let mut kinds = vec![
         (Kind::Kill, knobs.kill_weight),
         (Kind::PowerLoss, knobs.power_loss_weight),
@@ -55,7 +55,7 @@ pub async fn run(world: &mut World, knobs: &FaultKnobs, history: &History, rng: 
     }
     loop {
         let gap = rng.random_range(knobs.mean_gap_ms / 2..=knobs.mean_gap_ms * 3 / 2);
-        if tokio::time::Instant::now() + Duration::from_millis(gap) >= until {
+        if world.trace.elapsed() + Duration::from_millis(gap) >= until {
             return;
         }
         tokio::time::sleep(Duration::from_millis(gap)).await;

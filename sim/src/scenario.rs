@@ -132,9 +132,9 @@ pub async fn single_broker(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
 
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7300);
     let mut faults = BTreeMap::new();
-    let until = tokio::time::Instant::now() + Duration::from_millis(knobs.safety_ms);
+    let until = trace.elapsed() + Duration::from_millis(knobs.safety_ms);
     crate::nemesis::run(&mut world, fk, &history, &mut rng, until, &mut faults).await;
-    tokio::time::sleep_until(until).await;
+    tokio::time::sleep(until.saturating_sub(trace.elapsed())).await;
 
     stop.store(true, Ordering::SeqCst);
     world.heal();

@@ -22,18 +22,17 @@ struct Inner {
 #[derive(Clone)]
 pub struct Trace {
     inner: Arc<Mutex<Inner>>,
-    start: tokio::time::Instant,
 }
 
 impl Trace {
-    /// A trace starting now (simulated time); `print` writes every line to stderr.
+    /// A trace of the current run; `print` writes every line to stderr.
     pub fn new(print: bool) -> Trace {
-        Trace { inner: Arc::new(Mutex::new(Inner { hash: FNV_OFFSET, lines: 0, print })), start: tokio::time::Instant::now() }
+        Trace { inner: Arc::new(Mutex::new(Inner { hash: FNV_OFFSET, lines: 0, print })) }
     }
 
-    /// Simulated time since the run began.
+    /// Simulated time since the run (the madsim runtime) began.
     pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
+        madsim::time::TimeHandle::current().elapsed()
     }
 
     /// Records one event of `node`.

@@ -541,12 +541,12 @@ pub async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp:
 pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> FinalRead {
     let who = "checker";
     let start = ctx.trace.elapsed();
-    let deadline = tokio::time::Instant::now() + bound;
+    let deadline = start + bound;
     let mut out = FinalRead::default();
     let mut probed: BTreeMap<i32, bool> = BTreeMap::new();
     let mut n = 0u64;
     let mut done: BTreeMap<i32, bool> = BTreeMap::new();
-    while tokio::time::Instant::now() < deadline && done.len() < ctx.partitions as usize {
+    while ctx.trace.elapsed() < deadline && done.len() < ctx.partitions as usize {
         let Some(mut c) = connect(&ctx, who).await else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;

@@ -7,7 +7,7 @@
 //! power loss, which also applies the disk's crash model. The world takes any number of brokers
 //! and client nodes, so multi-broker scenarios add brokers, not a new harness.
 
-use std::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
