@@ -25,16 +25,20 @@ pub enum Bug {
     SameGeneration,
     /// The idempotent producer's dedup window is empty: retried batches are appended again.
     NoDedupWindow,
+    /// A restarted broker does not replay `__consumer_offsets` (committed offsets and group
+    /// metadata).
+    ForgetCommitsOnRestart,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
         Bug::KeepTornTail,
         Bug::SameGeneration,
         Bug::NoDedupWindow,
+        Bug::ForgetCommitsOnRestart,
     ];
 
     pub fn name(self) -> &'static str {
@@ -45,6 +49,7 @@ impl Bug {
             Bug::KeepTornTail => "keep-torn-tail",
             Bug::SameGeneration => "same-generation",
             Bug::NoDedupWindow => "no-dedup-window",
+            Bug::ForgetCommitsOnRestart => "forget-commits-on-restart",
         }
     }
 

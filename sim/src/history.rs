@@ -6,7 +6,7 @@
 //! identified by their value, which starts with `p<producer>:<n>:`, so a served record can be
 //! traced back to exactly one produce attempt.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -72,6 +72,37 @@ pub struct Gap {
     pub log_start: i64,
 }
 
+/// A member's assignment in one generation (from its SyncGroup answer).
+#[derive(Clone, Debug)]
+pub struct Assignment {
+    pub generation: i32,
+    pub member: String,
+    pub partitions: Vec<i32>,
+    pub at: Duration,
+}
+
+/// An offset commit the coordinator accepted (error 0) for one partition.
+#[derive(Clone, Debug)]
+pub struct Commit {
+    pub member: String,
+    pub generation: i32,
+    pub partition: i32,
+    pub offset: i64,
+    pub sent_at: Duration,
+    pub at: Duration,
+}
+
+/// A member read the group's committed offset of a partition it was assigned (-1: none).
+#[derive(Clone, Debug)]
+pub struct Resume {
+    pub member: String,
+    pub generation: i32,
+    pub partition: i32,
+    pub committed: i64,
+    pub sent_at: Duration,
+    pub at: Duration,
+}
+
 /// The final read after the faults healed: per partition, the log start, the high watermark and
 /// the records from one to the other (offset order), or why the read stopped early.
 #[derive(Clone, Debug, Default)]
@@ -112,6 +143,19 @@ pub struct HistoryData {
     /// Failures of the liveness phase.
     pub liveness_failures: Vec<String>,
     pub operations: u64,
+    /// Consumer group history (groups scenario only).
+    pub group: bool,
+    pub assignments: Vec<Assignment>,
+    pub commits: Vec<Commit>,
+    /// Every commit sent: (partition, offset, sent at, answered). An unanswered commit (its
+    /// connection broke or timed out) may still be applied at any later time, over newer commits,
+    /// in Kafka as here: it is the only legitimate way for a committed offset to move back.
+    pub commit_attempts: Vec<(i32, i64, Duration, bool)>,
+    pub resumes: Vec<Resume>,
+    /// Partition -> every offset some group member was served.
+    pub group_consumed: BTreeMap<i32, BTreeSet<i64>>,
+    /// The group's committed offsets read after the heal.
+    pub final_commits: Option<BTreeMap<i32, i64>>,
 }
 
 /// A shared handle to the history.
@@ -135,6 +179,16 @@ impl History {
 }
 
 impl HistoryData {
+    /// A time after every operation of the run.
+    pub fn final_read_at(&self) -> Duration {
+        Duration::MAX
+    }
+
+    /// Whether an unanswered commit of `offset` to `partition` was sent before `before`.
+    pub fn zombie_commit(&self, partition: i32, offset: i64, before: Duration) -> bool {
+        self.commit_attempts.iter().any(|&(p, o, sent, answered)| !answered && p == partition && o == offset && sent <= before)
+    }
+
     /// Whether a bit flip may have destroyed `offset` of `partition`. A single broker has no
     /// other copy: from the flipped batch on, recovery cuts the log (and later reuses those
     /// offsets) or reads fail. Only the no-phantom property (corrupt data is never served) and

@@ -10,6 +10,7 @@
 #![cfg(madsim)]
 
 pub mod checkers;
+pub mod group_member;
 pub mod history;
 pub mod knobs;
 pub mod nemesis;
@@ -72,7 +73,10 @@ impl Report {
 /// Runs one seed to completion and checks it.
 pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
     gregor_core::bugs::set_active(&opts.bugs);
-    let knobs = Knobs::draw(seed);
+    let knobs = match opts.scenario {
+        Scenario::SingleBroker => Knobs::draw(seed),
+        Scenario::Groups => scenario::group_knobs(seed),
+    };
     let wall = std::time::Instant::now();
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     rt.set_time_limit(SIM_TIME_LIMIT);
@@ -85,6 +89,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
             let trace = Trace::new(trace_print);
             let outcome = match scenario {
                 Scenario::SingleBroker => scenario::single_broker(seed, &run_knobs, trace.clone()).await,
+                Scenario::Groups => scenario::groups(seed, &run_knobs, trace.clone()).await,
             };
             (outcome, trace.hash(), trace.lines(), trace.elapsed())
         })

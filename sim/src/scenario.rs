@@ -31,14 +31,18 @@ pub const PROBE_PRODUCER: u32 = 1_000;
 pub enum Scenario {
     /// One broker, producers, consumers and an admin client; process, network and disk faults.
     SingleBroker,
+    /// One broker, an idempotent producer and a consumer group whose members join, leave,
+    /// crash and stall, under the broker faults of `SingleBroker` (without bit flips).
+    Groups,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 1] = [Scenario::SingleBroker];
+    pub const ALL: [Scenario; 2] = [Scenario::SingleBroker, Scenario::Groups];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::SingleBroker => "single-broker",
+            Scenario::Groups => "groups",
         }
     }
 }
@@ -165,4 +169,151 @@ pub async fn single_broker(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     }
     let data = std::mem::take(&mut *history.lock());
     Outcome { history: data, faults }
+}
+
+/// The knobs of the groups scenario: the seed's fault mix on one broker (no bit flips, fsync
+/// durability), one idempotent acks=all producer, 3 to 6 partitions, 2 or 3 members.
+pub fn group_knobs(seed: u64) -> Knobs {
+    let mut k = Knobs::draw(seed);
+    k.durability = Durability::Fsync;
+    k.faults.bit_flip = false;
+    let w = &mut k.workload;
+    w.partitions = 3 + (seed % 4) as i32;
+    w.producers = 1;
+    w.acks = vec![-1];
+    w.idempotent = vec![true];
+    w.compression.truncate(1);
+    w.consumers = 2 + (seed % 2) as u32;
+    w.retention_bytes = -1;
+    w.admin = false;
+    k
+}
+
+/// A consumer group (members on their own nodes) under broker and member faults.
+pub async fn groups(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
+    use crate::group_member;
+    let fk = &knobs.faults;
+    let wk = &knobs.workload;
+    let mut world = World::new(seed, trace.clone());
+    let base_faults = FaultConfig {
+        torn_on_crash: fk.torn_on_crash,
+        lose_unsynced_on_crash: fk.lose_unsynced_on_crash,
+        sync_delay_ms_max: fk.sync_delay_ms_max,
+        ..FaultConfig::default()
+    };
+    let settings = vec![
+        ("offsets.topic.num.partitions".to_string(), "3".to_string()),
+        ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
+    ];
+    world.add_broker(settings, base_faults);
+    let topic = "events";
+    let history = History::new(topic, wk.partitions);
+    history.lock().group = true;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ctx = Ctx { history: history.clone(), trace: trace.clone(), stop: stop.clone(), broker: world.brokers[0].addr(), topic: topic.to_string(), partitions: wk.partitions };
+    let admin = world.add_client("admin");
+    let created = {
+        let ctx = ctx.clone();
+        let parts = wk.partitions;
+        let configs = vec![("segment.bytes".to_string(), wk.segment_bytes.to_string())];
+        admin.spawn(async move { workload::create_topic(&ctx, "admin", "events", parts, &configs).await })
+    };
+    if !matches!(tokio::time::timeout(Duration::from_secs(30), created).await, Ok(Ok(true))) {
+        history.lock().liveness_failures.push("the topic could not be created within 30 s".into());
+        return Outcome { history: std::mem::take(&mut *history.lock()), faults: BTreeMap::new() };
+    }
+    let spec = ProducerSpec {
+        index: 0,
+        acks: -1,
+        idempotent: true,
+        compression: workload::compression(wk.compression[0]),
+        records_per_batch_max: wk.records_per_batch_max,
+        value_bytes_max: wk.value_bytes_max,
+        gap_ms: wk.produce_gap_ms,
+        drop_connection: wk.drop_connection,
+    };
+    let producer_node = world.add_client("producer-0");
+    let producer = producer_node.spawn(workload::producer(ctx.clone(), spec, seed ^ 0x5eed_0000));
+    let mut members = Vec::new();
+    for i in 0..wk.consumers {
+        let ctx = ctx.clone();
+        members.push(world.add_client_with_init(&format!("member-{i}"), move |incarnation| group_member::member(ctx.clone(), i, incarnation)));
+    }
+
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7300);
+    let mut member_rng = SmallRng::seed_from_u64(seed ^ 0x6d65_6d62_6572_7300);
+    let mut faults = BTreeMap::new();
+    let until = trace.elapsed() + Duration::from_millis(knobs.safety_ms);
+    let member_faults = member_faults(&members, &trace, &mut member_rng, until);
+    let (_, member_counts) = tokio::join!(crate::nemesis::run(&mut world, fk, &history, &mut rng, until, &mut faults), member_faults);
+    for (k, v) in member_counts {
+        *faults.entry(k).or_default() += v;
+    }
+    tokio::time::sleep(until.saturating_sub(trace.elapsed())).await;
+
+    stop.store(true, Ordering::SeqCst);
+    for m in &members {
+        madsim::runtime::Handle::current().resume(m.id());
+    }
+    world.heal();
+    history.lock().healed_at = Some(trace.elapsed());
+    if tokio::time::timeout(Duration::from_millis(STOP_GRACE_MS), producer).await.is_err() {
+        history.lock().liveness_failures.push("the producer did not stop within its grace period".into());
+    }
+    // Members notice the stop flag within one request timeout.
+    tokio::time::sleep(Duration::from_millis(crate::workload::REQUEST_TIMEOUT_MS + 1_000)).await;
+    let checker = world.add_client("checker");
+    let reader_ctx = Ctx { stop: Arc::new(AtomicBool::new(false)), ..ctx.clone() };
+    let bound = Duration::from_millis(LIVENESS_BOUND_MS);
+    let result = checker
+        .spawn(async move {
+            let commits = group_member::final_commits(&reader_ctx, bound).await;
+            let read = workload::final_read(reader_ctx, PROBE_PRODUCER, bound).await;
+            (commits, read)
+        })
+        .await;
+    if let Ok((commits, read)) = result {
+        let mut h = history.lock();
+        h.final_commits = commits;
+        h.final_read = read;
+    }
+    let data = std::mem::take(&mut *history.lock());
+    Outcome { history: data, faults }
+}
+
+/// Crashes (kill, restart later) and stalls (pause past the session timeout, or not) group
+/// members until `until`.
+async fn member_faults(members: &[madsim::runtime::NodeHandle], trace: &Trace, rng: &mut SmallRng, until: Duration) -> BTreeMap<String, u64> {
+    use rand::Rng;
+    let handle = madsim::runtime::Handle::current();
+    let mut counts = BTreeMap::new();
+    loop {
+        let gap = Duration::from_millis(rng.random_range(2_000..=6_000));
+        if trace.elapsed() + gap >= until || members.is_empty() {
+            return counts;
+        }
+        tokio::time::sleep(gap).await;
+        let i = rng.random_range(0..members.len());
+        let name = format!("member-{i}");
+        let hold = Duration::from_millis(rng.random_range(0..=10_000));
+        match rng.random_range(0..10) {
+            0..=3 => {
+                trace.event(&name, "KILLED");
+                handle.kill(members[i].id());
+                tokio::time::sleep(hold.min(Duration::from_millis(3_000))).await;
+                handle.restart(members[i].id());
+                trace.event(&name, "restart");
+                *counts.entry("member crash".to_string()).or_default() += 1;
+            }
+            4..=7 => {
+                trace.event(&name, format!("PAUSED for {hold:?}"));
+                handle.pause(members[i].id());
+                tokio::time::sleep(hold).await;
+                handle.resume(members[i].id());
+                trace.event(&name, "resumed");
+                *counts.entry("member stall".to_string()).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
 }

@@ -344,7 +344,7 @@ pub fn decode_batches(mut data: Bytes) -> Result<Vec<(i64, Served)>, String> {
     Ok(out)
 }
 
-fn fetch_request(topic: &str, positions: &BTreeMap<i32, i64>) -> FetchRequest {
+pub fn fetch_request(topic: &str, positions: &BTreeMap<i32, i64>) -> FetchRequest {
     let mut ft = FetchTopic::default();
     ft.topic = name(topic);
     ft.partitions = positions

@@ -138,6 +138,26 @@ impl World {
         node
     }
 
+    /// Creates a client node whose task is `init`, re-run from scratch on every restart of the
+    /// node (a crashed client process coming back). `init` gets the restart count.
+    pub fn add_client_with_init<F, Fut>(&mut self, name: &str, init: F) -> NodeHandle
+    where
+        F: Fn(u64) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 1, self.clients.len() as u8 + 1));
+        let starts = Arc::new(AtomicU64::new(0));
+        let node = Handle::current()
+            .create_node()
+            .name(name)
+            .ip(ip)
+            .init(move || init(starts.fetch_add(1, Ordering::SeqCst)))
+            .build();
+        self.trace.event(name, format!("created at {ip}"));
+        self.clients.push((name.to_string(), node.clone()));
+        node
+    }
+
     /// Kills broker `i`. With `power_loss` the machine loses power too: unsynced writes are lost
     /// or torn per the disk's crash model; otherwise only the process dies.
     pub fn kill(&mut self, i: usize, power_loss: bool) {

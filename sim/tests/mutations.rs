@@ -11,7 +11,10 @@ use gregor_sim::{run_seed, RunOptions, Scenario};
 const SEEDS_MAX: u64 = 100;
 
 fn caught(bug: Bug, checkers: &[&str]) {
-    let scenario = Scenario::SingleBroker;
+    caught_in(Scenario::SingleBroker, bug, checkers);
+}
+
+fn caught_in(scenario: Scenario, bug: Bug, checkers: &[&str]) {
     for seed in 1..=SEEDS_MAX {
         let r = run_seed(seed, &RunOptions { scenario, trace: false, bugs: vec![bug] });
         if r.passed() {
@@ -52,4 +55,14 @@ fn keeping_a_torn_tail_is_caught() {
 #[test]
 fn an_empty_dedup_window_is_caught() {
     caught(Bug::NoDedupWindow, &["no-duplicates"]);
+}
+
+#[test]
+fn reusing_a_generation_is_caught() {
+    caught_in(Scenario::Groups, Bug::SameGeneration, &["group-generation"]);
+}
+
+#[test]
+fn forgetting_commits_on_restart_is_caught() {
+    caught_in(Scenario::Groups, Bug::ForgetCommitsOnRestart, &["group-commits", "group-resume"]);
 }

@@ -39,6 +39,10 @@ fn regression_seeds_pass() {
         let r = run(Scenario::SingleBroker, seed);
         assert!(r.passed(), "regression seed {seed} ({bug}) fails again: {:?}", r.violations);
     }
+    for (seed, bug) in [(15, "a SyncGroup was answered although its generation's metadata write failed; after a restart the generation was handed out again")] {
+        let r = run(Scenario::Groups, seed);
+        assert!(r.passed(), "groups regression seed {seed} ({bug}) fails again: {:?}", r.violations);
+    }
 }
 
 #[test]

@@ -438,6 +438,18 @@ impl Coordinator {
         out
     }
 
+    /// Writing the group's metadata failed: as Kafka does, start a new rebalance so the
+    /// assignment that could not be stored is replaced (its SyncGroup answers were held back and
+    /// failed by the caller), and a generation is never handed out without being durable.
+    pub fn persist_failed(&mut self, now_ms: i64, group_id: &str) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let cfg = self.config.clone();
+        if let Some(g) = self.groups.get_mut(group_id) {
+            g.maybe_prepare_rebalance(now_ms, &cfg, &mut out);
+        }
+        out
+    }
+
     /// The group's metadata in persisted form (what `Effect::Persist` carries).
     pub fn snapshot(&self, group_id: &str) -> Option<GroupSnapshot> {
         self.groups.get(group_id).map(Group::snapshot)

@@ -121,6 +121,9 @@ impl Broker {
 
     /// Replays `__consumer_offsets` into the cache (startup).
     pub fn load_offsets(&self) -> usize {
+        if gregor_core::bugs::active(gregor_core::bugs::Bug::ForgetCommitsOnRestart) {
+            return 0;
+        }
         let Some(topic) = self.topic(OFFSETS_TOPIC) else { return 0 };
         let mut applied = 0;
         for p in &topic.partitions {

@@ -5,6 +5,11 @@
 //! from the same call or a later one, or from the timer task that calls `tick` at the
 //! coordinator's next deadline. Persist effects go through one ordered queue to
 //! `__consumer_offsets`, so a group's metadata records are written in the order they happened.
+//!
+//! A SyncGroup answer is held back while its group has a metadata write in flight, and fails
+//! with that write's error if it fails (the coordinator then rebalances, as Kafka does): an
+//! assignment is never handed out for a generation that is not durable, so a coordinator that
+//! restarts can never hand the same generation to different members.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +29,15 @@ const IDLE_TICK_MS: u64 = 1000;
 
 enum Waiter {
     Join(oneshot::Sender<JoinResponse>),
-    Sync(oneshot::Sender<SyncResponse>),
+    Sync(oneshot::Sender<SyncResponse>, String),
+}
+
+/// A group's metadata writes in flight and the SyncGroup answers waiting for them.
+#[derive(Default)]
+struct InFlight {
+    writes: usize,
+    failed: Option<i16>,
+    held: Vec<(oneshot::Sender<SyncResponse>, SyncResponse)>,
 }
 
 /// The coordinator plus the plumbing to wait for its answers.
@@ -36,6 +49,7 @@ pub struct GroupService {
     rearm: Notify,
     persist_tx: mpsc::Sender<(String, GroupSnapshot)>,
     persist_rx: Mutex<Option<mpsc::Receiver<(String, GroupSnapshot)>>>,
+    in_flight: Mutex<BTreeMap<String, InFlight>>,
 }
 
 impl GroupService {
@@ -48,6 +62,7 @@ impl GroupService {
             rearm: Notify::new(),
             persist_tx,
             persist_rx: Mutex::new(Some(persist_rx)),
+            in_flight: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -63,6 +78,16 @@ impl GroupService {
     }
 
     fn dispatch(&self, effects: Vec<Effect>) {
+        // Writes first: a SyncGroup answer emitted with the write of its generation must wait.
+        for e in &effects {
+            if let Effect::Persist { group_id, snapshot } = e {
+                if self.persist_tx.try_send((group_id.clone(), snapshot.clone())).is_err() {
+                    tracing::error!(group = %group_id, "group metadata queue full; metadata not persisted");
+                    continue;
+                }
+                self.in_flight.lock().expect("in-flight lock").entry(group_id.clone()).or_default().writes += 1;
+            }
+        }
         for e in effects {
             match e {
                 Effect::Join { token, response } => {
@@ -71,16 +96,45 @@ impl GroupService {
                     }
                 }
                 Effect::Sync { token, response } => {
-                    if let Some(Waiter::Sync(tx)) = self.waiters.lock().expect("waiters lock").remove(&token) {
-                        let _ = tx.send(response);
+                    if let Some(Waiter::Sync(tx, group)) = self.waiters.lock().expect("waiters lock").remove(&token) {
+                        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+                        match in_flight.get_mut(&group) {
+                            Some(f) if f.writes > 0 => f.held.push((tx, response)),
+                            _ => {
+                                let _ = tx.send(response);
+                            }
+                        }
                     }
                 }
-                Effect::Persist { group_id, snapshot } => {
-                    if self.persist_tx.try_send((group_id.clone(), snapshot)).is_err() {
-                        tracing::error!(group = %group_id, "group metadata queue full; metadata not persisted");
-                    }
-                }
+                Effect::Persist { .. } => {}
             }
+        }
+    }
+
+    /// A metadata write of `group` finished: once none is left in flight, release the held
+    /// SyncGroup answers, or fail them and rebalance if any write failed.
+    fn persisted(&self, now_ms: i64, group: &str, result: Result<(), i16>) {
+        let done = {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            let Some(f) = in_flight.get_mut(group) else { return };
+            f.writes = f.writes.saturating_sub(1);
+            if let Err(code) = result {
+                f.failed = Some(code);
+            }
+            if f.writes > 0 {
+                return;
+            }
+            in_flight.remove(group)
+        };
+        let Some(done) = done else { return };
+        for (tx, response) in done.held {
+            let _ = tx.send(match done.failed {
+                Some(code) => SyncResponse::error(code),
+                None => response,
+            });
+        }
+        if done.failed.is_some() {
+            self.with(|c| ((), c.persist_failed(now_ms, group)));
         }
     }
 
@@ -98,7 +152,7 @@ impl GroupService {
     pub async fn sync(&self, now_ms: i64, req: SyncRequest) -> SyncResponse {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.waiters.lock().expect("waiters lock").insert(token, Waiter::Sync(tx));
+        self.waiters.lock().expect("waiters lock").insert(token, Waiter::Sync(tx, req.group_id.clone()));
         self.with(|c| ((), c.sync(now_ms, token, req)));
         rx.await.unwrap_or_else(|_| SyncResponse::error(crate::errors::COORDINATOR_NOT_AVAILABLE))
     }
@@ -130,9 +184,11 @@ impl GroupService {
             let broker = broker.clone();
             tokio::spawn(async move {
                 while let Some((group, snapshot)) = rx.recv().await {
-                    if let Err(code) = broker.store_group_metadata(&group, Some(snapshot.encode())).await {
-                        tracing::warn!(group = %group, code, "cannot persist group metadata");
+                    let result = broker.store_group_metadata(&group, Some(snapshot.encode())).await;
+                    if let Err(code) = result {
+                        tracing::warn!(group = %group, code, "cannot persist group metadata; rebalancing");
                     }
+                    broker.groups.persisted(broker.clock.monotonic_ms() as i64, &group, result);
                 }
             })
         };

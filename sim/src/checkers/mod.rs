@@ -10,6 +10,9 @@ use crate::history::HistoryData;
 use crate::knobs::Durability;
 
 pub mod dense_offsets;
+pub mod group_commits;
+pub mod group_generation;
+pub mod group_resume;
 pub mod liveness;
 pub mod lost_ack;
 pub mod no_duplicates;
@@ -85,5 +88,8 @@ pub fn check_all(h: &HistoryData, ctx: &CheckContext) -> Vec<Violation> {
     v.extend(order::check(h, ctx));
     v.extend(dense_offsets::check(h, ctx));
     v.extend(no_duplicates::check(h, ctx));
+    v.extend(group_generation::check(h, ctx));
+    v.extend(group_commits::check(h, ctx));
+    v.extend(group_resume::check(h, ctx));
     v
 }
