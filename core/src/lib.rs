@@ -9,6 +9,7 @@ pub mod batch;
 pub mod bugs;
 pub mod be_reader;
 pub mod clock;
+pub mod consumer_protocol;
 pub mod disk;
 pub mod group;
 pub mod topic;

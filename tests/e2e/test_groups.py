@@ -171,6 +171,50 @@ def test_kafka_python_group(broker):
 
 
 @pytest.mark.broker_overrides(FAST_GROUPS)
+def test_offset_delete_refuses_only_subscribed_topics(broker):
+    """OffsetDelete (kafka-python's delete_group_offsets) as Kafka: while the group has members,
+    partitions of topics a member subscribes to are refused with GROUP_SUBSCRIBED_TO_TOPIC and
+    others are deleted; once the group is empty everything can be deleted."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTP
+    from kafka.errors import GroupIdNotFoundError, GroupSubscribedToTopicError, NoError
+    subscribed, other, group = unique(), unique(), unique("g")
+    ck.create_topic(broker.bootstrap, subscribed)
+    ck.create_topic(broker.bootstrap, other)
+    c = group_consumer(broker.bootstrap, group)
+    c.subscribe([subscribed])
+    wait_assigned([c], 1)
+    c.commit(offsets=[TopicPartition(subscribed, 0, 3), TopicPartition(other, 0, 5)], asynchronous=False)
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        def committed() -> dict:
+            offsets = a.list_group_offsets(group)
+            return {(tp.topic, tp.partition): v.offset for tp, v in offsets.get(group, offsets).items()}
+
+        assert committed() == {(subscribed, 0): 3, (other, 0): 5}
+        res = a.delete_group_offsets(group, [KTP(subscribed, 0), KTP(other, 0)])
+        assert res == {KTP(subscribed, 0): GroupSubscribedToTopicError, KTP(other, 0): NoError}
+        assert committed() == {(subscribed, 0): 3}
+        c.close()
+        wait_for_state(a, group, "Empty")
+        assert a.delete_group_offsets(group, [KTP(subscribed, 0)]) == {KTP(subscribed, 0): NoError}
+        assert committed() == {}
+        with pytest.raises(GroupIdNotFoundError):
+            a.delete_group_offsets(unique("never"), [KTP(subscribed, 0)])
+    finally:
+        a.close()
+
+
+def wait_for_state(a, group: str, state: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if a.describe_groups([group])[group]["group_state"] == state:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"group {group} never reached {state}")
+
+
+@pytest.mark.broker_overrides(FAST_GROUPS)
 def test_groups_cli_describe_reset_delete(broker):
     topic, group = unique(), unique("g")
     ck.create_topic(broker.bootstrap, topic, partitions=2)

@@ -8,7 +8,7 @@
 //! error codes. Due timers of a group fire before and after each request to it, so a request
 //! never observes a member whose session has already expired, and zero delays complete at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::errors::*;
 use super::machine::Group;
@@ -388,6 +388,12 @@ impl Coordinator {
                 state: g.state,
             })
             .collect()
+    }
+
+    /// The topics the group's members subscribe to (see `Group::subscribed_topics`); `None` for
+    /// an unknown group or when the subscriptions are not known.
+    pub fn subscribed_topics(&self, group_id: &str) -> Option<BTreeSet<String>> {
+        self.groups.get(group_id)?.subscribed_topics()
     }
 
     /// DescribeGroups for one group. An unknown group is described as Dead with error NONE, as

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 
 use super::errors::*;
+use crate::consumer_protocol;
 use super::snapshot::{GroupSnapshot, MemberSnapshot};
 use super::types::*;
 
@@ -792,6 +793,23 @@ impl Group {
                 push_sync(out, t, SyncResponse::error(error));
             }
         }
+    }
+
+    /// The topics this group's members subscribe to, as Kafka's classic coordinator computes
+    /// them: only for groups of the `consumer` protocol type with a selected protocol, from each
+    /// member's metadata for that protocol. `None` when unknown (another protocol type, no
+    /// generation yet, or a subscription that does not decode), which counts as subscribed to
+    /// nothing.
+    pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if self.protocol_type.as_deref() != Some(consumer_protocol::PROTOCOL_TYPE) {
+            return None;
+        }
+        let protocol = self.protocol_name.as_deref()?;
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            topics.extend(consumer_protocol::subscription_topics(&m.metadata_for(protocol))?);
+        }
+        Some(topics)
     }
 
     pub fn description(&self) -> GroupDescription {

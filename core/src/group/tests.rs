@@ -619,6 +619,55 @@ fn delete_only_empty_groups() {
     assert_eq!(c.delete(G), GROUP_ID_NOT_FOUND);
 }
 
+/// ConsumerProtocol subscription v0 naming `topics`.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut out = 0i16.to_be_bytes().to_vec();
+    out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        out.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        out.extend_from_slice(t.as_bytes());
+    }
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    Bytes::from(out)
+}
+
+#[test]
+fn subscribed_topics_come_from_the_selected_protocol() {
+    let mut c = Coordinator::new(cfg(0));
+    assert_eq!(c.subscribed_topics(G), None, "unknown group");
+    let a = get_member_id(&mut c, 0, 1, "a");
+    let mut req = join_req(&a, "a", &["range", "roundrobin"]);
+    req.protocols[0].metadata = subscription(&["orders", "payments"]);
+    req.protocols[1].metadata = subscription(&["ignored"]);
+    c.join(0, 2, req);
+    let b = get_member_id(&mut c, 0, 3, "b");
+    let mut req = join_req(&b, "b", &["range"]);
+    req.protocols[0].metadata = subscription(&["audit"]);
+    c.join(0, 4, req);
+    let out = c.join(0, 5, join_req(&a, "a", &["range", "roundrobin"]));
+    let j = join_for(&out, 5);
+    assert_eq!(j.protocol_name.as_deref(), Some("range"));
+    // Member a's rejoin above replaced its metadata with the placeholder, which does not decode.
+    assert_eq!(c.subscribed_topics(G), None);
+    let mut req = join_req(&a, "a", &["range"]);
+    req.protocols[0].metadata = subscription(&["orders", "payments"]);
+    c.join(0, 6, req);
+    let mut req = join_req(&b, "b", &["range"]);
+    req.protocols[0].metadata = subscription(&["audit"]);
+    c.join(0, 7, req);
+    let topics: Vec<String> = c.subscribed_topics(G).map(|t| t.into_iter().collect()).unwrap_or_default();
+    assert_eq!(topics, ["audit", "orders", "payments"]);
+
+    // Another protocol type: not known.
+    let mut other = Coordinator::new(cfg(0));
+    let m = get_member_id(&mut other, 0, 1, "m");
+    let mut req = join_req(&m, "m", &["range"]);
+    req.protocol_type = "connect".into();
+    req.protocols[0].metadata = subscription(&["orders"]);
+    other.join(0, 2, req);
+    assert_eq!(other.subscribed_topics(G), None);
+}
+
 #[test]
 fn list_and_describe() {
     let mut c = Coordinator::new(cfg(0));

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use gregor_core::consumer_protocol::subscription_topics;
 use gregor_net::client::Client;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -45,25 +46,6 @@ fn subscription(topics: &[String]) -> Bytes {
     }
     out.extend_from_slice(&(-1i32).to_be_bytes());
     Bytes::from(out)
-}
-
-/// The topics of a ConsumerProtocol subscription (any version; later fields are ignored).
-fn subscribed_topics(b: &[u8]) -> Vec<String> {
-    // Same layout as an assignment's topic list without partitions: reuse a tiny reader.
-    let mut out = Vec::new();
-    let mut at = 2usize;
-    let rd = |at: &mut usize, n: usize| -> Option<&[u8]> {
-        let s = b.get(*at..*at + n)?;
-        *at += n;
-        Some(s)
-    };
-    let Some(n) = rd(&mut at, 4).map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]])) else { return out };
-    for _ in 0..n.max(0) {
-        let Some(len) = rd(&mut at, 2).map(|x| i16::from_be_bytes([x[0], x[1]])) else { break };
-        let Some(name) = rd(&mut at, len.max(0) as usize) else { break };
-        out.push(String::from_utf8_lossy(name).into_owned());
-    }
-    out
 }
 
 /// ConsumerProtocol assignment v0 for one topic.
@@ -164,7 +146,7 @@ impl GroupMember {
             if resp.leader == resp.member_id {
                 // Members subscribed to our topic share its partitions; others get nothing of it.
                 let members: Vec<String> =
-                    resp.members.iter().filter(|m| subscribed_topics(&m.metadata).contains(&self.topic)).map(|m| m.member_id.to_string()).collect();
+                    resp.members.iter().filter(|m| subscription_topics(&m.metadata).is_some_and(|t| t.contains(&self.topic))).map(|m| m.member_id.to_string()).collect();
                 let plan = range_assign(&self.partitions, &members);
                 for m in &resp.members {
                     let mut a = SyncGroupRequestAssignment::default();
@@ -315,7 +297,7 @@ mod tests {
     #[test]
     fn subscription_round_trip() {
         let s = subscription(&["t1".to_string()]);
-        assert_eq!(subscribed_topics(&s), vec!["t1".to_string()]);
+        assert_eq!(subscription_topics(&s), Some(vec!["t1".to_string()]));
         let a = assignment("t1", &[2, 5]);
         assert_eq!(decode_assignment(&a).get("t1"), Some(&vec![2, 5]));
     }

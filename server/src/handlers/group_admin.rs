@@ -2,9 +2,10 @@
 //!
 //! Groups known only by their committed offsets (standalone consumers) are listed as Empty, as
 //! Kafka does. Deleting a group removes its committed offsets and metadata from
-//! `__consumer_offsets` (tombstones) and is allowed only while it is Empty. OffsetDelete is
-//! refused with GROUP_SUBSCRIBED_TO_TOPIC while the group has members (Kafka refuses only the
-//! topics in the members' subscriptions; Gregor does not parse subscriptions, so it is stricter).
+//! `__consumer_offsets` (tombstones) and is allowed only while it is Empty. OffsetDelete, as in
+//! Kafka, deletes the offsets of an Empty group freely; in a group with members it refuses, per
+//! partition with GROUP_SUBSCRIBED_TO_TOPIC, the topics some member's consumer-protocol
+//! subscription names, and refuses a group of another protocol type whole with NON_EMPTY_GROUP.
 
 use std::sync::Arc;
 
@@ -127,7 +128,11 @@ pub async fn offset_delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Of
         resp.error_code = errors::GROUP_ID_NOT_FOUND;
         return resp;
     }
-    let active = !d.members.is_empty();
+    if !d.members.is_empty() && d.protocol_type != gregor_core::consumer_protocol::PROTOCOL_TYPE {
+        resp.error_code = errors::NON_EMPTY_GROUP;
+        return resp;
+    }
+    let subscribed = if d.members.is_empty() { None } else { broker.groups.with(|c| (c.subscribed_topics(&id), Vec::new())) };
     let mut to_delete = Vec::new();
     for t in req.topics {
         let mut tr = OffsetDeleteResponseTopic::default();
@@ -137,7 +142,7 @@ pub async fn offset_delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Of
             pr.partition_index = p.partition_index;
             pr.error_code = if broker.partition(&t.name.0, p.partition_index).is_none() {
                 errors::UNKNOWN_TOPIC_OR_PARTITION
-            } else if active {
+            } else if subscribed.as_ref().is_some_and(|s| s.contains(t.name.0.as_str())) {
                 errors::GROUP_SUBSCRIBED_TO_TOPIC
             } else {
                 to_delete.push((t.name.0.to_string(), p.partition_index));
