@@ -1,5 +1,6 @@
 """Idempotent producers: InitProducerId, broker-side deduplication of retried batches (also after a
-kill -9), Kafka's sequence/epoch errors, and real clients producing with idempotence on."""
+kill -9), Kafka's sequence/epoch errors, and real clients producing with idempotence on, also
+through a proxy that loses the broker's answers so the clients retry what was already written."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 import ck
 import kwire
 from conftest import unique
+from lossy_proxy import LossyProxy
 
 API_INIT_PRODUCER_ID = 22
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
@@ -182,3 +184,63 @@ def test_kafka_python_default_idempotent_producer(broker):
         assert out == [b"k%d" % i for i in range(500)]
     finally:
         c.close()
+
+
+def lossy_broker(broker_factory, seed: int, drop_probability: float = 0.15):
+    """A broker that clients reach only through a proxy that loses Produce answers (the broker
+    advertises the proxy's address), so clients retry batches the broker already wrote."""
+    b = broker_factory(start=False)
+    proxy = LossyProxy(b.bootstrap, drop_api_key=kwire.API_PRODUCE, drop_probability=drop_probability, drops_max=25,
+                       seed=seed)
+    b.overrides["advertised.listeners"] = f"PLAINTEXT://{proxy.address}"
+    b.start()
+    return b, proxy
+
+
+def assert_exactly_once_in_order(bootstrap: str, topic: str, partitions: int, expected: dict[int, list[bytes]]) -> None:
+    for p in range(partitions):
+        got = ck.consume_n(bootstrap, topic, len(expected[p]), partition=p, timeout=20)
+        assert [m.value() for m in got] == expected[p], f"partition {p}: duplicates, gaps or reordering"
+        assert ck.watermarks(bootstrap, topic, p)[1] == len(expected[p])
+
+
+def test_confluent_idempotent_producer_with_lost_answers(broker_factory):
+    """librdkafka retries every batch whose answer was lost; the broker must hand back the
+    original offsets, so each record is written once, in order, with dense offsets."""
+    b, proxy = lossy_broker(broker_factory, seed=7)
+    try:
+        name = unique()
+        ck.create_topic(b.bootstrap, name, partitions=3)
+        p = ck.producer(proxy.address, **{"enable.idempotence": True, "linger.ms": 2, "batch.num.messages": 40,
+                                          "message.timeout.ms": 60000, "retry.backoff.ms": 20,
+                                          "reconnect.backoff.ms": 20, "socket.timeout.ms": 10000})
+        n = 3000
+        msgs = ck.produce_all(p, name, [{"value": b"m%05d" % i, "partition": i % 3} for i in range(n)], timeout=90)
+        assert proxy.dropped >= 5, f"only {proxy.dropped} answers were lost: the test forced no retries"
+        for part in range(3):
+            offsets = [m.offset() for m in msgs if m.partition() == part]
+            assert offsets == list(range(n // 3)), f"partition {part}: offsets not dense and in order"
+        # Read back through the proxy too: the broker advertises only its address.
+        expected = {part: [b"m%05d" % i for i in range(part, n, 3)] for part in range(3)}
+        assert_exactly_once_in_order(proxy.address, name, 3, expected)
+    finally:
+        proxy.close()
+
+
+def test_kafka_python_idempotent_producer_with_lost_answers(broker_factory):
+    b, proxy = lossy_broker(broker_factory, seed=11, drop_probability=0.3)
+    try:
+        name = unique()
+        ck.create_topic(b.bootstrap, name)
+        p = KafkaProducer(bootstrap_servers=proxy.address, enable_idempotence=True, acks="all", linger_ms=2,
+                          batch_size=512, request_timeout_ms=10000, max_block_ms=30000, retry_backoff_ms=20,
+                          reconnect_backoff_ms=20, delivery_timeout_ms=90000)
+        n = 2000
+        futs = [p.send(name, value=b"k%05d" % i, partition=0) for i in range(n)]
+        p.flush(timeout=90)
+        assert [f.get(timeout=30).offset for f in futs] == list(range(n))
+        p.close(timeout=5)
+        assert proxy.dropped >= 5, f"only {proxy.dropped} answers were lost: the test forced no retries"
+        assert_exactly_once_in_order(proxy.address, name, 1, {0: [b"k%05d" % i for i in range(n)]})
+    finally:
+        proxy.close()
