@@ -11,15 +11,23 @@ use std::time::{Duration, Instant};
 use gregor_core::bugs::Bug;
 use gregor_sim::{run_seed, Report, RunOptions, Scenario};
 
-const USAGE: &str = "usage: gregor-chaos sim --seeds A..B [--scenario NAME|all] [--trace] [--bug NAME]... [--jobs N] [--check-determinism]
+/// The usage text; scenario and bug names come from their lists, so they never go stale.
+fn usage() -> String {
+    let scenarios: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+    let bugs: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+    format!(
+        "usage: gregor-chaos sim --seeds A..B [--scenario NAME|all] [--trace] [--bug NAME]... [--jobs N] [--check-determinism]
 
   --seeds A..B          seeds A to B-1 (also A..=B, or one seed N)
-  --scenario NAME       single-broker (default), or all
+  --scenario NAME       {} (default: single-broker), or all
   --trace               print each run's event log and broker log (use with one seed)
-  --bug NAME            inject a bug: ack-before-fsync, ignore-fsync-failure, skip-recovery-crc,
-                        keep-torn-tail, same-generation, no-dedup-window
+  --bug NAME            inject a bug: {}
   --jobs N              seeds run in parallel (default: number of CPUs)
-  --check-determinism   run every seed twice and compare trace hashes";
+  --check-determinism   run every seed twice and compare trace hashes",
+        scenarios.join(", "),
+        bugs.join(", ")
+    )
+}
 
 struct Args {
     seeds: Vec<u64>,
@@ -87,7 +95,7 @@ pub fn main(args: Vec<String>) -> i32 {
             if !e.is_empty() {
                 eprintln!("gregor-chaos: {e}");
             }
-            eprintln!("{USAGE}");
+            eprintln!("{}", usage());
             return 2;
         }
     };
