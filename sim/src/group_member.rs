@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
+use gregor_core::consumer_protocol::{self, decode_assignment, encode_assignment, encode_subscription, range_assign};
 use gregor_net::client::Client;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -37,67 +37,6 @@ const FETCH_VERSION: i16 = 12;
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
-}
-
-/// ConsumerProtocol subscription v0 to one topic, no user data.
-fn subscription(topic: &str) -> Bytes {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0i16.to_be_bytes());
-    out.extend_from_slice(&1i32.to_be_bytes());
-    out.extend_from_slice(&(topic.len() as i16).to_be_bytes());
-    out.extend_from_slice(topic.as_bytes());
-    out.extend_from_slice(&(-1i32).to_be_bytes());
-    Bytes::from(out)
-}
-
-/// ConsumerProtocol assignment v0 of `partitions` of one topic.
-fn encode_assignment(topic: &str, partitions: &[i32]) -> Bytes {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0i16.to_be_bytes());
-    out.extend_from_slice(&1i32.to_be_bytes());
-    out.extend_from_slice(&(topic.len() as i16).to_be_bytes());
-    out.extend_from_slice(topic.as_bytes());
-    out.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
-    for p in partitions {
-        out.extend_from_slice(&p.to_be_bytes());
-    }
-    out.extend_from_slice(&(-1i32).to_be_bytes());
-    Bytes::from(out)
-}
-
-/// The partitions of the one topic in an assignment (empty if it does not parse).
-fn decode_assignment(b: &[u8]) -> Vec<i32> {
-    let mut r = gregor_core::be_reader::BeReader::new(b);
-    let parse = |r: &mut gregor_core::be_reader::BeReader| -> Option<Vec<i32>> {
-        r.i16()?;
-        let topics = r.i32()?;
-        let mut out = Vec::new();
-        for _ in 0..topics.max(0) {
-            let n = r.i16()?;
-            r.take(n.max(0) as usize)?;
-            let count = r.i32()?;
-            for _ in 0..count.max(0) {
-                out.push(r.i32()?);
-            }
-        }
-        Some(out)
-    };
-    parse(&mut r).unwrap_or_default()
-}
-
-/// Range assignment: partitions split in contiguous runs over the members sorted by id.
-fn range_assign(partitions: i32, mut members: Vec<String>) -> BTreeMap<String, Vec<i32>> {
-    members.sort();
-    let n = members.len().max(1) as i32;
-    let (per, extra) = (partitions / n, partitions % n);
-    let mut out = BTreeMap::new();
-    let mut next = 0;
-    for (i, m) in members.into_iter().enumerate() {
-        let count = per + i32::from((i as i32) < extra);
-        out.insert(m, (next..next + count).collect());
-        next += count;
-    }
-    out
 }
 
 enum Next {
@@ -131,10 +70,10 @@ async fn session(ctx: &Ctx, who: &str, c: &mut Client, member_id: &mut String, r
         req.session_timeout_ms = SESSION_TIMEOUT_MS;
         req.rebalance_timeout_ms = REBALANCE_TIMEOUT_MS;
         req.member_id = sb(member_id);
-        req.protocol_type = sb("consumer");
+        req.protocol_type = sb(consumer_protocol::PROTOCOL_TYPE);
         let mut p = JoinGroupRequestProtocol::default();
         p.name = sb("range");
-        p.metadata = subscription(&ctx.topic);
+        p.metadata = encode_subscription(&[&ctx.topic]);
         req.protocols = vec![p];
         let resp = match c.send(&req).await {
             Ok(r) => r,
@@ -159,10 +98,11 @@ async fn session(ctx: &Ctx, who: &str, c: &mut Client, member_id: &mut String, r
     let mut assignments = Vec::new();
     if join.leader == join.member_id {
         let members: Vec<String> = join.members.iter().map(|m| m.member_id.to_string()).collect();
-        for (m, parts) in range_assign(ctx.partitions, members) {
+        let partitions: Vec<i32> = (0..ctx.partitions).collect();
+        for (m, parts) in range_assign(&partitions, &members) {
             let mut a = SyncGroupRequestAssignment::default();
             a.member_id = sb(&m);
-            a.assignment = encode_assignment(&ctx.topic, &parts);
+            a.assignment = encode_assignment(&BTreeMap::from([(ctx.topic.clone(), parts)]));
             assignments.push(a);
         }
     }
@@ -170,7 +110,7 @@ async fn session(ctx: &Ctx, who: &str, c: &mut Client, member_id: &mut String, r
     sync.group_id = GroupId(sb(GROUP));
     sync.generation_id = generation;
     sync.member_id = sb(member_id);
-    sync.protocol_type = Some(sb("consumer"));
+    sync.protocol_type = Some(sb(consumer_protocol::PROTOCOL_TYPE));
     sync.protocol_name = Some(sb("range"));
     sync.assignments = assignments;
     let resp = match c.send(&sync).await {
@@ -187,7 +127,7 @@ async fn session(ctx: &Ctx, who: &str, c: &mut Client, member_id: &mut String, r
         }
         return Next::Rejoin;
     }
-    let mine = decode_assignment(&resp.assignment);
+    let mine = decode_assignment(&resp.assignment).and_then(|mut a| a.remove(&ctx.topic)).unwrap_or_default();
     ctx.trace.event(who, format!("generation {generation} as {member_id}: partitions {mine:?}"));
     ctx.history.lock().assignments.push(Assignment { generation, member: member_id.clone(), partitions: mine.clone(), at: ctx.trace.elapsed() });
 

@@ -619,16 +619,8 @@ fn delete_only_empty_groups() {
     assert_eq!(c.delete(G), GROUP_ID_NOT_FOUND);
 }
 
-/// ConsumerProtocol subscription v0 naming `topics`.
 fn subscription(topics: &[&str]) -> Bytes {
-    let mut out = 0i16.to_be_bytes().to_vec();
-    out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
-    for t in topics {
-        out.extend_from_slice(&(t.len() as i16).to_be_bytes());
-        out.extend_from_slice(t.as_bytes());
-    }
-    out.extend_from_slice(&(-1i32).to_be_bytes());
-    Bytes::from(out)
+    crate::consumer_protocol::encode_subscription(topics)
 }
 
 #[test]

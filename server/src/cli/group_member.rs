@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
-use gregor_core::consumer_protocol::subscription_topics;
+use gregor_core::consumer_protocol::{self, decode_assignment, encode_assignment, encode_subscription, range_assign, subscription_topics};
 use gregor_net::client::Client;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -20,7 +19,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::error_name;
-use super::groups::decode_assignment;
 
 const SESSION_TIMEOUT_MS: i32 = 30_000;
 const REBALANCE_TIMEOUT_MS: i32 = 60_000;
@@ -29,59 +27,6 @@ const REBALANCE_IN_PROGRESS: i16 = 27;
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as i16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// ConsumerProtocol subscription v0: topics, no user data.
-fn subscription(topics: &[String]) -> Bytes {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0i16.to_be_bytes());
-    out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
-    for t in topics {
-        put_str(&mut out, t);
-    }
-    out.extend_from_slice(&(-1i32).to_be_bytes());
-    Bytes::from(out)
-}
-
-/// ConsumerProtocol assignment v0 for one topic.
-fn assignment(topic: &str, partitions: &[i32]) -> Bytes {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0i16.to_be_bytes());
-    out.extend_from_slice(&1i32.to_be_bytes());
-    put_str(&mut out, topic);
-    out.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
-    for p in partitions {
-        out.extend_from_slice(&p.to_be_bytes());
-    }
-    out.extend_from_slice(&(-1i32).to_be_bytes());
-    Bytes::from(out)
-}
-
-/// Kafka's range assignor for one topic: members sorted by id, contiguous ranges, the first
-/// `partitions % members` members get one extra.
-pub fn range_assign(partitions: &[i32], members: &[String]) -> BTreeMap<String, Vec<i32>> {
-    let mut sorted: Vec<String> = members.to_vec();
-    sorted.sort();
-    let mut parts = partitions.to_vec();
-    parts.sort_unstable();
-    let mut out = BTreeMap::new();
-    if sorted.is_empty() {
-        return out;
-    }
-    let per = parts.len() / sorted.len();
-    let extra = parts.len() % sorted.len();
-    let mut start = 0;
-    for (i, m) in sorted.iter().enumerate() {
-        let n = per + usize::from(i < extra);
-        out.insert(m.clone(), parts[start..start + n].to_vec());
-        start += n;
-    }
-    out
 }
 
 /// This process's membership in a group.
@@ -127,10 +72,10 @@ impl GroupMember {
             req.session_timeout_ms = SESSION_TIMEOUT_MS;
             req.rebalance_timeout_ms = REBALANCE_TIMEOUT_MS;
             req.member_id = sb(&self.member_id);
-            req.protocol_type = sb("consumer");
+            req.protocol_type = sb(consumer_protocol::PROTOCOL_TYPE);
             let mut p = JoinGroupRequestProtocol::default();
             p.name = sb("range");
-            p.metadata = subscription(std::slice::from_ref(&self.topic));
+            p.metadata = encode_subscription(std::slice::from_ref(&self.topic));
             req.protocols = vec![p];
             let resp = self.coord.send(&req).await?;
             if resp.error_code == MEMBER_ID_REQUIRED {
@@ -151,7 +96,8 @@ impl GroupMember {
                 for m in &resp.members {
                     let mut a = SyncGroupRequestAssignment::default();
                     a.member_id = m.member_id.clone();
-                    a.assignment = assignment(&self.topic, plan.get(m.member_id.as_str()).map(Vec::as_slice).unwrap_or(&[]));
+                    let mine = plan.get(m.member_id.as_str()).cloned().unwrap_or_default();
+                    a.assignment = encode_assignment(&BTreeMap::from([(self.topic.clone(), mine)]));
                     assignments.push(a);
                 }
             }
@@ -159,7 +105,7 @@ impl GroupMember {
             sync.group_id = GroupId(sb(&self.group));
             sync.generation_id = self.generation;
             sync.member_id = sb(&self.member_id);
-            sync.protocol_type = Some(sb("consumer"));
+            sync.protocol_type = Some(sb(consumer_protocol::PROTOCOL_TYPE));
             sync.protocol_name = Some(sb("range"));
             sync.assignments = assignments;
             let resp = self.coord.send(&sync).await?;
@@ -169,7 +115,7 @@ impl GroupMember {
             if resp.error_code != 0 {
                 anyhow::bail!("SyncGroup: {} ({})", error_name(resp.error_code), resp.error_code);
             }
-            return Ok(decode_assignment(&resp.assignment).remove(&self.topic).unwrap_or_default());
+            return Ok(decode_assignment(&resp.assignment).and_then(|mut a| a.remove(&self.topic)).unwrap_or_default());
         }
     }
 
@@ -278,27 +224,5 @@ impl GroupMember {
         }
         self.coord.send(&req).await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn range_matches_kafka() {
-        let members = vec!["b".to_string(), "a".to_string()];
-        let plan = range_assign(&[0, 1, 2, 3, 4], &members);
-        assert_eq!(plan["a"], vec![0, 1, 2]);
-        assert_eq!(plan["b"], vec![3, 4]);
-        assert!(range_assign(&[0], &[]).is_empty());
-    }
-
-    #[test]
-    fn subscription_round_trip() {
-        let s = subscription(&["t1".to_string()]);
-        assert_eq!(subscription_topics(&s), Some(vec!["t1".to_string()]));
-        let a = assignment("t1", &[2, 5]);
-        assert_eq!(decode_assignment(&a).get("t1"), Some(&vec![2, 5]));
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use gregor_core::consumer_protocol::decode_assignment;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::{
@@ -15,32 +16,6 @@ use super::{connect, error_name, metadata};
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
-}
-
-/// Topic → partitions from a ConsumerProtocol assignment (version, [topic, [partition]], user data).
-pub fn decode_assignment(b: &[u8]) -> BTreeMap<String, Vec<i32>> {
-    let mut out = BTreeMap::new();
-    let mut at = 2usize; // version
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let s = b.get(at..at + n)?;
-        at += n;
-        Some(s)
-    };
-    let Some(n) = take(4).map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]])) else { return out };
-    for _ in 0..n.max(0) {
-        let Some(len) = take(2).map(|x| i16::from_be_bytes([x[0], x[1]])) else { break };
-        let Some(name) = take(len.max(0) as usize).map(|x| String::from_utf8_lossy(x).into_owned()) else { break };
-        let Some(count) = take(4).map(|x| i32::from_be_bytes([x[0], x[1], x[2], x[3]])) else { break };
-        let mut parts = Vec::new();
-        for _ in 0..count.max(0) {
-            match take(4) {
-                Some(x) => parts.push(i32::from_be_bytes([x[0], x[1], x[2], x[3]])),
-                None => break,
-            }
-        }
-        out.insert(name, parts);
-    }
-    out
 }
 
 pub async fn list(bootstrap: &str) -> anyhow::Result<()> {
@@ -139,7 +114,7 @@ pub async fn describe(bootstrap: &str, group: &str) -> anyhow::Result<()> {
     // partition → (member, host, client) from the members' assignments.
     let mut owners: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
     for m in &d.members {
-        for (t, ps) in decode_assignment(&m.member_assignment) {
+        for (t, ps) in decode_assignment(&m.member_assignment).unwrap_or_default() {
             for p in ps {
                 owners.insert((t.clone(), p), (m.member_id.to_string(), m.client_host.to_string(), m.client_id.to_string()));
             }
@@ -306,14 +281,5 @@ mod tests {
         assert_eq!(parse_datetime("2024-02-29T12:34:56.789"), Ok(1_709_210_096_789));
         assert!(parse_datetime("2024-13-01T00:00:00").is_err());
         assert!(parse_datetime("yesterday").is_err());
-    }
-
-    #[test]
-    fn assignment() {
-        // version 0, one topic "t" with partitions [0, 2], empty user data.
-        let b = [0u8, 0, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff];
-        let a = decode_assignment(&b);
-        assert_eq!(a.get("t"), Some(&vec![0, 2]));
-        assert!(decode_assignment(&[1, 2, 3]).is_empty());
     }
 }
