@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit/integration tests, the determinism check, the simulator (its tests, a
 # seed campaign and a replay-determinism check), and the end-to-end suite that drives the real `gregor`
-# binary with kcat, confluent-kafka and kafka-python.
+# binary with kcat, confluent-kafka, kafka-python, aiokafka and kafkajs (Node.js).
 #
 # Works on a fresh Debian machine as root, non-interactively, and is safe to re-run. Environment:
 #   GREGOR_SKIP_RUST=1   skip the Rust tests (e.g. when iterating on the e2e suite)
@@ -50,7 +50,26 @@ if [[ ! -f $REQ_STAMP || $(cat "$REQ_STAMP") != "$REQ_HASH" ]]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r tests/e2e/requirements.txt
   echo "$REQ_HASH" > "$REQ_STAMP"
 fi
-.venv/bin/python -c 'import confluent_kafka, kafka, pytest; print("confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)'
+.venv/bin/python -c 'import aiokafka, confluent_kafka, kafka, pytest; print("confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__, "aiokafka", aiokafka.__version__)'
+done_step
+
+step "node + kafkajs (npm ci in tests/e2e/js)"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "node/npm are missing and this is not root: install them (apt-get install nodejs npm)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq nodejs npm >/dev/null
+fi
+JS_DIR=tests/e2e/js
+JS_STAMP=$JS_DIR/node_modules/.e2e-lock.sha256
+JS_HASH=$(cat "$JS_DIR/package.json" "$JS_DIR/package-lock.json" | sha256sum | cut -d' ' -f1)
+if [[ ! -f $JS_STAMP || $(cat "$JS_STAMP") != "$JS_HASH" ]]; then
+  (cd "$JS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$JS_HASH" > "$JS_STAMP"
+fi
+(cd "$JS_DIR" && node -e 'console.log("node", process.version, "kafkajs", require("kafkajs/package.json").version)')
 done_step
 
 step "cargo build --release --bin gregor"
