@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use gregor_storage::mem_disk::FaultConfig;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -80,6 +81,19 @@ pub struct Knobs {
     pub workload: WorkloadKnobs,
     /// Simulated milliseconds of the safety phase (faults on).
     pub safety_ms: u64,
+}
+
+impl FaultKnobs {
+    /// The disk faults a broker's disk always has: what a crash does to unsynced writes, and
+    /// fsync latency. Error bursts are switched on and off by the nemesis on top of these.
+    pub fn crash_faults(&self) -> FaultConfig {
+        FaultConfig {
+            torn_on_crash: self.torn_on_crash,
+            lose_unsynced_on_crash: self.lose_unsynced_on_crash,
+            sync_delay_ms_max: self.sync_delay_ms_max,
+            ..FaultConfig::default()
+        }
+    }
 }
 
 impl Knobs {

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gregor_storage::mem_disk::FaultConfig;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
@@ -74,18 +73,12 @@ pub async fn single_broker(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let fk = &knobs.faults;
     let wk = &knobs.workload;
     let mut world = World::new(seed, trace.clone());
-    let base_faults = FaultConfig {
-        torn_on_crash: fk.torn_on_crash,
-        lose_unsynced_on_crash: fk.lose_unsynced_on_crash,
-        sync_delay_ms_max: fk.sync_delay_ms_max,
-        ..FaultConfig::default()
-    };
     let settings = vec![
         ("log.retention.check.interval.ms".to_string(), "1000".to_string()),
         ("offsets.topic.num.partitions".to_string(), "3".to_string()),
         ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
     ];
-    world.add_broker(settings, base_faults);
+    world.add_broker(settings, fk.crash_faults());
     let topic = "events";
     let history = History::new(topic, wk.partitions);
     let stop = Arc::new(AtomicBool::new(false));
@@ -195,17 +188,11 @@ pub async fn groups(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let fk = &knobs.faults;
     let wk = &knobs.workload;
     let mut world = World::new(seed, trace.clone());
-    let base_faults = FaultConfig {
-        torn_on_crash: fk.torn_on_crash,
-        lose_unsynced_on_crash: fk.lose_unsynced_on_crash,
-        sync_delay_ms_max: fk.sync_delay_ms_max,
-        ..FaultConfig::default()
-    };
     let settings = vec![
         ("offsets.topic.num.partitions".to_string(), "3".to_string()),
         ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
     ];
-    world.add_broker(settings, base_faults);
+    world.add_broker(settings, fk.crash_faults());
     let topic = "events";
     let history = History::new(topic, wk.partitions);
     history.lock().group = true;
