@@ -46,6 +46,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -112,6 +113,13 @@ struct State {
     dirs: BTreeSet<PathBuf>,
     names: BTreeMap<PathBuf, u64>,
     durable_names: BTreeMap<PathBuf, u64>,
+    /// How many entries of `names` and `durable_names` together refer to each inode, so that
+    /// dropping an unreachable inode does not scan every name. Changed only through
+    /// `link`/`unlink`; recounted after a crash.
+    links: BTreeMap<u64, u32>,
+    /// Paths whose current entry was created, replaced or removed since their directory was
+    /// last synced: all `sync_dir` has to look at, however many files the directory holds.
+    unsynced_entries: BTreeSet<PathBuf>,
     inodes: BTreeMap<u64, Inode>,
     next_ino: u64,
     /// Bumped by every crash; handles from an older epoch are stale.
@@ -125,11 +133,63 @@ impl State {
 
     /// Drops an inode nobody can reach any more (no name, no durable name, no open handle).
     fn gc(&mut self, ino: u64) {
-        let referenced = self.names.values().any(|&i| i == ino)
-            || self.durable_names.values().any(|&i| i == ino)
-            || self.inodes.get(&ino).is_some_and(|n| n.open_handles > 0);
+        debug_assert_eq!(
+            self.links.get(&ino).copied().unwrap_or(0) as usize,
+            self.names.values().chain(self.durable_names.values()).filter(|&&i| i == ino).count(),
+            "link count of inode {ino}"
+        );
+        let referenced = self.links.contains_key(&ino) || self.inodes.get(&ino).is_some_and(|n| n.open_handles > 0);
         if !referenced {
             self.inodes.remove(&ino);
+        }
+    }
+
+    fn names_mut(&mut self, durable: bool) -> &mut BTreeMap<PathBuf, u64> {
+        if durable {
+            &mut self.durable_names
+        } else {
+            &mut self.names
+        }
+    }
+
+    /// Points `path` at `ino` in the current (or durable) namespace; returns the inode it
+    /// pointed at before, which the caller should `gc`.
+    fn link(&mut self, durable: bool, path: PathBuf, ino: u64) -> Option<u64> {
+        *self.links.entry(ino).or_insert(0) += 1;
+        if !durable {
+            self.unsynced_entries.insert(path.clone());
+        }
+        let old = self.names_mut(durable).insert(path, ino);
+        if let Some(o) = old {
+            self.drop_link(o);
+        }
+        old
+    }
+
+    /// Removes `path` from the current (or durable) namespace; returns the inode it pointed at,
+    /// which the caller should `gc`.
+    fn unlink(&mut self, durable: bool, path: &Path) -> Option<u64> {
+        let ino = self.names_mut(durable).remove(path)?;
+        if !durable {
+            self.unsynced_entries.insert(path.to_path_buf());
+        }
+        self.drop_link(ino);
+        Some(ino)
+    }
+
+    fn drop_link(&mut self, ino: u64) {
+        match self.links.get_mut(&ino) {
+            Some(n) if *n > 1 => *n -= 1,
+            _ => {
+                self.links.remove(&ino);
+            }
+        }
+    }
+
+    fn recount_links(&mut self) {
+        self.links.clear();
+        for &ino in self.names.values().chain(self.durable_names.values()) {
+            *self.links.entry(ino).or_insert(0) += 1;
         }
     }
 
@@ -141,6 +201,8 @@ impl State {
         self.counts.crashes += 1;
         self.epoch += 1;
         self.names = self.durable_names.clone();
+        self.unsynced_entries.clear();
+        self.recount_links();
         let live: BTreeSet<u64> = self.names.values().copied().collect();
         self.inodes.retain(|ino, _| live.contains(ino));
         let inos: Vec<u64> = self.inodes.keys().copied().collect();
@@ -239,6 +301,8 @@ impl MemDisk {
                 dirs: BTreeSet::new(),
                 names: BTreeMap::new(),
                 durable_names: BTreeMap::new(),
+                links: BTreeMap::new(),
+                unsynced_entries: BTreeSet::new(),
                 inodes: BTreeMap::new(),
                 next_ino: 1,
                 epoch: 0,
@@ -470,7 +534,7 @@ impl Disk for MemDisk {
                     ino,
                     Inode { data: Vec::new(), durable: Vec::new(), dirty_from: None, poisoned: false, lost_from: None, open_handles: 0 },
                 );
-                st.names.insert(path.to_path_buf(), ino);
+                st.link(false, path.to_path_buf(), ino);
                 ino
             }
             None => return Err(not_found(path)),
@@ -509,8 +573,8 @@ impl Disk for MemDisk {
         if !st.dir_exists(to.parent().unwrap_or(Path::new(""))) {
             return Err(not_found(to));
         }
-        let ino = st.names.remove(from).ok_or_else(|| not_found(from))?;
-        if let Some(old) = st.names.insert(to.to_path_buf(), ino) {
+        let ino = st.unlink(false, from).ok_or_else(|| not_found(from))?;
+        if let Some(old) = st.link(false, to.to_path_buf(), ino) {
             st.gc(old);
         }
         Ok(())
@@ -518,7 +582,7 @@ impl Disk for MemDisk {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = lock(&self.state);
-        let ino = st.names.remove(path).ok_or_else(|| not_found(path))?;
+        let ino = st.unlink(false, path).ok_or_else(|| not_found(path))?;
         st.gc(ino);
         Ok(())
     }
@@ -529,9 +593,14 @@ impl Disk for MemDisk {
             return Err(not_found(path));
         }
         st.dirs.retain(|d| !d.starts_with(path));
-        let gone: Vec<u64> = st.names.iter().filter(|(p, _)| p.starts_with(path)).map(|(_, &i)| i).collect();
-        st.names.retain(|p, _| !p.starts_with(path));
-        st.durable_names.retain(|p, _| !p.starts_with(path));
+        let mut gone = Vec::new();
+        for durable in [false, true] {
+            let below: Vec<PathBuf> = st.names_mut(durable).keys().filter(|p| p.starts_with(path)).cloned().collect();
+            for p in below {
+                gone.extend(st.unlink(durable, &p));
+            }
+        }
+        st.unsynced_entries.retain(|p| !p.starts_with(path));
         for ino in gone {
             st.gc(ino);
         }
@@ -548,21 +617,38 @@ impl Disk for MemDisk {
             st.counts.sync_error += 1;
             return Err(io::Error::from_raw_os_error(EIO));
         }
-        let stale: Vec<(PathBuf, u64)> = st
-            .durable_names
-            .iter()
-            .filter(|(p, _)| p.parent() == Some(path))
-            .map(|(p, &i)| (p.clone(), i))
+        // Make the durable entries of `path` equal its current ones. Only entries changed since
+        // the last sync can differ. Paths order by component, so everything below `path` sorts
+        // right after it.
+        let changed: Vec<PathBuf> = st
+            .unsynced_entries
+            .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
+            .take_while(|p| p.starts_with(path))
+            .filter(|p| p.parent() == Some(path))
+            .cloned()
             .collect();
-        for (p, _) in &stale {
-            st.durable_names.remove(p);
+        let mut released = Vec::new();
+        for p in changed {
+            st.unsynced_entries.remove(&p);
+            match st.names.get(&p).copied() {
+                Some(ino) if st.durable_names.get(&p) != Some(&ino) => released.extend(st.link(true, p, ino)),
+                Some(_) => {}
+                None => released.extend(st.unlink(true, &p)),
+            }
         }
-        let fresh: Vec<(PathBuf, u64)> =
-            st.names.iter().filter(|(p, _)| p.parent() == Some(path)).map(|(p, &i)| (p.clone(), i)).collect();
-        st.durable_names.extend(fresh);
-        for (_, ino) in stale {
+        for ino in released {
             st.gc(ino);
         }
+        debug_assert!(
+            {
+                let inside = |m: &BTreeMap<PathBuf, u64>| -> Vec<(PathBuf, u64)> {
+                    m.iter().filter(|(p, _)| p.parent() == Some(path)).map(|(p, &i)| (p.clone(), i)).collect()
+                };
+                inside(&st.names) == inside(&st.durable_names)
+            },
+            "sync_dir left {} with durable entries unlike its current ones",
+            path.display()
+        );
         Ok(())
     }
 }
