@@ -401,7 +401,7 @@ pub async fn consumer(ctx: Ctx, index: u32) {
             for pd in t.partitions {
                 let p = pd.partition_index;
                 let pos = positions.get(&p).copied().unwrap_or(0);
-                if pd.error_code == 1 {
+                if pd.error_code == OFFSET_OUT_OF_RANGE {
                     let start = pd.log_start_offset.max(0);
                     ctx.trace.event(&who, format!("p{p} offset {pos} out of range (log start {start}, hw {}): reset", pd.high_watermark));
                     let to = if pos < start { start } else { 0 };
@@ -536,6 +536,11 @@ pub async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp:
     Ok(pr.offset)
 }
 
+/// How often one partition's final read may restart at a log start that retention moved.
+const FINAL_READ_RESETS_MAX: u32 = 8;
+/// Kafka's error code for a fetch offset outside the log.
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
 /// The liveness phase: within `bound`, produce one acknowledged probe record to every
 /// partition, then read every partition from its log start to its high watermark.
 pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> FinalRead {
@@ -582,7 +587,7 @@ pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> Final
                     }
                 }
             }
-            let (log_start, hw) = match (list_offset(&mut c, &ctx.topic, p, -2).await, list_offset(&mut c, &ctx.topic, p, -1).await) {
+            let (mut log_start, hw) = match (list_offset(&mut c, &ctx.topic, p, -2).await, list_offset(&mut c, &ctx.topic, p, -1).await) {
                 (Ok(s), Ok(h)) => (s, h),
                 (a, b) => {
                     ctx.trace.event(who, format!("list offsets p{p}: {:?} {:?}", a.err(), b.err()));
@@ -591,6 +596,7 @@ pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> Final
             };
             let mut records = Vec::new();
             let mut pos = log_start;
+            let mut resets = 0;
             while pos < hw {
                 let req = fetch_request(&ctx.topic, &BTreeMap::from([(p, pos)]));
                 let resp = match c.send_at(&req, FETCH_VERSION).await {
@@ -603,6 +609,25 @@ pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> Final
                 let Some(pd) = resp.responses.first().and_then(|t| t.partitions.first()) else { break 'partitions };
                 if pd.error_code != 0 {
                     ctx.trace.event(who, format!("fetch p{p} at {pos}: error {}", pd.error_code));
+                    if pd.error_code == OFFSET_OUT_OF_RANGE && resets < FINAL_READ_RESETS_MAX {
+                        // Retention may have moved the log start while this read ran: go on from
+                        // where the log now starts, as a consumer with auto.offset.reset=earliest
+                        // does. Only a start that really moved past `pos` explains the error.
+                        match list_offset(&mut c, &ctx.topic, p, -2).await {
+                            Ok(s) if s > pos => {
+                                ctx.trace.event(who, format!("p{p}: log start moved to {s} during the read"));
+                                records.retain(|(o, _)| *o >= s);
+                                (log_start, pos) = (s, s);
+                                resets += 1;
+                                continue;
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                ctx.trace.event(who, format!("list offsets p{p}: {e}"));
+                                break 'partitions;
+                            }
+                        }
+                    }
                     out.stuck.insert(p, (pos, format!("fetch error {}", pd.error_code)));
                     break;
                 }
