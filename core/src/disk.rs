@@ -65,9 +65,13 @@ pub trait Disk: Send + Sync + 'static {
 /// Shared handle to a disk.
 pub type SharedDisk = Arc<dyn Disk>;
 
-/// Replaces the file at `path` with `contents` atomically and durably: write a temporary file,
-/// sync it, rename it over `path`, sync the directory. A crash at any point leaves either the old
-/// or the new contents, never a mix.
+/// Replaces the file at `path` with `contents` atomically and durably: write a new temporary
+/// file, sync it, rename it over `path`, sync the directory. A crash at any point leaves either
+/// the old or the new contents, never a mix.
+///
+/// The temporary file is always a new one: one left by an earlier attempt may be a file whose
+/// fsync failed, and syncing that file again proves nothing (see the contract on [`Disk`]), so
+/// it is removed, never reused.
 pub fn write_atomic(disk: &dyn Disk, path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
@@ -78,8 +82,10 @@ pub fn write_atomic(disk: &dyn Disk, path: &Path, contents: &[u8]) -> io::Result
         .to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
+    if disk.exists(&tmp) {
+        disk.remove_file(&tmp)?;
+    }
     let file = disk.open(&tmp, true)?;
-    file.truncate(0)?;
     file.write_all_at(contents, 0)?;
     file.sync()?;
     drop(file);

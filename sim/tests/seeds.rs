@@ -38,6 +38,7 @@ fn regression_seeds_pass() {
         (575, "thousands of tiny segments made every simulated-disk directory sync scan every file (harness: minutes per seed)"),
         (1704, "retention moved the log start during the final read, which stopped there (harness bug: reported as lost acks)"),
         (1759, "same as 1704"),
+        (2723, "write_atomic reused a temporary file whose fsync had failed; its next \"successful\" fsync made nothing durable, so after a power loss the metadata file was empty and the broker never started again"),
     ] {
         let r = run(Scenario::SingleBroker, seed);
         assert!(r.passed(), "regression seed {seed} ({bug}) fails again: {:?}", r.violations);

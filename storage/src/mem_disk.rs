@@ -721,6 +721,20 @@ mod tests {
     }
 
     #[test]
+    fn write_atomic_after_a_failed_attempt_is_durable() {
+        // The first attempt's fsync fails and poisons its temporary file; a second attempt must
+        // not reuse that file, or its "successful" sync would make nothing durable.
+        let d = MemDisk::new(9, FaultConfig { sync_error: 1.0, ..Default::default() });
+        d.create_dir_all(&p("/a")).unwrap();
+        assert!(write_atomic(&d, &p("/a/meta"), b"first").is_err());
+        d.set_faults(FaultConfig::default());
+        write_atomic(&d, &p("/a/meta"), b"second").unwrap();
+        d.crash();
+        assert_eq!(read_all(&d, &p("/a/meta")).unwrap(), b"second");
+        assert_eq!(d.list_dir(&p("/a")).unwrap(), vec!["meta".to_string()]);
+    }
+
+    #[test]
     fn unsynced_truncate_can_be_undone_and_bit_flips() {
         let d = MemDisk::new(3, FaultConfig { lose_unsynced_on_crash: 1.0, ..Default::default() });
         d.create_dir_all(&p("/a")).unwrap();
