@@ -91,7 +91,11 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
                 Scenario::SingleBroker => scenario::single_broker(seed, &run_knobs, trace.clone()).await,
                 Scenario::Groups => scenario::groups(seed, &run_knobs, trace.clone()).await,
             };
-            (outcome, trace.hash(), trace.lines(), trace.elapsed())
+            let result = (outcome, trace.hash(), trace.lines(), trace.elapsed());
+            // The scenario's world has killed its nodes; one more turn of the executor drops
+            // their tasks (see `World`'s drop).
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            result
         })
     }));
     let wall_time = wall.elapsed();

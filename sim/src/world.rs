@@ -297,6 +297,23 @@ impl World {
     }
 }
 
+impl Drop for World {
+    /// Kills every node, so that the executor drops their tasks before the runtime goes away
+    /// (the caller gives it one more turn): a task holds a handle to madsim's task queue and the
+    /// queue holds the task, so a world left running would keep its whole state, disks
+    /// included, alive for the rest of the process, and a long campaign would run out of memory.
+    fn drop(&mut self) {
+        if let Ok(h) = Handle::try_current() {
+            for b in &self.brokers {
+                h.kill(b.node.id());
+            }
+            for (_, c) in &self.clients {
+                h.kill(c.id());
+            }
+        }
+    }
+}
+
 /// Errors injected on a disk (not crashes or bit flips: those are the world's own doing).
 fn disk_fault_total(disk: &MemDisk) -> u64 {
     let c = disk.fault_counts();
