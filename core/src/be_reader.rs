@@ -49,6 +49,23 @@ impl<'a> BeReader<'a> {
     pub fn u64(&mut self) -> Option<u64> {
         self.array().map(u64::from_be_bytes)
     }
+
+    /// Kafka's `UNSIGNED_VARINT`: 7 bits a byte, low bits first, at most five bytes. `None` if
+    /// it runs past the end, takes more than five bytes, or does not fit 32 bits.
+    pub fn unsigned_varint(&mut self) -> Option<u32> {
+        let mut value: u32 = 0;
+        for i in 0..5 {
+            let b = self.u8()?;
+            if i == 4 && b > 0x0f {
+                return None;
+            }
+            value |= u32::from(b & 0x7f) << (i * 7);
+            if b < 0x80 {
+                return Some(value);
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -65,5 +82,16 @@ mod tests {
         assert_eq!(r.remaining(), 1);
         assert_eq!(r.u8(), Some(0xff));
         assert_eq!(r.u8(), None);
+    }
+
+    #[test]
+    fn unsigned_varints() {
+        assert_eq!(BeReader::new(&[0x00]).unsigned_varint(), Some(0));
+        assert_eq!(BeReader::new(&[0x96, 0x01]).unsigned_varint(), Some(150));
+        assert_eq!(BeReader::new(&[0xff, 0xff, 0xff, 0xff, 0x0f]).unsigned_varint(), Some(u32::MAX));
+        // Too long, too large, or cut off.
+        assert_eq!(BeReader::new(&[0xff, 0xff, 0xff, 0xff, 0x8f, 0x00]).unsigned_varint(), None);
+        assert_eq!(BeReader::new(&[0xff, 0xff, 0xff, 0xff, 0x1f]).unsigned_varint(), None);
+        assert_eq!(BeReader::new(&[0x80]).unsigned_varint(), None);
     }
 }

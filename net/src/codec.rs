@@ -3,6 +3,11 @@
 //! The broker side decodes a request header, then the body for the requested API and version,
 //! and encodes a response header + body. The decoder never panics on malformed input: anything
 //! that does not parse becomes a [`DecodeError`] and the caller closes that one connection.
+//!
+//! Before the `kafka-protocol` decoder sees a frame, [`crate::schema::check`] walks it against
+//! Gregor's own table of the request formats: the crate's decoder reserves memory for the counts
+//! a frame claims, and a failed allocation aborts the process, so a frame whose lengths do not
+//! fit in its own bytes must never reach it.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -28,6 +33,10 @@ pub enum DecodeError {
     /// UNSUPPORTED_VERSION, because the header could be read.
     #[error("unsupported version {version} of {api_key:?}")]
     UnsupportedVersion { api_key: ApiKey, version: i16, correlation_id: i32 },
+    /// The bounds check refused the frame before decoding: a length that cannot fit, a
+    /// malformed varint, a null where none is allowed.
+    #[error("refused request: {0}")]
+    Refused(crate::schema::Refusal),
     #[error("malformed request: {0}")]
     Malformed(String),
 }
@@ -53,6 +62,7 @@ pub fn decode_request(
     if !supported(api_key, version) {
         return Err(DecodeError::UnsupportedVersion { api_key, version, correlation_id });
     }
+    crate::schema::check(&frame).map_err(DecodeError::Refused)?;
     let header_version = api_key.request_header_version(version);
     let mut buf = frame;
     // The generated decoders check lengths, but a panic on hostile input must never take the

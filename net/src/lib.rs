@@ -2,12 +2,15 @@
 //!
 //! * [`frame`]: length-prefixed Kafka frames, with sizes checked before any allocation.
 //! * [`codec`]: request/response header handling over the `kafka-protocol` message types.
+//! * [`schema`]: Gregor's table of the request formats and the bounds check every request frame
+//!   passes before it is decoded.
 //! * [`tcp`]: the transport adapter (tokio TCP, which is madsim's simulated TCP under `--cfg madsim`).
 //! * [`client`]: a small async Kafka client used by the CLI tools and, later, the simulator.
 
 pub mod client;
 pub mod codec;
 pub mod frame;
+pub mod schema;
 pub mod tcp;
 
 pub use kafka_protocol;

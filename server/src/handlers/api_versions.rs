@@ -89,4 +89,15 @@ mod tests {
         assert!(supported(ApiKey::JoinGroup, 0));
         assert!(!supported(ApiKey::EndTxn, 0));
     }
+
+    /// Every request the broker serves passes the bounds check first, so every advertised
+    /// version needs its schema: an API added without one fails here.
+    #[test]
+    fn every_served_version_has_a_request_schema() {
+        for &(k, min, max) in SUPPORTED {
+            let schema = gregor_net::schema::request_schema(k as i16)
+                .unwrap_or_else(|| panic!("{k:?} is served but has no request schema"));
+            assert!(schema.covers(min) && schema.covers(max), "{k:?} {min}-{max}: schema covers {:?}", schema.versions);
+        }
+    }
 }
