@@ -143,6 +143,9 @@ impl Client {
                 resp_header.correlation_id
             )));
         }
+        // The codec reserves memory for the counts a frame claims: a broker's answer is checked
+        // against the response table first, as requests are on the broker.
+        crate::schema::check_response(R::KEY, version, &frame).map_err(|r| ClientError::Protocol(r.to_string()))?;
         R::Response::decode(&mut frame, version).map_err(|e| ClientError::Protocol(e.to_string()))
     }
 }

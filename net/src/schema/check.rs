@@ -3,7 +3,7 @@
 
 use gregor_core::be_reader::BeReader;
 
-use super::{request_schema, Field, Message, Scalar, Ty};
+use super::{request_schema, response_schema, Field, Message, Scalar, Ty};
 
 /// Why a frame was refused: the API, the field (a path such as `topics[2].partitions`), and what
 /// was wrong with it.
@@ -42,6 +42,20 @@ pub fn check(frame: &[u8]) -> Result<(), Refusal> {
     w.header()?;
     w.fields(msg.fields)?;
     Ok(())
+}
+
+/// Checks a response body (what follows the response header) of `api_key` at `version`.
+pub fn check_response(api_key: i16, version: i16, body: &[u8]) -> Result<(), Refusal> {
+    let msg = response_schema(api_key).ok_or_else(|| Refusal {
+        api: "?",
+        version,
+        field: "api_key".into(),
+        reason: format!("no response schema for API key {api_key}"),
+    })?;
+    if !msg.covers(version) {
+        return Err(Refusal { api: msg.name, version, field: "api_version".into(), reason: "no schema for this version".into() });
+    }
+    check_body(msg, version, body).map(|_| ())
 }
 
 /// Checks a request body alone (what follows the header); returns the bytes it takes.

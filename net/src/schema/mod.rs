@@ -9,7 +9,8 @@
 //! question "is this frame well formed?" itself, and asks it first.
 //!
 //! # How
-//! [`requests`] is a table of every served request: for each API, its fields in wire order with
+//! [`requests`] is a table of every served request (and [`responses`] of their answers, which
+//! the client checks the same way before it decodes what another node sent): for each API, its fields in wire order with
 //! the versions each exists in, its type, whether it may be null, and its tag if it is a tagged
 //! field; and from which version the message uses the flexible (compact, tagged) encoding.
 //! [`check`] walks a frame against that table without allocating, and refuses it unless
@@ -37,11 +38,12 @@
 
 mod check;
 pub mod requests;
+pub mod responses;
 pub mod sample;
 #[cfg(test)]
 mod tests;
 
-pub use check::{check, check_body, Refusal};
+pub use check::{check, check_body, check_response, Refusal};
 
 /// A type with no parts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,4 +161,9 @@ impl Message {
 /// The schema of `api_key`'s request, if Gregor has one.
 pub fn request_schema(api_key: i16) -> Option<&'static Message> {
     requests::ALL.iter().copied().find(|m| m.api_key == api_key)
+}
+
+/// The schema of `api_key`'s response, if Gregor has one.
+pub fn response_schema(api_key: i16) -> Option<&'static Message> {
+    responses::ALL.iter().copied().find(|m| m.api_key == api_key)
 }

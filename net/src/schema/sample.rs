@@ -46,9 +46,22 @@ pub struct Shape {
     pub full: bool,
 }
 
-/// A random valid request of `msg` at `version`.
+/// A random valid request of `msg` at `version`, request header included.
 pub fn sample(msg: &'static Message, version: i16, shape: Shape, rng: &mut impl RngCore) -> Sample {
+    generate(msg, version, shape, rng, true)
+}
+
+/// A random valid body of `msg` (a request or a response) at `version`, without a header.
+pub fn sample_body(msg: &'static Message, version: i16, shape: Shape, rng: &mut impl RngCore) -> Sample {
+    generate(msg, version, shape, rng, false)
+}
+
+fn generate(msg: &'static Message, version: i16, shape: Shape, rng: &mut impl RngCore, header: bool) -> Sample {
     let mut g = Gen { out: Vec::new(), prefixes: Vec::new(), version, flexible: msg.is_flexible(version), shape, rng };
+    if !header {
+        g.fields(msg.fields, "(message)");
+        return Sample { frame: g.out, header_len: 0, prefixes: g.prefixes };
+    }
     g.out.extend_from_slice(&msg.api_key.to_be_bytes());
     g.out.extend_from_slice(&version.to_be_bytes());
     let corr: i32 = g.rng.random();
