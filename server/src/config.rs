@@ -9,6 +9,11 @@
 //! * `log.flush.interval.messages` defaults to `1`: every acknowledged batch is fsynced before the
 //!   acknowledgement (group commit makes this cheap). Setting it higher (Kafka's default is
 //!   `9223372036854775807`) selects Kafka's page-cache durability: acks without fsync.
+//! * `queued.max.request.bytes` defaults to 256 MiB (Kafka's default `-1` is unbounded): bytes of
+//!   requests being read or awaiting their response are bounded out of the box. As in Kafka, a
+//!   value `<= 0` means unbounded and a positive value below `socket.request.max.bytes` is refused.
+//! * `max.connections.per.ip.overrides` keys must be IP addresses: host names are not resolved
+//!   (a broker that resolves names at start-up depends on DNS to boot); a name refuses startup.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -64,6 +69,14 @@ pub struct BrokerConfig {
     pub auto_create_topics_enable: bool,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// `queued.max.request.bytes`: budget for request bytes held across connections (`None`:
+    /// unbounded).
+    pub queued_max_request_bytes: Option<usize>,
+    /// `connections.max.idle.ms` (negative: never close idle connections).
+    pub connections_max_idle_ms: i64,
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`, by canonical IP address.
+    pub max_connections_per_ip_overrides: BTreeMap<core::net::IpAddr, usize>,
     pub log_retention_check_interval_ms: u64,
     /// Partitions of `__consumer_offsets` (fixed once the topic exists).
     pub offsets_topic_num_partitions: i32,
@@ -96,6 +109,10 @@ impl Default for BrokerConfig {
             auto_create_topics_enable: true,
             socket_request_max_bytes: 104_857_600,
             max_connections: 4096,
+            queued_max_request_bytes: Some(256 << 20),
+            connections_max_idle_ms: 600_000,
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: BTreeMap::new(),
             log_retention_check_interval_ms: 300_000,
             offsets_topic_num_partitions: 50,
             offsets_retention_ms: 7 * 24 * 3_600_000,
@@ -156,6 +173,25 @@ fn parse_listener(key: &str, value: &str) -> Result<(String, i32), ConfigError> 
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     Ok((host.to_string(), port as i32))
+}
+
+/// Parses `max.connections.per.ip.overrides`: `ip:count[,ip:count…]` (IPv6 addresses may be
+/// bracketed; the count follows the last colon).
+fn parse_ip_overrides(key: &str, value: &str) -> Result<BTreeMap<core::net::IpAddr, usize>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (host, count) = entry.rsplit_once(':').ok_or_else(|| invalid(key, value, format!("{entry:?} is not host:count")))?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let ip: core::net::IpAddr = host
+            .parse()
+            .map_err(|_| invalid(key, value, format!("{host:?} is not an IP address (host names are not resolved)")))?;
+        let count: i32 = count.trim().parse().map_err(|_| invalid(key, value, format!("{count:?} is not a valid count")))?;
+        if count < 0 {
+            return Err(invalid(key, value, "counts must be at least 0"));
+        }
+        out.insert(ip.to_canonical(), count as usize);
+    }
+    Ok(out)
 }
 
 impl BrokerConfig {
@@ -221,6 +257,19 @@ impl BrokerConfig {
                     }
                     c.max_connections = n as usize;
                 }
+                "queued.max.request.bytes" => {
+                    let n: i64 = parse_num(k, v)?;
+                    c.queued_max_request_bytes = usize::try_from(n).ok().filter(|n| *n > 0);
+                }
+                "connections.max.idle.ms" => c.connections_max_idle_ms = parse_num(k, v)?,
+                "max.connections.per.ip" => {
+                    let n: i32 = parse_num(k, v)?;
+                    if n < 0 {
+                        return Err(invalid(k, v, "must be at least 0"));
+                    }
+                    c.max_connections_per_ip = n as usize;
+                }
+                "max.connections.per.ip.overrides" => c.max_connections_per_ip_overrides = parse_ip_overrides(k, v)?,
                 "log.retention.check.interval.ms" => {
                     let n: i64 = parse_num(k, v)?;
                     if n < 1 {
@@ -320,6 +369,18 @@ impl BrokerConfig {
                 "must not exceed group.max.session.timeout.ms",
             ));
         }
+        if let Some(q) = c.queued_max_request_bytes {
+            if q < c.socket_request_max_bytes {
+                return Err(invalid(
+                    "queued.max.request.bytes",
+                    &q.to_string(),
+                    format!("must be at least socket.request.max.bytes ({}), or -1 for unbounded", c.socket_request_max_bytes),
+                ));
+            }
+        }
+        if c.max_connections_per_ip == 0 && c.max_connections_per_ip_overrides.is_empty() {
+            return Err(invalid("max.connections.per.ip", "0", "can be 0 only if max.connections.per.ip.overrides is set"));
+        }
         if let Some(ms) = roll_ms.or(roll_hours.map(|h| h * 3_600_000)) {
             if ms < 1 {
                 return Err(invalid("log.roll.ms", &ms.to_string(), "must be at least 1"));
@@ -343,6 +404,13 @@ impl BrokerConfig {
             ("auto.create.topics.enable", self.auto_create_topics_enable.to_string()),
             ("socket.request.max.bytes", self.socket_request_max_bytes.to_string()),
             ("max.connections", self.max_connections.to_string()),
+            ("queued.max.request.bytes", self.queued_max_request_bytes.map_or(-1, |n| n as i64).to_string()),
+            ("connections.max.idle.ms", self.connections_max_idle_ms.to_string()),
+            ("max.connections.per.ip", self.max_connections_per_ip.to_string()),
+            (
+                "max.connections.per.ip.overrides",
+                self.max_connections_per_ip_overrides.iter().map(|(ip, n)| format!("{ip}:{n}")).collect::<Vec<_>>().join(","),
+            ),
             ("log.retention.check.interval.ms", self.log_retention_check_interval_ms.to_string()),
             ("log.retention.ms", d.retention_ms.to_string()),
             ("log.retention.bytes", d.retention_bytes.to_string()),

@@ -12,7 +12,7 @@ use gregor_core::disk::SharedDisk;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::listener::{accept_loop, ConnectionTracker, Shutdown};
+use crate::listener::{accept_loop, ConnectionLimits, ConnectionTracker, Shutdown};
 
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
@@ -28,6 +28,21 @@ pub async fn run(
     clock: SharedClock,
     seed: u64,
     shutdown: Arc<Shutdown>,
+    ready: impl FnOnce(&Broker, &str),
+) -> anyhow::Result<()> {
+    let limits = Arc::new(ConnectionLimits::new(&config));
+    run_with_limits(config, disk, clock, seed, shutdown, limits, ready).await
+}
+
+/// [`run`] with the connection limits (and their gauges) supplied by the caller, so tests can
+/// observe the bytes and connections held. `limits` should be built from the same `config`.
+pub async fn run_with_limits(
+    config: BrokerConfig,
+    disk: SharedDisk,
+    clock: SharedClock,
+    seed: u64,
+    shutdown: Arc<Shutdown>,
+    limits: Arc<ConnectionLimits>,
     ready: impl FnOnce(&Broker, &str),
 ) -> anyhow::Result<()> {
     let broker = Broker::open(config, disk, clock, seed).await?;
@@ -70,7 +85,7 @@ pub async fn run(
 
     let groups = tokio::spawn(crate::broker::groups::GroupService::run(broker.clone(), shutdown.clone()));
     let tracker = Arc::new(ConnectionTracker::default());
-    accept_loop(broker.clone(), listener, shutdown.clone(), tracker.clone()).await;
+    accept_loop(broker.clone(), listener, shutdown.clone(), tracker.clone(), limits).await;
     tracing::info!("shutting down: finishing in-flight requests");
     broker.begin_shutdown();
     if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), tracker.wait_idle()).await.is_err() {
