@@ -2,9 +2,11 @@
 //!
 //! Gregor stores batches exactly as producers sent them. The broker only ever touches the fields
 //! the format lets it own: the base offset and the partition leader epoch (both outside the CRC),
-//! and, for `message.timestamp.type=LogAppendTime`, the timestamp type bit and the max timestamp
-//! (inside the CRC, which is then recomputed). Everything else, including compressed record data
-//! and headers, is kept byte for byte.
+//! and the timestamp type bit and the max timestamp (inside the CRC, which is then recomputed):
+//! for `message.timestamp.type=LogAppendTime` the append time, and for `CreateTime` the largest
+//! record timestamp when the producer's header disagrees with its records, as Kafka's log
+//! validator does. Everything else, including compressed record data and headers, is kept byte
+//! for byte. The records themselves are checked by [`crate::records`].
 //!
 //! Layout (big-endian), offsets from the start of the batch:
 //! ```text
@@ -162,6 +164,24 @@ pub fn validate_produced(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(h)
 }
 
+/// Splits a buffer holding consecutive batches into their headers and byte ranges, reading only
+/// the headers (no CRC). A trailing partial batch is an error.
+pub fn split(mut buf: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while !buf.is_empty() {
+        let h = BatchHeader::parse(buf)?;
+        let len = h.total_len();
+        if len > buf.len() {
+            return Err(BatchError::Truncated { needed: len, have: buf.len() });
+        }
+        out.push((h, pos..pos + len));
+        pos += len;
+        buf = &buf[len..];
+    }
+    Ok(out)
+}
+
 /// Splits a buffer holding consecutive batches (a produce request's record set) into batches
 /// checked with [`validate_produced`]. Any trailing partial batch is an error: producers never
 /// send one.
@@ -195,6 +215,22 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attrs = be_i16(batch, ATTRIBUTES_OFFSET) | ATTR_LOG_APPEND_TIME;
     batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
     batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Marks the batch as `CreateTime` with `max_timestamp` as its max timestamp and recomputes the
+/// CRC, only if either differs (Kafka's `setMaxTimestamp`): a batch whose header already agrees is
+/// left byte for byte as it was.
+pub fn set_create_time_max_timestamp(batch: &mut [u8], max_timestamp: i64) {
+    assert!(batch.len() >= HEADER_LEN, "set_create_time_max_timestamp on a truncated batch");
+    let attrs = be_i16(batch, ATTRIBUTES_OFFSET);
+    if attrs & ATTR_LOG_APPEND_TIME == 0 && be_i64(batch, MAX_TIMESTAMP_OFFSET) == max_timestamp {
+        return;
+    }
+    let attrs = attrs & !ATTR_LOG_APPEND_TIME;
+    batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
+    batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_timestamp.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
@@ -277,6 +313,22 @@ mod tests {
         let h = validate(&b).unwrap();
         assert_eq!(h.max_timestamp, 5555);
         assert_ne!(h.attributes & ATTR_LOG_APPEND_TIME, 0);
+    }
+
+    #[test]
+    fn create_time_max_timestamp_is_rewritten_only_when_it_differs() {
+        let b = build_simple(0, 1000, &[(Some(b"k"), Some(b"v"))]);
+        let mut same = b.clone();
+        set_create_time_max_timestamp(&mut same, 1000);
+        assert_eq!(same, b);
+        let mut fixed = b.clone();
+        set_create_time_max_timestamp(&mut fixed, 1234);
+        let h = validate(&fixed).unwrap();
+        assert_eq!((h.max_timestamp, h.attributes & ATTR_LOG_APPEND_TIME), (1234, 0));
+        let mut lat = b.clone();
+        set_log_append_time(&mut lat, 1000);
+        set_create_time_max_timestamp(&mut lat, 1000);
+        assert_eq!(lat, b, "the LogAppendTime bit is cleared");
     }
 
     #[test]
