@@ -1,22 +1,67 @@
-//! Produce (key 0): validate each partition's record batches, append them, and acknowledge per
-//! `acks` once they are durable under the partition's policy.
+//! Produce (key 0): validate each partition's record batches as Kafka does, append them, and
+//! acknowledge per `acks` once they are durable under the partition's policy.
 //!
-//! * Batches are stored as sent; only the base offset and leader epoch are written by the broker
-//!   (and the timestamp for LogAppendTime topics). The client's CRC32C is checked first:
-//!   a mismatch is CORRUPT_MESSAGE and nothing of that partition is written.
-//! * A batch above `max.message.bytes` is MESSAGE_TOO_LARGE.
-//! * acks=0 gets no response at all (Kafka's contract); acks=1 and acks=-1 are answered after the
-//!   fsync under the default policy (on one node they are the same thing).
+//! Checks, in Kafka's order (`KafkaApis`, `ReplicaManager`, `UnifiedLog`, `LogValidator`); the
+//! first one that fails answers for the partition and nothing of that partition is written:
+//! * no complete batch, or a batch of magic 0 or 1: INVALID_RECORD; a header that does not parse:
+//!   CORRUPT_MESSAGE; zstd before Produce v7: UNSUPPORTED_COMPRESSION_TYPE;
+//! * a client write to an internal topic (`__consumer_offsets`, `__transaction_state`,
+//!   `__share_group_state`): INVALID_TOPIC_EXCEPTION. The broker writes group commits through its
+//!   own path, never through this handler. Kafka lets a client whose id is `__admin_client`
+//!   through; Gregor does not, because the coordinator replays that topic and a foreign record in
+//!   it is never the operator's intent;
+//! * a batch above the topic's `max.message.bytes`: MESSAGE_TOO_LARGE;
+//! * a CRC32C mismatch or an unknown codec: CORRUPT_MESSAGE;
+//! * an offset range that does not match the record count, a control batch, or a producer id
+//!   with a negative base sequence: INVALID_RECORD;
+//! * the records themselves ([`gregor_core::records`]): framing and offset deltas INVALID_RECORD,
+//!   compressed data that does not decompress CORRUPT_MESSAGE, decompressed data beyond
+//!   [`DECOMPRESSED_BYTES_PER_MESSAGE_BYTE`] times `max.message.bytes` (at least
+//!   [`DECOMPRESSED_BYTES_FLOOR`]) INVALID_RECORD. The scan is read-only: nothing is re-encoded;
+//! * a batch claiming `LogAppendTime` on a `LogAppendTime` topic: INVALID_TIMESTAMP with one
+//!   `record_errors` entry per record (at most [`RECORD_ERRORS_MAX`]), as Kafka.
+//!
+//! The error message goes in `error_message` (Produce v8+; older versions have no field for it).
+//! Kafka leaves it empty for most of these refusals; a message costs nothing and tells the
+//! operator which check failed.
+//!
+//! Batches are stored as sent; the broker writes only the base offset and leader epoch, the
+//! append time on LogAppendTime topics, and on CreateTime topics the max timestamp when the
+//! header disagrees with the records (Kafka's `setMaxTimestamp`).
+//!
+//! Kafka also refuses more than one batch per partition in one request (INVALID_RECORD). Gregor
+//! still accepts several, each validated as above, because its own tools and the simulator's
+//! client encode one batch per record with the kafka-protocol crate; none of the Kafka clients
+//! sends more than one.
+//!
+//! acks=0 gets no response at all (Kafka's contract); acks=1 and acks=-1 are answered after the
+//! fsync under the default policy (on one node they are the same thing).
 
 use std::sync::Arc;
 
-use gregor_core::batch::{split_validated, BatchError};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use gregor_core::batch::{self, BatchError, BatchHeader, ATTR_LOG_APPEND_TIME};
+use gregor_core::compression::CODEC_ZSTD;
+use gregor_core::records::{validate_records, RecordsError};
+use gregor_storage::TimestampType;
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::{sb, Reply};
 use crate::broker::{Broker, Partition};
 use crate::errors;
+
+/// Kafka's internal topics (`Topic.INTERNAL_TOPICS`): only the broker writes them.
+pub const INTERNAL_TOPICS: [&str; 3] = ["__consumer_offsets", "__transaction_state", "__share_group_state"];
+
+/// Decompressed record data allowed per byte of `max.message.bytes`. The Java producer caps a
+/// batch's *uncompressed* size at `max.request.size` (1 MiB by default), so legitimate batches
+/// stay far below this; the bound only keeps a compression bomb from costing unbounded CPU
+/// (memory is bounded regardless: the scan streams).
+pub const DECOMPRESSED_BYTES_PER_MESSAGE_BYTE: u64 = 64;
+/// The least decompressed data allowed per batch, whatever `max.message.bytes` is.
+pub const DECOMPRESSED_BYTES_FLOOR: u64 = 64 << 20;
+/// Most `record_errors` entries in one partition's answer (Kafka lists every record).
+pub const RECORD_ERRORS_MAX: usize = 1000;
 
 fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionProduceResponse {
     let mut r = PartitionProduceResponse::default();
@@ -29,7 +74,92 @@ fn partition_error(index: i32, code: i16, message: Option<String>) -> PartitionP
     r
 }
 
-pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Reply {
+/// A refusal: error code, message, and record errors.
+struct Refusal(i16, String, Vec<BatchIndexAndErrorMessage>);
+
+fn refuse(code: i16, message: impl Into<String>) -> Refusal {
+    Refusal(code, message.into(), Vec::new())
+}
+
+/// The batches of one partition's record set, checked at the level of the request (Kafka's
+/// `ProduceRequest.validateRecords`).
+fn split_records(buf: &[u8], version: i16) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, Refusal> {
+    let batches = match batch::split(buf) {
+        Ok(b) if !b.is_empty() => b,
+        Ok(_) | Err(BatchError::Truncated { .. }) => {
+            return Err(refuse(
+                errors::INVALID_RECORD,
+                format!("Produce requests with version {version} must have at least one complete record batch per partition"),
+            ))
+        }
+        Err(BatchError::BadMagic(m)) if (0..2).contains(&m) => {
+            return Err(refuse(
+                errors::INVALID_RECORD,
+                format!("Produce requests with version {version} are only allowed to contain record batches with magic version 2"),
+            ))
+        }
+        Err(e) => return Err(refuse(errors::CORRUPT_MESSAGE, e.to_string())),
+    };
+    if version < 7 && batches.iter().any(|(h, _)| h.compression() == CODEC_ZSTD) {
+        return Err(refuse(
+            errors::UNSUPPORTED_COMPRESSION_TYPE,
+            format!("Produce requests with version {version} are not allowed to use ZStandard compression"),
+        ));
+    }
+    Ok(batches)
+}
+
+/// What the log validator needs from the topic's configuration.
+struct Limits {
+    max_message_bytes: usize,
+    log_append_time: bool,
+}
+
+/// Validates one batch in place (`b` is the batch's bytes) and applies the CreateTime max
+/// timestamp rule. Returns its record count.
+fn validate_batch(b: &mut [u8], limits: &Limits) -> Result<i64, Refusal> {
+    if b.len() > limits.max_message_bytes {
+        return Err(refuse(
+            errors::MESSAGE_TOO_LARGE,
+            format!("the record batch is {} bytes, larger than max.message.bytes ({})", b.len(), limits.max_message_bytes),
+        ));
+    }
+    let h = batch::validate_produced(b).map_err(|e| match e {
+        BatchError::BadCount { .. } => refuse(errors::INVALID_RECORD, e.to_string()),
+        e => refuse(errors::CORRUPT_MESSAGE, e.to_string()),
+    })?;
+    if h.is_control() {
+        return Err(refuse(errors::INVALID_RECORD, "Clients are not allowed to write control records"));
+    }
+    if h.producer_id >= 0 && h.base_sequence < 0 {
+        return Err(refuse(errors::INVALID_RECORD, format!("Invalid sequence number {} in record batch with producerId {}", h.base_sequence, h.producer_id)));
+    }
+    let decompressed_max = (limits.max_message_bytes as u64).saturating_mul(DECOMPRESSED_BYTES_PER_MESSAGE_BYTE).max(DECOMPRESSED_BYTES_FLOOR);
+    let summary = validate_records(b, &h, decompressed_max).map_err(|e| match e {
+        RecordsError::Corrupt(m) => refuse(errors::CORRUPT_MESSAGE, m),
+        e @ (RecordsError::Invalid(_) | RecordsError::TooLarge { .. }) => refuse(errors::INVALID_RECORD, e.to_string()),
+    })?;
+    if limits.log_append_time {
+        if h.attributes & ATTR_LOG_APPEND_TIME != 0 {
+            let n = (h.record_count as usize).min(RECORD_ERRORS_MAX);
+            let record_errors = (0..n)
+                .map(|i| {
+                    let mut e = BatchIndexAndErrorMessage::default();
+                    e.batch_index = i as i32;
+                    e.batch_index_error_message =
+                        Some(sb("Invalid timestamp type in message. Producer should not set timestamp type to LogAppendTime.".to_string()));
+                    e
+                })
+                .collect();
+            return Err(Refusal(errors::INVALID_TIMESTAMP, "One or more records have been rejected due to invalid timestamp".into(), record_errors));
+        }
+    } else {
+        batch::set_create_time_max_timestamp(b, summary.max_timestamp);
+    }
+    Ok(h.record_count as i64)
+}
+
+pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply {
     let acks = req.acks;
     let now_ms = broker.clock.wall_ms();
     let mut resp = ProduceResponse::default();
@@ -38,6 +168,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Reply
     for td in req.topic_data {
         let name = td.name.0.to_string();
         let topic = broker.topic(&name);
+        let internal = INTERNAL_TOPICS.contains(&name.as_str());
         let mut tr = TopicProduceResponse::default();
         tr.name = td.name.clone();
         tr.topic_id = td.topic_id;
@@ -51,29 +182,8 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Reply
                 tr.partition_responses.push(partition_error(index, errors::UNKNOWN_TOPIC_OR_PARTITION, None));
                 continue;
             };
-            let Some(records) = pd.records else {
-                tr.partition_responses.push(partition_error(index, errors::CORRUPT_MESSAGE, Some("no records".into())));
-                continue;
-            };
-            let mut buf = records.to_vec();
-            let batches = match split_validated(&buf) {
-                Ok(b) if !b.is_empty() => b,
-                Ok(_) => {
-                    tr.partition_responses.push(partition_error(index, errors::CORRUPT_MESSAGE, Some("empty record set".into())));
-                    continue;
-                }
-                Err(e @ BatchError::BadMagic(_)) => {
-                    tr.partition_responses.push(partition_error(index, errors::UNSUPPORTED_FOR_MESSAGE_FORMAT, Some(e.to_string())));
-                    continue;
-                }
-                Err(e) => {
-                    tracing::debug!(topic = %name, partition = index, error = %e, "rejected produce batch");
-                    tr.partition_responses.push(partition_error(index, errors::CORRUPT_MESSAGE, Some(e.to_string())));
-                    continue;
-                }
-            };
-            let record_count: i64 = batches.iter().map(|(h, _)| h.record_count as i64).sum();
-            match partition.append(&mut buf, record_count, now_ms) {
+            let mut buf = pd.records.map(|r| r.to_vec()).unwrap_or_default();
+            match produce_partition(&partition, &mut buf, version, internal, now_ms) {
                 Ok(info) => {
                     let mut r = PartitionProduceResponse::default();
                     r.index = index;
@@ -86,8 +196,11 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Reply
                     }
                     tr.partition_responses.push(r);
                 }
-                Err(e) => {
-                    tr.partition_responses.push(partition_error(index, e.code(), Some(e.to_string())));
+                Err(Refusal(code, message, record_errors)) => {
+                    tracing::debug!(topic = %name, partition = index, code, error = %message, "refused produce");
+                    let mut r = partition_error(index, code, Some(message));
+                    r.record_errors = record_errors;
+                    tr.partition_responses.push(r);
                 }
             }
         }
@@ -108,4 +221,23 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, _version: i16) -> Reply
         }
         ResponseKind::Produce(resp)
     }))
+}
+
+/// Validates and appends one partition's record set.
+fn produce_partition(partition: &Partition, buf: &mut [u8], version: i16, internal: bool, now_ms: i64) -> Result<gregor_storage::AppendInfo, Refusal> {
+    let batches = split_records(buf, version)?;
+    if internal {
+        return Err(refuse(errors::INVALID_TOPIC_EXCEPTION, format!("Cannot append to internal topic {}", partition.topic)));
+    }
+    let limits = partition
+        .with_log_mut(|log, _| {
+            let c = log.config();
+            Ok(Limits { max_message_bytes: c.max_message_bytes, log_append_time: c.timestamp_type == TimestampType::LogAppendTime })
+        })
+        .map_err(|e| refuse(e.code(), e.to_string()))?;
+    let mut record_count = 0i64;
+    for (_, range) in batches {
+        record_count += validate_batch(&mut buf[range], &limits)?;
+    }
+    partition.append(buf, record_count, now_ms).map_err(|e| refuse(e.code(), e.to_string()))
 }
