@@ -269,6 +269,39 @@ fn slow_loris_is_closed_and_releases_its_budget() {
     });
 }
 
+/// A client that pipelines requests and never reads the responses: once the socket buffers are
+/// full the responses make no progress, and the connection is closed after the idle time
+/// instead of holding its slot (and the requests queued behind the stalled write) forever.
+#[test]
+fn connection_whose_responses_stall_is_closed() {
+    rt().block_on(async {
+        let b = TestBroker::start(&[("connections.max.idle.ms", "500")]).await;
+        let s = b.connect().await;
+        let (_rd, mut wr) = s.into_split();
+        let flood = tokio::spawn(async move {
+            let mut batch = Vec::new();
+            for corr in 0..1000 {
+                batch.extend_from_slice(&api_versions_request(corr));
+            }
+            // About 14 MB of responses would come back: far more than loopback buffers hold.
+            for _ in 0..100 {
+                if wr.write_all(&batch).await.is_err() {
+                    break;
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        assert!(eventually(Duration::from_secs(2), || b.limits.connections_from(LOCALHOST) == 1).await);
+        assert!(
+            eventually(Duration::from_secs(5), || b.limits.connections_from(LOCALHOST) == 0).await,
+            "a connection whose responses cannot be written is never closed"
+        );
+        assert_eq!(b.limits.queued_request_bytes(), 0, "its queued requests released their budget");
+        flood.abort();
+        b.stop().await;
+    });
+}
+
 #[test]
 fn per_ip_limit_refuses_the_next_connection_and_an_override_raises_it() {
     rt().block_on(async {
