@@ -24,13 +24,22 @@
 //! sockets when the queued request bytes exceed the limit", applied per frame.
 //!
 //! Why the whole declared size up front, and why that cannot deadlock: a connection waits for
-//! budget only while it holds none for a frame in progress (its previous frames are complete and
-//! their charges are released by the writer as their responses are produced, which never waits for
-//! this connection's reader or for budget). Charging chunk by chunk instead would let every
-//! connection hold part of a frame while waiting for more, with nobody able to finish. Waiters are
+//! budget only while it holds none for a frame in progress, and a frame that has its charge can
+//! always be read to the end. Charging chunk by chunk instead would let every connection hold part
+//! of a frame while waiting for more, with nobody able to finish. What a waiting connection may
+//! still hold are the charges of its earlier, complete requests; the writer releases them as their
+//! responses are produced, independently of the reader. A response can depend on other clients'
+//! requests (a JoinGroup on the rest of its group, a long poll on new data), but each such wait
+//! ends by a timeout (rebalance timeout, `max_wait_ms`), and a frame being read ends within
+//! `connections.max.idle.ms`, so every charge is eventually released. Waiters are
 //! served first come, first served (the semaphore is fair), so a large frame is not starved by a
 //! stream of small ones. A frame larger than the whole budget could never be served; it is
 //! refused like an oversized frame (warning naming both sizes, connection closed).
+//!
+//! The cost of charging the declared size (Kafka's memory pool does the same): a peer can reserve
+//! up to `socket.request.max.bytes` of budget with a four-byte prefix. It holds no memory for it,
+//! and it cannot hold the reservation longer than `connections.max.idle.ms` (below); per-IP
+//! limits bound how many such reservations one address can make.
 //!
 //! # Idle and slow connections: `connections.max.idle.ms`
 //!
