@@ -49,6 +49,15 @@ pub struct Topic {
     pub partitions: Vec<Arc<Partition>>,
 }
 
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
 /// An admin failure: a Kafka error code and a message for the client.
 #[derive(Debug, Clone)]
 pub struct AdminError {
@@ -330,34 +339,80 @@ impl Broker {
 
     /// Creates a topic (or only validates it).
     pub async fn create_topic(&self, name: &str, partitions: i32, replication_factor: i16, configs: BTreeMap<String, String>, validate_only: bool) -> Result<Arc<Topic>, AdminError> {
+        let new = NewTopic { name: name.to_string(), partitions, replication_factor, configs };
+        self.create_topics(vec![new], validate_only).await.pop().expect("one result per topic")
+    }
+
+    /// Creates topics (or only validates them), one result per topic in order. The metadata is
+    /// persisted once for the whole batch, so one CreateTopics request of a thousand topics
+    /// costs one metadata write, not a thousand.
+    pub async fn create_topics(&self, new: Vec<NewTopic>, validate_only: bool) -> Vec<Result<Arc<Topic>, AdminError>> {
         let _admin = self.admin.lock().await;
-        let log_config = self.validate_create(name, partitions, replication_factor, &configs)?;
-        let id = loop {
-            let id = Uuid::from_u128(self.rng.lock().expect("rng lock").random());
-            if !id.is_nil() && self.topic_by_id(&id).is_none() {
-                break id;
-            }
-        };
-        if validate_only {
-            return Ok(Arc::new(Topic { name: name.to_string(), id, configs, log_config, partitions: Vec::new() }));
-        }
-        for p in 0..partitions {
-            let dir = partition_dir(&self.config.log_dir, name, p);
-            if self.disk.exists(&dir) {
-                let _ = self.disk.remove_dir_all(&dir);
-            }
-        }
+        let mut results: Vec<Option<Result<Arc<Topic>, AdminError>>> = vec![None; new.len()];
         let mut image = self.registry().image.clone();
-        image.topics.insert(name.to_string(), TopicRecord { id, partitions, configs: configs.clone() });
-        self.persist(&image)?;
-        let parts = self.open_partitions(name, 0..partitions, &log_config)?;
-        let topic = Arc::new(Topic { name: name.to_string(), id, configs, log_config, partitions: parts });
+        let mut accepted = Vec::new();
+        for (i, t) in new.into_iter().enumerate() {
+            let log_config = match self.validate_create(&t.name, t.partitions, t.replication_factor, &t.configs) {
+                Ok(lc) => lc,
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            // The same name twice in one batch: the first one wins.
+            if image.topics.contains_key(&t.name) {
+                results[i] = Some(Err(AdminError::new(errors::TOPIC_ALREADY_EXISTS, format!("Topic '{}' already exists.", t.name))));
+                continue;
+            }
+            let id = loop {
+                let id = Uuid::from_u128(self.rng.lock().expect("rng lock").random());
+                if !id.is_nil() && self.topic_by_id(&id).is_none() && image.topics.values().all(|r| r.id != id) {
+                    break id;
+                }
+            };
+            if validate_only {
+                let topic = Topic { name: t.name, id, configs: t.configs, log_config, partitions: Vec::new() };
+                results[i] = Some(Ok(Arc::new(topic)));
+                continue;
+            }
+            for p in 0..t.partitions {
+                let dir = partition_dir(&self.config.log_dir, &t.name, p);
+                if self.disk.exists(&dir) {
+                    let _ = self.disk.remove_dir_all(&dir);
+                }
+            }
+            image.topics.insert(t.name.clone(), TopicRecord { id, partitions: t.partitions, configs: t.configs.clone() });
+            accepted.push((i, t, id, log_config));
+        }
+        if accepted.is_empty() {
+            return results.into_iter().map(|r| r.expect("every topic answered")).collect();
+        }
+        if let Err(e) = self.persist(&image) {
+            for (i, ..) in &accepted {
+                results[*i] = Some(Err(e.clone()));
+            }
+            return results.into_iter().map(|r| r.expect("every topic answered")).collect();
+        }
+        let mut created = Vec::new();
+        for (i, t, id, log_config) in accepted {
+            match self.open_partitions(&t.name, 0..t.partitions, &log_config) {
+                Ok(parts) => {
+                    tracing::info!(topic = %t.name, partitions = t.partitions, "created topic");
+                    let topic = Arc::new(Topic { name: t.name, id, configs: t.configs, log_config, partitions: parts });
+                    created.push(topic.clone());
+                    results[i] = Some(Ok(topic));
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
         let mut reg = self.registry();
-        reg.ids.insert(id, name.to_string());
-        reg.topics.insert(name.to_string(), topic.clone());
+        for topic in created {
+            reg.ids.insert(topic.id, topic.name.clone());
+            reg.topics.insert(topic.name.clone(), topic);
+        }
         reg.image = image;
-        tracing::info!(topic = name, partitions, "created topic");
-        Ok(topic)
+        drop(reg);
+        results.into_iter().map(|r| r.expect("every topic answered")).collect()
     }
 
     /// Deletes a topic and its data.

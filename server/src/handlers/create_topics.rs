@@ -13,7 +13,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::describe_configs::topic_config_entries;
 use super::sb;
-use crate::broker::{AdminError, Broker};
+use crate::broker::{AdminError, Broker, NewTopic, Topic};
 use crate::errors;
 
 pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
@@ -22,8 +22,12 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
+    // First what each topic asks for, then one batch for the broker: the metadata is written
+    // once per request.
     let mut reported = BTreeSet::new();
-    for t in req.topics {
+    let mut answers: Vec<(CreatableTopicResult, Option<Result<(i32, i16), AdminError>>)> = Vec::new();
+    let mut batch = Vec::new();
+    for t in &req.topics {
         let name = t.name.0.to_string();
         let mut r = CreatableTopicResult::default();
         r.name = t.name.clone();
@@ -33,19 +37,36 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
             if reported.insert(name.clone()) {
                 r.error_code = errors::INVALID_REQUEST;
                 r.error_message = Some(sb(format!("Create topics request from client contains topic {name} more than once.")));
-                resp.topics.push(r);
+                answers.push((r, None));
             }
             continue;
         }
-        let result = create_one(broker, &t, req.validate_only).await;
+        match new_topic(broker, t) {
+            Ok(new) => {
+                answers.push((r, Some(Ok((new.partitions, new.replication_factor)))));
+                batch.push(new);
+            }
+            Err(e) => answers.push((r, Some(Err(e)))),
+        }
+    }
+    let mut created = broker.create_topics(batch, req.validate_only).await.into_iter();
+    for (mut r, asked) in answers {
+        let result = match asked {
+            None => {
+                resp.topics.push(r);
+                continue;
+            }
+            Some(Err(e)) => Err(e),
+            Some(Ok(sizes)) => created.next().expect("one result per topic created").map(|topic| (topic, sizes)),
+        };
         match result {
-            Ok((id, partitions, rf, configs)) => {
+            Ok((topic, (partitions, rf))) => {
                 r.error_code = errors::NONE;
-                r.topic_id = id;
+                r.topic_id = topic.id;
                 r.num_partitions = partitions;
                 r.replication_factor = rf;
                 if version >= 5 {
-                    r.configs = Some(configs);
+                    r.configs = Some(config_entries(broker, &topic));
                 }
             }
             Err(e) => {
@@ -58,11 +79,9 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
     resp
 }
 
-async fn create_one(
-    broker: &Arc<Broker>,
-    t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
-    validate_only: bool,
-) -> Result<(uuid::Uuid, i32, i16, Vec<CreatableTopicConfigs>), AdminError> {
+/// What one topic of the request asks for, checked as far as it can be without the broker's
+/// state (assignments, partition count and replication factor defaults, config values).
+fn new_topic(broker: &Arc<Broker>, t: &kafka_protocol::messages::create_topics_request::CreatableTopic) -> Result<NewTopic, AdminError> {
     let node = broker.config.node_id;
     let (partitions, rf) = if !t.assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
@@ -93,8 +112,11 @@ async fn create_one(
             None => return Err(AdminError::new(errors::INVALID_CONFIG, format!("Null value not supported for topic configs: {}", c.name))),
         }
     }
-    let topic = broker.create_topic(&t.name.0, partitions, rf, configs, validate_only).await?;
-    let entries = topic_config_entries(broker, &topic.configs, &topic.log_config, None)
+    Ok(NewTopic { name: t.name.0.to_string(), partitions, replication_factor: rf, configs })
+}
+
+fn config_entries(broker: &Arc<Broker>, topic: &Topic) -> Vec<CreatableTopicConfigs> {
+    topic_config_entries(broker, &topic.configs, &topic.log_config, None)
         .into_iter()
         .map(|e| {
             let mut c = CreatableTopicConfigs::default();
@@ -105,6 +127,5 @@ async fn create_one(
             c.is_sensitive = false;
             c
         })
-        .collect();
-    Ok((topic.id, partitions, rf, entries))
+        .collect()
 }

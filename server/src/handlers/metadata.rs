@@ -8,7 +8,7 @@ use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, Metada
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
 use super::sb;
-use crate::broker::{Broker, Topic};
+use crate::broker::{Broker, NewTopic, Topic};
 use crate::errors;
 
 fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
@@ -69,7 +69,11 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
             resp.topics = broker.topics().iter().map(|t| topic_entry(broker, t)).collect();
         }
         Some(topics) => {
+            // Missing topics are created in one batch (one metadata write), then every entry is
+            // answered in request order.
             let mut seen = std::collections::BTreeSet::new();
+            let mut entries: Vec<Option<MetadataResponseTopic>> = Vec::new();
+            let mut to_create: Vec<(usize, String)> = Vec::new();
             for rt in topics {
                 let name = rt.name.map(|n| n.0.to_string());
                 let entry = match name {
@@ -87,25 +91,38 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                                 error_entry(Some(name), uuid::Uuid::nil(), errors::INVALID_TOPIC_EXCEPTION)
                             }
                             None if allow_create => {
-                                match broker
-                                    .create_topic(&name, broker.config.num_partitions, broker.config.default_replication_factor, BTreeMap::new(), false)
-                                    .await
-                                {
-                                    Ok(t) => topic_entry(broker, &t),
-                                    // Lost a race with a concurrent create: report what exists now.
-                                    Err(e) if e.code == errors::TOPIC_ALREADY_EXISTS => match broker.topic(&name) {
-                                        Some(t) => topic_entry(broker, &t),
-                                        None => error_entry(Some(name), uuid::Uuid::nil(), errors::LEADER_NOT_AVAILABLE),
-                                    },
-                                    Err(e) => error_entry(Some(name), uuid::Uuid::nil(), e.code),
-                                }
+                                to_create.push((entries.len(), name));
+                                entries.push(None);
+                                continue;
                             }
                             None => error_entry(Some(name), uuid::Uuid::nil(), errors::UNKNOWN_TOPIC_OR_PARTITION),
                         }
                     }
                 };
-                resp.topics.push(entry);
+                entries.push(Some(entry));
             }
+            let batch = to_create
+                .iter()
+                .map(|(_, name)| NewTopic {
+                    name: name.clone(),
+                    partitions: broker.config.num_partitions,
+                    replication_factor: broker.config.default_replication_factor,
+                    configs: BTreeMap::new(),
+                })
+                .collect();
+            let created = broker.create_topics(batch, false).await;
+            for ((slot, name), result) in to_create.into_iter().zip(created) {
+                entries[slot] = Some(match result {
+                    Ok(t) => topic_entry(broker, &t),
+                    // Lost a race with a concurrent create: report what exists now.
+                    Err(e) if e.code == errors::TOPIC_ALREADY_EXISTS => match broker.topic(&name) {
+                        Some(t) => topic_entry(broker, &t),
+                        None => error_entry(Some(name), uuid::Uuid::nil(), errors::LEADER_NOT_AVAILABLE),
+                    },
+                    Err(e) => error_entry(Some(name), uuid::Uuid::nil(), e.code),
+                });
+            }
+            resp.topics = entries.into_iter().flatten().collect();
         }
     }
     resp
