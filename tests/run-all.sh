@@ -91,6 +91,10 @@ step ".ci/check-determinism.sh"
 bash .ci/check-determinism.sh
 done_step
 
+step "clippy: the determinism seam's disallowed methods and types (clippy.toml), library and binary code"
+cargo clippy --quiet --workspace --lib --bins -- -A clippy::all -D clippy::disallowed_methods -D clippy::disallowed_types
+done_step
+
 if [[ ${GREGOR_SKIP_SIM:-0} != 1 ]]; then
   # The simulator is built with --cfg madsim in its own target directory (target-sim), so it
   # never invalidates the ordinary build.

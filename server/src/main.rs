@@ -2,6 +2,8 @@
 //! Kafka clients for the quickstart. This file owns the real runtime, the real disk, clock and
 //! signals, and is therefore one of the I/O adapters.
 
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -222,6 +224,9 @@ async fn wait_for_signal() {
 fn run_server(config: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let config = load_config(config, overrides)?;
+    // Kafka's log-directory lock, held until the process exits (however it exits): a second
+    // broker on the same directory refuses to start instead of writing the same logs.
+    let _log_dir_lock = gregor_storage::FileDisk::new().lock_dir(&config.log_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let shutdown = Arc::new(Shutdown::default());
