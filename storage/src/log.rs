@@ -20,8 +20,9 @@
 //! rebuilt by scanning when missing or not matching the segment). After an unclean one, every
 //! segment from the one holding the recovery point onwards (always the last one) and any segment
 //! without a valid index is scanned, validating every batch; at the first torn, corrupt or
-//! out-of-order batch the segment is truncated there and all later segments are deleted. Recovered
-//! data is then synced and the recovery point checkpointed at the log end.
+//! out-of-order batch the segment is truncated there and all later segments are deleted. Each
+//! scanned segment is rewritten and synced before the next is scanned, and the recovery point is
+//! then checkpointed at the log end.
 //!
 //! The recovery point only ever names offsets whose data was synced, which is why index files
 //! written at roll time need not be synced: a segment is trusted from its index only when it lies
@@ -261,7 +262,6 @@ impl PartitionLog {
             truncated_bytes: 0,
             log_end_offset: 0,
         };
-        let mut to_sync: Vec<FileRef> = Vec::new();
         let mut doomed: Vec<i64> = Vec::new();
         let mut expected_base: Option<i64> = None;
         for (i, &base) in bases.iter().enumerate() {
@@ -296,9 +296,13 @@ impl PartitionLog {
                     }
                     // The scanned bytes may be readable only from the page cache: if an earlier
                     // process's fsync failed, they are clean there but not on disk, and no later
-                    // fsync would write them back. Rewriting them makes the sync below cover them.
+                    // fsync would write them back. Rewriting them and syncing makes them durable.
+                    // The sync comes at once, not after the other segments are scanned: if this
+                    // open fails later (a read error), the rewritten pages would otherwise stay
+                    // dirty after the process exits, and a power loss could tear bytes that were
+                    // durable before (found by the simulator's crash points).
                     rewrite(&seg.file, seg.size)?;
-                    to_sync.push(seg.file.clone());
+                    seg.file.sync()?;
                     seg
                 }
             };
@@ -331,7 +335,6 @@ impl PartitionLog {
                 log.remove_segment_files(base)?;
             }
             log.segments.clear();
-            to_sync.clear();
             let seg = log.create_segment_file(start, now_ms)?;
             log.segments.insert(start, seg);
         }
@@ -344,9 +347,6 @@ impl PartitionLog {
             }
             log.remove_segment_files(b)?;
             log.segments.remove(&b);
-        }
-        for f in &to_sync {
-            f.sync()?;
         }
         disk.sync_dir(&dir)?;
         let leo = log.log_end_offset();
