@@ -28,10 +28,24 @@ pub enum Bug {
     /// A restarted broker does not replay `__consumer_offsets` (committed offsets and group
     /// metadata).
     ForgetCommitsOnRestart,
+    /// `write_atomic` renames the new file into place but does not fsync the directory, so the
+    /// new name (and with it the new contents) is not durable when it returns.
+    SkipDirFsyncAfterRename,
+    /// A segment roll counts the old segment's unsynced tail as flushed without fsyncing it.
+    RollWithoutFsync,
+    /// DeleteRecords also deletes the segment whose last offset is the new log start.
+    DeleteRecordsOffByOne,
+    /// Under fsync-before-ack, an append moves the high watermark to the log end before the
+    /// fsync, so consumers can read records a power loss takes back.
+    HwBeforeFsync,
+    /// A read of two or more batches returns the first two in swapped order.
+    FetchOutOfOrder,
+    /// A read of three or more batches leaves the second one out.
+    FetchSkipsBatch,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 13] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -39,6 +53,12 @@ impl Bug {
         Bug::SameGeneration,
         Bug::NoDedupWindow,
         Bug::ForgetCommitsOnRestart,
+        Bug::SkipDirFsyncAfterRename,
+        Bug::RollWithoutFsync,
+        Bug::DeleteRecordsOffByOne,
+        Bug::HwBeforeFsync,
+        Bug::FetchOutOfOrder,
+        Bug::FetchSkipsBatch,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +70,12 @@ impl Bug {
             Bug::SameGeneration => "same-generation",
             Bug::NoDedupWindow => "no-dedup-window",
             Bug::ForgetCommitsOnRestart => "forget-commits-on-restart",
+            Bug::SkipDirFsyncAfterRename => "skip-dir-fsync-after-rename",
+            Bug::RollWithoutFsync => "roll-without-fsync",
+            Bug::DeleteRecordsOffByOne => "delete-records-off-by-one",
+            Bug::HwBeforeFsync => "hw-before-fsync",
+            Bug::FetchOutOfOrder => "fetch-out-of-order",
+            Bug::FetchSkipsBatch => "fetch-skips-batch",
         }
     }
 

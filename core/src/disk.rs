@@ -15,8 +15,12 @@
 //!   reader of persistent data verifies a checksum.
 
 use std::io;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
+
+use crate::bugs::{self, Bug};
+use crate::probe::{self, CrashPoint};
 
 /// An open file. All methods take `&self` so a file can be synced from one task while another
 /// appends to it (group commit).
@@ -60,6 +64,21 @@ pub trait Disk: Send + Sync + 'static {
     fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// Simulator probe (see [`crate::probe`]): why bytes `range` of the file at `path`, or the
+    /// directory entries naming it, would not survive a power loss right now; `None` if they
+    /// would, or if this disk cannot tell (real disks keep this default). Never called outside
+    /// simulator builds.
+    fn durability_gap(&self, path: &Path, range: Range<u64>) -> Option<String> {
+        let _ = (path, range);
+        None
+    }
+
+    /// Simulator crash point (see [`crate::probe`]): the simulated disk may lose power here.
+    /// Real disks keep this default (nothing). Never called outside simulator builds.
+    fn crash_point(&self, point: &'static str) {
+        let _ = point;
+    }
 }
 
 /// Shared handle to a disk.
@@ -90,7 +109,14 @@ pub fn write_atomic(disk: &dyn Disk, path: &Path, contents: &[u8]) -> io::Result
     file.sync()?;
     drop(file);
     disk.rename(&tmp, path)?;
-    disk.sync_dir(dir)
+    probe::crash_point(disk, CrashPoint::Rename);
+    if !bugs::active(Bug::SkipDirFsyncAfterRename) {
+        disk.sync_dir(dir)?;
+    }
+    // The caller may rely on the new contents from here on: they and their name must be durable.
+    let _ = probe::check_durable(disk, "write_atomic returned", path, 0..contents.len() as u64);
+    probe::crash_point(disk, CrashPoint::CheckpointWrite);
+    Ok(())
 }
 
 /// Reads a whole file.

@@ -13,5 +13,6 @@ pub mod compression;
 pub mod consumer_protocol;
 pub mod disk;
 pub mod group;
+pub mod probe;
 pub mod records;
 pub mod topic;

@@ -185,6 +185,7 @@ async fn session(ctx: &Ctx, who: &str, c: &mut Client, member_id: &mut String, r
                             let Ok(records) = decode_batches(data) else { continue };
                             let pos = positions.get(&p).copied().unwrap_or(0);
                             let mut h = ctx.history.lock();
+                            crate::workload::note_served_order(&mut h, who, p, &records);
                             let mut next = pos;
                             for (offset, _) in records {
                                 if offset < next {

@@ -142,6 +142,14 @@ pub struct HistoryData {
     pub healed_at: Option<Duration>,
     /// Failures of the liveness phase.
     pub liveness_failures: Vec<String>,
+    /// What the durability oracle found (`gregor_core::probe`): how many times the broker relied
+    /// on data that was not durable, and the first few.
+    pub durability_findings: (u64, Vec<String>),
+    /// DeleteRecords answered, then a read at the requested offset did not start there although
+    /// the log start had not moved past it (records at or above the offset were deleted).
+    pub delete_records_failures: Vec<String>,
+    /// A fetch response served records out of offset order (reader, partition, what).
+    pub out_of_order_served: Vec<String>,
     pub operations: u64,
     /// Consumer group history (groups scenario only).
     pub group: bool,

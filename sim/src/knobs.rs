@@ -45,6 +45,10 @@ pub struct FaultKnobs {
     pub lose_unsynced_on_crash: f64,
     /// Upper bound of one fsync's simulated duration.
     pub sync_delay_ms_max: u64,
+    /// Chance that a crash point (after a segment roll, a rename, a checkpoint write) cuts the
+    /// broker's power, and how many times per broker it may (the budget keeps the run live).
+    pub crash_point_chance: f64,
+    pub crash_points_max: u32,
 }
 
 /// What the clients do.
@@ -117,6 +121,8 @@ impl Knobs {
             torn_on_crash: pick(&mut rng, &[0.0, 0.3, 0.7, 1.0]),
             lose_unsynced_on_crash: pick(&mut rng, &[0.0, 0.2, 0.5]),
             sync_delay_ms_max: pick(&mut rng, &[0, 1, 5, 20]),
+            crash_point_chance: 0.0,
+            crash_points_max: 0,
         };
         let producers = rng.random_range(1..=3);
         let workload = WorkloadKnobs {
@@ -135,7 +141,12 @@ impl Knobs {
             admin: rng.random_bool(0.3),
         };
         let durability = if rng.random_bool(0.75) { Durability::Fsync } else { Durability::PageCache };
-        Knobs { durability, faults, workload, safety_ms: 40_000 }
+        let mut k = Knobs { durability, faults, workload, safety_ms: 40_000 };
+        // Drawn from their own stream, so adding them left every other knob of a seed as it was.
+        let mut crash_rng = SmallRng::seed_from_u64(seed ^ 0x6372_6173_6870_7431);
+        k.faults.crash_points_max = pick(&mut crash_rng, &[0, 0, 1, 2, 4]);
+        k.faults.crash_point_chance = pick(&mut crash_rng, &[0.005, 0.02, 0.1]);
+        k
     }
 }
 
@@ -156,9 +167,9 @@ impl fmt::Display for Knobs {
         )?;
         writeln!(
             f,
-            "  disk: burst write-eio={} read-eio={} fsync-eio={} enospc={}; crash torn={} lose-unsynced={}; fsync delay <= {} ms",
+            "  disk: burst write-eio={} read-eio={} fsync-eio={} enospc={}; crash torn={} lose-unsynced={}; fsync delay <= {} ms; crash points chance={} max={}",
             fk.disk_write_error, fk.disk_read_error, fk.disk_sync_error, fk.disk_no_space, fk.torn_on_crash,
-            fk.lose_unsynced_on_crash, fk.sync_delay_ms_max
+            fk.lose_unsynced_on_crash, fk.sync_delay_ms_max, fk.crash_point_chance, fk.crash_points_max
         )?;
         write!(
             f,

@@ -73,6 +73,7 @@ impl Report {
 /// Runs one seed to completion and checks it.
 pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
     gregor_core::bugs::set_active(&opts.bugs);
+    let _ = gregor_core::probe::take_findings();
     let knobs = match opts.scenario {
         Scenario::SingleBroker => Knobs::draw(seed),
         Scenario::Groups => scenario::group_knobs(seed),
@@ -100,8 +101,10 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
     }));
     let wall_time = wall.elapsed();
     gregor_core::bugs::set_active(&[]);
+    let findings = gregor_core::probe::take_findings();
     match result {
-        Ok((outcome, trace_hash, trace_lines, sim_time)) => {
+        Ok((mut outcome, trace_hash, trace_lines, sim_time)) => {
+            outcome.history.durability_findings = findings;
             let ctx = CheckContext { durability: knobs.durability, liveness_bound: Duration::from_millis(scenario::LIVENESS_BOUND_MS) };
             let violations = checkers::check_all(&outcome.history, &ctx);
             Report {

@@ -5,6 +5,10 @@
 //! (its partition's later offsets are excused from the durability check, since one broker has no
 //! other copy); disk error bursts last at most a few seconds; every fault is undone before the
 //! next one starts, and the heal at the end of the safety phase undoes anything left.
+//!
+//! Crash points (armed for the safety phase by the scenario) may also cut a broker's power at any
+//! moment; while the nemesis waits, it restarts such a broker within [`REAP_INTERVAL_MS`], as it
+//! restarts a broker after its own power losses.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +25,21 @@ use crate::world::{World, DATA_DIR};
 
 /// Longest a single fault (outage, pause, clog, disk burst) lasts.
 pub const FAULT_DURATION_MS_MAX: u64 = 5_000;
+/// How often the nemesis looks for brokers a crash point took down, while it waits.
+pub const REAP_INTERVAL_MS: u64 = 250;
+
+/// Sleeps `d` of simulated time, restarting brokers that crash points take down meanwhile.
+async fn nap(world: &mut World, d: Duration) {
+    let end = world.trace.elapsed() + d;
+    loop {
+        world.restart_crashed();
+        let now = world.trace.elapsed();
+        if now >= end {
+            return;
+        }
+        tokio::time::sleep((end - now).min(Duration::from_millis(REAP_INTERVAL_MS))).await;
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -51,14 +70,16 @@ pub async fn run(world: &mut World, knobs: &FaultKnobs, history: &History, rng: 
     }
     let total: u32 = kinds.iter().map(|(_, w)| w).sum();
     if total == 0 {
+        nap(world, until.saturating_sub(world.trace.elapsed())).await;
         return;
     }
     loop {
         let gap = rng.random_range(knobs.mean_gap_ms / 2..=knobs.mean_gap_ms * 3 / 2);
         if world.trace.elapsed() + Duration::from_millis(gap) >= until {
+            nap(world, until.saturating_sub(world.trace.elapsed())).await;
             return;
         }
-        tokio::time::sleep(Duration::from_millis(gap)).await;
+        nap(world, Duration::from_millis(gap)).await;
         let mut roll = rng.random_range(0..total);
         let kind = kinds
             .iter()
@@ -81,17 +102,17 @@ pub async fn run(world: &mut World, knobs: &FaultKnobs, history: &History, rng: 
                 if power {
                     history.lock().power_losses.push(world.trace.elapsed());
                 }
-                tokio::time::sleep(hold).await;
+                nap(world, hold).await;
                 world.restart(b);
                 if rng.random_bool(0.3) {
                     // Kill again while the broker is still recovering or just serving.
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(0..=30))).await;
+                    nap(world, Duration::from_millis(rng.random_range(0..=30))).await;
                     world.kill(b, power);
                     if power {
                         history.lock().power_losses.push(world.trace.elapsed());
                     }
                     *counts.entry("kill during recovery".into()).or_default() += 1;
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(0..=1_000))).await;
+                    nap(world, Duration::from_millis(rng.random_range(0..=1_000))).await;
                     world.restart(b);
                 }
                 if power {
@@ -102,7 +123,7 @@ pub async fn run(world: &mut World, knobs: &FaultKnobs, history: &History, rng: 
             }
             Kind::Pause => {
                 world.pause(b);
-                tokio::time::sleep(hold).await;
+                nap(world, hold).await;
                 world.resume(b);
                 "pause"
             }
@@ -113,7 +134,7 @@ pub async fn run(world: &mut World, knobs: &FaultKnobs, history: &History, rng: 
                     _ => (true, true),
                 };
                 world.clog_broker(b, inbound, outbound);
-                tokio::time::sleep(hold).await;
+                nap(world, hold).await;
                 world.unclog_broker(b);
                 if inbound && outbound {
                     "isolate node"
@@ -127,14 +148,14 @@ pub async fn run(world: &mut World, knobs: &FaultKnobs, history: &History, rng: 
                 }
                 let c = rng.random_range(0..world.clients.len());
                 world.clog_link(c, b, rng.random_bool(0.5));
-                tokio::time::sleep(hold).await;
+                nap(world, hold).await;
                 world.unclog_link(c, b);
                 "clog link one way"
             }
             Kind::Latency => {
                 let max = rng.random_range(50..=1_000);
                 world.set_latency(max / 10, max);
-                tokio::time::sleep(hold).await;
+                nap(world, hold).await;
                 world.set_latency(1, 10);
                 "network delay"
             }
@@ -148,7 +169,7 @@ pub async fn run(world: &mut World, knobs: &FaultKnobs, history: &History, rng: 
                     ..base
                 };
                 world.set_disk_faults(b, Some(burst));
-                tokio::time::sleep(hold.min(Duration::from_millis(3_000))).await;
+                nap(world, hold.min(Duration::from_millis(3_000))).await;
                 world.set_disk_faults(b, None);
                 "disk error burst"
             }

@@ -124,17 +124,27 @@ pub async fn single_broker(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         tasks.push(node.spawn(workload::consumer(ctx.clone(), i)));
     }
     if wk.admin {
-        tasks.push(admin_node.spawn(workload::admin(ctx.clone(), seed ^ 0xad31)));
+        let disk = world.brokers[0].disk.clone();
+        let topic = topic.to_string();
+        let bases: workload::SegmentBases = Arc::new(move |p| {
+            use gregor_core::disk::Disk;
+            let dir = std::path::Path::new(crate::world::DATA_DIR).join(format!("{topic}-{p}"));
+            let names = disk.list_dir(&dir).unwrap_or_default();
+            names.iter().filter_map(|n| n.strip_suffix(".log")?.parse().ok()).collect()
+        });
+        tasks.push(admin_node.spawn(workload::admin(ctx.clone(), seed ^ 0xad31, Some(bases))));
     }
 
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7300);
     let mut faults = BTreeMap::new();
     let until = trace.elapsed() + Duration::from_millis(knobs.safety_ms);
+    world.arm_crash_points(fk.crash_point_chance, fk.crash_points_max);
     crate::nemesis::run(&mut world, fk, &history, &mut rng, until, &mut faults).await;
     tokio::time::sleep(until.saturating_sub(trace.elapsed())).await;
 
     stop.store(true, Ordering::SeqCst);
     world.heal();
+    note_crash_points(&world, &history, &mut faults);
     history.lock().healed_at = Some(trace.elapsed());
     for t in tasks {
         if tokio::time::timeout(Duration::from_millis(STOP_GRACE_MS), t).await.is_err() {
@@ -162,6 +172,19 @@ pub async fn single_broker(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     }
     let data = std::mem::take(&mut *history.lock());
     Outcome { history: data, faults }
+}
+
+/// Hands the power losses crash points caused to the history (the checkers excuse what a power
+/// loss may take under the page-cache policy, whoever caused it) and counts them as faults.
+fn note_crash_points(world: &World, history: &History, faults: &mut BTreeMap<String, u64>) {
+    let losses = world.crash_point_losses.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if losses.is_empty() {
+        return;
+    }
+    *faults.entry("power loss at a crash point".to_string()).or_default() += losses.len() as u64;
+    let mut h = history.lock();
+    h.power_losses.extend(losses);
+    h.power_losses.sort();
 }
 
 /// The knobs of the groups scenario: the seed's fault mix on one broker (no bit flips, fsync
@@ -231,6 +254,7 @@ pub async fn groups(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let mut member_rng = SmallRng::seed_from_u64(seed ^ 0x6d65_6d62_6572_7300);
     let mut faults = BTreeMap::new();
     let until = trace.elapsed() + Duration::from_millis(knobs.safety_ms);
+    world.arm_crash_points(fk.crash_point_chance, fk.crash_points_max);
     let member_faults = member_faults(&members, &trace, &mut member_rng, until);
     let (_, member_counts) = tokio::join!(crate::nemesis::run(&mut world, fk, &history, &mut rng, until, &mut faults), member_faults);
     for (k, v) in member_counts {
@@ -243,6 +267,7 @@ pub async fn groups(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         madsim::runtime::Handle::current().resume(m.id());
     }
     world.heal();
+    note_crash_points(&world, &history, &mut faults);
     history.lock().healed_at = Some(trace.elapsed());
     if tokio::time::timeout(Duration::from_millis(STOP_GRACE_MS), producer).await.is_err() {
         history.lock().liveness_failures.push("the producer did not stop within its grace period".into());

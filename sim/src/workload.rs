@@ -344,6 +344,18 @@ pub fn decode_batches(mut data: Bytes) -> Result<Vec<(i64, Served)>, String> {
     Ok(out)
 }
 
+/// Records in the history, and returns false, if the records of one fetch answer (in the order
+/// served) are not in strictly increasing offsets, as Kafka serves them.
+pub fn note_served_order(h: &mut crate::history::HistoryData, reader: &str, partition: i32, records: &[(i64, Served)]) -> bool {
+    match records.windows(2).find(|w| w[1].0 <= w[0].0) {
+        None => true,
+        Some(w) => {
+            h.out_of_order_served.push(format!("{reader} p{partition}: one fetch answer served offset {} after {}", w[1].0, w[0].0));
+            false
+        }
+    }
+}
+
 pub fn fetch_request(topic: &str, positions: &BTreeMap<i32, i64>) -> FetchRequest {
     let mut ft = FetchTopic::default();
     ft.topic = name(topic);
@@ -417,6 +429,7 @@ pub async fn consumer(ctx: Ctx, index: u32) {
                     Ok(records) => {
                         let at = ctx.trace.elapsed();
                         let mut h = ctx.history.lock();
+                        note_served_order(&mut h, &who, p, &records);
                         let mut next = pos;
                         for (offset, record) in records {
                             if offset < next {
@@ -445,11 +458,20 @@ pub async fn consumer(ctx: Ctx, index: u32) {
     }
 }
 
+/// Where a partition's segments start (read from the broker's disk by the harness, to aim
+/// DeleteRecords at segment boundaries, where off-by-one errors live).
+pub type SegmentBases = Arc<dyn Fn(i32) -> Vec<i64> + Send + Sync>;
+
 /// Occasionally deletes records below the high watermark and creates, fills and deletes
-/// scratch topics, until stopped.
-pub async fn admin(ctx: Ctx, seed: u64) {
+/// scratch topics, until stopped. Half of the DeleteRecords calls aim at a segment boundary
+/// (one before, at or one after a segment's base offset). After every acknowledged DeleteRecords
+/// it reads at the requested offset and records a failure unless the read starts exactly there
+/// (see the `delete-records` checker).
+pub async fn admin(ctx: Ctx, seed: u64, segment_bases: Option<SegmentBases>) {
     let who = "admin";
     let mut rng = SmallRng::seed_from_u64(seed);
+    // Its own stream, so aiming left the rest of the admin's choices as they were.
+    let mut aim_rng = SmallRng::seed_from_u64(seed ^ 0x6169_6d00);
     let mut round = 0u32;
     while !ctx.stopped() {
         tokio::time::sleep(Duration::from_millis(rng.random_range(2_000..=6_000))).await;
@@ -464,7 +486,14 @@ pub async fn admin(ctx: Ctx, seed: u64) {
                     continue;
                 }
             };
-            let to = rng.random_range(0..=hw.max(0)) / 2;
+            let mut to = rng.random_range(0..=hw.max(0)) / 2;
+            if let Some(bases) = segment_bases.as_ref().filter(|_| aim_rng.random_bool(0.5)) {
+                let bases: Vec<i64> = bases(p).into_iter().filter(|&b| b > 0 && b < hw).collect();
+                if !bases.is_empty() {
+                    let b = bases[aim_rng.random_range(0..bases.len())];
+                    to = (b + aim_rng.random_range(-1..=1)).clamp(0, hw.max(0));
+                }
+            }
             let mut dp = DeleteRecordsPartition::default();
             dp.partition_index = p;
             dp.offset = to;
@@ -481,9 +510,12 @@ pub async fn admin(ctx: Ctx, seed: u64) {
                     let (code, low) = pr.map_or((-1, -1), |p| (p.error_code, p.low_watermark));
                     ctx.trace.event(who, format!("delete records p{p} before {to}: error {code} low watermark {low}"));
                     if code == 0 {
-                        let mut h = ctx.history.lock();
-                        let e = h.deleted_before.entry(p).or_insert(0);
-                        *e = (*e).max(to);
+                        {
+                            let mut h = ctx.history.lock();
+                            let e = h.deleted_before.entry(p).or_insert(0);
+                            *e = (*e).max(to);
+                        }
+                        check_read_after_delete(&ctx, &mut c, p, to).await;
                     }
                 }
                 Err(e) => ctx.trace.event(who, format!("delete records: {e}")),
@@ -513,6 +545,28 @@ pub async fn admin(ctx: Ctx, seed: u64) {
                 Err(e) => ctx.trace.event(who, format!("delete topic {scratch}: {e}")),
             }
         }
+    }
+}
+
+/// After DeleteRecords(`to`) on partition `p`: a fetch at `to` must serve `to` first, unless the
+/// answer shows that the log start moved past it meanwhile or nothing at `to` is visible. Errors
+/// (faults) leave nothing to check.
+async fn check_read_after_delete(ctx: &Ctx, c: &mut Client, p: i32, to: i64) {
+    let req = fetch_request(&ctx.topic, &BTreeMap::from([(p, to)]));
+    let Ok(resp) = c.send_at(&req, FETCH_VERSION).await else { return };
+    let Some(pd) = resp.responses.first().and_then(|t| t.partitions.first()) else { return };
+    if pd.error_code != 0 || pd.log_start_offset > to || pd.high_watermark <= to {
+        return;
+    }
+    let Some(Ok(records)) = pd.records.clone().map(decode_batches) else { return };
+    let Some(first) = records.iter().map(|(o, _)| *o).find(|&o| o >= to) else { return };
+    if first != to {
+        let what = format!(
+            "p{p}: DeleteRecords before {to} acknowledged, then a read at {to} started at {first} (log start {}, high watermark {})",
+            pd.log_start_offset, pd.high_watermark
+        );
+        ctx.trace.event("admin", format!("VIOLATION {what}"));
+        ctx.history.lock().delete_records_failures.push(what);
     }
 }
 
@@ -639,6 +693,7 @@ pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> Final
                         break;
                     }
                 };
+                note_served_order(&mut ctx.history.lock(), who, p, &got);
                 let before = pos;
                 for (offset, r) in got {
                     if offset >= pos && offset < hw {

@@ -6,6 +6,12 @@
 //! `restart`: a kill is a process crash (written pages stay in the page cache) unless it is a
 //! power loss, which also applies the disk's crash model. The world takes any number of brokers
 //! and client nodes, so multi-broker scenarios add brokers, not a new harness.
+//!
+//! Crash points ([`gregor_core::probe`]): a broker's disk may cut its own power where the code
+//! passes one. The disk's hook kills the broker's node right there (from inside its own task:
+//! madsim drops the node's tasks at their next yield, and the halted disk refuses every call
+//! until then) and records the time; [`World::reap`] then marks the broker down, and the nemesis
+//! restarts it ([`World::restart_crashed`]) as it would after any power loss.
 
 use core::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +46,10 @@ pub struct BrokerNode {
     /// Disk faults counted when the broker last started (to tell whether it saw new ones).
     pub faults_at_start: u64,
     pub starts: Arc<AtomicU64>,
+    /// Set by the disk's power-loss hook when a crash point cut the power.
+    pub crashed_at_point: Arc<AtomicBool>,
+    /// Down after a crash point, waiting for the nemesis to bring it back.
+    pub awaiting_restart: bool,
 }
 
 impl BrokerNode {
@@ -53,12 +63,14 @@ pub struct World {
     pub brokers: Vec<BrokerNode>,
     pub clients: Vec<(String, NodeHandle)>,
     pub trace: Trace,
+    /// Simulated times of power losses at crash points (the checkers treat them as any other).
+    pub crash_point_losses: Arc<std::sync::Mutex<Vec<std::time::Duration>>>,
     seed: u64,
 }
 
 impl World {
     pub fn new(seed: u64, trace: Trace) -> World {
-        World { brokers: Vec::new(), clients: Vec::new(), trace, seed }
+        World { brokers: Vec::new(), clients: Vec::new(), trace, crash_point_losses: Arc::default(), seed }
     }
 
     /// Adds and starts a broker with the given Kafka settings (on top of the simulator's own:
@@ -114,6 +126,18 @@ impl World {
         };
         let node = Handle::current().create_node().name(&name).ip(ip).init(init).build();
         self.trace.event(&name, format!("created at {ip}"));
+        let crashed_at_point = Arc::new(AtomicBool::new(false));
+        {
+            let (id, trace, name, serving, crashed, losses) =
+                (node.id(), self.trace.clone(), name.clone(), serving.clone(), crashed_at_point.clone(), self.crash_point_losses.clone());
+            disk.set_power_loss_hook(Arc::new(move |point| {
+                Handle::current().kill(id);
+                serving.store(false, Ordering::SeqCst);
+                crashed.store(true, Ordering::SeqCst);
+                losses.lock().unwrap_or_else(|e| e.into_inner()).push(trace.elapsed());
+                trace.event(&name, format!("POWER LOSS at crash point ({point})"));
+            }));
+        }
         self.brokers.push(BrokerNode {
             name,
             ip,
@@ -125,6 +149,8 @@ impl World {
             serving,
             faults_at_start: 0,
             starts,
+            crashed_at_point,
+            awaiting_restart: false,
         });
         index
     }
@@ -171,7 +197,40 @@ impl World {
         }
         b.running = false;
         b.paused = false;
+        b.awaiting_restart = false;
+        b.crashed_at_point.store(false, Ordering::SeqCst);
         self.trace.event(&b.name, if power_loss { "POWER LOSS" } else { "KILLED (process)" });
+    }
+
+    /// Arms (chance > 0, budget > 0) or disarms every broker disk's crash points.
+    pub fn arm_crash_points(&self, chance: f64, budget: u32) {
+        for b in &self.brokers {
+            b.disk.arm_crash_points(chance, budget);
+        }
+        if chance > 0.0 && budget > 0 {
+            self.trace.event("world", format!("crash points armed: chance {chance}, at most {budget} per broker"));
+        }
+    }
+
+    /// Marks the brokers whose power a crash point cut as down.
+    pub fn reap(&mut self) {
+        for b in &mut self.brokers {
+            if b.crashed_at_point.swap(false, Ordering::SeqCst) {
+                b.running = false;
+                b.paused = false;
+                b.awaiting_restart = true;
+            }
+        }
+    }
+
+    /// Restarts the brokers a crash point took down.
+    pub fn restart_crashed(&mut self) {
+        self.reap();
+        for i in 0..self.brokers.len() {
+            if self.brokers[i].awaiting_restart {
+                self.restart(i);
+            }
+        }
     }
 
     /// Starts broker `i` again (running its recovery).
@@ -183,9 +242,12 @@ impl World {
             b.disk.kill_process();
         }
         b.faults_at_start = disk_fault_total(&b.disk);
+        b.disk.power_on();
+        b.crashed_at_point.store(false, Ordering::SeqCst);
         Handle::current().restart(b.node.id());
         b.running = true;
         b.paused = false;
+        b.awaiting_restart = false;
         self.trace.event(&b.name, "restart");
     }
 
@@ -273,6 +335,8 @@ impl World {
     /// offline until restart, by design), and resets the network latency.
     pub fn heal(&mut self) {
         self.trace.event("world", "HEAL");
+        self.arm_crash_points(0.0, 0);
+        self.reap();
         let net = NetSim::current();
         for (_, c) in &self.clients {
             net.unclog_node(c.id());

@@ -34,12 +34,12 @@ fn caught_in(scenario: Scenario, bug: Bug, checkers: &[&str]) {
 
 #[test]
 fn ack_before_fsync_is_caught() {
-    caught(Bug::AckBeforeFsync, &["lost-ack"]);
+    caught(Bug::AckBeforeFsync, &["lost-ack", "durable-at-ack"]);
 }
 
 #[test]
 fn ignoring_a_failed_fsync_is_caught() {
-    caught(Bug::IgnoreFsyncFailure, &["lost-ack", "one-record-per-offset"]);
+    caught(Bug::IgnoreFsyncFailure, &["lost-ack", "one-record-per-offset", "durable-at-ack"]);
 }
 
 #[test]
@@ -65,4 +65,34 @@ fn reusing_a_generation_is_caught() {
 #[test]
 fn forgetting_commits_on_restart_is_caught() {
     caught_in(Scenario::Groups, Bug::ForgetCommitsOnRestart, &["group-commits", "group-resume"]);
+}
+
+#[test]
+fn skipping_the_directory_fsync_after_a_rename_is_caught() {
+    caught(Bug::SkipDirFsyncAfterRename, &["durable-at-ack"]);
+}
+
+#[test]
+fn a_roll_without_fsync_is_caught() {
+    caught(Bug::RollWithoutFsync, &["durable-at-ack"]);
+}
+
+#[test]
+fn a_delete_records_off_by_one_is_caught() {
+    caught(Bug::DeleteRecordsOffByOne, &["delete-records"]);
+}
+
+#[test]
+fn moving_the_high_watermark_before_the_fsync_is_caught() {
+    caught(Bug::HwBeforeFsync, &["durable-at-ack"]);
+}
+
+#[test]
+fn serving_batches_out_of_order_is_caught() {
+    caught(Bug::FetchOutOfOrder, &["order"]);
+}
+
+#[test]
+fn skipping_a_batch_in_a_fetch_is_caught() {
+    caught(Bug::FetchSkipsBatch, &["dense-offsets"]);
 }

@@ -53,6 +53,7 @@ use bytes::Bytes;
 use gregor_core::batch::{self, BatchError, BatchHeader, HEADER_LEN};
 use gregor_core::bugs::{self, Bug};
 use gregor_core::disk::{read_all, write_atomic, FileRef, SharedDisk};
+use gregor_core::probe::{self, CrashPoint};
 use tracing::{info, warn};
 
 use crate::config::{LogConfig, TimestampType};
@@ -154,6 +155,10 @@ pub struct PartitionLog {
     failed: bool,
     /// Idempotent producers' state, consistent with the batches in the log.
     producers: ProducerStateMap,
+    /// Offsets below this were found durable by the simulator's durability oracle; rolled
+    /// segments never change, so they need not be asked about again (simulator builds only).
+    #[cfg(madsim)]
+    probe_verified: std::cell::Cell<i64>,
 }
 
 fn segment_file_name(base: i64, ext: &str) -> String {
@@ -254,6 +259,8 @@ impl PartitionLog {
             truncated_since_take: false,
             failed: false,
             producers: ProducerStateMap::new(),
+            #[cfg(madsim)]
+            probe_verified: std::cell::Cell::new(0),
         };
         let mut report = RecoveryReport {
             clean_shutdown: clean,
@@ -537,7 +544,7 @@ impl PartitionLog {
             Err(e) => return self.fatal(e),
         };
         self.active_mut().index_persisted = true;
-        if self.active_dirty {
+        if self.active_dirty && !bugs::active(Bug::RollWithoutFsync) {
             let f = self.active().file.clone();
             self.unflushed.push(f);
         }
@@ -549,6 +556,7 @@ impl PartitionLog {
         if let Err(e) = self.write_producer_snapshot(leo) {
             return self.fatal(e);
         }
+        probe::crash_point(self.disk.as_ref(), CrashPoint::SegmentRoll);
         Ok(())
     }
 
@@ -726,6 +734,9 @@ impl PartitionLog {
                 pos += at as u64;
             }
         }
+        if bugs::active(Bug::FetchOutOfOrder) || bugs::active(Bug::FetchSkipsBatch) {
+            out = misorder_batches(out);
+        }
         Ok(ReadResult { data: Bytes::from(out), log_start_offset: self.log_start_offset, log_end_offset: leo })
     }
 
@@ -784,10 +795,63 @@ impl PartitionLog {
             return;
         }
         self.flushed_offset = self.flushed_offset.max(offset.min(self.log_end_offset()));
+        // Acknowledgements, the high watermark and the recovery point rely on this from now on.
+        self.probe_durable_below("flushed offset advanced", self.flushed_offset);
     }
 
     pub fn flushed_offset(&self) -> i64 {
         self.flushed_offset
+    }
+
+    /// Durability oracle (simulator builds; see [`gregor_core::probe`]): the caller relies on
+    /// every record below `offset` being durable (it acknowledges them). Asks the disk about the
+    /// bytes of the segments holding `[log start, offset)` and their names.
+    pub fn probe_durable_below(&self, what: &str, offset: i64) {
+        #[cfg(madsim)]
+        {
+            let from = self.probe_verified.get().max(self.log_start_offset);
+            if from < offset && self.probe_range(what, from, offset) {
+                self.probe_verified.set(offset);
+            }
+        }
+        #[cfg(not(madsim))]
+        let _ = (what, offset);
+    }
+
+    /// Durability oracle for a read (simulator builds): the caller serves `data` (whole batches
+    /// as returned by [`PartitionLog::read`]) on the understanding that it is durable.
+    pub fn probe_served(&self, what: &str, data: &[u8]) {
+        if !probe::enabled() || data.len() < HEADER_LEN {
+            return;
+        }
+        let Ok(first) = BatchHeader::parse(data) else { return };
+        let mut at = 0usize;
+        let mut end = first.base_offset;
+        while at + HEADER_LEN <= data.len() {
+            let Ok(h) = BatchHeader::parse(&data[at..]) else { break };
+            end = end.max(h.next_offset());
+            at += h.total_len();
+        }
+        self.probe_range(what, first.base_offset.max(self.log_start_offset), end);
+    }
+
+    /// Checks the bytes of offsets `[from, to)` with the durability oracle; true if the disk
+    /// found nothing wrong (or the positions could not be read, which is not the oracle's call).
+    fn probe_range(&self, what: &str, from: i64, to: i64) -> bool {
+        if !probe::enabled() || from >= to {
+            return true;
+        }
+        let first_base = self.segments.range(..=from).next_back().map_or(from, |(&b, _)| b);
+        let mut clean = true;
+        for (&base, seg) in self.segments.range(first_base..) {
+            if base >= to {
+                break;
+            }
+            let Ok((start, end)) = seg.probe_span(from.max(base), to) else { continue };
+            let path = Self::seg_path(&self.dir, base, "log");
+            clean &= probe::check_durable(self.disk.as_ref(), &format!("{what} of offsets {from}..{to}"), &path, start..end);
+        }
+        clean
     }
 
     /// Syncs everything written so far while holding the log (tests, tools and `close`).
@@ -911,7 +975,10 @@ impl PartitionLog {
         let doomed: Vec<i64> = self
             .segments
             .values()
-            .filter(|s| s.base_offset != active_base && s.next_offset <= offset)
+            .filter(|s| {
+                let end = if bugs::active(Bug::DeleteRecordsOffByOne) { offset + 1 } else { offset };
+                s.base_offset != active_base && s.next_offset <= end
+            })
             .map(|s| s.base_offset)
             .collect();
         self.delete_segments(&doomed)?;
@@ -1009,6 +1076,8 @@ impl PartitionLog {
             return Ok(());
         }
         self.truncated_since_take = true;
+        #[cfg(madsim)]
+        self.probe_verified.set(self.probe_verified.get().min(offset));
         let now_ms = self.active().created_ms;
         if offset < self.log_start_offset {
             // Lower the recovery point first: nothing at or after `offset` may be trusted.
@@ -1100,6 +1169,36 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// The injected read bugs ([`Bug::FetchOutOfOrder`], [`Bug::FetchSkipsBatch`]): swaps the first
+/// two of the whole batches in `out`, or leaves the second of three or more out.
+fn misorder_batches(out: Vec<u8>) -> Vec<u8> {
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while at + HEADER_LEN <= out.len() {
+        let Ok(h) = BatchHeader::parse(&out[at..]) else { break };
+        let end = at + h.total_len();
+        if end > out.len() {
+            break;
+        }
+        spans.push(at..end);
+        at = end;
+    }
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    if bugs::active(Bug::FetchOutOfOrder) && spans.len() >= 2 {
+        order.swap(0, 1);
+    } else if bugs::active(Bug::FetchSkipsBatch) && spans.len() >= 3 {
+        order.remove(1);
+    } else {
+        return out;
+    }
+    let mut v = Vec::with_capacity(out.len());
+    for i in order {
+        v.extend_from_slice(&out[spans[i].clone()]);
+    }
+    v.extend_from_slice(&out[at..]);
+    v
 }
 
 /// Reads the first `len` bytes of `file` and writes them back in place, so that the next sync

@@ -41,6 +41,14 @@
 //! * **Latency**: `sync_delay` draws each fsync's duration from `0..=sync_delay_ms_max`; the
 //!   flusher sleeps that long in simulated time before syncing, so a crash can land mid-fsync.
 //! * **Bit rot**: [`MemDisk::flip_bit`] flips one bit of a file's current and durable bytes.
+//! * **Crash points** ([`gregor_core::probe`]): once armed ([`MemDisk::arm_crash_points`]), each
+//!   crash point the code passes loses power with the armed chance, up to a budget: the disk
+//!   crashes there and then (as [`MemDisk::crash`]) and stays *halted* — every later call fails
+//!   with EIO, as on a machine without power — until [`MemDisk::power_on`]; a hook set by the
+//!   owner ([`MemDisk::set_power_loss_hook`]) stops the process that was using it.
+//! * **Durability oracle**: [`MemDisk::durability_gap`] answers whether a byte range of a file and
+//!   the directory entry naming it would survive a power loss now. Directories themselves are
+//!   durable at once in this model (above), so a file's entry in its parent is all there is.
 //!
 //! Every injected fault is counted by kind ([`MemDisk::fault_counts`]).
 
@@ -91,7 +99,12 @@ pub struct FaultCounts {
     pub bit_flips: u64,
     pub crashes: u64,
     pub process_kills: u64,
+    /// Power losses at crash points (also counted in `crashes`).
+    pub crash_points: u64,
 }
+
+/// What the owner of a disk does when a crash point cuts its power (stop the process using it).
+pub type PowerLossHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 struct Inode {
     data: Vec<u8>,
@@ -124,6 +137,11 @@ struct State {
     next_ino: u64,
     /// Bumped by every crash; handles from an older epoch are stale.
     epoch: u64,
+    /// Power was lost at a crash point and not restored: every call fails.
+    halted: bool,
+    crash_point_chance: f64,
+    crash_points_left: u32,
+    power_loss_hook: Option<PowerLossHook>,
 }
 
 impl State {
@@ -286,6 +304,10 @@ fn min_opt(a: Option<usize>, b: Option<usize>) -> Option<usize> {
     }
 }
 
+fn powered_off() -> io::Error {
+    io::Error::other("simulated machine lost power at a crash point")
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", path.display()))
 }
@@ -306,6 +328,10 @@ impl MemDisk {
                 inodes: BTreeMap::new(),
                 next_ino: 1,
                 epoch: 0,
+                halted: false,
+                crash_point_chance: 0.0,
+                crash_points_left: 0,
+                power_loss_hook: None,
             })),
         }
     }
@@ -368,6 +394,63 @@ impl MemDisk {
         let st = lock(&self.state);
         let ino = st.names.get(path).ok_or_else(|| not_found(path))?;
         Ok(st.inodes.get(ino).map_or(0, |n| n.data.len() as u64))
+    }
+
+    /// Arms the crash points: each one reached loses power with probability `chance`, at most
+    /// `budget` times; `budget` 0 disarms them.
+    pub fn arm_crash_points(&self, chance: f64, budget: u32) {
+        let mut st = lock(&self.state);
+        st.crash_point_chance = chance;
+        st.crash_points_left = budget;
+    }
+
+    /// Sets what happens to the process using the disk when a crash point cuts the power. The
+    /// hook runs right after the crash, outside the disk's lock.
+    pub fn set_power_loss_hook(&self, hook: PowerLossHook) {
+        lock(&self.state).power_loss_hook = Some(hook);
+    }
+
+    /// Restores power after a crash point's power loss (the machine reboots).
+    pub fn power_on(&self) {
+        lock(&self.state).halted = false;
+    }
+
+    /// Whether a crash point cut the power and it was not restored yet.
+    pub fn is_halted(&self) -> bool {
+        lock(&self.state).halted
+    }
+
+    /// The durability oracle: why bytes `range` of the file at `path`, or its directory entry,
+    /// would not survive a power loss now (`None`: they would). Bytes count as durable only if
+    /// no unsynced write, truncation or lost write-back touches them; the entry only if the
+    /// durable namespace names the same file.
+    pub fn durability_gap(&self, path: &Path, range: std::ops::Range<u64>) -> Option<String> {
+        let st = lock(&self.state);
+        let Some(&ino) = st.names.get(path) else {
+            return Some(format!("{}: no such file", path.display()));
+        };
+        match st.durable_names.get(path) {
+            Some(&d) if d == ino => {}
+            Some(_) => return Some(format!("{}: its directory entry is not durable (a power loss brings back the file it replaced)", path.display())),
+            None => return Some(format!("{}: its directory entry is not durable (a power loss removes it)", path.display())),
+        }
+        let n = st.inodes.get(&ino)?;
+        let end = usize::try_from(range.end).unwrap_or(usize::MAX);
+        if let Some(from) = min_opt(n.dirty_from, n.lost_from).filter(|&d| d < end) {
+            let why = if n.lost_from == Some(from) { "its write-back failed" } else { "never fsynced" };
+            return Some(format!(
+                "{} bytes {}..{}: not durable from byte {from} ({why}; file {} bytes, {} durable)",
+                path.display(),
+                range.start,
+                range.end,
+                n.data.len(),
+                n.durable.len()
+            ));
+        }
+        if n.durable.len() < end {
+            return Some(format!("{} bytes {}..{}: only {} bytes are durable", path.display(), range.start, range.end, n.durable.len()));
+        }
+        None
     }
 
     /// Whether any file has unsynced data or any directory unsynced entries (test helper).
@@ -505,6 +588,9 @@ impl DiskFile for MemFile {
 impl Disk for MemDisk {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut st = lock(&self.state);
+        if st.halted {
+            return Err(powered_off());
+        }
         for a in path.ancestors() {
             if a.as_os_str().is_empty() {
                 continue;
@@ -519,6 +605,9 @@ impl Disk for MemDisk {
 
     fn open(&self, path: &Path, create: bool) -> io::Result<FileRef> {
         let mut st = lock(&self.state);
+        if st.halted {
+            return Err(powered_off());
+        }
         if st.dirs.contains(path) {
             return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
         }
@@ -548,6 +637,9 @@ impl Disk for MemDisk {
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let st = lock(&self.state);
+        if st.halted {
+            return Err(powered_off());
+        }
         if !st.dirs.contains(path) {
             return Err(not_found(path));
         }
@@ -570,6 +662,9 @@ impl Disk for MemDisk {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = lock(&self.state);
+        if st.halted {
+            return Err(powered_off());
+        }
         if !st.dir_exists(to.parent().unwrap_or(Path::new(""))) {
             return Err(not_found(to));
         }
@@ -582,6 +677,9 @@ impl Disk for MemDisk {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut st = lock(&self.state);
+        if st.halted {
+            return Err(powered_off());
+        }
         let ino = st.unlink(false, path).ok_or_else(|| not_found(path))?;
         st.gc(ino);
         Ok(())
@@ -589,6 +687,9 @@ impl Disk for MemDisk {
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut st = lock(&self.state);
+        if st.halted {
+            return Err(powered_off());
+        }
         if !st.dirs.contains(path) {
             return Err(not_found(path));
         }
@@ -609,6 +710,9 @@ impl Disk for MemDisk {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut st = lock(&self.state);
+        if st.halted {
+            return Err(powered_off());
+        }
         if !st.dirs.contains(path) {
             return Err(not_found(path));
         }
@@ -650,6 +754,31 @@ impl Disk for MemDisk {
             path.display()
         );
         Ok(())
+    }
+
+    fn durability_gap(&self, path: &Path, range: std::ops::Range<u64>) -> Option<String> {
+        MemDisk::durability_gap(self, path, range)
+    }
+
+    fn crash_point(&self, point: &'static str) {
+        let hook = {
+            let mut st = lock(&self.state);
+            if st.halted || st.crash_points_left == 0 {
+                return;
+            }
+            let chance = st.crash_point_chance;
+            if !st.roll(chance) {
+                return;
+            }
+            st.crash_points_left -= 1;
+            st.counts.crash_points += 1;
+            st.crash();
+            st.halted = true;
+            st.power_loss_hook.clone()
+        };
+        if let Some(hook) = hook {
+            hook(point);
+        }
     }
 }
 

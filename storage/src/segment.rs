@@ -38,6 +38,11 @@ pub(crate) struct Segment {
     pub bytes_since_index: u64,
     /// Whether the index files on disk describe the segment as it is now.
     pub index_persisted: bool,
+    /// Every batch's (base offset, position), for the simulator's durability oracle, so that it
+    /// finds byte ranges without reading the disk (which would perturb the run); `None` for a
+    /// segment loaded from its index. Simulator builds only.
+    #[cfg(madsim)]
+    pub probe_batches: Option<Vec<(i64, u64)>>,
 }
 
 /// Recovery scans read the file in chunks of this size.
@@ -55,6 +60,8 @@ impl Segment {
             created_ms,
             bytes_since_index: 0,
             index_persisted: false,
+            #[cfg(madsim)]
+            probe_batches: Some(Vec::new()),
         }
     }
 
@@ -70,6 +77,8 @@ impl Segment {
             created_ms,
             bytes_since_index,
             index_persisted: true,
+            #[cfg(madsim)]
+            probe_batches: None,
         }
     }
 
@@ -88,6 +97,10 @@ impl Segment {
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += len;
+        #[cfg(madsim)]
+        if let Some(b) = self.probe_batches.as_mut() {
+            b.push((h.base_offset, pos));
+        }
         if self.max_ts.is_none_or(|(m, _)| h.max_timestamp > m) {
             self.max_ts = Some((h.max_timestamp, pos));
         }
@@ -138,6 +151,27 @@ impl Segment {
             pos += h.total_len() as u64;
         }
         Ok(self.size)
+    }
+
+    /// For the simulator's durability oracle: where the batch holding `offset` starts, and where
+    /// the first batch at or after `end` starts (`size` if none), without reading the disk
+    /// when the segment knows its batches.
+    pub fn probe_span(&self, offset: i64, end: i64) -> Result<(u64, u64), LogError> {
+        #[cfg(madsim)]
+        if let Some(b) = &self.probe_batches {
+            let i = b.partition_point(|x| x.0 <= offset);
+            let start = if i == 0 { 0 } else { b[i - 1].1 };
+            let j = b.partition_point(|x| x.0 < end);
+            return Ok((start, b.get(j).map_or(self.size, |x| x.1)));
+        }
+        let start = self.locate(offset)?;
+        let stop = if end >= self.next_offset {
+            self.size
+        } else {
+            let p = self.locate(end - 1)?;
+            p + self.read_header(p)?.total_len() as u64
+        };
+        Ok((start, stop))
     }
 
     /// Position from which to scan for the first batch with max timestamp >= `ts`: every batch

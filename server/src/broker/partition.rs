@@ -3,10 +3,15 @@
 //! Durability policy (per topic, from `flush.messages` / `log.flush.interval.messages`):
 //! * **fsync before ack** (`flush.messages` = 1, Gregor's default): an append wakes this
 //!   partition's flusher task; producers with acks=1/all wait until the flusher has fsynced past
-//!   their batch. Appends that arrive while an fsync runs share the next one (group commit). The
+//!   their batch. Appends that arrive while an fsync runs share the next one, and those that arrive
+//!   while the flusher waits out the device's latency join the current one (group commit). The
 //!   high watermark is the flushed offset, so consumers never see data a crash could take back.
 //! * **page cache** (`flush.messages` > 1, Kafka's behaviour): acks do not wait for fsync; the
 //!   flusher runs every `flush.messages` messages or `flush.ms`. The high watermark is the log end.
+//!
+//! Under fsync-before-ack, each acknowledgement and each read asks the simulator's durability
+//! oracle ([`gregor_core::probe`]; nothing outside simulator builds) whether what it relies on is
+//! durable at that moment.
 //!
 //! A failed fsync is fatal for the partition: it is marked failed, waiters get
 //! KAFKA_STORAGE_ERROR, and the log is never synced again in this process (no "fsyncgate" retry).
@@ -156,7 +161,10 @@ impl Partition {
                 Err(e) => return Err(from_log(e)),
             };
             let config = log.config();
-            if strict(config) {
+            if strict(config) && bugs::active(Bug::HwBeforeFsync) {
+                st.high_watermark = log.log_end_offset();
+                Ok((info, true, true))
+            } else if strict(config) {
                 Ok((info, true, false))
             } else {
                 st.high_watermark = log.log_end_offset();
@@ -185,7 +193,12 @@ impl Partition {
                 let Some(log) = st.log.as_ref() else {
                     return Err(PartitionError::Storage("partition is closed".into()));
                 };
-                if !strict(log.config()) || log.flushed_offset() >= offset || bugs::active(Bug::AckBeforeFsync) {
+                if !strict(log.config()) {
+                    return Ok(());
+                }
+                if log.flushed_offset() >= offset || bugs::active(Bug::AckBeforeFsync) {
+                    // The simulator's durability oracle: everything acknowledged must be durable now.
+                    log.probe_durable_below("acknowledged write", offset);
                     return Ok(());
                 }
             }
@@ -205,7 +218,7 @@ impl Partition {
                 self.flushed.notify_waiters();
                 return;
             }
-            let (files, target) = {
+            let (mut files, mut target) = {
                 let mut st = self.lock();
                 if st.failed {
                     continue;
@@ -218,6 +231,26 @@ impl Partition {
             let delay = files.iter().map(|f| f.sync_delay()).max().unwrap_or_default();
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
+                // Appends made while the device was busy join this fsync (group commit).
+                let mut st = self.lock();
+                if st.failed {
+                    // An append failed meanwhile: the waiters learn it from the state.
+                    drop(st);
+                    self.flushed.notify_waiters();
+                    continue;
+                }
+                match st.log.as_mut() {
+                    None => return,
+                    Some(log) => {
+                        let (more, t) = log.take_unflushed();
+                        for f in more {
+                            if !files.iter().any(|g| Arc::ptr_eq(g, &f)) {
+                                files.push(f);
+                            }
+                        }
+                        target = t;
+                    }
+                }
             }
             #[allow(deprecated)] // madsim-tokio deprecates spawn_blocking; in the simulator it runs inline
             let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync())).await;
@@ -277,6 +310,10 @@ impl Partition {
                 return Ok((ReadResult { data: bytes::Bytes::new(), log_start_offset: offsets.log_start, log_end_offset: offsets.log_end }, offsets));
             }
             let r = log.read(offset, max_bytes, st.high_watermark).map_err(from_log)?;
+            if strict(log.config()) {
+                // Under fsync-before-ack consumers only see durable records (simulator oracle).
+                log.probe_served("read served under fsync-before-ack", &r.data);
+            }
             Ok((r, offsets))
         })
     }

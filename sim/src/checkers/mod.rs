@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::history::HistoryData;
 use crate::knobs::Durability;
 
+pub mod delete_records;
 pub mod dense_offsets;
+pub mod durable_at_ack;
 pub mod group_commits;
 pub mod group_generation;
 pub mod group_resume;
@@ -82,6 +84,8 @@ impl Findings {
 pub fn check_all(h: &HistoryData, ctx: &CheckContext) -> Vec<Violation> {
     let mut v = Vec::new();
     v.extend(liveness::check(h, ctx));
+    v.extend(durable_at_ack::check(h, ctx));
+    v.extend(delete_records::check(h, ctx));
     v.extend(lost_ack::check(h, ctx));
     v.extend(one_record_per_offset::check(h, ctx));
     v.extend(no_phantom::check(h, ctx));

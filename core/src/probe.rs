@@ -1,0 +1,107 @@
+//! Simulator probes: the durability oracle and the crash points, compiled only into simulator
+//! builds (`--cfg madsim`); in every other build each function here is an empty inline function,
+//! so production code pays nothing and cannot act on them.
+//!
+//! # Durability oracle
+//! Wherever the broker relies on data being durable — it acknowledges a write (produce, offset
+//! commit), serves records under fsync-before-ack, or a `write_atomic` returns — it calls
+//! [`check_durable`] with the file and byte range it relies on. The probe asks the disk itself
+//! ([`Disk::durability_gap`]): the simulator's disk knows exactly which bytes and which directory
+//! entries a power loss would take back *now*. The check runs on the broker, synchronously, at the
+//! moment it decides to rely on the data (before the answer is even sent), so it does not depend
+//! on a power loss landing in the short window in which a missing fsync matters, and no response
+//! in flight can blur it. Findings are kept per thread (a madsim world runs on the thread that
+//! drives it) and collected by the simulator after the run ([`take_findings`]), which fails the
+//! seed with them.
+//!
+//! # Crash points
+//! [`crash_point`] marks moments right after which a power loss is most interesting (a segment
+//! roll, a rename, a completed checkpoint write). The simulator's disk draws from its seed whether
+//! to lose power there ([`Disk::crash_point`]): BUGGIFY-style fault points, never in production.
+
+use std::ops::Range;
+use std::path::Path;
+
+use crate::disk::Disk;
+
+/// A moment right after which the simulator may cut the power.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// A new active segment was created.
+    SegmentRoll,
+    /// `write_atomic` renamed its temporary file over the target, before the directory fsync.
+    Rename,
+    /// `write_atomic` finished (a checkpoint, snapshot or metadata file was replaced).
+    CheckpointWrite,
+}
+
+impl CrashPoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::SegmentRoll => "after segment roll",
+            CrashPoint::Rename => "after rename",
+            CrashPoint::CheckpointWrite => "after checkpoint write",
+        }
+    }
+}
+
+/// How many findings are kept in full (the rest are only counted).
+#[cfg(madsim)]
+const FINDINGS_MAX: usize = 8;
+
+#[cfg(madsim)]
+thread_local! {
+    static FINDINGS: std::cell::RefCell<(u64, Vec<String>)> = const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// The broker relies on bytes `range` of the file at `path` (and on the directory entry naming
+/// it) being durable, because of `what`. Records a finding if the disk says they are not, and
+/// returns whether they are (always `true` outside the simulator).
+#[inline]
+pub fn check_durable(disk: &dyn Disk, what: &str, path: &Path, range: Range<u64>) -> bool {
+    #[cfg(madsim)]
+    if let Some(gap) = disk.durability_gap(path, range) {
+        report(format!("{what}: {gap}"));
+        return false;
+    }
+    #[cfg(not(madsim))]
+    let _ = (disk, what, path, range);
+    true
+}
+
+/// Records a finding of the durability oracle that the caller established itself.
+#[inline]
+pub fn report(finding: String) {
+    #[cfg(madsim)]
+    FINDINGS.with(|f| {
+        let mut f = f.borrow_mut();
+        f.0 += 1;
+        if f.1.len() < FINDINGS_MAX {
+            f.1.push(finding);
+        }
+    });
+    #[cfg(not(madsim))]
+    let _ = finding;
+}
+
+/// Whether the durability oracle runs (simulator builds only): callers skip the work of
+/// computing what to check otherwise.
+#[inline]
+pub fn enabled() -> bool {
+    cfg!(madsim)
+}
+
+/// The findings recorded on this thread since the last call: how many, and the first few.
+#[cfg(madsim)]
+pub fn take_findings() -> (u64, Vec<String>) {
+    FINDINGS.with(|f| std::mem::take(&mut *f.borrow_mut()))
+}
+
+/// A crash point: the simulated disk may lose power here (see the module doc).
+#[inline]
+pub fn crash_point(disk: &dyn Disk, point: CrashPoint) {
+    #[cfg(madsim)]
+    disk.crash_point(point.name());
+    #[cfg(not(madsim))]
+    let _ = (disk, point);
+}
