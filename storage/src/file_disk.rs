@@ -4,12 +4,19 @@
 //! method is one system call (or a short sequence) with the durability meaning the
 //! [`gregor_core::disk`] contract gives it. `sync` is `fdatasync`; `sync_dir` opens the directory
 //! and `fsync`s it, which is what makes creations, renames and removals durable on Linux.
+//!
+//! [`FileDisk::lock_dir`] is Kafka's log-directory lock: an exclusive OS lock (`flock`) on the
+//! directory's `.lock` file, held for the life of the returned [`DirLock`]. The kernel drops it
+//! when the process ends in any way (`kill -9` included), so a crashed broker never leaves a
+//! stale lock, while a second broker on the same directory cannot start. The lock is not part of
+//! the [`Disk`] seam: the simulator runs each broker on its own in-memory disk, where there is no
+//! other process to exclude.
 #![allow(clippy::disallowed_methods)]
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gregor_core::disk::{Disk, DiskFile, FileRef};
@@ -21,6 +28,44 @@ pub struct FileDisk;
 impl FileDisk {
     pub fn new() -> Self {
         FileDisk
+    }
+
+    /// Creates `dir` if needed and takes the exclusive lock on its [`LOCK_FILE_NAME`] file,
+    /// without waiting: a lock held by another process (or another handle in this one) is an
+    /// error of kind `WouldBlock` whose message names the directory.
+    pub fn lock_dir(&self, dir: &Path) -> io::Result<DirLock> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(LOCK_FILE_NAME);
+        let file = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock { _file: file, path }),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "log directory {} is in use by another process: the lock on {} is held (is another broker running on this directory?)",
+                    dir.display(),
+                    path.display()
+                ),
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(io::Error::new(e.kind(), format!("cannot lock {}: {e}", path.display()))),
+        }
+    }
+}
+
+/// Kafka's name for the lock file in each log directory.
+pub const LOCK_FILE_NAME: &str = ".lock";
+
+/// A held log-directory lock; dropping it (or the process ending) releases it.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -108,5 +153,20 @@ mod tests {
         d.sync_dir(&dir).unwrap();
         d.remove_dir_all(&dir).unwrap();
         assert!(!d.exists(&dir));
+    }
+
+    #[test]
+    fn a_locked_directory_cannot_be_locked_again_until_released() {
+        let dir = std::env::temp_dir().join(format!("gregor-file-disk-lock-{}", std::process::id()));
+        let d = FileDisk::new();
+        let first = d.lock_dir(&dir).unwrap();
+        assert_eq!(first.path(), dir.join(".lock"));
+        let err = d.lock_dir(&dir).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
+        drop(first);
+        let again = d.lock_dir(&dir).unwrap();
+        drop(again);
+        d.remove_dir_all(&dir).unwrap();
     }
 }
