@@ -39,6 +39,8 @@ fn regression_seeds_pass() {
         (1704, "retention moved the log start during the final read, which stopped there (harness bug: reported as lost acks)"),
         (1759, "same as 1704"),
         (2723, "write_atomic reused a temporary file whose fsync had failed; its next \"successful\" fsync made nothing durable, so after a power loss the metadata file was empty and the broker never started again"),
+        (344, "recovery rewrote scanned segments but synced them only after scanning them all; an open that then failed on a read error left the rewritten pages dirty, and a later power loss tore records that had been durable"),
+        (585, "same as 344"),
     ] {
         let r = run(Scenario::SingleBroker, seed);
         assert!(r.passed(), "regression seed {seed} ({bug}) fails again: {:?}", r.violations);
