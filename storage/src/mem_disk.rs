@@ -864,6 +864,64 @@ mod tests {
     }
 
     #[test]
+    fn durability_gap_names_unsynced_bytes_and_entries() {
+        let d = MemDisk::new(5, FaultConfig::default());
+        d.create_dir_all(&p("/a")).unwrap();
+        let f = d.open(&p("/a/f"), true).unwrap();
+        f.write_all_at(&[1u8; 100], 0).unwrap();
+        f.sync().unwrap();
+        let gap = d.durability_gap(&p("/a/f"), 0..100).expect("the new name is not durable yet");
+        assert!(gap.contains("directory entry"), "{gap}");
+        d.sync_dir(&p("/a")).unwrap();
+        assert_eq!(d.durability_gap(&p("/a/f"), 0..100), None);
+        f.write_all_at(&[2u8; 50], 100).unwrap();
+        assert_eq!(d.durability_gap(&p("/a/f"), 0..100), None, "bytes before the unsynced write stay durable");
+        let gap = d.durability_gap(&p("/a/f"), 0..120).expect("the appended bytes are not synced");
+        assert!(gap.contains("from byte 100"), "{gap}");
+        f.sync().unwrap();
+        assert_eq!(d.durability_gap(&p("/a/f"), 0..150), None);
+        // A rename replaces the durable file only once the directory is synced.
+        let g = d.open(&p("/a/g.tmp"), true).unwrap();
+        g.write_all_at(b"new", 0).unwrap();
+        g.sync().unwrap();
+        d.rename(&p("/a/g.tmp"), &p("/a/f")).unwrap();
+        assert!(d.durability_gap(&p("/a/f"), 0..3).is_some_and(|g| g.contains("brings back")));
+        d.sync_dir(&p("/a")).unwrap();
+        assert_eq!(d.durability_gap(&p("/a/f"), 0..3), None);
+        // A failed fsync leaves the bytes not durable, however often it is retried.
+        d.set_faults(FaultConfig { sync_error: 1.0, ..Default::default() });
+        g.write_all_at(b"more", 3).unwrap();
+        assert!(g.sync().is_err());
+        d.set_faults(FaultConfig::default());
+        assert!(g.sync().is_ok());
+        assert!(d.durability_gap(&p("/a/f"), 0..7).is_some());
+    }
+
+    #[test]
+    fn a_crash_point_cuts_the_power_until_power_on() {
+        let d = MemDisk::new(11, FaultConfig::default());
+        d.create_dir_all(&p("/a")).unwrap();
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let seen = hits.clone();
+        d.set_power_loss_hook(Arc::new(move |point| seen.lock().unwrap().push(point)));
+        d.crash_point("disarmed");
+        assert!(!d.is_halted());
+        d.arm_crash_points(1.0, 1);
+        let f = d.open(&p("/a/f"), true).unwrap();
+        f.write_all_at(b"unsynced", 0).unwrap();
+        d.crash_point("here");
+        assert!(d.is_halted());
+        assert_eq!(*hits.lock().unwrap(), vec!["here"]);
+        assert!(f.write_all_at(b"x", 0).is_err(), "a handle from before the power loss must be stale");
+        assert!(d.open(&p("/a/f"), true).is_err() && d.sync_dir(&p("/a")).is_err(), "a machine without power does nothing");
+        d.power_on();
+        assert!(!d.exists(&p("/a/f")), "the unsynced creation was lost with the power");
+        d.crash_point("budget spent");
+        assert!(!d.is_halted());
+        assert_eq!(d.fault_counts().crash_points, 1);
+    }
+
+    #[test]
     fn unsynced_truncate_can_be_undone_and_bit_flips() {
         let d = MemDisk::new(3, FaultConfig { lose_unsynced_on_crash: 1.0, ..Default::default() });
         d.create_dir_all(&p("/a")).unwrap();
