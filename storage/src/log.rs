@@ -15,8 +15,13 @@
 //!   with [`LogError::Failed`] until reopened (no fsync retries: "fsyncgate").
 //!
 //! # Recovery
-//! The `.clean-shutdown` marker (written last by `close`) is removed, durably, right after open, so
-//! a later crash is seen as unclean. After a clean shutdown each segment's indexes are loaded (and
+//! The `.clean-shutdown` marker (written last by `close`) is removed, durably, before the first
+//! change to the partition after open, so a crash after that change is seen as unclean. While
+//! nothing has changed, the files are exactly what the clean close left and the marker is still
+//! true: opening and closing an untouched partition writes and syncs nothing, so a broker with
+//! ten thousand idle partitions starts and stops without ten thousand fsyncs. A new partition's
+//! directory entries (its own, in the topic's parent directory, and its first segment's) are made
+//! durable the same way, before the first byte is written into it. After a clean shutdown each segment's indexes are loaded (and
 //! rebuilt by scanning when missing or not matching the segment). After an unclean one, every
 //! segment from the one holding the recovery point onwards (always the last one) and any segment
 //! without a valid index is scanned, validating every batch; at the first torn, corrupt or
@@ -155,6 +160,17 @@ pub struct PartitionLog {
     failed: bool,
     /// Idempotent producers' state, consistent with the batches in the log.
     producers: ProducerStateMap,
+    /// The `.clean-shutdown` marker is on disk and still true: nothing changed since open.
+    clean_marker: bool,
+    /// Directory entries not yet durable: the partition directory's own in its parent (a new
+    /// partition), and entries in the partition directory (its first segment).
+    parent_entry_unsynced: bool,
+    dir_entries_unsynced: bool,
+    /// What the checkpoint files hold, so unchanged values are not written again.
+    recovery_point_on_disk: Option<i64>,
+    log_start_on_disk: Option<i64>,
+    /// The producer snapshot file describes the current state at the current log end.
+    snapshot_fresh: bool,
     /// Offsets below this were found durable by the simulator's durability oracle; rolled
     /// segments never change, so they need not be asked about again (simulator builds only).
     #[cfg(madsim)]
@@ -209,28 +225,24 @@ impl PartitionLog {
         config: LogConfig,
         now_ms: i64,
     ) -> Result<(PartitionLog, RecoveryReport), LogError> {
-        let existed = disk.exists(&dir);
+        // A new directory's entry becomes durable before the first write into it (`before_write`),
+        // not here: creating a thousand empty partitions costs no fsync.
         disk.create_dir_all(&dir)?;
-        if !existed {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                disk.sync_dir(parent)?;
-            }
-        }
         let names = disk.list_dir(&dir)?;
         let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
         let bases: Vec<i64> = names.iter().filter_map(|n| parse_segment_name(n, "log")).collect();
-        let mut dir_changed = false;
+        // Leftovers are garbage whether or not their removal survives a crash: no sync needed.
         for n in &names {
             let orphan_index = parse_segment_name(n, "index")
                 .or_else(|| parse_segment_name(n, "timeindex"))
                 .is_some_and(|b| !bases.contains(&b));
             if n.ends_with(".tmp") || orphan_index {
                 disk.remove_file(&dir.join(n))?;
-                dir_changed = true;
             }
         }
         let log_start_ckpt = read_checkpoint(&disk, &dir.join(LOG_START_CHECKPOINT))?;
-        let recovery_point = read_checkpoint(&disk, &dir.join(RECOVERY_POINT_CHECKPOINT))?.unwrap_or(0);
+        let recovery_point_ckpt = read_checkpoint(&disk, &dir.join(RECOVERY_POINT_CHECKPOINT))?;
+        let recovery_point = recovery_point_ckpt.unwrap_or(0);
         // The producer snapshot (taken at a roll, a truncation or a clean close) is used only if
         // the recovered log still reaches the offset it was taken at: recovery cuts at the first
         // bad batch, so the log below that offset is then exactly what the snapshot describes.
@@ -238,14 +250,6 @@ impl PartitionLog {
         // with a log that changed below it.
         let snapshot_path = dir.join(PRODUCER_SNAPSHOT);
         let snapshot = if disk.exists(&snapshot_path) { Some(read_all(disk.as_ref(), &snapshot_path)?) } else { None };
-        if clean {
-            // Durably forget the clean shutdown before anything new is written.
-            disk.remove_file(&dir.join(CLEAN_SHUTDOWN))?;
-            dir_changed = true;
-        }
-        if dir_changed {
-            disk.sync_dir(&dir)?;
-        }
 
         let mut log = PartitionLog {
             disk: disk.clone(),
@@ -259,6 +263,14 @@ impl PartitionLog {
             truncated_since_take: false,
             failed: false,
             producers: ProducerStateMap::new(),
+            clean_marker: clean,
+            // After anything but a clean shutdown, entries seen now may live only in the page
+            // cache (a process killed before syncing them): sync them before the first write.
+            parent_entry_unsynced: !clean,
+            dir_entries_unsynced: !clean,
+            recovery_point_on_disk: recovery_point_ckpt,
+            log_start_on_disk: log_start_ckpt,
+            snapshot_fresh: false,
             #[cfg(madsim)]
             probe_verified: std::cell::Cell::new(0),
         };
@@ -308,8 +320,10 @@ impl PartitionLog {
                     // open fails later (a read error), the rewritten pages would otherwise stay
                     // dirty after the process exits, and a power loss could tear bytes that were
                     // durable before (found by the simulator's crash points).
-                    rewrite(&seg.file, seg.size)?;
-                    seg.file.sync()?;
+                    if seg.size > 0 {
+                        rewrite(&seg.file, seg.size)?;
+                        seg.file.sync()?;
+                    }
                     seg
                 }
             };
@@ -317,6 +331,7 @@ impl PartitionLog {
             log.segments.insert(base, seg);
         }
         doomed.retain(|&b| b != i64::MIN);
+        let mut dir_changed = !doomed.is_empty();
         for &base in &doomed {
             let path = Self::seg_path(&dir, base, "log");
             report.truncated_bytes += disk.open(&path, false)?.len()?;
@@ -338,11 +353,16 @@ impl PartitionLog {
         };
         let leo = log.segments.values().next_back().map(|s| s.next_offset);
         if leo.is_none_or(|leo| start > leo) {
+            if !log.segments.is_empty() {
+                log.forget_clean_shutdown()?;
+            }
             for base in log.segments.keys().copied().collect::<Vec<_>>() {
                 log.remove_segment_files(base)?;
             }
             log.segments.clear();
-            let seg = log.create_segment_file(start, now_ms)?;
+            // The first segment's name becomes durable with the first write (`before_write`).
+            let seg = log.create_segment_file_unsynced(start, now_ms)?;
+            log.dir_entries_unsynced = true;
             log.segments.insert(start, seg);
         }
         log.log_start_offset = start;
@@ -352,15 +372,25 @@ impl PartitionLog {
             if s.next_offset > start {
                 break;
             }
+            log.forget_clean_shutdown()?;
             log.remove_segment_files(b)?;
             log.segments.remove(&b);
+            dir_changed = true;
         }
-        disk.sync_dir(&dir)?;
+        if dir_changed {
+            disk.sync_dir(&dir)?;
+        }
         let leo = log.log_end_offset();
         log.flushed_offset = leo;
-        write_atomic(disk.as_ref(), &dir.join(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(leo))?;
+        // An absent checkpoint means 0, so a new empty log needs none.
+        if log.recovery_point_on_disk.unwrap_or(0) != leo {
+            log.write_recovery_point(leo)?;
+        }
         match snapshot.as_deref().and_then(ProducerStateMap::decode_snapshot) {
-            Some((state, at)) if at == leo => log.producers = state,
+            Some((state, at)) if at == leo => {
+                log.producers = state;
+                log.snapshot_fresh = true;
+            }
             Some((state, at)) if at < leo => {
                 // Taken before a crash: replay the batches written since.
                 log.producers = state;
@@ -379,7 +409,12 @@ impl PartitionLog {
                 log.rebuild_producer_state()?;
             }
         }
-        log.write_producer_snapshot(leo)?;
+        // Without any snapshot file and with no producers there is nothing an old snapshot
+        // could be confused with; otherwise the file must describe the state as opened.
+        let nothing_to_snapshot = snapshot.is_none() && log.producers.is_empty();
+        if !log.snapshot_fresh && !nothing_to_snapshot {
+            log.write_producer_snapshot(leo)?;
+        }
         log.check_invariants();
         report.segments = log.segments.len();
         report.log_end_offset = leo;
@@ -425,8 +460,57 @@ impl PartitionLog {
 
     /// Durably replaces the producer state snapshot with the current state, taken at `at` (the
     /// log end offset: the state covers every batch below it).
-    fn write_producer_snapshot(&self, at: i64) -> io::Result<()> {
-        write_atomic(self.disk.as_ref(), &self.path(PRODUCER_SNAPSHOT), &self.producers.encode_snapshot(at))
+    fn write_producer_snapshot(&mut self, at: i64) -> io::Result<()> {
+        self.before_write_io()?;
+        write_atomic(self.disk.as_ref(), &self.path(PRODUCER_SNAPSHOT), &self.producers.encode_snapshot(at))?;
+        self.snapshot_fresh = at == self.log_end_offset();
+        Ok(())
+    }
+
+    /// Durably replaces the recovery-point checkpoint.
+    fn write_recovery_point(&mut self, offset: i64) -> io::Result<()> {
+        self.before_write_io()?;
+        write_atomic(self.disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(offset))?;
+        self.recovery_point_on_disk = Some(offset);
+        Ok(())
+    }
+
+    /// Before the first change to the partition's files: remove the clean-shutdown marker and
+    /// make the directory entries created without a sync durable, with one directory sync (and
+    /// one of the parent for a new partition).
+    fn before_write_io(&mut self) -> io::Result<()> {
+        if !self.clean_marker && !self.dir_entries_unsynced && !self.parent_entry_unsynced {
+            return Ok(());
+        }
+        if self.clean_marker {
+            self.disk.remove_file(&self.path(CLEAN_SHUTDOWN))?;
+        }
+        self.disk.sync_dir(&self.dir)?;
+        if self.parent_entry_unsynced {
+            if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                self.disk.sync_dir(parent)?;
+            }
+        }
+        self.clean_marker = false;
+        self.dir_entries_unsynced = false;
+        self.parent_entry_unsynced = false;
+        Ok(())
+    }
+
+    /// [`Self::before_write_io`], failing the log on error.
+    fn before_write(&mut self) -> Result<(), LogError> {
+        if let Err(e) = self.before_write_io() {
+            return self.fatal(e);
+        }
+        Ok(())
+    }
+
+    /// Durably forgets a clean shutdown (before open changes the files).
+    fn forget_clean_shutdown(&mut self) -> io::Result<()> {
+        if self.clean_marker {
+            self.before_write_io()?;
+        }
+        Ok(())
     }
 
     /// The idempotent producers' state (for tests and tools).
@@ -447,6 +531,13 @@ impl PartitionLog {
 
     /// Creates an empty segment file (replacing any stale one) and makes its name durable.
     fn create_segment_file(&self, base: i64, now_ms: i64) -> Result<Segment, LogError> {
+        let seg = self.create_segment_file_unsynced(base, now_ms)?;
+        self.disk.sync_dir(&self.dir)?;
+        Ok(seg)
+    }
+
+    /// Creates an empty segment file (replacing any stale one); its name is not durable yet.
+    fn create_segment_file_unsynced(&self, base: i64, now_ms: i64) -> Result<Segment, LogError> {
         assert!(base >= 0, "negative segment base offset {base}");
         remove_if_exists(&self.disk, &Self::seg_path(&self.dir, base, "index"))?;
         remove_if_exists(&self.disk, &Self::seg_path(&self.dir, base, "timeindex"))?;
@@ -455,7 +546,6 @@ impl PartitionLog {
             file.truncate(0)?;
             file.sync()?;
         }
-        self.disk.sync_dir(&self.dir)?;
         Ok(Segment::new_empty(base, file, now_ms))
     }
 
@@ -602,6 +692,7 @@ impl PartitionLog {
         if let Check::Duplicate(m) = self.producers.check(&produced)? {
             return Ok(AppendOutcome::Duplicate(self.duplicate_info(&m)));
         }
+        self.before_write()?;
         let total = batches.len() as u64;
         let active = self.active();
         let too_big = active.size + total > self.config.segment_bytes;
@@ -636,6 +727,7 @@ impl PartitionLog {
         assert_eq!(active.next_offset, next);
         self.active_dirty = true;
         self.producers.commit(&headers);
+        self.snapshot_fresh = false;
         Ok(AppendOutcome::Appended(AppendInfo {
             base_offset: leo,
             last_offset: next - 1,
@@ -871,8 +963,10 @@ impl PartitionLog {
     /// less. The server may call this periodically.
     pub fn checkpoint_recovery_point(&mut self) -> Result<(), LogError> {
         self.ensure_ok()?;
-        let bytes = index::encode_checkpoint(self.flushed_offset);
-        if let Err(e) = write_atomic(self.disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &bytes) {
+        if self.recovery_point_on_disk == Some(self.flushed_offset) {
+            return Ok(());
+        }
+        if let Err(e) = self.write_recovery_point(self.flushed_offset) {
             return self.fatal(e);
         }
         Ok(())
@@ -930,15 +1024,20 @@ impl PartitionLog {
     }
 
     fn write_log_start_checkpoint(&mut self) -> Result<(), LogError> {
+        self.before_write()?;
         let bytes = index::encode_checkpoint(self.log_start_offset);
         if let Err(e) = write_atomic(self.disk.as_ref(), &self.path(LOG_START_CHECKPOINT), &bytes) {
             return self.fatal(e);
         }
+        self.log_start_on_disk = Some(self.log_start_offset);
         Ok(())
     }
 
     /// Deletes the given (non-active) segments durably. Returns their total size.
     fn delete_segments(&mut self, bases: &[i64]) -> Result<u64, LogError> {
+        if !bases.is_empty() {
+            self.before_write()?;
+        }
         let mut bytes = 0;
         for &b in bases {
             let seg = self.segments.remove(&b).expect("deleting a known segment");
@@ -999,6 +1098,7 @@ impl PartitionLog {
         let expired = self.producers.expire(now_ms, PRODUCER_ID_EXPIRATION_MS);
         if expired > 0 {
             info!(dir = %self.dir.display(), expired, "expired idle producer ids");
+            self.snapshot_fresh = false;
         }
         let mut doomed: Vec<i64> = Vec::new();
         let mut roll_active = false;
@@ -1036,6 +1136,7 @@ impl PartitionLog {
         if doomed.is_empty() {
             return Ok(RetentionReport { segments_deleted: 0, bytes_deleted: 0, log_start_offset: self.log_start_offset });
         }
+        self.before_write()?;
         if roll_active {
             self.roll(now_ms)?;
         }
@@ -1075,6 +1176,7 @@ impl PartitionLog {
         if offset >= leo {
             return Ok(());
         }
+        self.before_write_io()?;
         self.truncated_since_take = true;
         #[cfg(madsim)]
         self.probe_verified.set(self.probe_verified.get().min(offset));
@@ -1082,7 +1184,7 @@ impl PartitionLog {
         if offset < self.log_start_offset {
             // Lower the recovery point first: nothing at or after `offset` may be trusted.
             self.flushed_offset = self.flushed_offset.min(offset);
-            write_atomic(self.disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(offset))?;
+            self.write_recovery_point(offset)?;
             for b in self.segments.keys().copied().collect::<Vec<_>>() {
                 self.remove_segment_files(b)?;
             }
@@ -1102,7 +1204,7 @@ impl PartitionLog {
         let pos = seg.locate(offset)?;
         let new_leo = if pos < seg.size { seg.read_header(pos)?.base_offset } else { seg.next_offset };
         self.flushed_offset = self.flushed_offset.min(new_leo);
-        write_atomic(self.disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(self.flushed_offset))?;
+        self.write_recovery_point(self.flushed_offset)?;
         let later: Vec<i64> = self.segments.range(base + 1..).map(|(&b, _)| b).collect();
         for &b in &later {
             let s = self.segments.remove(&b).expect("known segment");
@@ -1140,20 +1242,35 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Clean shutdown: sync all data, write every index, then the clean-shutdown marker.
+    /// Clean shutdown: sync all data, write every index, then the clean-shutdown marker. A log
+    /// untouched since a clean open needs none of it: its files are what that close left.
     pub fn close(mut self) -> Result<(), LogError> {
         self.ensure_ok()?;
+        if self.clean_marker {
+            info!(dir = %self.dir.display(), log_end_offset = self.log_end_offset(), "log closed cleanly (unchanged since open)");
+            return Ok(());
+        }
         self.flush()?;
+        self.before_write_io()?;
         let leo = self.log_end_offset();
         let disk = self.disk.clone();
         for seg in self.segments.values().filter(|s| !s.index_persisted) {
             self.write_index_files(seg, true)?;
         }
+        if self.recovery_point_on_disk != Some(leo) {
+            self.write_recovery_point(leo)?;
+        }
+        if self.log_start_on_disk != Some(self.log_start_offset) {
+            write_atomic(disk.as_ref(), &self.path(LOG_START_CHECKPOINT), &index::encode_checkpoint(self.log_start_offset))?;
+        }
+        if !self.snapshot_fresh {
+            self.write_producer_snapshot(leo)?;
+        }
+        // Only the marker's existence counts, so creating it and syncing the directory is
+        // enough; that one sync also makes the index files' renames above durable, no later
+        // than the marker.
+        drop(disk.open(&self.path(CLEAN_SHUTDOWN), true)?);
         disk.sync_dir(&self.dir)?;
-        write_atomic(disk.as_ref(), &self.path(RECOVERY_POINT_CHECKPOINT), &index::encode_checkpoint(leo))?;
-        write_atomic(disk.as_ref(), &self.path(LOG_START_CHECKPOINT), &index::encode_checkpoint(self.log_start_offset))?;
-        self.write_producer_snapshot(leo)?;
-        write_atomic(disk.as_ref(), &self.path(CLEAN_SHUTDOWN), b"")?;
         info!(dir = %self.dir.display(), log_end_offset = leo, "log closed cleanly");
         Ok(())
     }

@@ -282,6 +282,17 @@ fn clean_close_loads_indexes_and_unclean_rescans() {
     for off in 0..20 {
         assert_eq!(batches_of(&log.read(off, 1, i64::MAX).unwrap().data)[0].0.base_offset, off);
     }
+    // Untouched since that clean open, the files are still what the close left: dropping the
+    // log without a close keeps the shutdown clean.
+    drop(log);
+    let (mut log, rep) = PartitionLog::open(disk.clone(), dir(), cfg.clone(), 0).unwrap();
+    assert!(rep.clean_shutdown, "an untouched log stays clean");
+    assert_eq!(rep.batches_scanned, 0);
+    // The first change makes it unclean until the next close.
+    let mut b = make_batch(1, 100, 20, 20);
+    log.append(&mut b, 0, 0).unwrap();
+    log.flush().unwrap();
+    let before = read_all_batches(&log);
     drop(log); // no close: unclean
     let (log, rep) = PartitionLog::open(disk.clone(), dir(), cfg.clone(), 0).unwrap();
     assert!(!rep.clean_shutdown);
@@ -393,7 +404,7 @@ fn flipped_bit_in_middle_batch_truncates_from_there() {
     m.flip_bit(&seg_path(0), pos, 0).unwrap();
     // The recovery point is at the end, so only a rescan from zero would notice: force it by
     // removing the recovery point checkpoint (as after a crash before it was ever written).
-    disk.remove_file(&dir().join("recovery-point")).unwrap();
+    let _ = disk.remove_file(&dir().join("recovery-point"));
     let (got, rep) = recovered(&disk, &cfg);
     assert_prefix(&got, &stored, 2);
     assert!(rep.truncated_bytes > 0);
@@ -447,4 +458,33 @@ fn delete_removes_directory() {
     log.append(&mut b, 0, 0).unwrap();
     log.delete().unwrap();
     assert!(!disk.exists(&dir()));
+}
+
+/// A new partition costs no sync until its first write; that write makes the segment's name
+/// (and the partition directory's) durable before any byte of it counts as flushed. An untouched
+/// clean open and close writes nothing at all.
+#[test]
+fn new_partitions_defer_directory_syncs_to_their_first_write() {
+    let (m, disk) = new_disk();
+    let cfg = LogConfig::default();
+    let mut log = open(&disk, cfg.clone(), 0);
+    assert!(m.has_unsynced(), "creating the partition synced its directory entries");
+    let mut b = make_batch(1, 10, 0, 1);
+    log.append(&mut b, 0, 0).unwrap();
+    log.flush().unwrap();
+    let len = m.file_len(&seg_path(0)).unwrap();
+    assert_eq!(m.durability_gap(&seg_path(0), 0..len), None);
+    log.close().unwrap();
+    assert!(!m.has_unsynced());
+
+    // Untouched after a clean open: a crash, and the next open is still clean, with no sync
+    // in between.
+    let log = open(&disk, cfg.clone(), 0);
+    assert!(!m.has_unsynced(), "a clean open wrote something");
+    log.close().unwrap();
+    assert!(!m.has_unsynced(), "closing an untouched log wrote something");
+    m.crash();
+    let (_log, rep) = PartitionLog::open(disk.clone(), dir(), cfg, 0).unwrap();
+    assert!(rep.clean_shutdown);
+    assert_eq!(rep.log_end_offset, 1);
 }

@@ -57,6 +57,8 @@ struct Model {
     start: i64,
     leo: i64,
     flushed: i64,
+    /// Nothing changed since the last clean close: a crash now must still be a clean start.
+    pristine: bool,
 }
 
 impl Model {
@@ -109,6 +111,7 @@ fn run(seed: u64, segment_bytes: u64, index_interval_bytes: usize, ops: Vec<Op>)
                     buf.extend_from_slice(&batch::build_simple(0, now, &recs));
                 }
                 let info = l.append(&mut buf, 1, now).unwrap();
+                model.pristine &= buf.is_empty();
                 prop_assert_eq!(info.base_offset, model.leo);
                 let mut pos = 0;
                 while pos < buf.len() {
@@ -144,7 +147,8 @@ fn run(seed: u64, segment_bytes: u64, index_interval_bytes: usize, ops: Vec<Op>)
                 drop(log.take());
                 mem.crash();
                 let (l, rep) = PartitionLog::open(disk.clone(), dir(), cfg.clone(), now).unwrap();
-                prop_assert!(!rep.clean_shutdown);
+                // Clean exactly when nothing changed since the last clean close.
+                prop_assert_eq!(rep.clean_shutdown, model.pristine);
                 let leo = l.log_end_offset();
                 let start = l.log_start_offset();
                 prop_assert!(leo >= model.flushed, "lost flushed data: end {leo} < flushed {}", model.flushed);
@@ -167,11 +171,13 @@ fn run(seed: u64, segment_bytes: u64, index_interval_bytes: usize, ops: Vec<Op>)
                 prop_assert!(rep.clean_shutdown);
                 prop_assert_eq!(rep.batches_scanned, 0);
                 model.flushed = model.leo;
+                model.pristine = true;
                 log = Some(l);
             }
             Op::DeleteRecords(frac) => {
                 let offset = pick(model.start, model.leo, frac);
                 let start = l.delete_records_before(offset).unwrap();
+                model.pristine &= offset <= model.start;
                 model.start = model.start.max(offset);
                 prop_assert_eq!(start, model.start);
             }
@@ -180,6 +186,7 @@ fn run(seed: u64, segment_bytes: u64, index_interval_bytes: usize, ops: Vec<Op>)
                 l.set_config(LogConfig { retention_bytes: i64::from(bytes), ..cfg.clone() });
                 let rep = l.apply_retention(now).unwrap();
                 l.set_config(cfg.clone());
+                model.pristine &= rep.segments_deleted == 0;
                 prop_assert_eq!(l.size_bytes(), before - rep.bytes_deleted);
                 prop_assert!(rep.log_start_offset >= model.start && rep.log_start_offset <= model.leo);
                 if rep.segments_deleted > 0 {
@@ -191,6 +198,7 @@ fn run(seed: u64, segment_bytes: u64, index_interval_bytes: usize, ops: Vec<Op>)
                 l.set_config(LogConfig { retention_ms: i64::from(ms), ..cfg.clone() });
                 let rep = l.apply_retention(now).unwrap();
                 l.set_config(cfg.clone());
+                model.pristine &= rep.segments_deleted == 0;
                 prop_assert!(rep.log_start_offset >= model.start && rep.log_start_offset <= model.leo);
                 model.start = rep.log_start_offset;
                 // Every remaining batch from the start on is younger than the cut, bar the active
@@ -199,6 +207,7 @@ fn run(seed: u64, segment_bytes: u64, index_interval_bytes: usize, ops: Vec<Op>)
             Op::Truncate(frac) => {
                 let offset = pick(model.start, model.leo, frac);
                 l.truncate_to(offset).unwrap();
+                model.pristine &= offset >= model.leo;
                 if offset < model.leo {
                     let cut = model.batches.iter().position(|b| b.next > offset).unwrap();
                     model.leo = model.batches[cut].base;
