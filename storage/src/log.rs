@@ -497,6 +497,12 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// The caller made this partition directory's entry in its parent durable (one sync of the
+    /// parent for a whole batch of partitions, instead of one per partition at its first write).
+    pub fn parent_entry_synced(&mut self) {
+        self.parent_entry_unsynced = false;
+    }
+
     /// [`Self::before_write_io`], failing the log on error.
     fn before_write(&mut self) -> Result<(), LogError> {
         if let Err(e) = self.before_write_io() {
@@ -1243,27 +1249,56 @@ impl PartitionLog {
     }
 
     /// Clean shutdown: sync all data, write every index, then the clean-shutdown marker. A log
-    /// untouched since a clean open needs none of it: its files are what that close left.
+    /// untouched since a clean open needs none of it: its files are what that close left. An
+    /// empty log that never held a record needs none either: opening it unclean scans nothing.
     pub fn close(mut self) -> Result<(), LogError> {
         self.ensure_ok()?;
         if self.clean_marker {
+            // Indexes that open had to rebuild (lost, or not matching) are written back; they
+            // are derived data, checked when loaded, so writing them leaves the marker true.
+            let mut wrote = false;
+            for seg in self.segments.values().filter(|s| !s.index_persisted && s.size > 0) {
+                self.write_index_files(seg, false)?;
+                wrote = true;
+            }
+            if wrote {
+                self.disk.sync_dir(&self.dir)?;
+            }
             info!(dir = %self.dir.display(), log_end_offset = self.log_end_offset(), "log closed cleanly (unchanged since open)");
             return Ok(());
         }
         self.flush()?;
-        self.before_write_io()?;
         let leo = self.log_end_offset();
-        let disk = self.disk.clone();
-        for seg in self.segments.values().filter(|s| !s.index_persisted) {
-            self.write_index_files(seg, true)?;
+        let never_written = self.segments.len() == 1
+            && self.active().size == 0
+            && self.log_start_offset == self.active().base_offset
+            && self.log_start_on_disk.unwrap_or(0) <= self.log_start_offset
+            && self.producers.is_empty()
+            && !self.disk.exists(&self.path(PRODUCER_SNAPSHOT));
+        if never_written && self.log_start_offset == 0 {
+            info!(dir = %self.dir.display(), "empty log closed");
+            return Ok(());
         }
-        if self.recovery_point_on_disk != Some(leo) {
+        self.before_write_io()?;
+        let disk = self.disk.clone();
+        // Index files are checked against their segment's size and CRC when loaded, so they
+        // need no fsync: one lost to a power loss is rebuilt by a scan.
+        for seg in self.segments.values().filter(|s| !s.index_persisted && s.size > 0) {
+            self.write_index_files(seg, false)?;
+        }
+        if self.recovery_point_on_disk.unwrap_or(0) != leo {
             self.write_recovery_point(leo)?;
         }
-        if self.log_start_on_disk != Some(self.log_start_offset) {
+        // Open takes the larger of the checkpoint and the first segment's base, so a start at
+        // that base needs no checkpoint.
+        let first_base = self.segments.keys().next().copied().unwrap_or(0);
+        let start_known = self.log_start_on_disk == Some(self.log_start_offset)
+            || (self.log_start_offset == first_base && self.log_start_on_disk.unwrap_or(0) <= first_base);
+        if !start_known {
             write_atomic(disk.as_ref(), &self.path(LOG_START_CHECKPOINT), &index::encode_checkpoint(self.log_start_offset))?;
         }
-        if !self.snapshot_fresh {
+        let snapshot_needed = !self.producers.is_empty() || disk.exists(&self.path(PRODUCER_SNAPSHOT));
+        if !self.snapshot_fresh && snapshot_needed {
             self.write_producer_snapshot(leo)?;
         }
         // Only the marker's existence counts, so creating it and syncing the directory is

@@ -6,6 +6,8 @@
 3. Creates more topics (also in single requests) until the broker holds PARTITIONS partitions.
 4. Stops the broker cleanly (SIGTERM) and times start-to-serving with all partitions; then kills it
    with SIGKILL and times the restart after a crash (recovery of what was not cleanly shut down).
+5. Writes one record to every partition (acks=all), and times both restarts again: now every
+   partition has data to recover after the crash.
 
 Usage: .venv/bin/python tests/bench/partitions.py   (env: GREGOR_BIN, TOPICS=1000, PARTITIONS=10000)
 """
@@ -22,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +73,16 @@ def create(admin: AdminClient, names: list[str], partitions: int) -> float:
     return time.monotonic() - t0
 
 
+def produce_one_each(port: int, names: list[str]) -> None:
+    p = Producer({"bootstrap.servers": f"127.0.0.1:{port}", "acks": "all", "linger.ms": 20, "log_level": 0})
+    for name in names:
+        p.produce(name, b"x" * 100, partition=0)
+        p.poll(0)
+    left = p.flush(300)
+    if left:
+        sys.exit(f"{left} records were not acknowledged")
+
+
 def stop(proc: subprocess.Popen, sig: int) -> None:
     proc.send_signal(sig)
     proc.wait(timeout=120)
@@ -91,12 +104,21 @@ def main() -> None:
             n = min(1000, PARTITIONS - total)
             create(admin, [f"more-{batch}-{i}" for i in range(n)], 1)
             total, batch = total + n, batch + 1
-        stop(proc, signal.SIGTERM)
-        proc, t_clean = start(data, port)
-        print(f"start to serving with {total} partitions after a clean shutdown: {t_clean:.2f} s")
-        stop(proc, signal.SIGKILL)
-        proc, t_crash = start(data, port)
-        print(f"start to serving with {total} partitions after kill -9: {t_crash:.2f} s")
+        names = [f"bench-{i}" for i in range(TOPICS)] + [
+            f"more-{b}-{i}" for b in range(batch) for i in range(min(1000, PARTITIONS - TOPICS - 1000 * b))]
+        for label in ("empty partitions", "one record in every partition"):
+            if label != "empty partitions":
+                t0 = time.monotonic()
+                produce_one_each(port, names)
+                print(f"produce one record to each of {len(names)} partitions: {time.monotonic() - t0:.2f} s")
+            t0 = time.monotonic()
+            stop(proc, signal.SIGTERM)
+            print(f"[{label}] clean shutdown: {time.monotonic() - t0:.2f} s")
+            proc, t_clean = start(data, port)
+            print(f"[{label}] start to serving with {total} partitions after a clean shutdown: {t_clean:.2f} s")
+            stop(proc, signal.SIGKILL)
+            proc, t_crash = start(data, port)
+            print(f"[{label}] start to serving with {total} partitions after kill -9: {t_crash:.2f} s")
         stop(proc, signal.SIGTERM)
         proc = None
         print(f"(empty broker start: {t_start:.2f} s)")

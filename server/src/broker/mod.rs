@@ -223,6 +223,7 @@ impl Broker {
                 .map_err(|e| StartError::Partition(name.clone(), e.message))?;
             topics.push(Topic { name: name.clone(), id: rec.id, configs: rec.configs.clone(), log_config, partitions });
         }
+        broker.sync_partition_dir_entries(topics.iter().flat_map(|t| t.partitions.iter()));
         {
             let mut reg = broker.registry.lock().expect("registry lock");
             for t in topics {
@@ -240,6 +241,22 @@ impl Broker {
             tracing::info!(groups, "restored consumer groups");
         }
         Ok(broker)
+    }
+
+    /// Makes the partition directories' entries in the data directory durable with one sync,
+    /// so each partition need not sync the data directory at its first write. If the sync
+    /// fails, each partition still does it itself before its first write.
+    fn sync_partition_dir_entries<'a>(&self, partitions: impl Iterator<Item = &'a Arc<Partition>>) {
+        if let Err(e) = self.disk.sync_dir(&self.config.log_dir) {
+            tracing::warn!(error = %e, "could not sync the data directory; partitions sync it at their first write");
+            return;
+        }
+        for p in partitions {
+            let _ = p.with_log_mut(|log, _| {
+                log.parent_entry_synced();
+                Ok(())
+            });
+        }
     }
 
     fn open_partitions(&self, topic: &str, range: std::ops::Range<i32>, log_config: &LogConfig) -> Result<Vec<Arc<Partition>>, AdminError> {
@@ -405,6 +422,7 @@ impl Broker {
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
+        self.sync_partition_dir_entries(created.iter().flat_map(|t| t.partitions.iter()));
         let mut reg = self.registry();
         for topic in created {
             reg.ids.insert(topic.id, topic.name.clone());
