@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gregor_core::clock::ManualClock;
-use gregor_net::codec::DecodedRequest;
 use gregor_server::broker::Broker;
 use gregor_server::config::BrokerConfig;
 use gregor_server::errors;
-use gregor_server::handlers::{dispatch, Reply};
 use gregor_storage::{FaultConfig, MemDisk};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+
+mod support;
+use support::call;
 
 fn idem_batch(pid: i64, epoch: i16, seq: i32, value: &[u8]) -> Vec<u8> {
     let mut b = gregor_core::batch::build_simple(0, 1_700_000_000_000, &[(None, Some(value))]);
@@ -25,18 +26,6 @@ fn idem_batch(pid: i64, epoch: i16, seq: i32, value: &[u8]) -> Vec<u8> {
     b
 }
 
-async fn call(broker: &Arc<Broker>, key: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
-    let mut header = RequestHeader::default();
-    header.request_api_key = key as i16;
-    header.request_api_version = version;
-    header.correlation_id = 1;
-    let req = DecodedRequest { header, api_key: key, body };
-    match dispatch(broker, req, "127.0.0.1:5555").await.expect("dispatched") {
-        Reply::Now(b) => b,
-        Reply::Later(f) => f.await,
-        Reply::None => panic!("no reply"),
-    }
-}
 
 async fn init_producer_id(broker: &Arc<Broker>, transactional_id: Option<&str>) -> InitProducerIdResponse {
     let mut r = InitProducerIdRequest::default();

@@ -11,28 +11,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use gregor_core::batch::{self, HEADER_LEN, LOG_OVERHEAD};
 use gregor_core::clock::ManualClock;
-use gregor_net::codec::DecodedRequest;
 use gregor_server::broker::Broker;
 use gregor_server::config::BrokerConfig;
 use gregor_server::errors;
-use gregor_server::handlers::{dispatch, Reply};
 use gregor_storage::{FaultConfig, MemDisk};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-async fn call(broker: &Arc<Broker>, key: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
-    let mut header = RequestHeader::default();
-    header.request_api_key = key as i16;
-    header.request_api_version = version;
-    header.correlation_id = 1;
-    header.client_id = Some(StrBytes::from_static_str("a-client"));
-    let req = DecodedRequest { header, api_key: key, body };
-    match dispatch(broker, req, "127.0.0.1:5555").await.expect("dispatched") {
-        Reply::Now(b) => b,
-        Reply::Later(f) => f.await,
-        Reply::None => panic!("no reply"),
-    }
-}
+mod support;
+use support::call;
+
 
 async fn produce_v(broker: &Arc<Broker>, version: i16, topic: &str, partition: i32, records: Vec<u8>) -> produce_response::PartitionProduceResponse {
     let mut pd = produce_request::PartitionProduceData::default();
