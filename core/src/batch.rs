@@ -23,6 +23,7 @@ pub const LOG_OVERHEAD: usize = 12;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
+const BASE_SEQUENCE_OFFSET: usize = 53;
 
 /// Attribute bit: timestamps are the broker's append time.
 pub const ATTR_LOG_APPEND_TIME: i16 = 1 << 3;
@@ -99,7 +100,7 @@ impl BatchHeader {
             max_timestamp: be_i64(buf, 35),
             producer_id: be_i64(buf, 43),
             producer_epoch: be_i16(buf, 51),
-            base_sequence: be_i32(buf, 53),
+            base_sequence: be_i32(buf, BASE_SEQUENCE_OFFSET),
             record_count: be_i32(buf, 57),
         };
         if h.magic != 2 {
@@ -207,6 +208,14 @@ pub fn set_offset_and_epoch(batch: &mut [u8], base_offset: i64, leader_epoch: i3
     assert!(batch.len() >= HEADER_LEN, "set_offset_and_epoch on a truncated batch");
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
     batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+}
+
+/// Sets the base sequence (a CRC-covered field) and recomputes the CRC.
+pub fn set_base_sequence(batch: &mut [u8], base_sequence: i32) {
+    assert!(batch.len() >= HEADER_LEN, "set_base_sequence on a truncated batch");
+    batch[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Marks the batch as `LogAppendTime` with `now_ms` as its max timestamp and recomputes the CRC.

@@ -1,5 +1,6 @@
 //! gregor-net: everything that crosses the wire.
 //!
+//! * [`batch_encode`]: one partition's records as exactly one record batch, for the producers.
 //! * [`frame`]: length-prefixed Kafka frames, with sizes checked before any allocation.
 //! * [`codec`]: request/response header handling over the `kafka-protocol` message types.
 //! * [`schema`]: Gregor's table of the request formats and the bounds check every request frame
@@ -7,6 +8,7 @@
 //! * [`tcp`]: the transport adapter (tokio TCP, which is madsim's simulated TCP under `--cfg madsim`).
 //! * [`client`]: a small async Kafka client used by the CLI tools and, later, the simulator.
 
+pub mod batch_encode;
 pub mod client;
 pub mod codec;
 pub mod frame;

@@ -135,7 +135,17 @@ fn request_level_refusals_follow_kafka() {
         no_seq[43..51].copy_from_slice(&7i64.to_be_bytes());
         fix_crc(&mut no_seq);
         assert_eq!(produce(&broker, "t", no_seq).await.error_code, errors::INVALID_RECORD);
+        // Two batches for one partition: one batch per partition, as Kafka.
+        let mut two = batch::build_simple(0, 1, &[(None, Some(b"a"))]);
+        two.extend_from_slice(&batch::build_simple(0, 1, &[(None, Some(b"b"))]));
+        let r = produce(&broker, "t", two).await;
+        assert_eq!(r.error_code, errors::INVALID_RECORD);
+        assert!(r.error_message.unwrap().contains("exactly one record batch"));
         assert_eq!(log_end(&broker, "t", 0), 0);
+        // One batch of two records is fine.
+        let one = batch::build_simple(0, 1, &[(None, Some(b"a")), (None, Some(b"b"))]);
+        assert_eq!(produce(&broker, "t", one).await.error_code, errors::NONE);
+        assert_eq!(log_end(&broker, "t", 0), 2);
     });
 }
 

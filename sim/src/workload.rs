@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use gregor_net::client::Client;
 use indexmap::IndexMap;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -25,7 +25,7 @@ use kafka_protocol::messages::{
     ProduceRequest, ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -286,7 +286,7 @@ pub async fn producer(ctx: Ctx, spec: ProducerSpec, seed: u64) {
 }
 
 fn produce_request(topic: &str, batch: &Pending, acks: i16, producer_id: i64, epoch: i16, compression: Compression) -> anyhow::Result<ProduceRequest> {
-    let records: Vec<Record> = batch
+    let mut records: Vec<Record> = batch
         .records
         .iter()
         .enumerate()
@@ -306,11 +306,10 @@ fn produce_request(topic: &str, batch: &Pending, acks: i16, producer_id: i64, ep
             headers: r.headers.iter().map(|(k, v)| (StrBytes::from_string(k.clone()), Some(v.clone()))).collect::<IndexMap<_, _>>(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression })?;
+    let encoded = gregor_net::batch_encode::encode_one_batch(&mut records, compression).map_err(anyhow::Error::msg)?;
     let mut pd = PartitionProduceData::default();
     pd.index = batch.partition;
-    pd.records = Some(buf.freeze());
+    pd.records = Some(encoded);
     let mut td = TopicProduceData::default();
     td.name = name(topic);
     td.partition_data = vec![pd];

@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record, TimestampType};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{connect, error_name, metadata};
@@ -163,14 +163,10 @@ async fn send(client: &mut gregor_net::client::Client, opts: &ProduceOptions, pe
     td.name = TopicName(StrBytes::from_string(opts.topic.clone()));
     let mut counts = BTreeMap::new();
     for (p, mut records) in pending {
-        for (i, r) in records.iter_mut().enumerate() {
-            r.offset = i as i64;
-        }
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression: opts.compression })?;
+        let batch = gregor_net::batch_encode::encode_one_batch(&mut records, opts.compression).map_err(anyhow::Error::msg)?;
         let mut pd = PartitionProduceData::default();
         pd.index = p;
-        pd.records = Some(buf.freeze());
+        pd.records = Some(batch);
         td.partition_data.push(pd);
         counts.insert(p, records.len() as u64);
     }

@@ -29,10 +29,9 @@
 //! append time on LogAppendTime topics, and on CreateTime topics the max timestamp when the
 //! header disagrees with the records (Kafka's `setMaxTimestamp`).
 //!
-//! Kafka also refuses more than one batch per partition in one request (INVALID_RECORD). Gregor
-//! still accepts several, each validated as above, because its own tools and the simulator's
-//! client encode one batch per record with the kafka-protocol crate; none of the Kafka clients
-//! sends more than one.
+//! More than one batch for a partition in one request is INVALID_RECORD, as Kafka: a producer
+//! sends one batch per partition (Gregor's own tools and the simulator's client encode theirs
+//! with `gregor_net::batch_encode`).
 //!
 //! acks=0 gets no response at all (Kafka's contract); acks=1 and acks=-1 are answered after the
 //! fsync under the default policy (on one node they are the same thing).
@@ -104,6 +103,12 @@ fn split_records(buf: &[u8], version: i16) -> Result<Vec<(BatchHeader, std::ops:
         return Err(refuse(
             errors::UNSUPPORTED_COMPRESSION_TYPE,
             format!("Produce requests with version {version} are not allowed to use ZStandard compression"),
+        ));
+    }
+    if batches.len() > 1 {
+        return Err(refuse(
+            errors::INVALID_RECORD,
+            format!("Produce requests with version {version} are only allowed to contain exactly one record batch per partition"),
         ));
     }
     Ok(batches)
