@@ -186,21 +186,8 @@ pub fn split(mut buf: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)
 /// Splits a buffer holding consecutive batches (a produce request's record set) into batches
 /// checked with [`validate_produced`]. Any trailing partial batch is an error: producers never
 /// send one.
-pub fn split_validated(mut buf: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
-    let mut out = Vec::new();
-    let mut pos = 0usize;
-    while !buf.is_empty() {
-        let h = BatchHeader::parse(buf)?;
-        let len = h.total_len();
-        if len > buf.len() {
-            return Err(BatchError::Truncated { needed: len, have: buf.len() });
-        }
-        let h = validate_produced(&buf[..len])?;
-        out.push((h, pos..pos + len));
-        pos += len;
-        buf = &buf[len..];
-    }
-    Ok(out)
+pub fn split_validated(buf: &[u8]) -> Result<Vec<(BatchHeader, std::ops::Range<usize>)>, BatchError> {
+    split(buf)?.into_iter().map(|(_, range)| Ok((validate_produced(&buf[range.clone()])?, range))).collect()
 }
 
 /// Writes the broker-owned fields that lie outside the CRC.
