@@ -13,6 +13,7 @@ pub mod compression;
 pub mod consumer_protocol;
 pub mod disk;
 pub mod group;
+pub mod metadata;
 pub mod probe;
 pub mod records;
 pub mod topic;

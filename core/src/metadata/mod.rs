@@ -1,0 +1,18 @@
+//! Cluster metadata as KRaft keeps it: typed [`MetadataRecord`]s, the only way metadata
+//! changes; the [`MetadataImage`] built by applying committed records in order; the
+//! [`MetadataDelta`] each batch of records makes, which drives the replica manager and the
+//! coordinators; and replica [`placement`].
+//!
+//! The controller is the only writer of records; every node (controllers and brokers alike)
+//! builds its image from the same committed log, so nothing else caches who leads what.
+
+pub mod codec;
+mod image;
+pub mod placement;
+mod records;
+
+#[cfg(test)]
+mod tests;
+
+pub use image::{ApplyError, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration, TopicImage};
+pub use records::{DecodeError, Endpoint, LeaderChange, MetadataRecord, TopicId, NO_LEADER, RESOURCE_BROKER, RESOURCE_TOPIC};

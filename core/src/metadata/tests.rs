@@ -1,0 +1,166 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn ep(port: u16) -> Endpoint {
+    Endpoint { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port, security_protocol: 0 }
+}
+
+fn sample_records() -> Vec<MetadataRecord> {
+    vec![
+        MetadataRecord::FeatureLevel { name: "metadata.version".into(), level: 1 },
+        MetadataRecord::RegisterBroker { broker_id: 1, incarnation_id: 11, broker_epoch: 1, endpoints: vec![ep(9092)], rack: None, fenced: true },
+        MetadataRecord::RegisterBroker { broker_id: 2, incarnation_id: 22, broker_epoch: 2, endpoints: vec![ep(9192)], rack: Some("r1".into()), fenced: true },
+        MetadataRecord::UnfenceBroker { broker_id: 1, broker_epoch: 1 },
+        MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 2 },
+        MetadataRecord::Topic { name: "t".into(), topic_id: 7 },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 1, replicas: vec![2], isr: vec![2], leader: 2, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::Config { resource_type: RESOURCE_TOPIC, resource_name: "t".into(), name: "retention.ms".into(), value: Some("1000".into()) },
+        MetadataRecord::Config { resource_type: RESOURCE_BROKER, resource_name: String::new(), name: "log.retention.ms".into(), value: Some("5".into()) },
+        MetadataRecord::ProducerIds { broker_id: 1, broker_epoch: 1, next_producer_id: 1000 },
+        MetadataRecord::FenceBroker { broker_id: 2, broker_epoch: 2 },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 1, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None },
+        MetadataRecord::UnregisterBroker { broker_id: 2, broker_epoch: 2 },
+        MetadataRecord::Topic { name: "gone".into(), topic_id: 9 },
+        MetadataRecord::Partition { topic_id: 9, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::RemoveTopic { topic_id: 9 },
+    ]
+}
+
+fn build(records: &[MetadataRecord]) -> (MetadataImage, MetadataDelta) {
+    let mut image = MetadataImage::new();
+    let mut delta = MetadataDelta::default();
+    for (i, r) in records.iter().enumerate() {
+        image.apply(i as i64, r, &mut delta).unwrap_or_else(|e| panic!("record {i} {r:?}: {e}"));
+    }
+    image.check_invariants();
+    (image, delta)
+}
+
+#[test]
+fn every_record_round_trips_and_damage_is_refused() {
+    for r in sample_records() {
+        let bytes = r.encode();
+        assert_eq!(MetadataRecord::decode(&bytes), Ok(r.clone()));
+        for cut in 0..bytes.len() {
+            assert!(MetadataRecord::decode(&bytes[..cut]).is_err(), "{r:?} cut at {cut} decoded");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(MetadataRecord::decode(&longer).is_err(), "trailing byte accepted");
+        let mut future = bytes.clone();
+        future[1] = 9;
+        assert!(matches!(MetadataRecord::decode(&future), Err(DecodeError::UnknownVersion { .. })));
+    }
+    assert_eq!(MetadataRecord::decode(&[200, 0]), Err(DecodeError::UnknownType(200)));
+}
+
+#[test]
+fn applying_records_builds_the_image() {
+    let (image, delta) = build(&sample_records());
+    assert_eq!(image.brokers.len(), 1);
+    assert!(!image.brokers[&1].fenced);
+    let t = image.topic("t").unwrap();
+    assert_eq!(t.partitions[&1].leader, NO_LEADER);
+    assert_eq!(t.partitions[&1].leader_epoch, 1);
+    assert_eq!(t.partitions[&1].partition_epoch, 1);
+    assert!(image.topic("gone").is_none());
+    assert_eq!(image.topic_configs("t")["retention.ms"], "1000");
+    assert_eq!(image.cluster_broker_configs()["log.retention.ms"], "5");
+    assert_eq!(image.next_producer_id, 1000);
+    assert_eq!(delta.removed_topics[&9].1, vec![0]);
+    assert!(!delta.changed_partitions.contains_key(&(9, 0)), "a removed topic's partitions are not reported as changed");
+    assert_eq!(delta.changed_partitions[&(7, 1)].leader, NO_LEADER);
+}
+
+#[test]
+fn snapshot_records_rebuild_an_equal_image() {
+    let (image, _) = build(&sample_records());
+    let (rebuilt, _) = build(&image.to_records());
+    let mut expected = image.clone();
+    expected.offset = rebuilt.offset;
+    assert_eq!(rebuilt, expected);
+}
+
+#[test]
+fn records_that_do_not_fit_are_refused_and_change_nothing() {
+    let (image, _) = build(&sample_records());
+    let bad = [
+        MetadataRecord::Topic { name: "t".into(), topic_id: 99 },
+        MetadataRecord::Topic { name: "x".into(), topic_id: 7 },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 5, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::Partition { topic_id: 8, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1, 1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1], isr: vec![1], leader: 3, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(4), isr: None, replicas: None },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 9, leader: LeaderChange::Keep, isr: None, replicas: None },
+        MetadataRecord::FenceBroker { broker_id: 1, broker_epoch: 0 },
+        MetadataRecord::UnfenceBroker { broker_id: 5, broker_epoch: 1 },
+        MetadataRecord::RegisterBroker { broker_id: 1, incarnation_id: 1, broker_epoch: 1, endpoints: vec![], rack: None, fenced: false },
+        MetadataRecord::ProducerIds { broker_id: 1, broker_epoch: 1, next_producer_id: 1000 },
+        MetadataRecord::RemoveTopic { topic_id: 12345 },
+    ];
+    for (i, r) in bad.iter().enumerate() {
+        let mut img = image.clone();
+        let mut delta = MetadataDelta::default();
+        assert!(img.apply(100 + i as i64, r, &mut delta).is_err(), "{r:?} applied");
+        img.offset = image.offset;
+        assert_eq!(img, image, "{r:?} changed the image");
+        assert!(delta.is_empty(), "{r:?} reported a change");
+    }
+}
+
+fn arb_record() -> impl Strategy<Value = MetadataRecord> {
+    let ids = prop::collection::vec(-1i32..5, 0..4);
+    prop_oneof![
+        (0i32..4, any::<u128>(), 0i64..4, any::<bool>(), prop::option::of("[a-z]{0,3}"), 0u16..3)
+            .prop_map(|(broker_id, incarnation_id, broker_epoch, fenced, rack, port)| MetadataRecord::RegisterBroker { broker_id, incarnation_id, broker_epoch, endpoints: vec![ep(port)], rack, fenced }),
+        (0i32..4, 0i64..4).prop_map(|(broker_id, broker_epoch)| MetadataRecord::FenceBroker { broker_id, broker_epoch }),
+        (0i32..4, 0i64..4).prop_map(|(broker_id, broker_epoch)| MetadataRecord::UnfenceBroker { broker_id, broker_epoch }),
+        (0i32..4, 0i64..4).prop_map(|(broker_id, broker_epoch)| MetadataRecord::UnregisterBroker { broker_id, broker_epoch }),
+        ("[a-c]", 0u128..4).prop_map(|(name, topic_id)| MetadataRecord::Topic { name, topic_id }),
+        (0u128..4, 0i32..3, ids.clone(), ids.clone(), -1i32..4, 0i32..3)
+            .prop_map(|(topic_id, partition_id, replicas, isr, leader, leader_epoch)| MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch: 0 }),
+        (0u128..4, 0i32..3, prop::option::of(-1i32..4), prop::option::of(ids.clone()), prop::option::of(ids)).prop_map(|(topic_id, partition_id, leader, isr, replicas)| {
+            MetadataRecord::PartitionChange { topic_id, partition_id, leader: leader.map_or(LeaderChange::Keep, LeaderChange::Set), isr, replicas }
+        }),
+        ("[a-c]", "[xy]", prop::option::of("[0-9]{1,2}"))
+            .prop_map(|(resource_name, name, value)| MetadataRecord::Config { resource_type: RESOURCE_TOPIC, resource_name, name, value }),
+        (0i64..3000).prop_map(|next_producer_id| MetadataRecord::ProducerIds { broker_id: 1, broker_epoch: 1, next_producer_id }),
+        (0u128..4).prop_map(|topic_id| MetadataRecord::RemoveTopic { topic_id }),
+    ]
+}
+
+proptest! {
+    /// Any sequence of records, valid or not: the image stays consistent, epochs never go back,
+    /// and the snapshot of the result rebuilds it.
+    #[test]
+    fn any_record_sequence_keeps_the_image_consistent(records in prop::collection::vec(arb_record(), 0..60)) {
+        let mut image = MetadataImage::new();
+        for (i, r) in records.iter().enumerate() {
+            prop_assert_eq!(MetadataRecord::decode(&r.encode()), Ok(r.clone()));
+            let before = image.clone();
+            let mut delta = MetadataDelta::default();
+            let _ = image.apply(i as i64, r, &mut delta);
+            image.check_invariants();
+            for (id, t) in &image.topics {
+                if let Some(old) = before.topics.get(id) {
+                    for (p, reg) in &t.partitions {
+                        if let Some(o) = old.partitions.get(p) {
+                            prop_assert!(reg.leader_epoch >= o.leader_epoch && reg.partition_epoch >= o.partition_epoch);
+                        }
+                    }
+                }
+            }
+        }
+        let mut rebuilt = MetadataImage::new();
+        let mut delta = MetadataDelta::default();
+        for (i, r) in image.to_records().iter().enumerate() {
+            prop_assert!(rebuilt.apply(i as i64, r, &mut delta).is_ok(), "snapshot record {:?} refused", r);
+        }
+        rebuilt.offset = image.offset;
+        prop_assert_eq!(rebuilt, image);
+    }
+}
