@@ -14,8 +14,48 @@
 //!   value `<= 0` means unbounded and a positive value below `socket.request.max.bytes` is refused.
 //! * `max.connections.per.ip.overrides` keys must be IP addresses: host names are not resolved
 //!   (a broker that resolves names at start-up depends on DNS to boot); a name refuses startup.
+//!
+//! # Roles, listeners and the controller quorum (KRaft)
+//!
+//! Kafka's names and, where Kafka validates, Kafka's rules (each refusal names the key):
+//! * `process.roles`: `broker`, `controller` or both. Default both.
+//! * `controller.quorum.voters`: the static voter set, `id@host:port,…`, kept in the order given.
+//!   A duplicate id is refused (Kafka keeps the last silently; two addresses for one voter is
+//!   always a mistake). `controller.quorum.bootstrap.servers` (KIP-853 dynamic quorums) is not
+//!   supported yet and refused, rather than ignored into a quorum of one.
+//! * `listeners`: `NAME://host:port,…` (an empty host binds every interface). Names map to
+//!   protocols through `listener.security.protocol.map` (Kafka's default map, plus `NAME:PLAINTEXT`
+//!   for every name in `controller.listener.names`, as Kafka does in KRaft mode). Only PLAINTEXT is
+//!   implemented: a listener whose protocol is SSL or SASL_* refuses startup. Names and ports must
+//!   be distinct (port 0, "any free port", may repeat).
+//! * The broker serves one client listener: `inter.broker.listener.name` (default `PLAINTEXT` if
+//!   such a listener exists, else the first non-controller listener). A second non-controller
+//!   listener is refused rather than left unserved.
+//! * `advertised.listeners`: per listener name, the address given to clients; names must be in
+//!   `listeners`, and may not be a controller listener (clients never talk to controllers; Kafka
+//!   before KIP-853 refused the same). A listener without an advertised entry advertises itself,
+//!   with a wildcard host (`0.0.0.0` or empty) advertised as `127.0.0.1` (Kafka refuses an
+//!   advertised 0.0.0.0; Gregor's first-run default binds loopback, and stays usable with
+//!   `listeners=PLAINTEXT://0.0.0.0:9092`). An explicit advertised `0.0.0.0` is refused, as Kafka.
+//!
+//! ## The embedded single-node default
+//!
+//! With no configuration at all (roles `broker,controller`, `node.id=1`, one PLAINTEXT listener on
+//! 127.0.0.1:9092, no `controller.quorum.voters`), the node is a quorum of one voter: itself. A
+//! single voter never sends or receives a quorum message (it is its own majority), so it needs no
+//! controller listener, and its data directory is formatted on first start (see
+//! `meta_properties::ensure_formatted`). Any `node.id` may be used in this mode. Kafka has no such
+//! mode (it requires voters or bootstrap servers); everything else follows Kafka:
+//! * broker-only: voters must be set, must not include `node.id`, `controller.listener.names`
+//!   must be set and none of its names may appear in `listeners`;
+//! * controller-only: voters must be set and include `node.id`; every listener must be a
+//!   controller listener and at least one must exist;
+//! * both roles with voters: voters include `node.id` and a controller listener exists;
+//! * both roles without voters (embedded): no listener may be a controller listener (a controller
+//!   listener with nobody to talk to means the voters were forgotten).
+//! See [`BrokerConfig::quorum`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use gregor_storage::{LogConfig, TimestampType};
@@ -23,12 +63,6 @@ use gregor_storage::{LogConfig, TimestampType};
 /// Keys Gregor accepts but does not act on (they configure things Gregor does differently, such as
 /// thread pools, or features that do not exist yet). Accepted silently so Kafka configs load.
 const ACCEPTED_IGNORED: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
-    "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "inter.broker.listener.name",
-    "listener.security.protocol.map",
     "num.network.threads",
     "num.io.threads",
     "socket.send.buffer.bytes",
@@ -54,16 +88,192 @@ pub enum ConfigError {
     Syntax { path: String, line: usize, text: String },
 }
 
+/// `process.roles`: which roles this process plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Serves clients and hosts partitions.
+    pub broker: bool,
+    /// Votes in the metadata quorum (and may lead it).
+    pub controller: bool,
+}
+
+impl Roles {
+    /// `broker,controller`: the combined mode (and the default).
+    pub const COMBINED: Roles = Roles { broker: true, controller: true };
+
+    /// Kafka's spelling: `broker`, `controller` or `broker,controller`.
+    pub fn as_kafka_str(&self) -> &'static str {
+        match (self.broker, self.controller) {
+            (true, true) => "broker,controller",
+            (true, false) => "broker",
+            (false, true) => "controller",
+            (false, false) => "",
+        }
+    }
+}
+
+/// One entry of `controller.quorum.voters`: `id@host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    /// The voter's `node.id`.
+    pub id: i32,
+    /// Host of its controller listener, as configured (IPv6 without brackets).
+    pub host: String,
+    /// Port of its controller listener.
+    pub port: u16,
+}
+
+impl Voter {
+    /// `host:port` to connect to (IPv6 bracketed).
+    pub fn addr(&self) -> String {
+        host_port(&self.host, self.port)
+    }
+}
+
+/// One entry of `listeners` or `advertised.listeners`: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Listener name, upper-cased as Kafka normalises it (`PLAINTEXT`, `CONTROLLER`, ...).
+    pub name: String,
+    /// Host as configured (IPv6 without brackets); an empty host in `listeners` is `0.0.0.0`.
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    /// `host:port` (IPv6 bracketed), to bind or to advertise.
+    pub fn addr(&self) -> String {
+        host_port(&self.host, self.port)
+    }
+
+    /// `NAME://host:port`.
+    pub fn to_kafka_string(&self) -> String {
+        format!("{}://{}", self.name, self.addr())
+    }
+}
+
+/// Kafka's security protocols, as named in `listener.security.protocol.map`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    fn parse(s: &str) -> Option<SecurityProtocol> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
+            _ => None,
+        }
+    }
+
+    /// Kafka's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
+/// How this node's metadata quorum is made up (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuorumMode<'a> {
+    /// No `controller.quorum.voters`, roles `broker,controller`: a one-voter quorum of this node,
+    /// which never sends quorum messages and so needs no controller listener. Its data directory
+    /// is formatted on first start.
+    Embedded,
+    /// The static voters of `controller.quorum.voters`, in configured order. This node is one of
+    /// them exactly when its roles include `controller`. Data directories must be formatted with
+    /// `gregor storage format` before the first start.
+    Voters(&'a [Voter]),
+}
+
 /// The broker's settings.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
+    /// `node.id` (or its older name `broker.id`; both set must agree).
     pub node_id: i32,
-    /// `host:port` to bind, from `listeners`.
+    /// `host:port` to bind for clients: the broker listener of `listeners` (the one named by
+    /// `inter.broker.listener.name`); on a controller-only node, its controller listener.
     pub listen_addr: String,
     /// `host:port` given to clients in metadata, from `advertised.listeners` (else the listener).
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// `log.dirs` (or `log.dir`): the first entry. Partitions live here (only the first log
+    /// directory holds data today; every one is formatted and checked).
     pub log_dir: PathBuf,
+    /// Every entry of `log.dirs`, in order; `log_dirs[0] == log_dir`.
+    pub log_dirs: Vec<PathBuf>,
+    /// `metadata.log.dir`: where the `__cluster_metadata` log lives (default: the first log dir).
+    pub metadata_log_dir: PathBuf,
+    /// `process.roles` (default `broker,controller`).
+    pub roles: Roles,
+    /// `controller.quorum.voters`, in configured order, ids distinct. Empty: the embedded
+    /// single-node quorum (see [`BrokerConfig::quorum`]).
+    pub voters: Vec<Voter>,
+    /// `controller.listener.names` (default `CONTROLLER`), upper-cased. Brokers use the first to
+    /// reach the voters.
+    pub controller_listener_names: Vec<String>,
+    /// Every entry of `listeners`, in order (default `PLAINTEXT://127.0.0.1:9092`).
+    pub listeners: Vec<Listener>,
+    /// The effective `advertised.listeners` of the broker listener(s): the configured entry for a
+    /// name, else the listener itself (wildcard hosts advertised as 127.0.0.1). Never a
+    /// controller listener.
+    pub advertised_listeners: Vec<Listener>,
+    /// `listener.security.protocol.map`, by upper-cased listener name (Kafka's default map plus
+    /// `NAME:PLAINTEXT` for each controller listener name unless set explicitly).
+    pub listener_security_protocol_map: BTreeMap<String, SecurityProtocol>,
+    /// `inter.broker.listener.name`: the broker listener other brokers (and clients) use.
+    pub inter_broker_listener_name: String,
+    /// `host:port` to bind for quorum traffic: the first listener named in
+    /// `controller.listener.names`, if `listeners` has one (always when roles include controller
+    /// and voters are configured; never in embedded mode or on a broker-only node).
+    pub controller_listen_addr: Option<String>,
+    /// `broker.rack` (unset or empty: none).
+    pub rack: Option<String>,
+    /// `controller.quorum.election.timeout.ms`: how long without a leader before a voter starts
+    /// an election (default 1000).
+    pub quorum_election_timeout_ms: u64,
+    /// `controller.quorum.fetch.timeout.ms`: how long a follower goes without a successful fetch
+    /// from the leader before it becomes a candidate (default 2000).
+    pub quorum_fetch_timeout_ms: u64,
+    /// `controller.quorum.election.backoff.max.ms`: upper bound of the randomised wait before a
+    /// new election (default 1000).
+    pub quorum_election_backoff_max_ms: u64,
+    /// `controller.quorum.request.timeout.ms`: how long a quorum request may wait for its answer
+    /// (default 2000).
+    pub quorum_request_timeout_ms: u64,
+    /// `controller.quorum.retry.backoff.ms`: wait before retrying a failed quorum request
+    /// (default 20).
+    pub quorum_retry_backoff_ms: u64,
+    /// `broker.heartbeat.interval.ms`: how often a broker heartbeats to the active controller
+    /// (default 2000).
+    pub broker_heartbeat_interval_ms: u64,
+    /// `broker.session.timeout.ms`: a broker without a heartbeat for this long is fenced
+    /// (default 9000).
+    pub broker_session_timeout_ms: u64,
+    /// `initial.broker.registration.timeout.ms`: how long a starting broker waits to register with
+    /// the controller before it gives up (default 60000).
+    pub initial_broker_registration_timeout_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`: bytes appended to the metadata log
+    /// after the latest snapshot that trigger a new one (default 20971520).
+    pub metadata_snapshot_max_new_record_bytes: u64,
+    /// `metadata.max.idle.interval.ms`: how often the active controller appends a no-op record
+    /// when idle, so followers see the high watermark move (default 500; 0 disables).
+    pub metadata_max_idle_interval_ms: u64,
+    /// `metadata.log.segment.bytes`: segment size of the metadata log (default 1 GiB, at least
+    /// `metadata.log.segment.min.bytes`).
+    pub metadata_log_segment_bytes: u64,
+    /// `metadata.log.segment.min.bytes` (Kafka's internal, for tests: default 8 MiB).
+    pub metadata_log_segment_min_bytes: u64,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
@@ -104,6 +314,29 @@ impl Default for BrokerConfig {
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
             log_dir: PathBuf::from("gregor-data"),
+            log_dirs: vec![PathBuf::from("gregor-data")],
+            metadata_log_dir: PathBuf::from("gregor-data"),
+            roles: Roles::COMBINED,
+            voters: Vec::new(),
+            controller_listener_names: vec!["CONTROLLER".into()],
+            listeners: vec![Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 }],
+            advertised_listeners: vec![Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 }],
+            listener_security_protocol_map: default_protocol_map(&["CONTROLLER".to_string()]),
+            inter_broker_listener_name: "PLAINTEXT".into(),
+            controller_listen_addr: None,
+            rack: None,
+            quorum_election_timeout_ms: 1000,
+            quorum_fetch_timeout_ms: 2000,
+            quorum_election_backoff_max_ms: 1000,
+            quorum_request_timeout_ms: 2000,
+            quorum_retry_backoff_ms: 20,
+            broker_heartbeat_interval_ms: 2000,
+            broker_session_timeout_ms: 9000,
+            initial_broker_registration_timeout_ms: 60_000,
+            metadata_snapshot_max_new_record_bytes: 20 * 1024 * 1024,
+            metadata_max_idle_interval_ms: 500,
+            metadata_log_segment_bytes: 1 << 30,
+            metadata_log_segment_min_bytes: 8 * 1024 * 1024,
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
@@ -153,6 +386,12 @@ fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigEr
     value.parse::<T>().map_err(|_| invalid(key, value, "not a valid number"))
 }
 
+/// A non-negative count of milliseconds (or bytes) of at least `min`.
+fn parse_ms(key: &str, value: &str, min: u64) -> Result<u64, ConfigError> {
+    let n: i64 = parse_num(key, value)?;
+    u64::try_from(n).ok().filter(|n| *n >= min).ok_or_else(|| invalid(key, value, format!("must be at least {min}")))
+}
+
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -161,18 +400,124 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// Splits `PLAINTEXT://host:port[,…]` into `(host, port)` of the first listener.
-fn parse_listener(key: &str, value: &str) -> Result<(String, i32), ConfigError> {
-    let first = value.split(',').next().unwrap_or("").trim();
-    let rest = match first.split_once("://") {
-        Some((_, rest)) => rest,
-        None => first,
+/// `host:port`, with an IPv6 host bracketed.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Splits `host:port` (`[v6]:port` for IPv6) into the host without brackets and the port.
+fn split_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
     };
-    let (host, port) = rest.rsplit_once(':').ok_or_else(|| invalid(key, value, "expected NAME://host:port"))?;
-    let port: u16 = port.parse().map_err(|_| invalid(key, value, "invalid port"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Ok((host.to_string(), port as i32))
+    Some((host.to_string(), port))
+}
+
+/// Splits a comma-separated list, trimming entries and dropping empty ones.
+fn csv(value: &str) -> Vec<&str> {
+    value.split(',').map(str::trim).filter(|e| !e.is_empty()).collect()
+}
+
+/// Parses `NAME://host:port[,…]` (`listeners`, `advertised.listeners`). Names are upper-cased
+/// (Kafka normalises listener names); an empty host is kept empty for the caller to interpret.
+fn parse_listener_list(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let mut out = Vec::new();
+    for entry in csv(value) {
+        let bad = || invalid(key, value, format!("{entry:?} is not NAME://host:port"));
+        let (name, rest) = entry.split_once("://").ok_or_else(bad)?;
+        let name = name.trim().to_ascii_uppercase();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(bad());
+        }
+        let (host, port) = split_host_port(rest.trim()).ok_or_else(bad)?;
+        out.push(Listener { name, host, port });
+    }
+    Ok(out)
+}
+
+/// Parses `controller.quorum.voters`: `id@host:port[,…]`, ids distinct.
+fn parse_voters(key: &str, value: &str) -> Result<Vec<Voter>, ConfigError> {
+    let mut out: Vec<Voter> = Vec::new();
+    for entry in csv(value) {
+        let form = "each entry should be in the form `{id}@{host}:{port}`";
+        let (id, addr) = entry.split_once('@').ok_or_else(|| invalid(key, value, format!("{entry:?}: {form}")))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|_| invalid(key, value, format!("failed to parse voter ID as an integer from {:?}", id.trim())))?;
+        if id < 0 {
+            return Err(invalid(key, value, format!("voter ID {id} is negative")));
+        }
+        let (host, port) = split_host_port(addr.trim())
+            .filter(|(h, _)| !h.is_empty())
+            .ok_or_else(|| invalid(key, value, format!("failed to parse host and port from entry {entry:?}: {form}")))?;
+        if host == "0.0.0.0" {
+            return Err(invalid(key, value, format!("host 0.0.0.0 of voter {id} is not routable")));
+        }
+        if out.iter().any(|v| v.id == id) {
+            return Err(invalid(key, value, format!("voter ID {id} appears more than once")));
+        }
+        out.push(Voter { id, host, port });
+    }
+    Ok(out)
+}
+
+/// Kafka's default `listener.security.protocol.map` (each protocol mapped to itself) plus, as
+/// Kafka does in KRaft mode when the map is not set, `NAME:PLAINTEXT` for each controller listener.
+fn default_protocol_map(controller_names: &[String]) -> BTreeMap<String, SecurityProtocol> {
+    let mut map: BTreeMap<String, SecurityProtocol> = [
+        SecurityProtocol::Plaintext,
+        SecurityProtocol::Ssl,
+        SecurityProtocol::SaslPlaintext,
+        SecurityProtocol::SaslSsl,
+    ]
+    .into_iter()
+    .map(|p| (p.name().to_string(), p))
+    .collect();
+    for name in controller_names {
+        map.entry(name.clone()).or_insert(SecurityProtocol::Plaintext);
+    }
+    map
+}
+
+/// Parses an explicit `listener.security.protocol.map`: `NAME:PROTOCOL[,…]`.
+fn parse_protocol_map(key: &str, value: &str) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
+    let mut map = BTreeMap::new();
+    for entry in csv(value) {
+        let (name, proto) = entry
+            .split_once(':')
+            .ok_or_else(|| invalid(key, value, format!("{entry:?} is not NAME:PROTOCOL")))?;
+        let p = SecurityProtocol::parse(proto)
+            .ok_or_else(|| invalid(key, value, format!("invalid security protocol `{}`", proto.trim())))?;
+        map.insert(name.trim().to_ascii_uppercase(), p);
+    }
+    Ok(map)
+}
+
+/// The raw cluster-related settings, resolved together once every setting is known (their
+/// validity depends on each other, and a later `--override` may change any of them).
+#[derive(Default)]
+struct ClusterRaw {
+    node_id: Option<String>,
+    broker_id: Option<String>,
+    log_dirs: Option<String>,
+    log_dir: Option<String>,
+    metadata_log_dir: Option<String>,
+    roles: Option<String>,
+    voters: Option<String>,
+    controller_listener_names: Option<String>,
+    protocol_map: Option<String>,
+    listeners: Option<String>,
+    advertised_listeners: Option<String>,
+    inter_broker_listener_name: Option<String>,
 }
 
 /// Parses `max.connections.per.ip.overrides`: `ip:count[,ip:count…]` (IPv6 addresses may be
@@ -198,7 +543,7 @@ impl BrokerConfig {
     /// Builds a config from key/value settings applied in order over the defaults.
     pub fn from_settings(settings: &[(String, String)]) -> Result<BrokerConfig, ConfigError> {
         let mut c = BrokerConfig::default();
-        let mut advertised: Option<(String, i32)> = None;
+        let mut raw = ClusterRaw::default();
         let mut retention_ms: Option<i64> = None;
         let mut retention_minutes: Option<i64> = None;
         let mut retention_hours: Option<i64> = None;
@@ -208,28 +553,40 @@ impl BrokerConfig {
             let (k, v) = (key.as_str(), value.as_str());
             c.explicit.insert(key.clone(), value.clone());
             match k {
-                "node.id" | "broker.id" => c.node_id = parse_num(k, v)?,
-                "listeners" => {
-                    let (host, port) = parse_listener(k, v)?;
-                    c.listen_addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-                    if advertised.is_none() {
-                        c.advertised_host = if host == "0.0.0.0" { "127.0.0.1".into() } else { host };
-                        c.advertised_port = port;
+                "node.id" => raw.node_id = Some(v.to_string()),
+                "broker.id" => raw.broker_id = Some(v.to_string()),
+                "listeners" => raw.listeners = Some(v.to_string()),
+                "advertised.listeners" => raw.advertised_listeners = Some(v.to_string()),
+                "log.dirs" => raw.log_dirs = Some(v.to_string()),
+                "log.dir" => raw.log_dir = Some(v.to_string()),
+                "metadata.log.dir" => raw.metadata_log_dir = Some(v.to_string()),
+                "process.roles" => raw.roles = Some(v.to_string()),
+                "controller.quorum.voters" => raw.voters = Some(v.to_string()),
+                "controller.listener.names" => raw.controller_listener_names = Some(v.to_string()),
+                "listener.security.protocol.map" => raw.protocol_map = Some(v.to_string()),
+                "inter.broker.listener.name" => raw.inter_broker_listener_name = Some(v.to_string()),
+                "controller.quorum.bootstrap.servers" => {
+                    if !v.trim().is_empty() {
+                        return Err(invalid(
+                            k,
+                            v,
+                            "dynamic quorums (KIP-853) are not supported yet: list the static voters in controller.quorum.voters",
+                        ));
                     }
                 }
-                "advertised.listeners" => {
-                    let (host, port) = parse_listener(k, v)?;
-                    c.advertised_host = host.clone();
-                    c.advertised_port = port;
-                    advertised = Some((host, port));
-                }
-                "log.dirs" | "log.dir" => {
-                    let first = v.split(',').next().unwrap_or("").trim();
-                    if first.is_empty() {
-                        return Err(invalid(k, v, "empty path"));
-                    }
-                    c.log_dir = PathBuf::from(first);
-                }
+                "broker.rack" => c.rack = Some(v.trim().to_string()).filter(|r| !r.is_empty()),
+                "controller.quorum.election.timeout.ms" => c.quorum_election_timeout_ms = parse_ms(k, v, 1)?,
+                "controller.quorum.fetch.timeout.ms" => c.quorum_fetch_timeout_ms = parse_ms(k, v, 1)?,
+                "controller.quorum.election.backoff.max.ms" => c.quorum_election_backoff_max_ms = parse_ms(k, v, 1)?,
+                "controller.quorum.request.timeout.ms" => c.quorum_request_timeout_ms = parse_ms(k, v, 1)?,
+                "controller.quorum.retry.backoff.ms" => c.quorum_retry_backoff_ms = parse_ms(k, v, 0)?,
+                "broker.heartbeat.interval.ms" => c.broker_heartbeat_interval_ms = parse_ms(k, v, 1)?,
+                "broker.session.timeout.ms" => c.broker_session_timeout_ms = parse_ms(k, v, 1)?,
+                "initial.broker.registration.timeout.ms" => c.initial_broker_registration_timeout_ms = parse_ms(k, v, 1)?,
+                "metadata.max.idle.interval.ms" => c.metadata_max_idle_interval_ms = parse_ms(k, v, 0)?,
+                "metadata.log.max.record.bytes.between.snapshots" => c.metadata_snapshot_max_new_record_bytes = parse_ms(k, v, 1)?,
+                "metadata.log.segment.bytes" => c.metadata_log_segment_bytes = parse_ms(k, v, 12)?,
+                "metadata.log.segment.min.bytes" => c.metadata_log_segment_min_bytes = parse_ms(k, v, 12)?,
                 "num.partitions" => {
                     c.num_partitions = parse_num(k, v)?;
                     if c.num_partitions < 1 {
@@ -387,7 +744,362 @@ impl BrokerConfig {
             }
             c.log_defaults.segment_ms = ms;
         }
+        if c.metadata_log_segment_bytes < c.metadata_log_segment_min_bytes {
+            return Err(invalid(
+                "metadata.log.segment.bytes",
+                &c.metadata_log_segment_bytes.to_string(),
+                format!("cannot be below metadata.log.segment.min.bytes ({})", c.metadata_log_segment_min_bytes),
+            ));
+        }
+        c.resolve_cluster(raw)?;
         Ok(c)
+    }
+
+    /// How the metadata quorum is made up: [`QuorumMode::Embedded`] exactly when no voters are
+    /// configured (validation allows that only with roles `broker,controller` and no controller
+    /// listener).
+    pub fn quorum(&self) -> QuorumMode<'_> {
+        if self.voters.is_empty() {
+            QuorumMode::Embedded
+        } else {
+            QuorumMode::Voters(&self.voters)
+        }
+    }
+
+    /// Every directory that holds a `meta.properties`: each log dir, then the metadata log dir
+    /// if it is not one of them. Order as configured, no repeats.
+    pub fn storage_dirs(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = Vec::new();
+        for d in self.log_dirs.iter().chain(std::iter::once(&self.metadata_log_dir)) {
+            if !out.contains(d) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
+
+    /// `listeners` as Kafka writes it.
+    fn listeners_string(&self) -> String {
+        self.listeners.iter().map(Listener::to_kafka_string).collect::<Vec<_>>().join(",")
+    }
+
+    /// A listener's name must map to a protocol, and the protocol must be PLAINTEXT.
+    fn check_protocol(&self, key: &str, name: &str) -> Result<(), ConfigError> {
+        let value = match key {
+            "listeners" => self.listeners_string(),
+            _ => self.controller_listener_names.join(","),
+        };
+        match self.listener_security_protocol_map.get(name) {
+            None => Err(invalid(
+                key,
+                &value,
+                format!(
+                    "no security protocol defined for listener {name} in listener.security.protocol.map{}",
+                    if self.explicit.contains_key("listener.security.protocol.map") { " (an explicit map must name every listener)" } else { "" }
+                ),
+            )),
+            Some(SecurityProtocol::Plaintext) => Ok(()),
+            Some(p) => Err(invalid(
+                key,
+                &value,
+                format!("listener {name} uses security protocol {} (listener.security.protocol.map); only PLAINTEXT is supported", p.name()),
+            )),
+        }
+    }
+
+    /// Kafka's rules tying `process.roles`, `node.id`, `controller.quorum.voters` and the
+    /// controller listener together (module docs).
+    fn check_roles(&self) -> Result<(), ConfigError> {
+        const VOTERS: &str = "controller.quorum.voters";
+        const NAMES: &str = "controller.listener.names";
+        let voters_str = self.voters.iter().map(|v| format!("{}@{}", v.id, v.addr())).collect::<Vec<_>>().join(",");
+        let voter_ids = self.voters.iter().map(|v| v.id.to_string()).collect::<Vec<_>>().join(",");
+        let is_voter = self.voters.iter().any(|v| v.id == self.node_id);
+        let controller_listeners: Vec<&Listener> = self.listeners.iter().filter(|l| self.is_controller_listener(&l.name)).collect();
+        let roles = self.roles.as_kafka_str();
+        if self.voters.is_empty() {
+            if self.roles != Roles::COMBINED {
+                return Err(invalid(
+                    VOTERS,
+                    "",
+                    format!("must list the controllers when process.roles={roles} (only broker,controller without voters is a single-node quorum)"),
+                ));
+            }
+            if let Some(l) = controller_listeners.first() {
+                return Err(invalid(
+                    VOTERS,
+                    "",
+                    format!(
+                        "must list the controllers when listeners has the controller listener {} (without voters this node is a single-node quorum, which needs no controller listener)",
+                        l.to_kafka_string()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if self.roles.controller && !is_voter {
+            return Err(invalid(
+                VOTERS,
+                &voters_str,
+                format!("if process.roles contains the 'controller' role, the node id {} must be included in the set of voters {{{voter_ids}}}", self.node_id),
+            ));
+        }
+        if !self.roles.controller && is_voter {
+            return Err(invalid(
+                VOTERS,
+                &voters_str,
+                format!("if process.roles contains just the 'broker' role, the node id {} must not be included in the set of voters {{{voter_ids}}}", self.node_id),
+            ));
+        }
+        let names = self.controller_listener_names.join(",");
+        if self.roles.controller {
+            if controller_listeners.is_empty() {
+                return Err(invalid(
+                    NAMES,
+                    &names,
+                    format!("must contain at least one value appearing in the 'listeners' configuration ({}) when running the KRaft controller role", self.listeners_string()),
+                ));
+            }
+            if let Some(n) = self.controller_listener_names.iter().find(|n| !self.listeners.iter().any(|l| &&l.name == n)) {
+                return Err(invalid(
+                    NAMES,
+                    &names,
+                    format!("must only contain values appearing in the 'listeners' configuration when running the KRaft controller role ({n} does not)"),
+                ));
+            }
+            if !self.roles.broker && controller_listeners.len() != self.listeners.len() {
+                return Err(invalid(
+                    "listeners",
+                    &self.listeners_string(),
+                    "must only contain KRaft controller listeners from controller.listener.names when process.roles=controller",
+                ));
+            }
+        } else {
+            if self.controller_listener_names.is_empty() {
+                return Err(invalid(NAMES, "", "must contain at least one value when running KRaft with just the broker role"));
+            }
+            if let Some(l) = controller_listeners.first() {
+                return Err(invalid(
+                    NAMES,
+                    &names,
+                    format!(
+                        "must not contain a value appearing in the 'listeners' configuration when running KRaft with just the broker role ({} does)",
+                        l.to_kafka_string()
+                    ),
+                ));
+            }
+            // The broker reaches the voters through the first controller listener name.
+            self.check_protocol(NAMES, &self.controller_listener_names[0])?;
+        }
+        Ok(())
+    }
+
+    /// Whether `name` is one of `controller.listener.names`.
+    pub fn is_controller_listener(&self, name: &str) -> bool {
+        self.controller_listener_names.iter().any(|n| n == name)
+    }
+
+    /// Resolves and cross-checks node id, directories, roles, voters and listeners (the rules
+    /// are listed in the module docs).
+    fn resolve_cluster(&mut self, raw: ClusterRaw) -> Result<(), ConfigError> {
+        // node.id / broker.id: one id; Kafka requires both, when both are set, to agree.
+        let node_id: Option<i32> = raw.node_id.as_deref().map(|v| parse_num("node.id", v)).transpose()?;
+        let broker_id: Option<i32> = raw.broker_id.as_deref().map(|v| parse_num("broker.id", v)).transpose()?;
+        if let (Some(n), Some(b)) = (node_id, broker_id) {
+            if n != b {
+                return Err(invalid("node.id", &n.to_string(), format!("must be set to the same value as broker.id ({b})")));
+            }
+        }
+        if let Some(id) = node_id.or(broker_id) {
+            self.node_id = id;
+        }
+        if self.node_id < 0 {
+            let key = if node_id.is_some() { "node.id" } else { "broker.id" };
+            return Err(invalid(key, &self.node_id.to_string(), "must be at least 0"));
+        }
+
+        // log.dirs over log.dir (Kafka's precedence, whatever the order given).
+        if let Some((key, value)) = raw.log_dirs.as_deref().map(|v| ("log.dirs", v)).or(raw.log_dir.as_deref().map(|v| ("log.dir", v))) {
+            let dirs: Vec<PathBuf> = csv(value).into_iter().map(PathBuf::from).collect();
+            if dirs.is_empty() {
+                return Err(invalid(key, value, "empty path"));
+            }
+            for (i, d) in dirs.iter().enumerate() {
+                if dirs[..i].contains(d) {
+                    return Err(invalid(key, value, format!("{} is listed twice", d.display())));
+                }
+            }
+            self.log_dir = dirs[0].clone();
+            self.log_dirs = dirs;
+        }
+        self.metadata_log_dir = match raw.metadata_log_dir.as_deref().map(str::trim) {
+            Some("") => return Err(invalid("metadata.log.dir", "", "empty path")),
+            Some(d) => PathBuf::from(d),
+            None => self.log_dir.clone(),
+        };
+
+        if let Some(v) = raw.roles.as_deref() {
+            let key = "process.roles";
+            let mut roles = Roles { broker: false, controller: false };
+            for role in csv(v) {
+                let seen = match role {
+                    "broker" => std::mem::replace(&mut roles.broker, true),
+                    "controller" => std::mem::replace(&mut roles.controller, true),
+                    _ => return Err(invalid(key, v, format!("unknown process role {role:?} (expected broker and/or controller)"))),
+                };
+                if seen {
+                    return Err(invalid(key, v, format!("duplicate role name {role:?}")));
+                }
+            }
+            if !roles.broker && !roles.controller {
+                return Err(invalid(key, v, "must be broker, controller or broker,controller"));
+            }
+            self.roles = roles;
+        }
+
+        if let Some(v) = raw.controller_listener_names.as_deref() {
+            let names: Vec<String> = csv(v).into_iter().map(str::to_ascii_uppercase).collect();
+            if names.iter().collect::<BTreeSet<_>>().len() != names.len() {
+                return Err(invalid("controller.listener.names", v, "a name appears more than once"));
+            }
+            self.controller_listener_names = names;
+        }
+        self.listener_security_protocol_map = match raw.protocol_map.as_deref() {
+            Some(v) => parse_protocol_map("listener.security.protocol.map", v)?,
+            None => default_protocol_map(&self.controller_listener_names),
+        };
+
+        // listeners: names known to the protocol map, PLAINTEXT only, names and ports distinct.
+        if let Some(v) = raw.listeners.as_deref() {
+            let key = "listeners";
+            let mut listeners = parse_listener_list(key, v)?;
+            if listeners.is_empty() {
+                return Err(invalid(key, v, "at least one listener is required"));
+            }
+            for l in listeners.iter_mut().filter(|l| l.host.is_empty()) {
+                l.host = "0.0.0.0".into();
+            }
+            for i in 0..listeners.len() {
+                let l = &listeners[i];
+                if listeners[..i].iter().any(|o| o.name == l.name) {
+                    return Err(invalid(key, v, format!("each listener must have a different name ({} appears twice)", l.name)));
+                }
+                if l.port != 0 && listeners[..i].iter().any(|o| o.port == l.port) {
+                    return Err(invalid(key, v, format!("each listener must have a different port ({} appears twice)", l.port)));
+                }
+            }
+            self.listeners = listeners;
+        }
+        for l in &self.listeners {
+            self.check_protocol("listeners", &l.name)?;
+        }
+
+        if let Some(v) = raw.voters.as_deref() {
+            self.voters = parse_voters("controller.quorum.voters", v)?;
+        }
+        self.check_roles()?;
+
+        // The broker listener (one, served by the broker) and the controller listener.
+        let broker_listeners: Vec<&Listener> = self.listeners.iter().filter(|l| !self.is_controller_listener(&l.name)).collect();
+        if self.roles.broker {
+            let names = broker_listeners.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(",");
+            match broker_listeners.len() {
+                0 => {
+                    return Err(invalid(
+                        "listeners",
+                        &self.listeners_string(),
+                        "there must be at least one broker listener; perhaps all listeners appear in controller.listener.names?",
+                    ))
+                }
+                1 => {}
+                _ => {
+                    return Err(invalid(
+                        "listeners",
+                        &self.listeners_string(),
+                        format!("only one broker listener is supported, found {names}"),
+                    ))
+                }
+            }
+            let broker_listener = broker_listeners[0].clone();
+            self.inter_broker_listener_name = match raw.inter_broker_listener_name.as_deref() {
+                Some(v) => {
+                    let key = "inter.broker.listener.name";
+                    let name = v.trim().to_ascii_uppercase();
+                    if !self.listener_security_protocol_map.contains_key(&name) {
+                        return Err(invalid(key, v, "not found in listener.security.protocol.map"));
+                    }
+                    if name != broker_listener.name {
+                        return Err(invalid(
+                            key,
+                            v,
+                            format!("must be a listener name defined in advertised.listeners; the valid options based on currently configured listeners are {names}"),
+                        ));
+                    }
+                    name
+                }
+                None => broker_listener.name.clone(),
+            };
+            self.listen_addr = broker_listener.addr();
+        } else {
+            if let Some(v) = raw.inter_broker_listener_name.as_deref() {
+                self.inter_broker_listener_name = v.trim().to_ascii_uppercase();
+            }
+            // A controller-only node serves its (Kafka-protocol) controller listener.
+            if let Some(l) = self.listeners.first() {
+                self.listen_addr = l.addr();
+            }
+        }
+        self.controller_listen_addr = self
+            .controller_listener_names
+            .iter()
+            .find_map(|n| self.listeners.iter().find(|l| &l.name == n))
+            .map(Listener::addr);
+
+        // advertised.listeners: a subset of the broker listeners, routable hosts.
+        let explicit = match raw.advertised_listeners.as_deref() {
+            Some(v) => {
+                let key = "advertised.listeners";
+                let adv = parse_listener_list(key, v)?;
+                let valid = self.listeners.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(",");
+                for (i, a) in adv.iter().enumerate() {
+                    if self.is_controller_listener(&a.name) {
+                        return Err(invalid(
+                            key,
+                            v,
+                            format!("must not contain the controller listener {} (from controller.listener.names): clients never send requests to controllers", a.name),
+                        ));
+                    }
+                    if !self.listeners.iter().any(|l| l.name == a.name) {
+                        return Err(invalid(
+                            key,
+                            v,
+                            format!("listener names must be equal to or a subset of the ones defined in listeners; {} is not one of {valid}", a.name),
+                        ));
+                    }
+                    if adv[..i].iter().any(|o| o.name == a.name) {
+                        return Err(invalid(key, v, format!("each listener must have a different name ({} appears twice)", a.name)));
+                    }
+                    if a.host.is_empty() || a.host == "0.0.0.0" || a.host == "::" {
+                        return Err(invalid(key, v, "cannot use the nonroutable meta-address 0.0.0.0 (or an empty host); use a routable IP address"));
+                    }
+                }
+                adv
+            }
+            None => Vec::new(),
+        };
+        let advertise = |l: &Listener| -> Listener {
+            explicit.iter().find(|a| a.name == l.name).cloned().unwrap_or_else(|| {
+                let wildcard = l.host == "0.0.0.0" || l.host == "::";
+                Listener { name: l.name.clone(), host: if wildcard { "127.0.0.1".into() } else { l.host.clone() }, port: l.port }
+            })
+        };
+        self.advertised_listeners = broker_listeners.iter().map(|l| advertise(l)).collect();
+        let served = if self.roles.broker { self.advertised_listeners.first().cloned() } else { self.listeners.first().map(advertise) };
+        if let Some(a) = served {
+            self.advertised_host = a.host;
+            self.advertised_port = i32::from(a.port);
+        }
+        Ok(())
     }
 
     /// The broker's settings as DescribeConfigs reports them: `(key, value, explicitly set)`.
@@ -396,9 +1108,30 @@ impl BrokerConfig {
         let entries: Vec<(&str, String)> = vec![
             ("node.id", self.node_id.to_string()),
             ("broker.id", self.node_id.to_string()),
-            ("listeners", format!("PLAINTEXT://{}", self.listen_addr)),
-            ("advertised.listeners", format!("PLAINTEXT://{}:{}", self.advertised_host, self.advertised_port)),
-            ("log.dirs", self.log_dir.display().to_string()),
+            ("listeners", self.listeners_string()),
+            ("advertised.listeners", self.advertised_listeners.iter().map(Listener::to_kafka_string).collect::<Vec<_>>().join(",")),
+            ("log.dirs", self.log_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")),
+            ("metadata.log.dir", self.metadata_log_dir.display().to_string()),
+            ("process.roles", self.roles.as_kafka_str().to_string()),
+            ("controller.quorum.voters", self.voters.iter().map(|v| format!("{}@{}", v.id, v.addr())).collect::<Vec<_>>().join(",")),
+            ("controller.listener.names", self.controller_listener_names.join(",")),
+            (
+                "listener.security.protocol.map",
+                self.listener_security_protocol_map.iter().map(|(n, p)| format!("{n}:{}", p.name())).collect::<Vec<_>>().join(","),
+            ),
+            ("inter.broker.listener.name", self.inter_broker_listener_name.clone()),
+            ("broker.rack", self.rack.clone().unwrap_or_default()),
+            ("controller.quorum.election.timeout.ms", self.quorum_election_timeout_ms.to_string()),
+            ("controller.quorum.fetch.timeout.ms", self.quorum_fetch_timeout_ms.to_string()),
+            ("controller.quorum.election.backoff.max.ms", self.quorum_election_backoff_max_ms.to_string()),
+            ("controller.quorum.request.timeout.ms", self.quorum_request_timeout_ms.to_string()),
+            ("controller.quorum.retry.backoff.ms", self.quorum_retry_backoff_ms.to_string()),
+            ("broker.heartbeat.interval.ms", self.broker_heartbeat_interval_ms.to_string()),
+            ("broker.session.timeout.ms", self.broker_session_timeout_ms.to_string()),
+            ("initial.broker.registration.timeout.ms", self.initial_broker_registration_timeout_ms.to_string()),
+            ("metadata.log.max.record.bytes.between.snapshots", self.metadata_snapshot_max_new_record_bytes.to_string()),
+            ("metadata.max.idle.interval.ms", self.metadata_max_idle_interval_ms.to_string()),
+            ("metadata.log.segment.bytes", self.metadata_log_segment_bytes.to_string()),
             ("num.partitions", self.num_partitions.to_string()),
             ("default.replication.factor", self.default_replication_factor.to_string()),
             ("auto.create.topics.enable", self.auto_create_topics_enable.to_string()),
@@ -468,6 +1201,188 @@ mod tests {
             let e = BrokerConfig::from_settings(&s(&[(k, v)])).unwrap_err();
             assert!(e.to_string().contains(k), "{e}");
         }
+    }
+
+    fn node(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut all = s(&[
+            ("node.id", "1"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293"),
+        ]);
+        all.extend(s(extra));
+        all
+    }
+
+    /// The refusal names `key` and says `why`.
+    fn refused(settings: &[(String, String)], key: &str, why: &str) {
+        let e = BrokerConfig::from_settings(settings).expect_err(&format!("accepted {settings:?}")).to_string();
+        assert!(e.contains(&format!("configuration {key}:")), "{e} (expected key {key})");
+        assert!(e.contains(why), "{e} (expected {why:?})");
+    }
+
+    #[test]
+    fn embedded_default() {
+        let c = BrokerConfig::from_settings(&[]).unwrap();
+        assert_eq!(c.roles, Roles::COMBINED);
+        assert_eq!(c.quorum(), QuorumMode::Embedded);
+        assert_eq!(c.controller_listen_addr, None);
+        assert_eq!(c.listeners, vec![Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 }]);
+        assert_eq!(c.inter_broker_listener_name, "PLAINTEXT");
+        assert_eq!(c.controller_listener_names, vec!["CONTROLLER".to_string()]);
+        assert_eq!(c.listener_security_protocol_map.get("CONTROLLER"), Some(&SecurityProtocol::Plaintext));
+        assert_eq!(c.listener_security_protocol_map.get("SSL"), Some(&SecurityProtocol::Ssl));
+        assert_eq!(c.metadata_log_dir, c.log_dir);
+        assert_eq!(c.storage_dirs(), vec![PathBuf::from("gregor-data")]);
+        assert_eq!(
+            (c.quorum_election_timeout_ms, c.quorum_fetch_timeout_ms, c.quorum_election_backoff_max_ms, c.quorum_request_timeout_ms, c.quorum_retry_backoff_ms),
+            (1000, 2000, 1000, 2000, 20)
+        );
+        assert_eq!((c.broker_heartbeat_interval_ms, c.broker_session_timeout_ms, c.initial_broker_registration_timeout_ms), (2000, 9000, 60_000));
+        assert_eq!((c.metadata_snapshot_max_new_record_bytes, c.metadata_max_idle_interval_ms), (20_971_520, 500));
+        // Any node id is a quorum of one; a wildcard listener advertises loopback.
+        let c = BrokerConfig::from_settings(&s(&[("node.id", "0"), ("listeners", "PLAINTEXT://:9092")])).unwrap();
+        assert_eq!((c.node_id, c.quorum()), (0, QuorumMode::Embedded));
+        assert_eq!((c.listen_addr.as_str(), c.advertised_host.as_str()), ("0.0.0.0:9092", "127.0.0.1"));
+    }
+
+    #[test]
+    fn combined_node_of_three() {
+        let c = BrokerConfig::from_settings(&node(&[
+            ("advertised.listeners", "PLAINTEXT://localhost:9092"),
+            ("broker.rack", "r1"),
+            ("log.dirs", "/d/a, /d/b"),
+            ("metadata.log.dir", "/d/meta"),
+            ("controller.quorum.fetch.timeout.ms", "500"),
+        ]))
+        .unwrap();
+        let ids: Vec<i32> = c.voters.iter().map(|v| v.id).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(c.voters[1], Voter { id: 2, host: "127.0.0.1".into(), port: 9193 });
+        assert_eq!(c.quorum(), QuorumMode::Voters(&c.voters));
+        assert_eq!(c.listen_addr, "127.0.0.1:9092");
+        assert_eq!(c.controller_listen_addr.as_deref(), Some("127.0.0.1:9093"));
+        assert_eq!((c.advertised_host.as_str(), c.advertised_port), ("localhost", 9092));
+        assert_eq!(c.advertised_listeners.len(), 1);
+        assert_eq!(c.rack.as_deref(), Some("r1"));
+        assert_eq!(c.quorum_fetch_timeout_ms, 500);
+        assert_eq!(c.log_dirs, vec![PathBuf::from("/d/a"), PathBuf::from("/d/b")]);
+        assert_eq!(c.storage_dirs(), vec![PathBuf::from("/d/a"), PathBuf::from("/d/b"), PathBuf::from("/d/meta")]);
+        let described: BTreeMap<String, String> = c.describe().into_iter().map(|(k, v, _)| (k, v)).collect();
+        assert_eq!(described["listeners"], "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093");
+        assert_eq!(described["process.roles"], "broker,controller");
+        assert_eq!(described["controller.quorum.voters"], "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293");
+    }
+
+    #[test]
+    fn broker_only_and_controller_only() {
+        let b = BrokerConfig::from_settings(&s(&[
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9392"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+        ]))
+        .unwrap();
+        assert_eq!(b.roles, Roles { broker: true, controller: false });
+        assert_eq!((b.listen_addr.as_str(), b.controller_listen_addr.clone()), ("127.0.0.1:9392", None));
+        let c = BrokerConfig::from_settings(&s(&[
+            ("process.roles", "controller"),
+            ("node.id", "1"),
+            ("listeners", "CONTROLLER://127.0.0.1:9093"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+        ]))
+        .unwrap();
+        assert_eq!(c.roles, Roles { broker: false, controller: true });
+        assert_eq!(c.controller_listen_addr.as_deref(), Some("127.0.0.1:9093"));
+        assert!(c.advertised_listeners.is_empty());
+        // IPv6 voters and listeners.
+        let v6 = BrokerConfig::from_settings(&s(&[
+            ("listeners", "PLAINTEXT://[::1]:9092,CONTROLLER://[::1]:9093"),
+            ("controller.quorum.voters", "1@[::1]:9093"),
+        ]))
+        .unwrap();
+        assert_eq!((v6.voters[0].addr(), v6.listen_addr.as_str()), ("[::1]:9093".to_string(), "[::1]:9092"));
+    }
+
+    #[test]
+    fn cluster_misconfigurations_are_refused_naming_the_key() {
+        let voters = "controller.quorum.voters";
+        let names = "controller.listener.names";
+        // Voters.
+        refused(&node(&[("controller.quorum.voters", "1@127.0.0.1:9093,1@127.0.0.1:9193")]), voters, "voter ID 1 appears more than once");
+        refused(&node(&[("controller.quorum.voters", "x@127.0.0.1:9093")]), voters, "voter ID as an integer");
+        refused(&node(&[("controller.quorum.voters", "1@127.0.0.1")]), voters, "{id}@{host}:{port}");
+        refused(&node(&[("controller.quorum.voters", "127.0.0.1:9093")]), voters, "{id}@{host}:{port}");
+        refused(&node(&[("controller.quorum.voters", "2@127.0.0.1:9193")]), voters, "the node id 1 must be included in the set of voters");
+        refused(&node(&[("process.roles", "broker"), ("listeners", "PLAINTEXT://127.0.0.1:9092")]), voters, "node id 1 must not be included");
+        refused(&s(&[("process.roles", "broker")]), voters, "must list the controllers when process.roles=broker");
+        refused(&s(&[("process.roles", "controller"), ("listeners", "CONTROLLER://127.0.0.1:9093")]), voters, "process.roles=controller");
+        refused(&s(&[("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093")]), voters, "controller listener CONTROLLER://");
+        refused(&s(&[("controller.quorum.bootstrap.servers", "127.0.0.1:9093")]), "controller.quorum.bootstrap.servers", "not supported");
+        // Roles.
+        refused(&s(&[("process.roles", "broker,broker")]), "process.roles", "duplicate role");
+        refused(&s(&[("process.roles", "zookeeper")]), "process.roles", "unknown process role");
+        refused(&s(&[("process.roles", "")]), "process.roles", "must be broker, controller");
+        // Controller listener.
+        refused(&node(&[("listeners", "PLAINTEXT://127.0.0.1:9092")]), names, "must contain at least one value appearing in the 'listeners'");
+        refused(&node(&[("controller.listener.names", "CONTROLLER,OTHER")]), names, "must only contain values appearing");
+        refused(
+            &node(&[("process.roles", "broker"), ("node.id", "4")]),
+            names,
+            "must not contain a value appearing in the 'listeners' configuration when running KRaft with just the broker role",
+        );
+        refused(
+            &node(&[("process.roles", "broker"), ("node.id", "4"), ("listeners", "PLAINTEXT://127.0.0.1:9392"), ("controller.listener.names", "")]),
+            names,
+            "must contain at least one value when running KRaft with just the broker role",
+        );
+        refused(
+            &node(&[("process.roles", "controller")]),
+            "listeners",
+            "must only contain KRaft controller listeners from controller.listener.names when process.roles=controller",
+        );
+        // Listeners.
+        refused(&node(&[("listeners", "PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9093")]), "listeners", "different name");
+        refused(&node(&[("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9092")]), "listeners", "different port");
+        refused(&node(&[("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,EXTERNAL://127.0.0.1:9094")]), "listeners", "no security protocol defined for listener EXTERNAL");
+        refused(&node(&[("listeners", "SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093")]), "listeners", "uses security protocol SSL");
+        refused(
+            &node(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT")]),
+            "listeners",
+            "listener CONTROLLER uses security protocol SASL_PLAINTEXT",
+        );
+        refused(&node(&[("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT")]), "listeners", "an explicit map must name every listener");
+        refused(&node(&[("listener.security.protocol.map", "PLAINTEXT:TLS")]), "listener.security.protocol.map", "invalid security protocol `TLS`");
+        refused(
+            &node(&[("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,INTERNAL://127.0.0.1:9094"), ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT")]),
+            "listeners",
+            "only one broker listener is supported",
+        );
+        refused(&s(&[("listeners", "127.0.0.1:9092")]), "listeners", "is not NAME://host:port");
+        // Advertised listeners and the inter-broker listener.
+        refused(&node(&[("advertised.listeners", "PLAINTEXT://h:9092,CONTROLLER://h:9093")]), "advertised.listeners", "must not contain the controller listener CONTROLLER");
+        refused(&node(&[("advertised.listeners", "EXTERNAL://h:9092")]), "advertised.listeners", "subset of the ones defined in listeners");
+        refused(&node(&[("advertised.listeners", "PLAINTEXT://0.0.0.0:9092")]), "advertised.listeners", "nonroutable meta-address 0.0.0.0");
+        refused(&node(&[("inter.broker.listener.name", "CONTROLLER")]), "inter.broker.listener.name", "must be a listener name defined in advertised.listeners");
+        refused(&node(&[("inter.broker.listener.name", "NOPE")]), "inter.broker.listener.name", "not found in listener.security.protocol.map");
+        // Ids, directories, numbers.
+        refused(&s(&[("node.id", "1"), ("broker.id", "2")]), "node.id", "same value as broker.id");
+        refused(&s(&[("node.id", "-1")]), "node.id", "at least 0");
+        refused(&s(&[("log.dirs", "/a,/a")]), "log.dirs", "listed twice");
+        refused(&s(&[("metadata.log.dir", " ")]), "metadata.log.dir", "empty path");
+        refused(&s(&[("controller.quorum.election.timeout.ms", "0")]), "controller.quorum.election.timeout.ms", "at least 1");
+        refused(&s(&[("broker.session.timeout.ms", "-5")]), "broker.session.timeout.ms", "at least 1");
+        refused(&s(&[("metadata.log.segment.bytes", "1048576")]), "metadata.log.segment.bytes", "metadata.log.segment.min.bytes");
+    }
+
+    #[test]
+    fn later_settings_win_and_log_dirs_beats_log_dir() {
+        // An override of `listeners` after a file's replaces the whole list.
+        let c = BrokerConfig::from_settings(&node(&[("listeners", "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2")])).unwrap();
+        assert_eq!((c.listen_addr.as_str(), c.controller_listen_addr.as_deref()), ("127.0.0.1:1", Some("127.0.0.1:2")));
+        let c = BrokerConfig::from_settings(&s(&[("log.dirs", "/a"), ("log.dir", "/b")])).unwrap();
+        assert_eq!(c.log_dir, PathBuf::from("/a"));
+        // Port 0 ("any free port") may repeat.
+        BrokerConfig::from_settings(&node(&[("listeners", "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0")])).unwrap();
     }
 
     #[test]
