@@ -56,7 +56,7 @@
 //! See [`BrokerConfig::quorum`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gregor_storage::{LogConfig, TimestampType};
 
@@ -421,6 +421,13 @@ fn split_host_port(s: &str) -> Option<(String, u16)> {
     Some((host.to_string(), port))
 }
 
+/// Whether two configured paths name the same directory lexically (`.` components and trailing
+/// slashes aside; symbolic links are not resolved).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    let norm = |p: &Path| p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect::<PathBuf>();
+    norm(a) == norm(b)
+}
+
 /// Splits a comma-separated list, trimming entries and dropping empty ones.
 fn csv(value: &str) -> Vec<&str> {
     value.split(',').map(str::trim).filter(|e| !e.is_empty()).collect()
@@ -767,11 +774,11 @@ impl BrokerConfig {
     }
 
     /// Every directory that holds a `meta.properties`: each log dir, then the metadata log dir
-    /// if it is not one of them. Order as configured, no repeats.
+    /// if it is not one of them. Order as configured, no repeats (`./a` and `a` are one).
     pub fn storage_dirs(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
         for d in self.log_dirs.iter().chain(std::iter::once(&self.metadata_log_dir)) {
-            if !out.contains(d) {
+            if !out.iter().any(|o| same_dir(o, d)) {
                 out.push(d.clone());
             }
         }
@@ -925,7 +932,7 @@ impl BrokerConfig {
                 return Err(invalid(key, value, "empty path"));
             }
             for (i, d) in dirs.iter().enumerate() {
-                if dirs[..i].contains(d) {
+                if dirs[..i].iter().any(|o| same_dir(o, d)) {
                     return Err(invalid(key, value, format!("{} is listed twice", d.display())));
                 }
             }
@@ -934,7 +941,8 @@ impl BrokerConfig {
         }
         self.metadata_log_dir = match raw.metadata_log_dir.as_deref().map(str::trim) {
             Some("") => return Err(invalid("metadata.log.dir", "", "empty path")),
-            Some(d) => PathBuf::from(d),
+            // Spelled as the log dir it names, if it is one (so the two compare equal).
+            Some(d) => self.log_dirs.iter().find(|l| same_dir(l, Path::new(d))).cloned().unwrap_or_else(|| PathBuf::from(d)),
             None => self.log_dir.clone(),
         };
 
@@ -1368,6 +1376,10 @@ mod tests {
         refused(&s(&[("node.id", "1"), ("broker.id", "2")]), "node.id", "same value as broker.id");
         refused(&s(&[("node.id", "-1")]), "node.id", "at least 0");
         refused(&s(&[("log.dirs", "/a,/a")]), "log.dirs", "listed twice");
+        refused(&s(&[("log.dirs", "./a,a/")]), "log.dirs", "listed twice");
+        let c = BrokerConfig::from_settings(&s(&[("log.dirs", "./a"), ("metadata.log.dir", "a")])).unwrap();
+        assert_eq!(c.storage_dirs(), vec![PathBuf::from("./a")]);
+        assert_eq!(c.metadata_log_dir, PathBuf::from("./a"));
         refused(&s(&[("metadata.log.dir", " ")]), "metadata.log.dir", "empty path");
         refused(&s(&[("controller.quorum.election.timeout.ms", "0")]), "controller.quorum.election.timeout.ms", "at least 1");
         refused(&s(&[("broker.session.timeout.ms", "-5")]), "broker.session.timeout.ms", "at least 1");

@@ -11,4 +11,5 @@ pub mod config;
 pub mod errors;
 pub mod handlers;
 pub mod listener;
+pub mod meta_properties;
 pub mod server;

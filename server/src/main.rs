@@ -1,5 +1,6 @@
-//! The `gregor` binary: `gregor server` runs a broker; `topics`, `produce` and `consume` are
-//! Kafka clients for the quickstart. This file owns the real runtime, the real disk, clock and
+//! The `gregor` binary: `gregor server` runs a node (broker and/or controller); `storage` formats
+//! and inspects data directories; `topics`, `groups`, `produce` and `consume` are Kafka clients
+//! for the quickstart. This file owns the real runtime, the real disk, clock and
 //! signals, and is therefore one of the I/O adapters.
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -23,7 +24,10 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a single-node broker (roles broker+controller). No flags needed.
+    /// Run a node: with no flags, a single-node cluster (roles broker,controller, a quorum of
+    /// one, formatted on first start); with a config naming `process.roles` and
+    /// `controller.quorum.voters`, one broker and/or controller of a cluster (format its
+    /// directories first with `gregor storage format`).
     Server {
         /// A Kafka-style .properties file.
         #[arg(long)]
@@ -31,6 +35,11 @@ enum Command {
         /// key=value settings with Kafka's names, applied after --config (repeatable).
         #[arg(long = "override", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
         overrides: Vec<(String, String)>,
+    },
+    /// Format and inspect data directories (meta.properties), as kafka-storage.sh.
+    Storage {
+        #[command(subcommand)]
+        action: StorageAction,
     },
     /// Create, list, describe, delete topics and change their configs.
     Topics {
@@ -94,6 +103,37 @@ enum Command {
         /// print.headers=true, key.separator=SEP (repeatable).
         #[arg(long = "property", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
         properties: Vec<(String, String)>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageAction {
+    /// Print a new random cluster id (a Kafka UUID) for `format --cluster-id`.
+    RandomUuid,
+    /// Write meta.properties into every log directory and the metadata log directory of a
+    /// node's config. Run on every node, with the same cluster id, before the first start.
+    Format {
+        /// The cluster id (from `gregor storage random-uuid`), the same on every node.
+        #[arg(short = 't', long)]
+        cluster_id: String,
+        /// The node's .properties file.
+        #[arg(short = 'c', long)]
+        config: PathBuf,
+        /// Skip directories that are already formatted (for this cluster and node) and format the others.
+        #[arg(short = 'g', long)]
+        ignore_formatted: bool,
+        /// key=value settings applied after --config (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
+        overrides: Vec<(String, String)>,
+    },
+    /// Print each directory's meta.properties, or that it is not formatted.
+    Info {
+        /// The node's .properties file.
+        #[arg(short = 'c', long)]
+        config: PathBuf,
+        /// key=value settings applied after --config (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE", value_parser = cli::parse_kv)]
+        overrides: Vec<(String, String)>,
     },
 }
 
@@ -198,6 +238,27 @@ fn load_config(path: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyho
     Ok(config)
 }
 
+/// A seed from real entropy (wall clock and process id): this binary is the I/O adapter that
+/// gives the seeded library code its randomness.
+fn entropy_seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+fn run_storage(action: StorageAction) -> anyhow::Result<()> {
+    match action {
+        StorageAction::RandomUuid => {
+            println!("{}", cli::storage::random_uuid(entropy_seed()));
+            Ok(())
+        }
+        StorageAction::Format { cluster_id, config, ignore_formatted, overrides } => {
+            let config = load_config(Some(config), overrides)?;
+            cli::storage::format(&config, &cluster_id, ignore_formatted, entropy_seed())
+        }
+        StorageAction::Info { config, overrides } => cli::storage::info(&load_config(Some(config), overrides)?),
+    }
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -224,9 +285,14 @@ async fn wait_for_signal() {
 fn run_server(config: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let config = load_config(config, overrides)?;
-    // Kafka's log-directory lock, held until the process exits (however it exits): a second
-    // broker on the same directory refuses to start instead of writing the same logs.
-    let _log_dir_lock = gregor_storage::FileDisk::new().lock_dir(&config.log_dir)?;
+    // Kafka's log-directory lock on every data directory, held until the process exits (however
+    // it exits): a second node on the same directory refuses to start instead of writing the
+    // same logs.
+    let _log_dir_locks = config
+        .storage_dirs()
+        .iter()
+        .map(|dir| gregor_storage::FileDisk::new().lock_dir(dir))
+        .collect::<Result<Vec<_>, _>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let shutdown = Arc::new(Shutdown::default());
@@ -238,7 +304,7 @@ fn run_server(config: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyh
                 shutdown.trigger();
             });
         }
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0) ^ std::process::id() as u64;
+        let seed = entropy_seed();
         let disk = Arc::new(gregor_storage::FileDisk::new());
         let clock = Arc::new(gregor_core::clock::SystemClock::new());
         let data_dir = std::path::absolute(&config.log_dir).unwrap_or_else(|_| config.log_dir.clone());
@@ -263,6 +329,7 @@ fn main() {
     init_logging();
     let result = match args.command {
         Command::Server { config, overrides } => run_server(config, overrides),
+        Command::Storage { action } => run_storage(action),
         other => {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(r) => r,
@@ -282,7 +349,7 @@ fn main() {
 
 async fn run_tool(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Server { .. } => unreachable!("handled in main"),
+        Command::Server { .. } | Command::Storage { .. } => unreachable!("handled in main"),
         Command::Topics { bootstrap_server, action } => match action {
             TopicsAction::Create { topic, partitions, replication_factor, configs, if_not_exists } => {
                 cli::topics::create(&bootstrap_server, &topic, partitions, replication_factor, &configs, if_not_exists).await

@@ -45,6 +45,10 @@ pub async fn run_with_limits(
     limits: Arc<ConnectionLimits>,
     ready: impl FnOnce(&Broker, &str),
 ) -> anyhow::Result<()> {
+    // Every data directory must belong to this cluster and node (meta.properties); the embedded
+    // single-node quorum formats itself here on first start.
+    let mut format_rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(seed ^ 0x6d65_7461_2e70_726f);
+    crate::meta_properties::ensure_formatted(&config, disk.as_ref(), &mut format_rng)?;
     let broker = Broker::open(config, disk, clock, seed).await?;
     let listener = gregor_net::tcp::listen(&broker.config.listen_addr)
         .await

@@ -5,6 +5,7 @@ pub mod consume;
 pub mod group_member;
 pub mod groups;
 pub mod produce;
+pub mod storage;
 pub mod topics;
 
 use gregor_net::client::Client;
