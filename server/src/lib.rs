@@ -8,6 +8,7 @@ pub mod broker;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod errors;
 pub mod handlers;
 pub mod listener;

@@ -35,7 +35,8 @@ impl Broker {
             }
         };
         let n = topic.partitions.len() as i32;
-        Ok(topic.partitions[partition_for(group, n) as usize].clone())
+        // The coordinator of a group is the leader of its offsets partition.
+        self.leader_partition(OFFSETS_TOPIC, partition_for(group, n), -1).map_err(|_| errors::NOT_COORDINATOR)
     }
 
     /// Writes records to the group's offsets partition and waits until they are durable.
@@ -124,9 +125,8 @@ impl Broker {
         if gregor_core::bugs::active(gregor_core::bugs::Bug::ForgetCommitsOnRestart) {
             return 0;
         }
-        let Some(topic) = self.topic(OFFSETS_TOPIC) else { return 0 };
         let mut applied = 0;
-        for p in &topic.partitions {
+        for p in &self.replicas.of_topic(OFFSETS_TOPIC) {
             let mut offset = match p.offsets() {
                 Ok(o) => o.log_start,
                 Err(e) => {

@@ -1,52 +1,62 @@
-//! The broker's state: topics, their partitions, and the admin operations that change them.
+//! The broker: the metadata image it serves from, the partitions it hosts, and the coordinators.
 //!
 //! Guarantees:
-//! * Topic metadata changes (create, delete, add partitions, config changes) are persisted with
-//!   an atomic replace of the metadata file *before* they are visible to clients, and are
-//!   serialized by one admin lock so two concurrent creates cannot both succeed.
-//! * Partition directories that the metadata does not name (left by a crash during a delete)
-//!   are removed at startup, so a re-created topic never inherits old data.
-//! * No lock is held across an `.await` except the admin lock, which guards only metadata.
+//! * What this broker knows about topics, partitions, leaders, brokers and configs is one
+//!   [`MetadataImage`], replaced only by [`Broker::publish`] with the result of applying
+//!   committed metadata records; nothing else caches who leads what.
+//! * The hosted partitions ([`ReplicaManager`]) follow the image: a published delta opens the
+//!   partitions this broker became a replica of *before* the new image is visible, and stops
+//!   those it no longer hosts *after*, so a client that sees a partition in Metadata finds it.
+//! * Partition directories that the image does not give to this broker (left by a crash during
+//!   a delete) are removed at startup, so a re-created topic never inherits old data.
+//! * Admin operations go through the [`Controller`], the only writer of metadata records.
 
 pub mod group_store;
 pub mod groups;
-pub mod metadata_store;
+pub mod log_configs;
+pub mod metadata_log;
 pub mod offsets;
 pub mod partition;
+pub mod replica_manager;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use gregor_core::clock::SharedClock;
 use gregor_core::disk::SharedDisk;
-use gregor_core::topic::validate_topic_name;
-use gregor_storage::{ConfigError as LogConfigError, LogConfig, PartitionLog};
+use gregor_core::metadata::{MetadataDelta, MetadataImage, PartitionRegistration, TopicImage, RESOURCE_BROKER};
+use gregor_storage::{LogConfig, PartitionLog};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::controller::Controller;
 use crate::errors;
-use metadata_store::{MetadataImage, TopicRecord};
+pub use log_configs::{ACCEPTED_TOPIC_KEYS, DYNAMIC_BROKER_KEYS};
+use log_configs::{effective_log_defaults, log_config_for};
 pub use partition::{Offsets, Partition, PartitionError};
+pub use replica_manager::{check_leader_epoch, ReplicaManager};
 
 /// Most partitions one topic may have (bounds memory and file handles per request).
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 
-/// Producer ids reserved durably at a time (see [`Broker::allocate_producer_id`]).
-pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
-
-/// A topic and its partitions. Replaced as a whole (copy on write) when it changes.
+/// A topic as the image describes it, for handlers.
+#[derive(Debug, Clone)]
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
     /// Topic-level config overrides, as set by users.
     pub configs: BTreeMap<String, String>,
-    /// The effective log configuration (broker defaults + overrides).
-    pub log_config: LogConfig,
-    pub partitions: Vec<Arc<Partition>>,
+    pub partitions: BTreeMap<i32, PartitionRegistration>,
+}
+
+impl Topic {
+    fn from_image(image: &MetadataImage, t: &TopicImage) -> Topic {
+        Topic { name: t.name.clone(), id: Uuid::from_u128(t.id), configs: image.topic_configs(&t.name), partitions: t.partitions.clone() }
+    }
 }
 
 /// A topic to create.
@@ -71,17 +81,18 @@ impl AdminError {
     }
 }
 
-fn config_error(e: LogConfigError) -> AdminError {
-    AdminError::new(errors::INVALID_CONFIG, e.to_string())
+/// Why a request for a partition is not served here: a Kafka error code and, when known, the
+/// current leader and its epoch (the KIP-951 hint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotServed {
+    pub code: i16,
+    pub leader: Option<(i32, i32)>,
 }
 
-#[derive(Default)]
-struct Registry {
-    topics: BTreeMap<String, Arc<Topic>>,
-    ids: HashMap<Uuid, String>,
-    image: MetadataImage,
-    /// Producer ids left in the current durably reserved block (empty: reserve a new block).
-    producer_ids: std::ops::Range<i64>,
+impl NotServed {
+    fn code(code: i16) -> NotServed {
+        NotServed { code, leader: None }
+    }
 }
 
 /// Why the broker could not start.
@@ -90,7 +101,11 @@ pub enum StartError {
     #[error("cannot use data directory {dir}: {source}")]
     DataDir { dir: String, source: std::io::Error },
     #[error(transparent)]
-    Metadata(#[from] metadata_store::MetadataError),
+    MetadataLog(#[from] metadata_log::MetadataLogError),
+    #[error("metadata file {0} is corrupt: {1}")]
+    LegacyMetadata(String, String),
+    #[error("cannot register this broker: {0}")]
+    Registration(String),
     #[error("cannot open partition {0}: {1}")]
     Partition(String, String),
     #[error("invalid stored config for topic {0}: {1}")]
@@ -103,12 +118,14 @@ pub struct Broker {
     pub clock: SharedClock,
     pub disk: SharedDisk,
     pub cluster_id: String,
-    registry: Mutex<Registry>,
-    /// Serializes metadata changes (held across the metadata file write).
-    admin: tokio::sync::Mutex<()>,
+    /// The current metadata image (replaced whole by [`Broker::publish`]).
+    image: Mutex<Arc<MetadataImage>>,
+    /// The only writer of metadata records.
+    pub controller: Controller,
+    /// The partitions this broker hosts.
+    pub replicas: ReplicaManager,
     /// Wakes long-polling fetches when any high watermark moves.
     pub hw_changed: Arc<Notify>,
-    rng: Mutex<SmallRng>,
     /// Committed offsets and group metadata (the cache of `__consumer_offsets`).
     pub offsets: offsets::OffsetCache,
     /// The consumer group coordinator.
@@ -117,20 +134,9 @@ pub struct Broker {
     closing: std::sync::atomic::AtomicBool,
     /// Topic log defaults: the static `log.*` settings with dynamic broker overrides applied.
     log_defaults: Mutex<LogConfig>,
+    /// Producer ids left in the block the controller gave this broker (empty: ask for one).
+    producer_ids: Mutex<std::ops::Range<i64>>,
 }
-
-/// Broker settings that AlterConfigs may change at runtime (they only set topic defaults).
-pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
-    "log.retention.ms",
-    "log.retention.bytes",
-    "log.segment.bytes",
-    "log.roll.ms",
-    "message.max.bytes",
-    "log.flush.interval.messages",
-    "log.flush.interval.ms",
-    "log.message.timestamp.type",
-    "log.cleanup.policy",
-];
 
 fn partition_dir(root: &Path, topic: &str, index: i32) -> PathBuf {
     root.join(format!("{topic}-{index}"))
@@ -144,8 +150,9 @@ fn new_cluster_id(rng: &mut SmallRng) -> String {
 }
 
 impl Broker {
-    /// Opens (or initialises) the data directory, recovers every partition and starts their
-    /// flushers. `seed` drives every random choice (cluster and topic ids).
+    /// Opens (or initialises) the data directory, replays the metadata log into the image,
+    /// registers this broker, and recovers every hosted partition. `seed` drives every random
+    /// choice (cluster and topic ids, placement).
     pub async fn open(config: BrokerConfig, disk: SharedDisk, clock: SharedClock, seed: u64) -> Result<Arc<Broker>, StartError> {
         let dir = config.log_dir.clone();
         let data_dir_err = |source| StartError::DataDir { dir: dir.display().to_string(), source };
@@ -167,71 +174,54 @@ impl Broker {
             }
         };
 
-        let image = MetadataImage::load(disk.as_ref(), &dir)?;
+        let (controller, image) = Controller::open(&config, disk.clone(), clock.as_ref(), rng.random())?;
         let hw_changed = Arc::new(Notify::new());
-        let log_defaults = effective_log_defaults(&config, &image.broker_configs).unwrap_or_else(|e| {
+        let log_defaults = effective_log_defaults(&config, &image.cluster_broker_configs()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "ignoring invalid stored dynamic broker config");
             config.log_defaults.clone()
         });
-        let config_group = (
-            config.group_min_session_timeout_ms,
-            config.group_max_session_timeout_ms,
-            config.group_initial_rebalance_delay_ms,
-            config.group_max_size as usize,
-        );
+        let group_config = gregor_core::group::GroupConfig {
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            max_size: config.group_max_size as usize,
+        };
         let broker = Arc::new(Broker {
             config,
             clock,
             disk,
             cluster_id,
-            registry: Mutex::new(Registry::default()),
-            admin: tokio::sync::Mutex::new(()),
+            image: Mutex::new(Arc::new(MetadataImage::new())),
+            controller,
+            replicas: ReplicaManager::default(),
             hw_changed,
-            rng: Mutex::new(rng),
             log_defaults: Mutex::new(log_defaults),
             closing: std::sync::atomic::AtomicBool::new(false),
             offsets: offsets::OffsetCache::default(),
-            groups: groups::GroupService::new(gregor_core::group::GroupConfig {
-                min_session_timeout_ms: config_group.0,
-                max_session_timeout_ms: config_group.1,
-                initial_rebalance_delay_ms: config_group.2,
-                max_size: config_group.3,
-            }),
+            groups: groups::GroupService::new(group_config),
+            producer_ids: Mutex::new(0..0),
         });
 
-        // Remove partition directories the metadata does not know (interrupted deletes).
-        let mut expected = std::collections::BTreeSet::new();
-        for (name, t) in &image.topics {
-            for p in 0..t.partitions {
-                expected.insert(format!("{name}-{p}"));
+        broker.remove_unhosted_partition_dirs(&image).map_err(data_dir_err)?;
+        let mut opened = Vec::new();
+        for t in image.topics.values() {
+            let configs = image.topic_configs(&t.name);
+            let log_config = log_config_for(&broker.log_defaults(), &configs).map_err(|e| StartError::TopicConfig(t.name.clone(), e.to_string()))?;
+            for (index, reg) in &t.partitions {
+                if !reg.replicas.contains(&broker.config.node_id) {
+                    continue;
+                }
+                let p = broker.open_partition(&t.name, *index, reg, &log_config, false).map_err(|e| StartError::Partition(t.name.clone(), e.message))?;
+                opened.push(p);
             }
         }
-        for entry in broker.disk.list_dir(&dir).map_err(data_dir_err)? {
-            let is_partition_dir = entry.rsplit_once('-').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-            if is_partition_dir && !expected.contains(&entry) {
-                tracing::warn!(dir = %entry, "removing partition directory of a deleted topic");
-                broker.disk.remove_dir_all(&dir.join(&entry)).map_err(data_dir_err)?;
-            }
+        broker.sync_partition_dir_entries(opened.iter());
+        for p in opened {
+            broker.replicas.insert(p);
         }
+        *broker.image.lock().expect("image lock") = Arc::new(image);
+        broker.controller.register_self(&broker).await.map_err(|e| StartError::Registration(e.message))?;
 
-        let mut topics = Vec::new();
-        for (name, rec) in &image.topics {
-            let log_config = log_config_for(&broker.log_defaults(), &rec.configs)
-                .map_err(|e| StartError::TopicConfig(name.clone(), e.to_string()))?;
-            let partitions = broker
-                .open_partitions(name, 0..rec.partitions, &log_config)
-                .map_err(|e| StartError::Partition(name.clone(), e.message))?;
-            topics.push(Topic { name: name.clone(), id: rec.id, configs: rec.configs.clone(), log_config, partitions });
-        }
-        broker.sync_partition_dir_entries(topics.iter().flat_map(|t| t.partitions.iter()));
-        {
-            let mut reg = broker.registry.lock().expect("registry lock");
-            for t in topics {
-                reg.ids.insert(t.id, t.name.clone());
-                reg.topics.insert(t.name.clone(), Arc::new(t));
-            }
-            reg.image = image;
-        }
         let loaded = broker.load_offsets();
         if loaded > 0 {
             tracing::info!(records = loaded, "loaded {}", offsets::OFFSETS_TOPIC);
@@ -241,6 +231,28 @@ impl Broker {
             tracing::info!(groups, "restored consumer groups");
         }
         Ok(broker)
+    }
+
+    /// Removes partition directories of partitions the image does not give this broker
+    /// (interrupted deletes). The metadata log's own directory is never touched.
+    fn remove_unhosted_partition_dirs(&self, image: &MetadataImage) -> std::io::Result<()> {
+        let mut expected = BTreeSet::new();
+        for t in image.topics.values() {
+            for (p, reg) in &t.partitions {
+                if reg.replicas.contains(&self.config.node_id) {
+                    expected.insert(format!("{}-{p}", t.name));
+                }
+            }
+        }
+        let dir = &self.config.log_dir;
+        for entry in self.disk.list_dir(dir)? {
+            let is_partition_dir = entry.rsplit_once('-').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            if is_partition_dir && entry != metadata_log::DIR_NAME && !expected.contains(&entry) {
+                tracing::warn!(dir = %entry, "removing partition directory of a deleted topic");
+                self.disk.remove_dir_all(&dir.join(&entry))?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes the partition directories' entries in the data directory durable with one sync,
@@ -259,258 +271,204 @@ impl Broker {
         }
     }
 
-    fn open_partitions(&self, topic: &str, range: std::ops::Range<i32>, log_config: &LogConfig) -> Result<Vec<Arc<Partition>>, AdminError> {
-        let mut out = Vec::new();
-        for index in range {
-            let dir = partition_dir(&self.config.log_dir, topic, index);
-            let (log, report) = PartitionLog::open(self.disk.clone(), dir, log_config.clone(), self.clock.wall_ms())
-                .map_err(|e| AdminError::new(errors::KAFKA_STORAGE_ERROR, format!("{topic}-{index}: {e}")))?;
-            if !report.clean_shutdown || report.truncated_bytes > 0 {
-                tracing::info!(topic, partition = index, ?report, "recovered partition");
-            }
-            let p = Partition::new(topic.to_string(), index, log, self.hw_changed.clone(), self.clock.monotonic_ms());
-            tokio::spawn(p.clone().run_flusher());
-            out.push(p);
+    /// Opens one hosted partition and starts its flusher. A `fresh` partition (just created by
+    /// a metadata change) starts from an empty directory: anything left there is removed.
+    fn open_partition(&self, topic: &str, index: i32, reg: &PartitionRegistration, log_config: &LogConfig, fresh: bool) -> Result<Arc<Partition>, AdminError> {
+        let dir = partition_dir(&self.config.log_dir, topic, index);
+        if fresh && self.disk.exists(&dir) {
+            let _ = self.disk.remove_dir_all(&dir);
         }
-        Ok(out)
+        let (log, report) = PartitionLog::open(self.disk.clone(), dir, log_config.clone(), self.clock.wall_ms())
+            .map_err(|e| AdminError::new(errors::KAFKA_STORAGE_ERROR, format!("{topic}-{index}: {e}")))?;
+        if !report.clean_shutdown || report.truncated_bytes > 0 {
+            tracing::info!(topic, partition = index, ?report, "recovered partition");
+        }
+        let p = Partition::new(topic.to_string(), index, log, self.hw_changed.clone(), self.clock.monotonic_ms());
+        p.set_leadership(reg.leader == self.config.node_id, reg.leader_epoch);
+        tokio::spawn(p.clone().run_flusher());
+        Ok(p)
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().expect("registry lock poisoned")
+    /// Replaces the image with `image`, which is the current image with `delta` applied, and
+    /// makes the hosted partitions and configs follow it.
+    pub fn publish(&self, image: MetadataImage, delta: &MetadataDelta) {
+        let me = self.config.node_id;
+        if delta.changed_configs.iter().any(|(t, _)| *t == RESOURCE_BROKER) {
+            match effective_log_defaults(&self.config, &image.cluster_broker_configs()) {
+                Ok(d) => *self.log_defaults.lock().expect("log defaults lock") = d,
+                Err(e) => tracing::error!(error = %e, "committed dynamic broker config is invalid; keeping the previous defaults"),
+            }
+        }
+        // Partitions this broker now hosts: open the new ones, update the others' leadership.
+        let mut opened = Vec::new();
+        for ((topic_id, index), reg) in &delta.changed_partitions {
+            let Some(t) = image.topic_by_id(*topic_id) else { continue };
+            match self.replicas.get(&t.name, *index) {
+                Some(p) if reg.replicas.contains(&me) => p.set_leadership(reg.leader == me, reg.leader_epoch),
+                Some(_) => self.stop_replica(&t.name, *index, true),
+                None if reg.replicas.contains(&me) => {
+                    let lc = match log_config_for(&self.log_defaults(), &image.topic_configs(&t.name)) {
+                        Ok(lc) => lc,
+                        Err(e) => {
+                            tracing::error!(topic = %t.name, error = %e, "committed topic config is invalid; using the defaults");
+                            self.log_defaults()
+                        }
+                    };
+                    match self.open_partition(&t.name, *index, reg, &lc, true) {
+                        Ok(p) => opened.push(p),
+                        Err(e) => tracing::error!(topic = %t.name, partition = index, error = %e.message, "cannot create partition"),
+                    }
+                }
+                None => {}
+            }
+        }
+        if !opened.is_empty() {
+            self.sync_partition_dir_entries(opened.iter());
+            for p in opened {
+                tracing::debug!(topic = %p.topic, partition = p.index, "hosting partition");
+                self.replicas.insert(p);
+            }
+        }
+        // Config changes: re-derive the effective log config of every affected topic.
+        let broker_defaults_changed = delta.changed_configs.iter().any(|(t, _)| *t == RESOURCE_BROKER);
+        for t in image.topics.values() {
+            let topic_changed = delta.changed_configs.contains(&(gregor_core::metadata::RESOURCE_TOPIC, t.name.clone()));
+            if !(broker_defaults_changed || topic_changed) {
+                continue;
+            }
+            if let Ok(lc) = log_config_for(&self.log_defaults(), &image.topic_configs(&t.name)) {
+                for p in self.replicas.of_topic(&t.name) {
+                    p.set_config(lc.clone());
+                }
+            }
+        }
+        let removed: Vec<(String, Vec<i32>)> = delta.removed_topics.values().cloned().collect();
+        *self.image.lock().expect("image lock") = Arc::new(image);
+        for (name, partitions) in removed {
+            for index in partitions {
+                self.stop_replica(&name, index, true);
+            }
+            tracing::info!(topic = %name, "deleted topic");
+        }
+        if !delta.removed_topics.is_empty() {
+            self.hw_changed.notify_waiters();
+        }
     }
 
-    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.registry().topics.get(name).cloned()
+    /// Stops hosting a partition; with `delete`, removes its data.
+    fn stop_replica(&self, topic: &str, index: i32, delete: bool) {
+        let Some(p) = self.replicas.remove(topic, index) else { return };
+        if let Some(log) = p.take_for_delete() {
+            let result = if delete { log.delete() } else { log.close() };
+            if let Err(e) = result {
+                tracing::warn!(topic, partition = index, error = %e, "could not remove partition data; it is removed at next start");
+            }
+        }
     }
 
-    pub fn topic_by_id(&self, id: &Uuid) -> Option<Arc<Topic>> {
-        let reg = self.registry();
-        reg.ids.get(id).and_then(|n| reg.topics.get(n)).cloned()
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.lock().expect("image lock poisoned").clone()
     }
 
-    pub fn topics(&self) -> Vec<Arc<Topic>> {
-        self.registry().topics.values().cloned().collect()
+    pub fn topic(&self, name: &str) -> Option<Topic> {
+        let image = self.image();
+        image.topic(name).map(|t| Topic::from_image(&image, t))
     }
 
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<Topic> {
+        let image = self.image();
+        image.topic_by_id(id.as_u128()).map(|t| Topic::from_image(&image, t))
+    }
+
+    pub fn topics(&self) -> Vec<Topic> {
+        let image = self.image();
+        image.topic_ids.values().filter_map(|id| image.topic_by_id(*id)).map(|t| Topic::from_image(&image, t)).collect()
+    }
+
+    /// The hosted replica of a partition, whatever its role.
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        let t = self.topic(topic)?;
-        usize::try_from(index).ok().and_then(|i| t.partitions.get(i).cloned())
+        self.replicas.get(topic, index)
     }
 
+    /// The partition for a request that only its leader may serve (produce, consumer fetch,
+    /// list offsets, …), with the client's `current_leader_epoch` checked by
+    /// [`check_leader_epoch`]: UNKNOWN_TOPIC_OR_PARTITION if the image has no such partition,
+    /// NOT_LEADER_OR_FOLLOWER (with the current leader) if this broker does not lead it.
+    pub fn leader_partition(&self, topic: &str, index: i32, current_leader_epoch: i32) -> Result<Arc<Partition>, NotServed> {
+        let image = self.image();
+        let reg = image.partition(topic, index).ok_or(NotServed::code(errors::UNKNOWN_TOPIC_OR_PARTITION))?;
+        let hint = (reg.leader >= 0).then_some((reg.leader, reg.leader_epoch));
+        let not_leader = NotServed { code: errors::NOT_LEADER_OR_FOLLOWER, leader: hint };
+        if reg.leader != self.config.node_id {
+            return Err(not_leader);
+        }
+        check_leader_epoch(current_leader_epoch, reg.leader_epoch).map_err(|code| NotServed { code, leader: hint })?;
+        self.replicas.get(topic, index).ok_or(not_leader)
+    }
+
+    /// The effective log config of a topic with these overrides (the defaults if the
+    /// overrides are invalid, which validation before commit prevents).
+    pub fn effective_log_config(&self, configs: &BTreeMap<String, String>) -> LogConfig {
+        log_config_for(&self.log_defaults(), configs).unwrap_or_else(|_| self.log_defaults())
+    }
+
+    /// Dynamic broker config overrides (cluster-wide).
     pub fn broker_config_overrides(&self) -> BTreeMap<String, String> {
-        self.registry().image.broker_configs.clone()
-    }
-
-    fn persist(&self, image: &MetadataImage) -> Result<(), AdminError> {
-        image
-            .store(self.disk.as_ref(), &self.config.log_dir)
-            .map_err(|e| AdminError::new(errors::KAFKA_STORAGE_ERROR, format!("cannot persist metadata: {e}")))
+        self.image().cluster_broker_configs()
     }
 
     /// Hands out a producer id never handed out before, even across restarts: ids come from
-    /// blocks of [`PRODUCER_ID_BLOCK_SIZE`] whose end is persisted before the first id of the
-    /// block is used (what is left of a block at a restart is skipped).
+    /// blocks the controller allocates with a metadata record that is committed before the
+    /// first id of the block is used (what is left of a block at a restart is skipped, as in
+    /// Kafka).
     pub async fn allocate_producer_id(&self) -> Result<i64, AdminError> {
-        if let Some(id) = self.registry().producer_ids.next() {
+        if let Some(id) = self.producer_ids.lock().expect("producer ids lock").next() {
             return Ok(id);
         }
-        let _admin = self.admin.lock().await;
-        if let Some(id) = self.registry().producer_ids.next() {
-            return Ok(id);
+        let block = self.controller.allocate_producer_ids(self).await?;
+        let mut ids = self.producer_ids.lock().expect("producer ids lock");
+        if ids.is_empty() {
+            *ids = block;
         }
-        let mut image = self.registry().image.clone();
-        let start = image.producer_id_block_end;
-        let end = start
-            .checked_add(PRODUCER_ID_BLOCK_SIZE)
-            .ok_or_else(|| AdminError::new(errors::KAFKA_STORAGE_ERROR, "producer ids exhausted"))?;
-        image.producer_id_block_end = end;
-        self.persist(&image)?;
-        let mut reg = self.registry();
-        reg.image = image;
-        reg.producer_ids = start + 1..end;
-        tracing::info!(start, end, "reserved producer id block");
-        Ok(start)
+        Ok(ids.next().expect("a new block is not empty"))
     }
 
     /// Checks a topic creation without doing it; returns the effective log config.
     pub fn validate_create(&self, name: &str, partitions: i32, replication_factor: i16, configs: &BTreeMap<String, String>) -> Result<LogConfig, AdminError> {
-        validate_topic_name(name).map_err(|e| AdminError::new(errors::INVALID_TOPIC_EXCEPTION, e.to_string()))?;
-        if self.topic(name).is_some() {
-            return Err(AdminError::new(errors::TOPIC_ALREADY_EXISTS, format!("Topic '{name}' already exists.")));
-        }
-        if partitions < 1 || partitions > PARTITIONS_PER_TOPIC_MAX {
-            return Err(AdminError::new(errors::INVALID_PARTITIONS, format!("Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}.")));
-        }
-        if replication_factor < 1 {
-            return Err(AdminError::new(errors::INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0."));
-        }
-        if replication_factor > 1 {
-            return Err(AdminError::new(
-                errors::INVALID_REPLICATION_FACTOR,
-                format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."),
-            ));
-        }
-        check_config_values(configs)?;
-        log_config_for(&self.log_defaults(), configs).map_err(config_error)
+        self.controller.validate_create(self, &self.image(), name, partitions, replication_factor, configs)
     }
 
     /// Creates a topic (or only validates it).
-    pub async fn create_topic(&self, name: &str, partitions: i32, replication_factor: i16, configs: BTreeMap<String, String>, validate_only: bool) -> Result<Arc<Topic>, AdminError> {
+    pub async fn create_topic(&self, name: &str, partitions: i32, replication_factor: i16, configs: BTreeMap<String, String>, validate_only: bool) -> Result<Topic, AdminError> {
         let new = NewTopic { name: name.to_string(), partitions, replication_factor, configs };
         self.create_topics(vec![new], validate_only).await.pop().expect("one result per topic")
     }
 
-    /// Creates topics (or only validates them), one result per topic in order. The metadata is
-    /// persisted once for the whole batch, so one CreateTopics request of a thousand topics
-    /// costs one metadata write, not a thousand.
-    pub async fn create_topics(&self, new: Vec<NewTopic>, validate_only: bool) -> Vec<Result<Arc<Topic>, AdminError>> {
-        let _admin = self.admin.lock().await;
-        let mut results: Vec<Option<Result<Arc<Topic>, AdminError>>> = vec![None; new.len()];
-        let mut image = self.registry().image.clone();
-        let mut accepted = Vec::new();
-        for (i, t) in new.into_iter().enumerate() {
-            let log_config = match self.validate_create(&t.name, t.partitions, t.replication_factor, &t.configs) {
-                Ok(lc) => lc,
-                Err(e) => {
-                    results[i] = Some(Err(e));
-                    continue;
-                }
-            };
-            // The same name twice in one batch: the first one wins.
-            if image.topics.contains_key(&t.name) {
-                results[i] = Some(Err(AdminError::new(errors::TOPIC_ALREADY_EXISTS, format!("Topic '{}' already exists.", t.name))));
-                continue;
-            }
-            let id = loop {
-                let id = Uuid::from_u128(self.rng.lock().expect("rng lock").random());
-                if !id.is_nil() && self.topic_by_id(&id).is_none() && image.topics.values().all(|r| r.id != id) {
-                    break id;
-                }
-            };
-            if validate_only {
-                let topic = Topic { name: t.name, id, configs: t.configs, log_config, partitions: Vec::new() };
-                results[i] = Some(Ok(Arc::new(topic)));
-                continue;
-            }
-            for p in 0..t.partitions {
-                let dir = partition_dir(&self.config.log_dir, &t.name, p);
-                if self.disk.exists(&dir) {
-                    let _ = self.disk.remove_dir_all(&dir);
-                }
-            }
-            image.topics.insert(t.name.clone(), TopicRecord { id, partitions: t.partitions, configs: t.configs.clone() });
-            accepted.push((i, t, id, log_config));
-        }
-        if accepted.is_empty() {
-            return results.into_iter().map(|r| r.expect("every topic answered")).collect();
-        }
-        if let Err(e) = self.persist(&image) {
-            for (i, ..) in &accepted {
-                results[*i] = Some(Err(e.clone()));
-            }
-            return results.into_iter().map(|r| r.expect("every topic answered")).collect();
-        }
-        let mut created = Vec::new();
-        for (i, t, id, log_config) in accepted {
-            match self.open_partitions(&t.name, 0..t.partitions, &log_config) {
-                Ok(parts) => {
-                    tracing::info!(topic = %t.name, partitions = t.partitions, "created topic");
-                    let topic = Arc::new(Topic { name: t.name, id, configs: t.configs, log_config, partitions: parts });
-                    created.push(topic.clone());
-                    results[i] = Some(Ok(topic));
-                }
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
-        self.sync_partition_dir_entries(created.iter().flat_map(|t| t.partitions.iter()));
-        let mut reg = self.registry();
-        for topic in created {
-            reg.ids.insert(topic.id, topic.name.clone());
-            reg.topics.insert(topic.name.clone(), topic);
-        }
-        reg.image = image;
-        drop(reg);
-        results.into_iter().map(|r| r.expect("every topic answered")).collect()
+    /// Creates topics (or only validates them), one result per topic in order, with one
+    /// metadata commit for the whole batch.
+    pub async fn create_topics(&self, new: Vec<NewTopic>, validate_only: bool) -> Vec<Result<Topic, AdminError>> {
+        self.controller.create_topics(self, new, validate_only).await
     }
 
     /// Deletes a topic and its data.
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
-        let _admin = self.admin.lock().await;
-        let topic = self.topic(name).ok_or_else(|| AdminError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?;
-        let mut image = self.registry().image.clone();
-        image.topics.remove(name);
-        self.persist(&image)?;
-        {
-            let mut reg = self.registry();
-            reg.topics.remove(name);
-            reg.ids.remove(&topic.id);
-            reg.image = image;
-        }
-        for p in &topic.partitions {
-            if let Some(log) = p.take_for_delete() {
-                if let Err(e) = log.delete() {
-                    tracing::warn!(topic = name, partition = p.index, error = %e, "could not remove partition data; it is removed at next start");
-                }
-            }
-        }
-        self.hw_changed.notify_waiters();
-        tracing::info!(topic = name, "deleted topic");
-        Ok(topic.id)
+        self.controller.delete_topic(self, name).await
     }
 
     /// Grows a topic to `count` partitions.
     pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
-        let _admin = self.admin.lock().await;
-        let topic = self.topic(name).ok_or_else(|| AdminError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?;
-        let current = topic.partitions.len() as i32;
-        if count < current {
-            return Err(AdminError::new(errors::INVALID_PARTITIONS, format!("Topic currently has {current} partitions, which is higher than the requested {count}.")));
-        }
-        if count == current {
-            return Err(AdminError::new(errors::INVALID_PARTITIONS, format!("Topic already has {current} partitions.")));
-        }
-        if count > PARTITIONS_PER_TOPIC_MAX {
-            return Err(AdminError::new(errors::INVALID_PARTITIONS, format!("Number of partitions must be at most {PARTITIONS_PER_TOPIC_MAX}.")));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let mut image = self.registry().image.clone();
-        if let Some(rec) = image.topics.get_mut(name) {
-            rec.partitions = count;
-        }
-        self.persist(&image)?;
-        let mut parts = topic.partitions.clone();
-        parts.extend(self.open_partitions(name, current..count, &topic.log_config)?);
-        let new_topic = Arc::new(Topic { name: topic.name.clone(), id: topic.id, configs: topic.configs.clone(), log_config: topic.log_config.clone(), partitions: parts });
-        let mut reg = self.registry();
-        reg.topics.insert(name.to_string(), new_topic);
-        reg.image = image;
-        Ok(())
+        self.controller.create_partitions(self, name, count, validate_only).await
     }
 
     /// Replaces a topic's config overrides.
     pub async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
-        let _admin = self.admin.lock().await;
-        let topic = self.topic(name).ok_or_else(|| AdminError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?;
-        check_config_values(&configs)?;
-        let log_config = log_config_for(&self.log_defaults(), &configs).map_err(config_error)?;
-        if validate_only {
-            return Ok(());
-        }
-        let mut image = self.registry().image.clone();
-        if let Some(rec) = image.topics.get_mut(name) {
-            rec.configs = configs.clone();
-        }
-        self.persist(&image)?;
-        for p in &topic.partitions {
-            p.set_config(log_config.clone());
-        }
-        let new_topic = Arc::new(Topic { name: topic.name.clone(), id: topic.id, configs, log_config, partitions: topic.partitions.clone() });
-        let mut reg = self.registry();
-        reg.topics.insert(name.to_string(), new_topic);
-        reg.image = image;
-        Ok(())
+        self.controller.set_topic_configs(self, name, configs, validate_only).await
+    }
+
+    /// Replaces the dynamic broker config overrides (only [`DYNAMIC_BROKER_KEYS`]).
+    pub async fn set_broker_configs(&self, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
+        self.controller.set_broker_configs(self, overrides, validate_only).await
     }
 
     /// Starts shutdown: waiting fetches are answered with what they have.
@@ -528,53 +486,18 @@ impl Broker {
         self.log_defaults.lock().expect("log defaults lock").clone()
     }
 
-    /// Replaces the dynamic broker config overrides (only [`DYNAMIC_BROKER_KEYS`]) and re-derives
-    /// every topic's effective log config.
-    pub async fn set_broker_configs(&self, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
-        let _admin = self.admin.lock().await;
-        if let Some(k) = overrides.keys().find(|k| !DYNAMIC_BROKER_KEYS.contains(&k.as_str())) {
-            return Err(AdminError::new(errors::INVALID_CONFIG, format!("Cannot update these configs dynamically: {k}")));
-        }
-        check_config_values(&overrides)?;
-        let defaults = effective_log_defaults(&self.config, &overrides).map_err(|e| AdminError::new(errors::INVALID_CONFIG, e.to_string()))?;
-        let mut new_topics = Vec::new();
-        for t in self.topics() {
-            let lc = log_config_for(&defaults, &t.configs).map_err(config_error)?;
-            new_topics.push((t, lc));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        let mut image = self.registry().image.clone();
-        image.broker_configs = overrides;
-        self.persist(&image)?;
-        *self.log_defaults.lock().expect("log defaults lock") = defaults;
-        let mut reg = self.registry();
-        for (t, lc) in new_topics {
-            for p in &t.partitions {
-                p.set_config(lc.clone());
-            }
-            let nt = Arc::new(Topic { name: t.name.clone(), id: t.id, configs: t.configs.clone(), log_config: lc, partitions: t.partitions.clone() });
-            reg.topics.insert(t.name.clone(), nt);
-        }
-        reg.image = image;
-        Ok(())
-    }
-
-    /// Applies retention to every partition.
+    /// Applies retention to every hosted partition.
     pub fn apply_retention(&self) {
         let now = self.clock.wall_ms();
-        for t in self.topics() {
-            for p in &t.partitions {
-                // Never past the high watermark: unflushed data is not eligible.
-                match p.with_log_mut(|log, hw| log.apply_retention_below(now, hw)) {
-                    Ok(r) if r.segments_deleted > 0 => {
-                        tracing::info!(topic = %t.name, partition = p.index, segments = r.segments_deleted, bytes = r.bytes_deleted, log_start_offset = r.log_start_offset, "retention deleted segments");
-                    }
-                    Ok(_) => {}
-                    Err(PartitionError::Deleted) => {}
-                    Err(e) => tracing::warn!(topic = %t.name, partition = p.index, error = %e, "retention failed"),
+        for p in self.replicas.all() {
+            // Never past the high watermark: unflushed data is not eligible.
+            match p.with_log_mut(|log, hw| log.apply_retention_below(now, hw)) {
+                Ok(r) if r.segments_deleted > 0 => {
+                    tracing::info!(topic = %p.topic, partition = p.index, segments = r.segments_deleted, bytes = r.bytes_deleted, log_start_offset = r.log_start_offset, "retention deleted segments");
                 }
+                Ok(_) => {}
+                Err(PartitionError::Deleted) => {}
+                Err(e) => tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed"),
             }
         }
     }
@@ -582,75 +505,19 @@ impl Broker {
     /// Page-cache policy: flush partitions whose `flush.ms` has elapsed.
     pub fn flush_on_interval(&self) {
         let now = self.clock.monotonic_ms();
-        for t in self.topics() {
-            for p in &t.partitions {
-                p.maybe_flush_on_interval(now);
-            }
+        for p in self.replicas.all() {
+            p.maybe_flush_on_interval(now);
         }
     }
 
-    /// Clean shutdown of every partition (sync, indexes, clean-shutdown marker).
+    /// Clean shutdown of every partition (sync, indexes, clean-shutdown marker) and of the
+    /// metadata log.
     pub fn close(&self) {
-        for t in self.topics() {
-            for p in &t.partitions {
-                if let Err(e) = p.close() {
-                    tracing::error!(topic = %t.name, partition = p.index, error = %e, "error closing partition");
-                }
+        for p in self.replicas.all() {
+            if let Err(e) = p.close() {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "error closing partition");
             }
         }
+        self.controller.close();
     }
-}
-
-/// Kafka topic configs that Gregor accepts, stores and reports but does not act on yet (they
-/// concern replication, compaction, tiered storage or broker-side recompression). Accepting them
-/// lets existing topic definitions and tools work; everything else unknown is INVALID_CONFIG.
-pub const ACCEPTED_TOPIC_KEYS: &[&str] = &[
-    "min.insync.replicas",
-    "unclean.leader.election.enable",
-    "compression.type",
-    "preallocate",
-    "message.downconversion.enable",
-    "file.delete.delay.ms",
-    "delete.retention.ms",
-    "min.compaction.lag.ms",
-    "max.compaction.lag.ms",
-    "min.cleanable.dirty.ratio",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
-    "message.timestamp.difference.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.after.max.ms",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "local.retention.ms",
-    "local.retention.bytes",
-    "remote.storage.enable",
-];
-
-/// The effective log config for a topic's overrides (keys in [`ACCEPTED_TOPIC_KEYS`] are kept
-/// in the topic's config map but do not reach the log).
-fn log_config_for(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Result<LogConfig, LogConfigError> {
-    let log_keys: BTreeMap<String, String> =
-        configs.iter().filter(|(k, _)| !ACCEPTED_TOPIC_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
-    LogConfig::with_overrides(defaults, &log_keys)
-}
-
-/// Config values are stored in a tab-separated file; refuse characters that would break it.
-fn check_config_values(configs: &BTreeMap<String, String>) -> Result<(), AdminError> {
-    for (k, v) in configs {
-        if k.contains(['\t', '\n', '\r']) || v.contains(['\t', '\n', '\r']) {
-            return Err(AdminError::new(errors::INVALID_CONFIG, format!("Invalid value {v:?} for configuration {k}: control characters are not allowed")));
-        }
-    }
-    Ok(())
-}
-
-/// The topic defaults given the static config and dynamic broker overrides.
-fn effective_log_defaults(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Result<LogConfig, crate::config::ConfigError> {
-    if overrides.is_empty() {
-        return Ok(config.log_defaults.clone());
-    }
-    let mut settings: Vec<(String, String)> = config.explicit.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    settings.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-    Ok(BrokerConfig::from_settings(&settings)?.log_defaults)
 }

@@ -21,7 +21,7 @@
 //! retried batch is answered with the original's offsets and waits for the same durability as the
 //! original (its offsets are at or below the log end, so `wait_durable` covers it).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gregor_core::bugs::{self, Bug};
@@ -81,10 +81,15 @@ struct State {
     last_flush_ms: u64,
 }
 
-/// A partition led by this broker.
+/// A partition hosted by this broker.
 pub struct Partition {
     pub topic: String,
     pub index: i32,
+    /// The leader epoch of the current leadership (from the metadata image), written into every
+    /// batch appended while leading.
+    leader_epoch: AtomicI32,
+    /// Whether this broker leads the partition (from the metadata image).
+    leading: AtomicBool,
     state: Mutex<State>,
     /// Wakes the flusher (permit-storing, so a wake during an fsync is not lost).
     flush_wanted: Notify,
@@ -115,6 +120,8 @@ impl Partition {
         Arc::new(Partition {
             topic,
             index,
+            leader_epoch: AtomicI32::new(0),
+            leading: AtomicBool::new(false),
             state: Mutex::new(State { log: Some(log), high_watermark: hw, failed: false, unflushed_messages: 0, last_flush_ms: now_mono_ms }),
             flush_wanted: Notify::new(),
             flushed: Notify::new(),
@@ -142,13 +149,28 @@ impl Partition {
         f(&mut st)
     }
 
+    /// Applies the leadership the metadata image gives this partition.
+    pub fn set_leadership(&self, leading: bool, leader_epoch: i32) {
+        let old = self.leader_epoch.swap(leader_epoch, Ordering::SeqCst);
+        assert!(leader_epoch >= old, "{}-{}: leader epoch went back from {old} to {leader_epoch}", self.topic, self.index);
+        self.leading.store(leading, Ordering::SeqCst);
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::SeqCst)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
     /// Appends validated batches, assigning offsets. Durability is awaited separately. An
     /// idempotent producer's retry of a batch already in the log appends nothing and returns the
     /// original batch's offsets.
     pub fn append(&self, batches: &mut [u8], record_count: i64, now_ms: i64) -> Result<AppendInfo, PartitionError> {
         let (info, wake_flusher, hw_moved) = self.with_log(|st| {
             let log = st.log.as_mut().expect("checked open");
-            let info = match log.append_checked(batches, 0, now_ms) {
+            let info = match log.append_checked(batches, self.leader_epoch(), now_ms) {
                 Ok(AppendOutcome::Appended(info)) => info,
                 Ok(AppendOutcome::Duplicate(info)) => {
                     tracing::debug!(topic = %self.topic, partition = self.index, base_offset = info.base_offset, "duplicate batch from an idempotent producer");

@@ -116,7 +116,7 @@ fn new_topic(broker: &Arc<Broker>, t: &kafka_protocol::messages::create_topics_r
 }
 
 fn config_entries(broker: &Arc<Broker>, topic: &Topic) -> Vec<CreatableTopicConfigs> {
-    topic_config_entries(broker, &topic.configs, &topic.log_config, None)
+    topic_config_entries(broker, &topic.configs, &broker.effective_log_config(&topic.configs), None)
         .into_iter()
         .map(|e| {
             let mut c = CreatableTopicConfigs::default();

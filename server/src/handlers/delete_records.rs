@@ -19,9 +19,9 @@ pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsR
             let mut pr = DeleteRecordsPartitionResult::default();
             pr.partition_index = p.partition_index;
             pr.low_watermark = -1;
-            match broker.partition(&t.name.0, p.partition_index) {
-                None => pr.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
-                Some(partition) => {
+            match broker.leader_partition(&t.name.0, p.partition_index, -1) {
+                Err(not_served) => pr.error_code = not_served.code,
+                Ok(partition) => {
                     let result = partition.with_log_mut(|log, hw| {
                         let target = if p.offset == -1 { hw } else { p.offset };
                         if target < 0 || target > hw {

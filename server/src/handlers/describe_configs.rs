@@ -155,7 +155,7 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeConfigsRequest, _version: i16) 
         let keys = r.configuration_keys.as_deref();
         match r.resource_type {
             RESOURCE_TOPIC => match broker.topic(r.resource_name.as_str()) {
-                Some(t) => res.configs = topic_config_entries(broker, &t.configs, &t.log_config, keys),
+                Some(t) => res.configs = topic_config_entries(broker, &t.configs, &broker.effective_log_config(&t.configs), keys),
                 None => {
                     res.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
                     res.error_message = Some(sb(format!("Topic '{}' does not exist.", r.resource_name.as_str())));

@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind};
 
 use super::Reply;
 use crate::broker::{Broker, PartitionError};
@@ -74,24 +74,36 @@ fn read_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchRespons
     let mut budget = req.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut has_error = false;
+    // Leaders named in KIP-951 hints; their endpoints go in the response (v16+).
+    let mut hinted = std::collections::BTreeSet::new();
     for ft in &req.topics {
-        let topic = if version >= 13 { broker.topic_by_id(&ft.topic_id) } else { broker.topic(&ft.topic.0) };
+        let name = if version >= 13 { broker.topic_by_id(&ft.topic_id).map(|t| t.name) } else { Some(ft.topic.0.to_string()) };
         let mut tr = FetchableTopicResponse::default();
         tr.topic = ft.topic.clone();
         tr.topic_id = ft.topic_id;
         for fp in &ft.partitions {
             let unknown = if version >= 13 { errors::UNKNOWN_TOPIC_ID } else { errors::UNKNOWN_TOPIC_OR_PARTITION };
-            let Some(partition) = topic.as_ref().and_then(|t| usize::try_from(fp.partition).ok().and_then(|i| t.partitions.get(i).cloned())) else {
+            let Some(name) = name.as_deref() else {
                 has_error = true;
                 tr.partitions.push(partition_result(fp.partition, unknown));
                 continue;
             };
-            // Single node: the leader epoch is always 0.
-            if fp.current_leader_epoch > 0 {
-                has_error = true;
-                tr.partitions.push(partition_result(fp.partition, errors::UNKNOWN_LEADER_EPOCH));
-                continue;
-            }
+            let partition = match broker.leader_partition(name, fp.partition, fp.current_leader_epoch) {
+                Ok(p) => p,
+                Err(not_served) => {
+                    has_error = true;
+                    let code = if not_served.code == errors::UNKNOWN_TOPIC_OR_PARTITION { unknown } else { not_served.code };
+                    let mut pd = partition_result(fp.partition, code);
+                    // KIP-951: tell the client who leads now.
+                    if let (Some((id, epoch)), true) = (not_served.leader, version >= 12) {
+                        pd.current_leader.leader_id = BrokerId(id);
+                        pd.current_leader.leader_epoch = epoch;
+                        hinted.insert(id);
+                    }
+                    tr.partitions.push(pd);
+                    continue;
+                }
+            };
             // The first partition with data may exceed the budget by one batch (KIP-74).
             let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
             let max_bytes = if total == 0 { limit.max(1) } else { limit };
@@ -128,6 +140,9 @@ fn read_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchRespons
             tr.partitions.push(pd);
         }
         resp.responses.push(tr);
+    }
+    if version >= 16 {
+        resp.node_endpoints = super::endpoint_list!(broker, &hinted, NodeEndpoint);
     }
     (resp, total, has_error)
 }

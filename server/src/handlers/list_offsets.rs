@@ -43,7 +43,6 @@ fn lookup(partition: &Partition, ts: i64) -> Result<(i64, i64), PartitionError> 
 pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     for t in req.topics {
-        let topic = broker.topic(&t.name.0);
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
         for p in t.partitions {
@@ -51,14 +50,16 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
-            // The field exists from v4; the codec refuses non-default values below that.
-            pr.leader_epoch = if version >= 4 { 0 } else { -1 };
-            match topic.as_ref().and_then(|t| usize::try_from(p.partition_index).ok().and_then(|i| t.partitions.get(i).cloned())) {
-                None => pr.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
-                Some(_) if p.current_leader_epoch > 0 => pr.error_code = errors::UNKNOWN_LEADER_EPOCH,
-                Some(partition) => match lookup(&partition, p.timestamp) {
+            pr.leader_epoch = -1;
+            match broker.leader_partition(&t.name.0, p.partition_index, p.current_leader_epoch) {
+                Err(not_served) => pr.error_code = not_served.code,
+                Ok(partition) => match lookup(&partition, p.timestamp) {
                     Ok((ts, offset)) => {
                         pr.error_code = errors::NONE;
+                        // The field exists from v4; the codec refuses non-default values below that.
+                        if version >= 4 {
+                            pr.leader_epoch = partition.leader_epoch();
+                        }
                         pr.timestamp = ts;
                         pr.offset = offset;
                     }

@@ -12,7 +12,8 @@ use crate::broker::{Broker, NewTopic, Topic};
 use crate::errors;
 
 fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(broker.config.node_id);
+    let image = broker.image();
+    let live = |id: &i32| image.brokers.get(id).is_some_and(|b| !b.fenced);
     let mut e = MetadataResponseTopic::default();
     e.error_code = errors::NONE;
     e.name = Some(TopicName(sb(t.name.clone())));
@@ -21,16 +22,24 @@ fn topic_entry(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
     e.partitions = t
         .partitions
         .iter()
-        .map(|p| {
+        .map(|(index, reg)| {
             let mut pe = MetadataResponsePartition::default();
-            pe.partition_index = p.index;
-            pe.leader_id = node;
-            pe.leader_epoch = 0;
-            pe.replica_nodes = vec![node];
-            pe.isr_nodes = vec![node];
-            pe.error_code = match p.offsets() {
-                Ok(_) => errors::NONE,
-                Err(e) => e.code(),
+            pe.partition_index = *index;
+            pe.leader_id = BrokerId(reg.leader);
+            pe.leader_epoch = reg.leader_epoch;
+            pe.replica_nodes = reg.replicas.iter().map(|r| BrokerId(*r)).collect();
+            pe.isr_nodes = reg.isr.iter().map(|r| BrokerId(*r)).collect();
+            pe.offline_replicas = reg.replicas.iter().filter(|r| !live(r)).map(|r| BrokerId(*r)).collect();
+            pe.error_code = if reg.leader < 0 {
+                errors::LEADER_NOT_AVAILABLE
+            } else if reg.leader == broker.config.node_id {
+                // A partition whose storage failed here is reported as such.
+                match broker.partition(&t.name, *index).map(|p| p.offsets()) {
+                    Some(Err(e)) => e.code(),
+                    _ => errors::NONE,
+                }
+            } else {
+                errors::NONE
             };
             pe
         })
@@ -48,11 +57,8 @@ fn error_entry(name: Option<String>, id: uuid::Uuid, code: i16) -> MetadataRespo
 
 pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
-    let mut b = MetadataResponseBroker::default();
-    b.node_id = BrokerId(broker.config.node_id);
-    b.host = sb(broker.config.advertised_host.clone());
-    b.port = broker.config.advertised_port;
-    resp.brokers = vec![b];
+    let live: std::collections::BTreeSet<i32> = broker.image().live_brokers().map(|b| b.id).collect();
+    resp.brokers = super::endpoint_list!(broker, &live, MetadataResponseBroker);
     resp.cluster_id = Some(sb(broker.cluster_id.clone()));
     resp.controller_id = BrokerId(broker.config.node_id);
 

@@ -99,3 +99,36 @@ pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest, peer: &str) -> 
 pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
+
+/// Builds a list of `$ty` (any of the protocol's broker/endpoint structs with `node_id`, `host`,
+/// `port` and `rack`) for the brokers `$ids`, from [`node_endpoints`].
+macro_rules! endpoint_list {
+    ($broker:expr, $ids:expr, $ty:ty) => {
+        $crate::handlers::node_endpoints($broker, $ids)
+            .into_iter()
+            .map(|(id, host, port, rack)| {
+                let mut e = <$ty>::default();
+                e.node_id = kafka_protocol::messages::BrokerId(id);
+                e.host = $crate::handlers::sb(host);
+                e.port = port;
+                e.rack = rack.map($crate::handlers::sb);
+                e
+            })
+            .collect()
+    };
+}
+pub(crate) use endpoint_list;
+
+/// The client endpoint (host, port, rack) of each of `ids` that the image knows, for KIP-951
+/// leader hints and the brokers lists: the listener this broker serves clients on
+/// (`PLAINTEXT`), the first endpoint otherwise.
+pub(crate) fn node_endpoints(broker: &Broker, ids: &std::collections::BTreeSet<i32>) -> Vec<(i32, String, i32, Option<String>)> {
+    let image = broker.image();
+    ids.iter()
+        .filter_map(|id| {
+            let b = image.brokers.get(id)?;
+            let e = b.endpoints.iter().find(|e| e.name == "PLAINTEXT").or_else(|| b.endpoints.first())?;
+            Some((*id, e.host.clone(), i32::from(e.port), b.rack.clone()))
+        })
+        .collect()
+}

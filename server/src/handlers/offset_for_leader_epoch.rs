@@ -8,7 +8,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::broker::Broker;
-use crate::errors;
 
 pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
@@ -20,12 +19,13 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetF
             e.partition = p.partition;
             e.leader_epoch = -1;
             e.end_offset = -1;
-            match broker.partition(&t.topic.0, p.partition) {
-                None => e.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
-                Some(_) if p.current_leader_epoch > 0 => e.error_code = errors::UNKNOWN_LEADER_EPOCH,
-                Some(partition) => match partition.offsets() {
-                    Ok(o) if p.leader_epoch == 0 => {
-                        e.leader_epoch = 0;
+            match broker.leader_partition(&t.topic.0, p.partition, p.current_leader_epoch) {
+                Err(not_served) => e.error_code = not_served.code,
+                // Until leadership moves between replicas there is one epoch per partition
+                // life; its end is the log end.
+                Ok(partition) => match partition.offsets() {
+                    Ok(o) if p.leader_epoch == partition.leader_epoch() => {
+                        e.leader_epoch = partition.leader_epoch();
                         e.end_offset = o.log_end;
                     }
                     Ok(_) => {}

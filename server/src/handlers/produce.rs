@@ -42,8 +42,8 @@ use gregor_core::batch::{self, BatchError, BatchHeader, ATTR_LOG_APPEND_TIME};
 use gregor_core::compression::CODEC_ZSTD;
 use gregor_core::records::{validate_records, RecordsError};
 use gregor_storage::TimestampType;
-use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::{sb, Reply};
 use crate::broker::{Broker, Partition};
@@ -170,9 +170,10 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
     let mut resp = ProduceResponse::default();
     // (topic index, partition index in response, partition, offset that must be durable)
     let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    // Leaders named in KIP-951 hints; their endpoints go in the response.
+    let mut hinted = std::collections::BTreeSet::new();
     for td in req.topic_data {
         let name = td.name.0.to_string();
-        let topic = broker.topic(&name);
         let internal = INTERNAL_TOPICS.contains(&name.as_str());
         let mut tr = TopicProduceResponse::default();
         tr.name = td.name.clone();
@@ -183,9 +184,19 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
                 tr.partition_responses.push(partition_error(index, errors::INVALID_REQUIRED_ACKS, None));
                 continue;
             }
-            let Some(partition) = topic.as_ref().and_then(|t| usize::try_from(index).ok().and_then(|i| t.partitions.get(i).cloned())) else {
-                tr.partition_responses.push(partition_error(index, errors::UNKNOWN_TOPIC_OR_PARTITION, None));
-                continue;
+            let partition = match broker.leader_partition(&name, index, -1) {
+                Ok(p) => p,
+                Err(not_served) => {
+                    let mut r = partition_error(index, not_served.code, None);
+                    // KIP-951: tell the client who leads now, so it need not refresh metadata.
+                    if let (Some((id, epoch)), true) = (not_served.leader, version >= 10) {
+                        r.current_leader.leader_id = BrokerId(id);
+                        r.current_leader.leader_epoch = epoch;
+                        hinted.insert(id);
+                    }
+                    tr.partition_responses.push(r);
+                    continue;
+                }
             };
             let mut buf = pd.records.map(|r| r.to_vec()).unwrap_or_default();
             match produce_partition(&partition, &mut buf, version, internal, now_ms) {
@@ -211,6 +222,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
         }
         resp.responses.push(tr);
     }
+    resp.node_endpoints = super::endpoint_list!(broker, &hinted, NodeEndpoint);
     if acks == 0 {
         return Reply::None;
     }
