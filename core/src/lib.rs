@@ -15,5 +15,6 @@ pub mod disk;
 pub mod group;
 pub mod metadata;
 pub mod probe;
+pub mod raft;
 pub mod records;
 pub mod topic;
