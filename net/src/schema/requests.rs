@@ -6,7 +6,7 @@
 //! broker's advertised ranges must lie inside them (tested). A field without an upper version
 //! exists in every later version of the message.
 
-use super::{array, array_of, f, fr, strukt, Message, BOOL, BYTES, I16, I32, I64, I8, STRING, UUID};
+use super::{array, array_of, f, fr, strukt, Message, BOOL, BYTES, I16, I32, I64, I8, STRING, U16, UUID};
 
 pub const PRODUCE: Message = Message {
     api_key: 0,
@@ -461,5 +461,200 @@ pub const DESCRIBE_CLUSTER: Message = Message {
     ],
 };
 
+pub const VOTE: Message = Message {
+    api_key: 52,
+    name: "Vote",
+    versions: (0, 2),
+    flexible_from: Some(0),
+    fields: &[
+        f("cluster_id", 0, STRING).nullable(),
+        f("voter_id", 1, I32),
+        f("topics", 0, array(&[
+            f("topic_name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition_index", 0, I32),
+                f("replica_epoch", 0, I32),
+                f("replica_id", 0, I32),
+                f("replica_directory_id", 1, UUID),
+                f("voter_directory_id", 1, UUID),
+                f("last_offset_epoch", 0, I32),
+                f("last_offset", 0, I64),
+                f("pre_vote", 2, BOOL),
+            ])),
+        ])),
+    ],
+};
+
+pub const BEGIN_QUORUM_EPOCH: Message = Message {
+    api_key: 53,
+    name: "BeginQuorumEpoch",
+    versions: (0, 1),
+    flexible_from: Some(1),
+    fields: &[
+        f("cluster_id", 0, STRING).nullable(),
+        f("voter_id", 1, I32),
+        f("topics", 0, array(&[
+            f("topic_name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition_index", 0, I32),
+                f("voter_directory_id", 1, UUID),
+                f("leader_id", 0, I32),
+                f("leader_epoch", 0, I32),
+            ])),
+        ])),
+        f("leader_endpoints", 1, array(&[
+            f("name", 1, STRING),
+            f("host", 1, STRING),
+            f("port", 1, U16),
+        ])),
+    ],
+};
+
+pub const END_QUORUM_EPOCH: Message = Message {
+    api_key: 54,
+    name: "EndQuorumEpoch",
+    versions: (0, 1),
+    flexible_from: Some(1),
+    fields: &[
+        f("cluster_id", 0, STRING).nullable(),
+        f("topics", 0, array(&[
+            f("topic_name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition_index", 0, I32),
+                f("leader_id", 0, I32),
+                f("leader_epoch", 0, I32),
+                fr("preferred_successors", 0, 0, array_of(I32)),
+                f("preferred_candidates", 1, array(&[
+                    f("candidate_id", 1, I32),
+                    f("candidate_directory_id", 1, UUID),
+                ])),
+            ])),
+        ])),
+        f("leader_endpoints", 1, array(&[
+            f("name", 1, STRING),
+            f("host", 1, STRING),
+            f("port", 1, U16),
+        ])),
+    ],
+};
+
+pub const DESCRIBE_QUORUM: Message = Message {
+    api_key: 55,
+    name: "DescribeQuorum",
+    versions: (0, 2),
+    flexible_from: Some(0),
+    fields: &[
+        f("topics", 0, array(&[
+            f("topic_name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition_index", 0, I32),
+            ])),
+        ])),
+    ],
+};
+
+pub const ALTER_PARTITION: Message = Message {
+    api_key: 56,
+    name: "AlterPartition",
+    versions: (2, 3),
+    flexible_from: Some(0),
+    fields: &[
+        f("broker_id", 2, I32),
+        f("broker_epoch", 2, I64),
+        f("topics", 2, array(&[
+            f("topic_id", 2, UUID),
+            f("partitions", 2, array(&[
+                f("partition_index", 2, I32),
+                f("leader_epoch", 2, I32),
+                fr("new_isr", 2, 2, array_of(I32)),
+                f("new_isr_with_epochs", 3, array(&[
+                    f("broker_id", 3, I32),
+                    f("broker_epoch", 3, I64),
+                ])),
+                f("leader_recovery_state", 2, I8),
+                f("partition_epoch", 2, I32),
+            ])),
+        ])),
+    ],
+};
+
+pub const FETCH_SNAPSHOT: Message = Message {
+    api_key: 59,
+    name: "FetchSnapshot",
+    versions: (0, 1),
+    flexible_from: Some(0),
+    fields: &[
+        f("replica_id", 0, I32),
+        f("max_bytes", 0, I32),
+        f("topics", 0, array(&[
+            f("name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition", 0, I32),
+                f("current_leader_epoch", 0, I32),
+                f("snapshot_id", 0, strukt(&[
+                    f("end_offset", 0, I64),
+                    f("epoch", 0, I32),
+                ])),
+                f("position", 0, I64),
+                f("replica_directory_id", 1, UUID).tagged(0),
+            ])),
+        ])),
+        f("cluster_id", 0, STRING).nullable().tagged(0),
+    ],
+};
+
+pub const BROKER_REGISTRATION: Message = Message {
+    api_key: 62,
+    name: "BrokerRegistration",
+    versions: (0, 4),
+    flexible_from: Some(0),
+    fields: &[
+        f("broker_id", 0, I32),
+        f("cluster_id", 0, STRING),
+        f("incarnation_id", 0, UUID),
+        f("listeners", 0, array(&[
+            f("name", 0, STRING),
+            f("host", 0, STRING),
+            f("port", 0, U16),
+            f("security_protocol", 0, I16),
+        ])),
+        f("features", 0, array(&[
+            f("name", 0, STRING),
+            f("min_supported_version", 0, I16),
+            f("max_supported_version", 0, I16),
+        ])),
+        f("rack", 0, STRING).nullable(),
+        f("is_migrating_zk_broker", 1, BOOL),
+        f("log_dirs", 2, array_of(UUID)),
+        f("previous_broker_epoch", 3, I64),
+    ],
+};
+
+pub const BROKER_HEARTBEAT: Message = Message {
+    api_key: 63,
+    name: "BrokerHeartbeat",
+    versions: (0, 1),
+    flexible_from: Some(0),
+    fields: &[
+        f("broker_id", 0, I32),
+        f("broker_epoch", 0, I64),
+        f("current_metadata_offset", 0, I64),
+        f("want_fence", 0, BOOL),
+        f("want_shut_down", 0, BOOL),
+        f("offline_log_dirs", 1, array_of(UUID)).tagged(0),
+    ],
+};
+
+pub const ALLOCATE_PRODUCER_IDS: Message = Message {
+    api_key: 67,
+    name: "AllocateProducerIds",
+    versions: (0, 0),
+    flexible_from: Some(0),
+    fields: &[
+        f("broker_id", 0, I32),
+        f("broker_epoch", 0, I64),
+    ],
+};
+
 /// Every request schema, by API key.
-pub const ALL: &[&Message] = &[&PRODUCE, &FETCH, &LIST_OFFSETS, &METADATA, &OFFSET_COMMIT, &OFFSET_FETCH, &FIND_COORDINATOR, &JOIN_GROUP, &HEARTBEAT, &LEAVE_GROUP, &SYNC_GROUP, &DESCRIBE_GROUPS, &LIST_GROUPS, &API_VERSIONS, &CREATE_TOPICS, &DELETE_TOPICS, &DELETE_RECORDS, &INIT_PRODUCER_ID, &OFFSET_FOR_LEADER_EPOCH, &DESCRIBE_CONFIGS, &ALTER_CONFIGS, &CREATE_PARTITIONS, &DELETE_GROUPS, &INCREMENTAL_ALTER_CONFIGS, &OFFSET_DELETE, &DESCRIBE_CLUSTER];
+pub const ALL: &[&Message] = &[&PRODUCE, &FETCH, &LIST_OFFSETS, &METADATA, &OFFSET_COMMIT, &OFFSET_FETCH, &FIND_COORDINATOR, &JOIN_GROUP, &HEARTBEAT, &LEAVE_GROUP, &SYNC_GROUP, &DESCRIBE_GROUPS, &LIST_GROUPS, &API_VERSIONS, &CREATE_TOPICS, &DELETE_TOPICS, &DELETE_RECORDS, &INIT_PRODUCER_ID, &OFFSET_FOR_LEADER_EPOCH, &DESCRIBE_CONFIGS, &ALTER_CONFIGS, &CREATE_PARTITIONS, &DELETE_GROUPS, &INCREMENTAL_ALTER_CONFIGS, &OFFSET_DELETE, &DESCRIBE_CLUSTER, &VOTE, &BEGIN_QUORUM_EPOCH, &END_QUORUM_EPOCH, &DESCRIBE_QUORUM, &ALTER_PARTITION, &FETCH_SNAPSHOT, &BROKER_REGISTRATION, &BROKER_HEARTBEAT, &ALLOCATE_PRODUCER_IDS];

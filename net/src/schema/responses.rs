@@ -2,7 +2,7 @@
 //! in the same form as [`super::requests`]: what a client, and later a broker reading another
 //! broker's answers, checks before decoding input from another node.
 
-use super::{array, array_of, f, fr, strukt, Message, BOOL, BYTES, I16, I32, I64, I8, STRING, UUID};
+use super::{array, array_of, f, fr, strukt, Message, BOOL, BYTES, I16, I32, I64, I8, STRING, U16, UUID};
 
 pub const PRODUCE: Message = Message {
     api_key: 0,
@@ -581,5 +581,218 @@ pub const DESCRIBE_CLUSTER: Message = Message {
     ],
 };
 
+pub const VOTE: Message = Message {
+    api_key: 52,
+    name: "Vote",
+    versions: (0, 2),
+    flexible_from: Some(0),
+    fields: &[
+        f("error_code", 0, I16),
+        f("topics", 0, array(&[
+            f("topic_name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition_index", 0, I32),
+                f("error_code", 0, I16),
+                f("leader_id", 0, I32),
+                f("leader_epoch", 0, I32),
+                f("vote_granted", 0, BOOL),
+            ])),
+        ])),
+        f("node_endpoints", 1, array(&[
+            f("node_id", 1, I32),
+            f("host", 1, STRING),
+            f("port", 1, U16),
+        ])).tagged(0),
+    ],
+};
+
+pub const BEGIN_QUORUM_EPOCH: Message = Message {
+    api_key: 53,
+    name: "BeginQuorumEpoch",
+    versions: (0, 1),
+    flexible_from: Some(1),
+    fields: &[
+        f("error_code", 0, I16),
+        f("topics", 0, array(&[
+            f("topic_name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition_index", 0, I32),
+                f("error_code", 0, I16),
+                f("leader_id", 0, I32),
+                f("leader_epoch", 0, I32),
+            ])),
+        ])),
+        f("node_endpoints", 0, array(&[
+            f("node_id", 1, I32),
+            f("host", 1, STRING),
+            f("port", 1, U16),
+        ])).tagged(0),
+    ],
+};
+
+pub const END_QUORUM_EPOCH: Message = Message {
+    api_key: 54,
+    name: "EndQuorumEpoch",
+    versions: (0, 1),
+    flexible_from: Some(1),
+    fields: &[
+        f("error_code", 0, I16),
+        f("topics", 0, array(&[
+            f("topic_name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition_index", 0, I32),
+                f("error_code", 0, I16),
+                f("leader_id", 0, I32),
+                f("leader_epoch", 0, I32),
+            ])),
+        ])),
+        f("node_endpoints", 0, array(&[
+            f("node_id", 1, I32),
+            f("host", 1, STRING),
+            f("port", 1, U16),
+        ])).tagged(0),
+    ],
+};
+
+pub const DESCRIBE_QUORUM: Message = Message {
+    api_key: 55,
+    name: "DescribeQuorum",
+    versions: (0, 2),
+    flexible_from: Some(0),
+    fields: &[
+        f("error_code", 0, I16),
+        f("error_message", 2, STRING).nullable(),
+        f("topics", 0, array(&[
+            f("topic_name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition_index", 0, I32),
+                f("error_code", 0, I16),
+                f("error_message", 2, STRING).nullable(),
+                f("leader_id", 0, I32),
+                f("leader_epoch", 0, I32),
+                f("high_watermark", 0, I64),
+                f("current_voters", 0, array(&[
+                    f("replica_id", 0, I32),
+                    f("replica_directory_id", 2, UUID),
+                    f("log_end_offset", 0, I64),
+                    f("last_fetch_timestamp", 1, I64),
+                    f("last_caught_up_timestamp", 1, I64),
+                ])),
+                f("observers", 0, array(&[
+                    f("replica_id", 0, I32),
+                    f("replica_directory_id", 2, UUID),
+                    f("log_end_offset", 0, I64),
+                    f("last_fetch_timestamp", 1, I64),
+                    f("last_caught_up_timestamp", 1, I64),
+                ])),
+            ])),
+        ])),
+        f("nodes", 2, array(&[
+            f("node_id", 2, I32),
+            f("listeners", 2, array(&[
+                f("name", 2, STRING),
+                f("host", 2, STRING),
+                f("port", 2, U16),
+            ])),
+        ])),
+    ],
+};
+
+pub const ALTER_PARTITION: Message = Message {
+    api_key: 56,
+    name: "AlterPartition",
+    versions: (2, 3),
+    flexible_from: Some(0),
+    fields: &[
+        f("throttle_time_ms", 2, I32),
+        f("error_code", 2, I16),
+        f("topics", 2, array(&[
+            f("topic_id", 2, UUID),
+            f("partitions", 2, array(&[
+                f("partition_index", 2, I32),
+                f("error_code", 2, I16),
+                f("leader_id", 2, I32),
+                f("leader_epoch", 2, I32),
+                f("isr", 2, array_of(I32)),
+                f("leader_recovery_state", 2, I8),
+                f("partition_epoch", 2, I32),
+            ])),
+        ])),
+    ],
+};
+
+pub const FETCH_SNAPSHOT: Message = Message {
+    api_key: 59,
+    name: "FetchSnapshot",
+    versions: (0, 1),
+    flexible_from: Some(0),
+    fields: &[
+        f("throttle_time_ms", 0, I32),
+        f("error_code", 0, I16),
+        f("topics", 0, array(&[
+            f("name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("index", 0, I32),
+                f("error_code", 0, I16),
+                f("snapshot_id", 0, strukt(&[
+                    f("end_offset", 0, I64),
+                    f("epoch", 0, I32),
+                ])),
+                f("size", 0, I64),
+                f("position", 0, I64),
+                f("unaligned_records", 0, BYTES),
+                f("current_leader", 0, strukt(&[
+                    f("leader_id", 0, I32),
+                    f("leader_epoch", 0, I32),
+                ])).tagged(0),
+            ])),
+        ])),
+        f("node_endpoints", 1, array(&[
+            f("node_id", 1, I32),
+            f("host", 1, STRING),
+            f("port", 1, U16),
+        ])).tagged(0),
+    ],
+};
+
+pub const BROKER_REGISTRATION: Message = Message {
+    api_key: 62,
+    name: "BrokerRegistration",
+    versions: (0, 4),
+    flexible_from: Some(0),
+    fields: &[
+        f("throttle_time_ms", 0, I32),
+        f("error_code", 0, I16),
+        f("broker_epoch", 0, I64),
+    ],
+};
+
+pub const BROKER_HEARTBEAT: Message = Message {
+    api_key: 63,
+    name: "BrokerHeartbeat",
+    versions: (0, 1),
+    flexible_from: Some(0),
+    fields: &[
+        f("throttle_time_ms", 0, I32),
+        f("error_code", 0, I16),
+        f("is_caught_up", 0, BOOL),
+        f("is_fenced", 0, BOOL),
+        f("should_shut_down", 0, BOOL),
+    ],
+};
+
+pub const ALLOCATE_PRODUCER_IDS: Message = Message {
+    api_key: 67,
+    name: "AllocateProducerIds",
+    versions: (0, 0),
+    flexible_from: Some(0),
+    fields: &[
+        f("throttle_time_ms", 0, I32),
+        f("error_code", 0, I16),
+        f("producer_id_start", 0, I64),
+        f("producer_id_len", 0, I32),
+    ],
+};
+
 /// Every response schema, by API key.
-pub const ALL: &[&Message] = &[&PRODUCE, &FETCH, &LIST_OFFSETS, &METADATA, &OFFSET_COMMIT, &OFFSET_FETCH, &FIND_COORDINATOR, &JOIN_GROUP, &HEARTBEAT, &LEAVE_GROUP, &SYNC_GROUP, &DESCRIBE_GROUPS, &LIST_GROUPS, &API_VERSIONS, &CREATE_TOPICS, &DELETE_TOPICS, &DELETE_RECORDS, &INIT_PRODUCER_ID, &OFFSET_FOR_LEADER_EPOCH, &DESCRIBE_CONFIGS, &ALTER_CONFIGS, &CREATE_PARTITIONS, &DELETE_GROUPS, &INCREMENTAL_ALTER_CONFIGS, &OFFSET_DELETE, &DESCRIBE_CLUSTER];
+pub const ALL: &[&Message] = &[&PRODUCE, &FETCH, &LIST_OFFSETS, &METADATA, &OFFSET_COMMIT, &OFFSET_FETCH, &FIND_COORDINATOR, &JOIN_GROUP, &HEARTBEAT, &LEAVE_GROUP, &SYNC_GROUP, &DESCRIBE_GROUPS, &LIST_GROUPS, &API_VERSIONS, &CREATE_TOPICS, &DELETE_TOPICS, &DELETE_RECORDS, &INIT_PRODUCER_ID, &OFFSET_FOR_LEADER_EPOCH, &DESCRIBE_CONFIGS, &ALTER_CONFIGS, &CREATE_PARTITIONS, &DELETE_GROUPS, &INCREMENTAL_ALTER_CONFIGS, &OFFSET_DELETE, &DESCRIBE_CLUSTER, &VOTE, &BEGIN_QUORUM_EPOCH, &END_QUORUM_EPOCH, &DESCRIBE_QUORUM, &ALTER_PARTITION, &FETCH_SNAPSHOT, &BROKER_REGISTRATION, &BROKER_HEARTBEAT, &ALLOCATE_PRODUCER_IDS];
