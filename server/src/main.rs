@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use gregor_server::cli;
-use gregor_server::config::{parse_properties, BrokerConfig};
+use gregor_server::config::{parse_properties, BrokerConfig, QuorumMode};
 use gregor_server::listener::Shutdown;
 use kafka_protocol::records::Compression;
 
@@ -315,6 +315,11 @@ fn run_server(config: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyh
                 data_dir = %data_dir.display(),
                 cluster_id = %broker.cluster_id,
                 node_id = broker.config.node_id,
+                roles = broker.config.roles.as_kafka_str(),
+                quorum = %match broker.config.quorum() {
+                    QuorumMode::Embedded => "single-node (this node is the only voter)".to_string(),
+                    QuorumMode::Voters(v) => v.iter().map(|v| format!("{}@{}", v.id, v.addr())).collect::<Vec<_>>().join(","),
+                },
                 startup_ms = started.elapsed().as_millis() as u64,
                 "gregor broker ready"
             );
