@@ -33,7 +33,8 @@
 //!   listener is refused rather than left unserved.
 //! * `advertised.listeners`: per listener name, the address given to clients; names must be in
 //!   `listeners`, and may not be a controller listener (clients never talk to controllers; Kafka
-//!   before KIP-853 refused the same). A listener without an advertised entry advertises itself,
+//!   3.1 to 3.8 refused the same on brokers, and 3.9 allows it only for KIP-853 dynamic quorums,
+//!   whose controllers advertise themselves). A listener without an advertised entry advertises itself,
 //!   with a wildcard host (`0.0.0.0` or empty) advertised as `127.0.0.1` (Kafka refuses an
 //!   advertised 0.0.0.0; Gregor's first-run default binds loopback, and stays usable with
 //!   `listeners=PLAINTEXT://0.0.0.0:9092`). An explicit advertised `0.0.0.0` is refused, as Kafka.
