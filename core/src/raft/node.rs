@@ -226,6 +226,7 @@ impl ReplicaProgress {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct ParkedFetch {
+    peer: i32,
     correlation_id: i32,
     request: FetchRequest,
     deadline_ms: i64,
@@ -487,7 +488,7 @@ impl RaftNode {
             }
             Role::Leader(l) => {
                 let parked = l.parked.values().map(|p| p.deadline_ms).min().unwrap_or(i64::MAX);
-                let begin = if l.begin_unacked.is_empty() { i64::MAX } else { l.next_begin_ms };
+                let begin = l.next_begin_ms;
                 parked.min(begin).min(self.check_quorum_deadline(l))
             }
             Role::Follower { last_contact_ms, fetch, next_fetch_ms, resign_deadline_ms, .. } => {
@@ -1056,16 +1057,25 @@ impl RaftNode {
             self.resign(now_ms);
             return;
         }
-        let request_timeout_ms = self.config.request_timeout_ms;
+        // BeginQuorumEpoch doubles as the leader's heartbeat (as in Kafka since KAFKA-16536):
+        // sent again every fetch_timeout/2 to each voter that has neither acknowledged it nor
+        // fetched for that long. A voter stuck in a higher epoch (its own vote requests were
+        // lost, and pre-votes cannot win against a live leader) answers FENCED_LEADER_EPOCH with
+        // its epoch, which moves the leader to it and so lets the quorum converge again.
+        let period_ms = (self.config.fetch_timeout_ms / 2).max(1);
         let Role::Leader(l) = &mut self.role else { return };
-        let begin_targets: Vec<i32> = if !l.begin_unacked.is_empty() && now_ms >= l.next_begin_ms {
-            l.next_begin_ms = now_ms + request_timeout_ms;
-            l.begin_unacked.iter().copied().collect()
+        let begin_targets: Vec<i32> = if now_ms >= l.next_begin_ms {
+            l.next_begin_ms = now_ms + period_ms;
+            l.voters
+                .iter()
+                .filter(|(id, p)| **id != me && (l.begin_unacked.contains(id) || now_ms - p.last_fetch_ms >= period_ms))
+                .map(|(id, _)| *id)
+                .collect()
         } else {
             Vec::new()
         };
         let expired: Vec<i32> = l.parked.iter().filter(|(_, p)| now_ms >= p.deadline_ms).map(|(id, _)| *id).collect();
-        let expired: Vec<(i32, ParkedFetch)> = expired.into_iter().filter_map(|id| l.parked.remove(&id).map(|p| (id, p))).collect();
+        let expired: Vec<ParkedFetch> = expired.into_iter().filter_map(|id| l.parked.remove(&id)).collect();
         for to in begin_targets {
             let req = BeginQuorumEpochRequest {
                 cluster_id: Some(self.config.cluster_id.clone()),
@@ -1076,8 +1086,8 @@ impl RaftNode {
             };
             self.send_request(to, Message::BeginQuorumEpochRequest(req));
         }
-        for (id, p) in expired {
-            self.answer_fetch(id, p.correlation_id, &p.request, now_ms);
+        for p in expired {
+            self.answer_fetch(p.peer, p.correlation_id, &p.request, now_ms);
         }
     }
 
@@ -1425,15 +1435,20 @@ impl RaftNode {
         if position == FetchPosition::Valid {
             self.update_replica(r.replica_id, r.fetch_offset, now_ms);
             self.maybe_advance_leader_high_watermark(now_ms);
-            if r.fetch_offset >= self.log.end_offset() && r.max_wait_ms > 0 && r.replica_id >= 0 {
-                let deadline_ms = now_ms + i64::from(r.max_wait_ms);
-                if let Role::Leader(l) = &mut self.role {
-                    let replaced = l.parked.insert(r.replica_id, ParkedFetch { correlation_id, request: r, deadline_ms });
+            // Long poll: nothing to send yet, so wait for new entries or a new high watermark,
+            // at most max_wait_ms, one waiting Fetch per replica and a bounded number in all.
+            let parked_max = self.config.voters.len() + self.config.observers_max;
+            let wait = r.fetch_offset >= self.log.end_offset() && r.max_wait_ms > 0 && r.replica_id >= 0;
+            if let (true, Role::Leader(l)) = (wait, &mut self.role) {
+                if l.parked.len() < parked_max || l.parked.contains_key(&r.replica_id) {
+                    let deadline_ms = now_ms + i64::from(r.max_wait_ms);
+                    let replica_id = r.replica_id;
+                    let replaced = l.parked.insert(replica_id, ParkedFetch { peer, correlation_id, request: r, deadline_ms });
                     if let Some(old) = replaced {
-                        self.answer_fetch(peer, old.correlation_id, &old.request, now_ms);
+                        self.answer_fetch(old.peer, old.correlation_id, &old.request, now_ms);
                     }
+                    return;
                 }
-                return;
             }
         }
         self.answer_fetch(peer, correlation_id, &r, now_ms);
@@ -1518,8 +1533,8 @@ impl RaftNode {
     fn complete_parked_fetches(&mut self, now_ms: i64) {
         let Role::Leader(l) = &mut self.role else { return };
         let parked = std::mem::take(&mut l.parked);
-        for (id, p) in parked {
-            self.answer_fetch(id, p.correlation_id, &p.request, now_ms);
+        for p in parked.into_values() {
+            self.answer_fetch(p.peer, p.correlation_id, &p.request, now_ms);
         }
     }
 

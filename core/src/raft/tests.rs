@@ -411,16 +411,26 @@ proptest! {
 
 // ----- the simulated cluster -------------------------------------------------------------------
 
-/// Fault probabilities in percent per random step.
+/// Fault probabilities per random step: `drop_pct` of delivered messages are lost; the others
+/// are per mille of steps.
 #[derive(Clone, Copy, Debug)]
 struct Faults {
     drop_pct: u32,
-    crash_pct: u32,
-    partition_pct: u32,
+    /// Crash a random live node (its unsynced writes and unacknowledged quorum-state write are
+    /// lost, or, half the time, its unsynced log writes happen to survive).
+    crash_per_mille: u32,
+    /// Restart a random crashed node.
+    restart_per_mille: u32,
+    /// Cut a random node off (both ways, or only its outgoing or incoming links).
+    partition_per_mille: u32,
+    /// Heal every partition.
+    heal_per_mille: u32,
 }
 
-const NO_FAULTS: Faults = Faults { drop_pct: 0, crash_pct: 0, partition_pct: 0 };
-const SOME_FAULTS: Faults = Faults { drop_pct: 5, crash_pct: 1, partition_pct: 2 };
+const NO_FAULTS: Faults =
+    Faults { drop_pct: 0, crash_per_mille: 0, restart_per_mille: 0, partition_per_mille: 0, heal_per_mille: 0 };
+const SOME_FAULTS: Faults =
+    Faults { drop_pct: 5, crash_per_mille: 3, restart_per_mille: 20, partition_per_mille: 3, heal_per_mille: 4 };
 
 struct InFlightMsg {
     from: i32,
@@ -463,6 +473,9 @@ struct Cluster {
     proposals: u64,
     violation: Option<String>,
     restarts: u64,
+    /// Whether a granted vote must already be durable when it is sent (off only to show that
+    /// the one-leader-per-epoch checker catches a double vote on its own).
+    check_vote_persistence: bool,
 }
 
 impl Cluster {
@@ -499,6 +512,7 @@ impl Cluster {
             proposals: 0,
             violation: None,
             restarts: 0,
+            check_vote_persistence: true,
         };
         let ids: Vec<i32> = c.nodes.keys().copied().collect();
         for id in ids {
@@ -588,7 +602,7 @@ impl Cluster {
             }
             Message::VoteResponse(v) if v.vote_granted => {
                 let pre_vote = self.vote_requests.remove(&(m.peer, from, m.correlation_id));
-                if pre_vote == Some(false) {
+                if pre_vote == Some(false) && self.check_vote_persistence {
                     let durable = self.nodes[&from].durable_state;
                     let ok = durable.is_some_and(|d| {
                         d.leader_epoch > v.leader_epoch || (d.leader_epoch == v.leader_epoch && d.voted_id == Some(m.peer))
@@ -740,29 +754,33 @@ impl Cluster {
         let pick = |rng: &mut SmallRng| ids[rng.random_range(0..ids.len())];
         let roll = self.rng.random_range(0..100u32);
         let f = self.faults;
-        if self.rng.random_range(0..1000u32) < f.crash_pct * 10 {
-            let id = pick(&mut self.rng);
-            if self.nodes[&id].node.is_some() {
-                self.crash(id);
-            } else {
-                let keep = self.rng.random_bool(0.5);
-                self.start(id, keep);
-            }
+        let live: Vec<i32> = ids.iter().copied().filter(|id| self.nodes[id].node.is_some()).collect();
+        let down: Vec<i32> = ids.iter().copied().filter(|id| self.nodes[id].node.is_none()).collect();
+        if !live.is_empty() && self.rng.random_range(0..1000u32) < f.crash_per_mille {
+            let id = live[self.rng.random_range(0..live.len())];
+            self.crash(id);
             return;
         }
-        if self.rng.random_range(0..1000u32) < f.partition_pct * 10 {
-            if self.rng.random_bool(0.5) {
-                self.blocked.clear();
-            } else {
-                // Cut one node off (both ways or one way).
-                let id = pick(&mut self.rng);
-                let both = self.rng.random_bool(0.7);
-                for other in &ids {
-                    if *other != id {
+        if !down.is_empty() && self.rng.random_range(0..1000u32) < f.restart_per_mille {
+            let id = down[self.rng.random_range(0..down.len())];
+            let keep = self.rng.random_bool(0.5);
+            self.start(id, keep);
+            return;
+        }
+        if self.rng.random_range(0..1000u32) < f.heal_per_mille {
+            self.blocked.clear();
+            return;
+        }
+        if self.rng.random_range(0..1000u32) < f.partition_per_mille {
+            let id = pick(&mut self.rng);
+            let way = self.rng.random_range(0..4u32);
+            for other in &ids {
+                if *other != id {
+                    if way != 1 {
                         self.blocked.insert((*other, id));
-                        if both {
-                            self.blocked.insert((id, *other));
-                        }
+                    }
+                    if way != 2 {
+                        self.blocked.insert((id, *other));
                     }
                 }
             }
@@ -860,7 +878,9 @@ impl Cluster {
             self.settle(50);
         }
         self.propose();
-        self.settle(2_000);
+        // A lost Fetch is sent again after the request timeout (2 s), then waits at most
+        // max_wait_ms (0.5 s) for the next entry or high watermark.
+        self.settle(5_000);
         self.check_all();
         self.check()?;
         let l = self.leader().ok_or("leader lost while settling")?;
@@ -1109,9 +1129,67 @@ fn regression_seeds() {
 
 // ----- the injectable bugs are caught ---------------------------------------------------------
 
+/// Two prospectives (1 and 3, which cannot reach each other) both win node 2's pre-vote, become
+/// candidates in epoch 1 and ask node 2 for its vote, 1 first. Returns the cluster's verdict.
+fn two_candidates_one_epoch(bugs: RaftBugs) -> Result<(), String> {
+    let mut c = Cluster::new(&[1, 2, 3], &[], 1, bugs);
+    c.check_vote_persistence = false;
+    c.blocked.insert((1, 3));
+    c.blocked.insert((3, 1));
+    c.now_ms = 2_500;
+    for id in [1, 2, 3] {
+        c.ack_state(id);
+    }
+    for id in [1, 3] {
+        let now = c.now_ms;
+        c.nodes.get_mut(&id).unwrap().node.as_mut().unwrap().tick(now);
+        c.drain(id);
+        assert_eq!(c.node(id).role(), RoleKind::Prospective);
+    }
+    let deliver = |c: &mut Cluster, from: i32, to: i32, name: &str| {
+        let i = c
+            .net
+            .iter()
+            .position(|m| m.from == from && m.to == to && m.env.message.name() == name)
+            .unwrap_or_else(|| panic!("no {name} from {from} to {to}"));
+        c.deliver(i);
+        for id in [1, 2, 3] {
+            c.ack_state(id);
+        }
+    };
+    deliver(&mut c, 1, 2, "VoteRequest");
+    deliver(&mut c, 2, 1, "VoteResponse");
+    assert_eq!(c.node(1).role(), RoleKind::Candidate);
+    deliver(&mut c, 3, 2, "VoteRequest");
+    deliver(&mut c, 2, 3, "VoteResponse");
+    assert_eq!(c.node(3).role(), RoleKind::Candidate);
+    deliver(&mut c, 1, 2, "VoteRequest");
+    deliver(&mut c, 2, 1, "VoteResponse");
+    assert_eq!(c.node(1).role(), RoleKind::Leader);
+    deliver(&mut c, 3, 2, "VoteRequest");
+    deliver(&mut c, 2, 3, "VoteResponse");
+    c.check()
+}
+
+#[test]
+fn one_vote_per_epoch_with_two_candidates() {
+    two_candidates_one_epoch(RaftBugs::default()).unwrap();
+}
+
+#[test]
+fn vote_twice_in_epoch_makes_two_leaders_and_is_caught() {
+    let bugs = RaftBugs { vote_twice_in_epoch: true, ..RaftBugs::default() };
+    let r = two_candidates_one_epoch(bugs);
+    assert!(r.as_ref().is_err_and(|e| e.contains("two leaders")), "{r:?}");
+}
+
 /// The first of `seeds` on which the checkers report a violation.
 fn first_failing_seed(bugs: RaftBugs, voters: &[i32], seeds: std::ops::Range<u64>) -> Option<(u64, String)> {
-    seeds.into_iter().find_map(|seed| run_seed(seed, voters, &[], bugs, 4_000).err().map(|e| (seed, e)))
+    let found = seeds.into_iter().find_map(|seed| run_seed(seed, voters, &[], bugs, 4_000).err().map(|e| (seed, e)));
+    if let Some((seed, e)) = &found {
+        eprintln!("{bugs:?} caught on seed {seed}: {e}");
+    }
+    found
 }
 
 #[test]
@@ -1136,6 +1214,7 @@ fn commit_without_majority_is_caught() {
     c.blocked.clear();
     c.propose();
     c.settle(3_000);
+    eprintln!("commit_without_majority scenario: {:?}", c.check());
     assert!(c.check().is_err());
 }
 
@@ -1157,6 +1236,7 @@ fn skip_diverging_truncation_is_caught() {
     c.blocked.clear();
     c.settle(3_000);
     let r = c.check().and_then(|_| c.converge(5_000));
+    eprintln!("skip_diverging_truncation scenario: {r:?}");
     assert!(r.is_err(), "skip_diverging_truncation went unnoticed");
     assert!(first_failing_seed(bugs, &[1, 2, 3], 0..50).is_some(), "no random seed catches it");
 }
@@ -1179,4 +1259,66 @@ fn bugs_off_by_default_pass_the_same_scenarios() {
     c.settle(3_000);
     c.check().unwrap();
     c.converge(5_000).unwrap();
+}
+
+/// A longer campaign over consecutive seeds: `RAFT_SEEDS=N cargo test -p gregor-core raft::tests::campaign -- --ignored`.
+#[test]
+#[ignore]
+fn campaign() {
+    let n: u64 = std::env::var("RAFT_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
+    let first: u64 = std::env::var("RAFT_FIRST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let steps: usize = std::env::var("RAFT_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5_000);
+    let mut failures = Vec::new();
+    for seed in first..first + n {
+        if let Err(e) = run_seed(seed, &[1, 2, 3], &[], RaftBugs::default(), steps) {
+            failures.push(e);
+        }
+        if let Err(e) = run_seed(seed, &[1, 2, 3, 4, 5], &[100], RaftBugs::default(), steps) {
+            failures.push(e);
+        }
+    }
+    for f in failures.iter().take(20) {
+        eprintln!("{f}");
+    }
+    assert!(failures.is_empty(), "{} of {} runs failed", failures.len(), 2 * n);
+}
+
+#[test]
+#[ignore]
+fn campaign_stats() {
+    for seed in 0..10 {
+        let mut c = Cluster::new(&[1, 2, 3, 4, 5], &[100], seed, RaftBugs::default());
+        c.faults = SOME_FAULTS;
+        c.run_random(5_000).unwrap();
+        let epochs = c.leaders.len();
+        let committed = c.committed.len();
+        let restarts = c.restarts;
+        c.converge(20_000).unwrap();
+        eprintln!("seed {seed}: t={}ms leaders(epochs)={epochs} committed-during-faults={committed} after={} restarts={restarts} proposals={}", c.now_ms, c.committed.len(), c.proposals);
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_seed() {
+    let seed: u64 = std::env::var("RAFT_FIRST_SEED").unwrap().parse().unwrap();
+    for (v, o) in [(&[1, 2, 3][..], &[][..]), (&[1, 2, 3, 4, 5][..], &[100][..])] {
+        let mut c = Cluster::new(v, o, seed, RaftBugs::default());
+        c.faults = SOME_FAULTS;
+        c.run_random(5_000).unwrap();
+        let r = c.converge(20_000);
+        eprintln!("{v:?}: {r:?}");
+        if r.is_err() {
+            for (id, s) in &c.nodes {
+                let n = s.node.as_ref().unwrap();
+                eprintln!(
+                    "{id}: {:?} e{} l{:?} v{:?} aw{} end{:?} persisted{} hw{} durable_end{} volatile_end{} next{}",
+                    n.role(), n.epoch(), n.leader_id(), n.voted_id(), n.awaiting_quorum_state_write(),
+                    n.log().end_offset_and_epoch(), n.persisted_end_offset(), n.high_watermark(),
+                    s.durable_log.end_offset(), s.volatile_log.end_offset(), n.next_deadline_ms()
+                );
+            }
+            eprintln!("now {} net {}", c.now_ms, c.net.len());
+        }
+    }
 }
