@@ -12,5 +12,6 @@ pub mod controller;
 pub mod errors;
 pub mod handlers;
 pub mod listener;
+pub mod quorum;
 pub mod meta_properties;
 pub mod server;

@@ -118,16 +118,17 @@ fn a_torn_tail_is_cut_and_an_unreadable_record_refuses_start() {
         broker.close();
         drop(broker);
 
-        // A batch with a valid CRC holding a record this version does not know.
+        // An entry with a valid CRC holding a record this version does not know.
         let dir = Path::new("/data/__cluster_metadata-0").to_path_buf();
         let (mut log, _) = PartitionLog::open(Arc::new(disk.clone()), dir, LogConfig::default(), 0).unwrap();
-        let mut b = gregor_core::batch::build_simple(0, 0, &[(None, Some(&[200u8, 0][..]))]);
-        log.append(&mut b, 0, 0).unwrap();
+        let entry = [0u8, 0, 0, 1, 0, 0, 0, 2, 200, 0];
+        let mut b = gregor_core::batch::build_simple(0, 0, &[(None, Some(&entry[..]))]);
+        log.append(&mut b, 100, 0).unwrap();
         log.close().unwrap();
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
         let err = Broker::open(config(), Arc::new(disk.clone()), clock, 3).await.err().expect("start refused");
         let msg = err.to_string();
-        assert!(msg.contains("__cluster_metadata-0") && msg.contains("unknown metadata record type 200"), "{msg}");
+        assert!(msg.contains("metadata log entry at offset") && msg.contains("unknown metadata record type 200"), "{msg}");
     });
 }
 
@@ -160,5 +161,24 @@ fn a_legacy_metadata_file_is_converted_once() {
         let broker = open(&disk, 2).await;
         assert_eq!(broker.image().topics, image.topics, "converted only once");
         assert_eq!(broker.image().next_producer_id, 4000);
+    });
+}
+
+#[test]
+fn a_damaged_quorum_state_refuses_start() {
+    rt().block_on(async {
+        let disk = MemDisk::new(6, FaultConfig::default());
+        let broker = open(&disk, 1).await;
+        broker.create_topic("t", 1, 1, Default::default(), false).await.unwrap();
+        broker.close();
+        drop(broker);
+        let path = Path::new("/data/__cluster_metadata-0/quorum-state");
+        let mut bytes = gregor_core::disk::read_all(&disk, path).expect("the vote of the embedded quorum is on disk").to_vec();
+        assert!(String::from_utf8_lossy(&bytes).contains("leader_epoch="));
+        bytes[0] ^= 0x20;
+        gregor_core::disk::write_atomic(&disk, path, &bytes).unwrap();
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let err = Broker::open(config(), Arc::new(disk.clone()), clock, 2).await.err().expect("start refused");
+        assert!(err.to_string().contains("quorum state file /data/__cluster_metadata-0/quorum-state is damaged"), "{err}");
     });
 }

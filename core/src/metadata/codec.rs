@@ -126,6 +126,10 @@ impl<'a> Reader<'a> {
             Some(None)
         }
     }
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        self.r.take(n)
+    }
     /// A list count whose elements take at least `min_element_bytes` each.
     pub fn count(&mut self, min_element_bytes: usize) -> Option<usize> {
         let n = self.r.u32()? as usize;

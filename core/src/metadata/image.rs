@@ -152,10 +152,11 @@ impl MetadataImage {
         self.brokers.values().filter(|b| !b.fenced)
     }
 
-    /// Applies `record` (committed at `offset`) and notes what changed in `delta`. On error the
-    /// image is unchanged (but `offset` still advances: the record was consumed).
+    /// Applies `record` (committed in the log entry at `offset`; one entry may hold several
+    /// records) and notes what changed in `delta`. On error the image is unchanged (but `offset`
+    /// still advances: the record was consumed).
     pub fn apply(&mut self, offset: i64, record: &MetadataRecord, delta: &mut MetadataDelta) -> Result<(), ApplyError> {
-        debug_assert!(offset > self.offset, "records are applied in log order");
+        assert!(offset >= self.offset, "metadata records are applied in log order ({offset} after {})", self.offset);
         self.offset = self.offset.max(offset);
         match record {
             MetadataRecord::RegisterBroker { broker_id, incarnation_id, broker_epoch, endpoints, rack, fenced } => {

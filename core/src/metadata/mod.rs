@@ -15,4 +15,4 @@ mod records;
 mod tests;
 
 pub use image::{ApplyError, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration, TopicImage};
-pub use records::{DecodeError, Endpoint, LeaderChange, MetadataRecord, TopicId, NO_LEADER, RESOURCE_BROKER, RESOURCE_TOPIC};
+pub use records::{decode_entry, encode_entry, DecodeError, Endpoint, LeaderChange, MetadataRecord, TopicId, NO_LEADER, RESOURCE_BROKER, RESOURCE_TOPIC};

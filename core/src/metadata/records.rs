@@ -239,3 +239,33 @@ fn decode_body(t: u8, r: &mut Reader<'_>) -> Option<MetadataRecord> {
         _ => return None,
     })
 }
+
+/// Encodes the records of one log entry: a u32 count, then each record as a u32 length and its
+/// bytes. The records of one entry are committed, and applied, together.
+pub fn encode_entry(records: &[MetadataRecord]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    for r in records {
+        let bytes = r.encode();
+        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Decodes [`encode_entry`]'s output; any damage or trailing byte is an error.
+pub fn decode_entry(bytes: &[u8]) -> Result<Vec<MetadataRecord>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    // A record takes at least its 4-byte length and 2-byte header.
+    let n = r.count(6).ok_or(DecodeError::Malformed(255))?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = r.count(1).ok_or(DecodeError::Malformed(255))?;
+        let body = r.take(len).ok_or(DecodeError::Malformed(255))?;
+        out.push(MetadataRecord::decode(body)?);
+    }
+    if r.remaining() != 0 {
+        return Err(DecodeError::Malformed(255));
+    }
+    Ok(out)
+}

@@ -57,6 +57,19 @@ fn every_record_round_trips_and_damage_is_refused() {
 }
 
 #[test]
+fn entries_round_trip_and_damage_is_refused() {
+    let records = sample_records();
+    let bytes = encode_entry(&records);
+    assert_eq!(decode_entry(&bytes), Ok(records));
+    for cut in 0..bytes.len() {
+        assert!(decode_entry(&bytes[..cut]).is_err(), "entry cut at {cut} decoded");
+    }
+    assert_eq!(decode_entry(&encode_entry(&[])), Ok(vec![]));
+    // A count claiming more records than the bytes can hold is refused before allocating.
+    assert!(decode_entry(&[0xff, 0xff, 0xff, 0xff]).is_err());
+}
+
+#[test]
 fn applying_records_builds_the_image() {
     let (image, delta) = build(&sample_records());
     assert_eq!(image.brokers.len(), 1);

@@ -14,7 +14,6 @@
 pub mod group_store;
 pub mod groups;
 pub mod log_configs;
-pub mod metadata_log;
 pub mod offsets;
 pub mod partition;
 pub mod replica_manager;
@@ -101,7 +100,9 @@ pub enum StartError {
     #[error("cannot use data directory {dir}: {source}")]
     DataDir { dir: String, source: std::io::Error },
     #[error(transparent)]
-    MetadataLog(#[from] metadata_log::MetadataLogError),
+    MetadataLog(#[from] crate::quorum::store::StoreError),
+    #[error("metadata log entry at offset {0} cannot be read: {1}")]
+    MetadataEntry(i64, String),
     #[error("metadata file {0} is corrupt: {1}")]
     LegacyMetadata(String, String),
     #[error("cannot register this broker: {0}")]
@@ -174,7 +175,7 @@ impl Broker {
             }
         };
 
-        let (controller, image) = Controller::open(&config, disk.clone(), clock.as_ref(), rng.random())?;
+        let (controller, image) = Controller::open(&config, &cluster_id, disk.clone(), clock.as_ref(), rng.random())?;
         let hw_changed = Arc::new(Notify::new());
         let log_defaults = effective_log_defaults(&config, &image.cluster_broker_configs()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "ignoring invalid stored dynamic broker config");
@@ -220,6 +221,7 @@ impl Broker {
             broker.replicas.insert(p);
         }
         *broker.image.lock().expect("image lock") = Arc::new(image);
+        broker.controller.quorum.start(&broker);
         broker.controller.register_self(&broker).await.map_err(|e| StartError::Registration(e.message))?;
 
         let loaded = broker.load_offsets();
@@ -247,7 +249,7 @@ impl Broker {
         let dir = &self.config.log_dir;
         for entry in self.disk.list_dir(dir)? {
             let is_partition_dir = entry.rsplit_once('-').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-            if is_partition_dir && entry != metadata_log::DIR_NAME && !expected.contains(&entry) {
+            if is_partition_dir && entry != crate::quorum::store::DIR_NAME && !expected.contains(&entry) {
                 tracing::warn!(dir = %entry, "removing partition directory of a deleted topic");
                 self.disk.remove_dir_all(&dir.join(&entry))?;
             }

@@ -23,77 +23,102 @@ use std::collections::BTreeMap;
 
 use gregor_core::clock::Clock;
 use gregor_core::disk::SharedDisk;
-use gregor_core::metadata::{Endpoint, MetadataDelta, MetadataImage, MetadataRecord};
+use gregor_core::metadata::{decode_entry, encode_entry, Endpoint, MetadataDelta, MetadataImage, MetadataRecord};
+use gregor_core::raft::{Entry, EntryKind, LogOp, PersistedState, RaftConfig};
 use gregor_storage::LogConfig;
 use rand::rngs::SmallRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
-use crate::broker::metadata_log::MetadataLog;
 use crate::broker::{AdminError, Broker, NewTopic, StartError, Topic};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, QuorumMode};
+use crate::quorum::store::RaftStore;
+use crate::quorum::Quorum;
 use crate::errors;
 
 /// Producer ids handed to a broker at a time (Kafka's block size).
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 struct State {
-    log: Option<MetadataLog>,
     rng: SmallRng,
 }
 
 pub struct Controller {
     state: tokio::sync::Mutex<State>,
+    /// The metadata quorum this node takes part in; the controller writes through it.
+    pub quorum: Quorum,
+}
+
+/// The quorum settings of `config` (Kafka's names).
+fn raft_config(config: &BrokerConfig, cluster_id: &str) -> RaftConfig {
+    let voters = match config.quorum() {
+        QuorumMode::Embedded => std::iter::once(config.node_id).collect(),
+        QuorumMode::Voters(v) => v.iter().map(|v| v.id).collect(),
+    };
+    let mut rc = RaftConfig::new(config.node_id, voters, cluster_id);
+    rc.election_timeout_ms = config.quorum_election_timeout_ms as i64;
+    rc.fetch_timeout_ms = config.quorum_fetch_timeout_ms as i64;
+    rc.request_timeout_ms = config.quorum_request_timeout_ms as i64;
+    rc.retry_backoff_ms = config.quorum_retry_backoff_ms as i64;
+    rc
 }
 
 impl Controller {
-    /// Opens the metadata log and replays it into an image (converting a legacy metadata file
-    /// first if there is one).
-    pub fn open(config: &BrokerConfig, disk: SharedDisk, clock: &dyn Clock, seed: u64) -> Result<(Controller, MetadataImage), StartError> {
-        let (mut log, mut records) = MetadataLog::open(disk.clone(), &config.log_dir, clock.wall_ms())?;
-        if records.is_empty() {
+    /// Opens the metadata log and quorum state, and builds the image the broker starts from:
+    /// with a one-voter quorum every durable entry is committed (this node alone is the
+    /// majority that persisted it), so the image holds them all. A data directory written by an
+    /// earlier Gregor (the `__gregor_metadata` file) is converted into the log's first entry.
+    pub fn open(config: &BrokerConfig, cluster_id: &str, disk: SharedDisk, clock: &dyn Clock, seed: u64) -> Result<(Controller, MetadataImage), StartError> {
+        let (mut store, quorum_state, mut log) = RaftStore::open(disk.clone(), &config.metadata_log_dir, clock.wall_ms())?;
+        if log.end_offset() == 0 {
             if let Some(converted) = legacy::read(disk.as_ref(), &config.log_dir, config.node_id)? {
-                let first = log.append(&converted, clock.wall_ms())?;
+                let entry = Entry { offset: 0, epoch: 0, kind: EntryKind::Data, payload: encode_entry(&converted).into() };
+                store.apply(&LogOp::Append(vec![entry.clone()]), clock.wall_ms())?;
+                store.sync()?;
+                log.append(vec![entry]).map_err(|e| StartError::Registration(format!("{e:?}")))?;
                 legacy::remove(disk.as_ref(), &config.log_dir);
                 tracing::info!(records = converted.len(), "converted the metadata file into the metadata log");
-                records = converted.into_iter().enumerate().map(|(i, r)| (first + i as i64, r)).collect();
             }
         } else if disk.exists(&config.log_dir.join(legacy::FILE_NAME)) {
             // Converted before a crash that came before its removal.
             legacy::remove(disk.as_ref(), &config.log_dir);
         }
+        let raft = raft_config(config, cluster_id);
         let mut image = MetadataImage::new();
-        let mut delta = MetadataDelta::default();
-        for (offset, record) in &records {
-            if let Err(e) = image.apply(*offset, record, &mut delta) {
-                tracing::error!(offset, error = %e, "metadata record not applied");
+        let mut applied_end = 0;
+        if raft.voters.len() == 1 && raft.voters.contains(&config.node_id) {
+            let mut delta = MetadataDelta::default();
+            for entry in log.entries().filter(|e| e.kind == EntryKind::Data) {
+                let records = decode_entry(&entry.payload).map_err(|e| StartError::MetadataEntry(entry.offset, e.to_string()))?;
+                for record in &records {
+                    if let Err(e) = image.apply(entry.offset, record, &mut delta) {
+                        tracing::error!(offset = entry.offset, error = %e, "metadata record not applied");
+                    }
+                }
             }
+            applied_end = log.end_offset();
+            image.check_invariants();
         }
-        image.check_invariants();
-        let controller = Controller { state: tokio::sync::Mutex::new(State { log: Some(log), rng: SmallRng::seed_from_u64(seed) }) };
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let persisted = PersistedState { quorum_state, log };
+        let quorum = Quorum::new(raft, store, persisted, rng.random(), clock.monotonic_ms() as i64, applied_end);
+        let controller = Controller { state: tokio::sync::Mutex::new(State { rng }), quorum };
         Ok((controller, image))
     }
 
-    /// Commits `records` and publishes the resulting image. Records the image refuses are
-    /// logged and skipped (every node skips the same ones, so images stay identical).
-    fn commit(&self, broker: &Broker, state: &mut State, records: Vec<MetadataRecord>) -> Result<(), AdminError> {
+    /// Commits `records` through the quorum; returns once they are in the broker's image.
+    async fn commit(&self, _broker: &Broker, _state: &mut State, records: Vec<MetadataRecord>) -> Result<(), AdminError> {
         if records.is_empty() {
             return Ok(());
         }
-        let log = state.log.as_mut().ok_or_else(|| AdminError::new(errors::KAFKA_STORAGE_ERROR, "the metadata log is closed"))?;
-        let first = log
-            .append(&records, broker.clock.wall_ms())
-            .map_err(|e| AdminError::new(errors::KAFKA_STORAGE_ERROR, format!("cannot commit metadata: {e}")))?;
-        let mut image = (*broker.image()).clone();
-        let mut delta = MetadataDelta::default();
-        for (i, record) in records.iter().enumerate() {
-            if let Err(e) = image.apply(first + i as i64, record, &mut delta) {
-                tracing::error!(offset = first + i as i64, error = %e, ?record, "metadata record not applied");
-            }
-        }
-        image.check_invariants();
-        broker.publish(image, &delta);
-        Ok(())
+        self.quorum.propose(&records).await.map_err(|code| {
+            let message = match code {
+                errors::NOT_CONTROLLER => "this node is not the active controller",
+                errors::POLICY_VIOLATION => "the change is too large for one metadata entry",
+                _ => "the metadata log cannot be written",
+            };
+            AdminError::new(code, message)
+        })
     }
 
     /// Registers this broker (unfenced: with the embedded quorum the broker is caught up by
@@ -114,11 +139,11 @@ impl Controller {
                 return Ok(());
             }
         }
-        let log_end = state.log.as_ref().map_or(0, MetadataLog::end_offset);
+        let log_end = image.offset + 1;
         let epoch = image.brokers.get(&config.node_id).map_or(log_end, |b| (b.epoch + 1).max(log_end));
-        let incarnation_id = rand::Rng::random::<u128>(&mut state.rng);
+        let incarnation_id = state.rng.random::<u128>();
         let record = MetadataRecord::RegisterBroker { broker_id: config.node_id, incarnation_id, broker_epoch: epoch, endpoints, rack, fenced: false };
-        self.commit(broker, &mut state, vec![record])
+        self.commit(broker, &mut state, vec![record]).await
     }
 
     /// Allocates the next block of producer ids for `broker`.
@@ -128,7 +153,7 @@ impl Controller {
         let end = start.checked_add(PRODUCER_ID_BLOCK_SIZE).ok_or_else(|| AdminError::new(errors::KAFKA_STORAGE_ERROR, "producer ids exhausted"))?;
         let epoch = broker.image().brokers.get(&broker.config.node_id).map_or(-1, |b| b.epoch);
         let record = MetadataRecord::ProducerIds { broker_id: broker.config.node_id, broker_epoch: epoch, next_producer_id: end };
-        self.commit(broker, &mut state, vec![record])?;
+        self.commit(broker, &mut state, vec![record]).await?;
         tracing::info!(start, end, "allocated producer id block");
         Ok(start..end)
     }
@@ -154,7 +179,7 @@ impl Controller {
         if validate_only {
             return planned.iter().map(|r| r.as_ref().map(answer).map_err(Clone::clone)).collect();
         }
-        if let Err(e) = self.commit(broker, &mut state, records) {
+        if let Err(e) = self.commit(broker, &mut state, records).await {
             return planned.iter().map(|r| r.as_ref().map_err(Clone::clone).and(Err(e.clone()))).collect();
         }
         for p in planned.iter().flatten() {
@@ -168,7 +193,7 @@ impl Controller {
         let image = broker.image();
         let t = image.topic(name).ok_or_else(|| AdminError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?;
         let id = t.id;
-        self.commit(broker, &mut state, vec![MetadataRecord::RemoveTopic { topic_id: id }])?;
+        self.commit(broker, &mut state, vec![MetadataRecord::RemoveTopic { topic_id: id }]).await?;
         Ok(Uuid::from_u128(id))
     }
 
@@ -179,7 +204,7 @@ impl Controller {
         if validate_only {
             return Ok(());
         }
-        self.commit(broker, &mut state, records)
+        self.commit(broker, &mut state, records).await
     }
 
     pub async fn set_topic_configs(&self, broker: &Broker, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
@@ -189,7 +214,7 @@ impl Controller {
         if validate_only {
             return Ok(());
         }
-        self.commit(broker, &mut state, records)
+        self.commit(broker, &mut state, records).await
     }
 
     pub async fn set_broker_configs(&self, broker: &Broker, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
@@ -199,15 +224,11 @@ impl Controller {
         if validate_only {
             return Ok(());
         }
-        self.commit(broker, &mut state, records)
+        self.commit(broker, &mut state, records).await
     }
 
     /// Closes the metadata log (clean shutdown). Later admin requests fail.
     pub fn close(&self) {
-        if let Ok(mut state) = self.state.try_lock() {
-            if let Some(log) = state.log.take() {
-                log.close();
-            }
-        }
+        self.quorum.close();
     }
 }

@@ -1,0 +1,286 @@
+//! The quorum driver: runs this node's [`RaftNode`] against the real (or simulated) disk and
+//! network, and publishes every committed metadata entry to the broker's image.
+//!
+//! One task owns the node. Each turn it carries out the node's [`Ready`] in the order the
+//! node's contract demands — the quorum-state file durably first, then log changes and one
+//! fsync (group commit: every proposal queued meanwhile shares it), then the messages — and then
+//! applies newly committed entries, in log order, to a copy of the image that it publishes with
+//! the delta. Proposals wait until their entry is applied, so a controller that hears "done"
+//! finds its change in the image.
+//!
+//! Guarantees: nothing is applied before the high watermark covers it; entries are applied once
+//! each, in order; a failed fsync or log write stops the quorum (never retried); the node's
+//! invariants are checked after every turn.
+
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gregor_core::metadata::{decode_entry, encode_entry, MetadataDelta, MetadataRecord};
+use gregor_core::raft::{DescribeQuorumResponse, EntryKind, LeaderIdAndEpoch, LogOp, PersistedState, ProposeError, RaftConfig, RaftNode};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::broker::Broker;
+use crate::errors;
+use store::{RaftStore, StoreError, ENTRY_BYTES_MAX};
+
+/// Most events (proposals, peer messages) queued for the driver.
+const EVENTS_MAX: usize = 4096;
+
+enum Event {
+    Propose { payload: Bytes, reply: oneshot::Sender<Result<(), i16>> },
+    Describe { reply: oneshot::Sender<DescribeQuorumResponse> },
+}
+
+/// What handlers and tools may read about the quorum without asking the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+}
+
+/// The parts the driver task takes over when it starts.
+struct Parts {
+    node: RaftNode,
+    rx: mpsc::Receiver<Event>,
+    /// Entries below this are in the image the broker opened with.
+    applied_end: i64,
+}
+
+pub struct Quorum {
+    tx: mpsc::Sender<Event>,
+    parts: Mutex<Option<Parts>>,
+    /// The store, shared with [`Quorum::close`] so a clean shutdown can close it.
+    store: Arc<Mutex<Option<RaftStore>>>,
+    status: Arc<Mutex<QuorumStatus>>,
+}
+
+impl Quorum {
+    /// Builds the node from what the store read back. `applied_end`: entries below it are
+    /// already in the image the caller built.
+    pub fn new(config: RaftConfig, store: RaftStore, persisted: PersistedState, seed: u64, now_ms: i64, applied_end: i64) -> Quorum {
+        let node = RaftNode::new(config, persisted, seed, now_ms);
+        let (tx, rx) = mpsc::channel(EVENTS_MAX);
+        let status = QuorumStatus { leader_id: -1, leader_epoch: node.epoch(), high_watermark: node.high_watermark() };
+        Quorum {
+            tx,
+            parts: Mutex::new(Some(Parts { node, rx, applied_end })),
+            store: Arc::new(Mutex::new(Some(store))),
+            status: Arc::new(Mutex::new(status)),
+        }
+    }
+
+    pub fn status(&self) -> QuorumStatus {
+        *self.status.lock().expect("quorum status lock")
+    }
+
+    /// Starts the driver task for `broker` (once).
+    pub fn start(&self, broker: &Arc<Broker>) {
+        let Some(parts) = self.parts.lock().expect("quorum parts lock").take() else { return };
+        let driver = Driver {
+            broker: Arc::downgrade(broker),
+            node: parts.node,
+            store: self.store.clone(),
+            status: self.status.clone(),
+            applied_end: parts.applied_end,
+            waiters: BTreeMap::new(),
+        };
+        tokio::spawn(driver.run(parts.rx));
+    }
+
+    /// Commits `records` as one entry; returns once it is applied to the broker's image.
+    /// Errors are Kafka codes: NOT_CONTROLLER when this node does not lead the quorum (or lost
+    /// leadership before the entry committed), KAFKA_STORAGE_ERROR when the log failed.
+    pub async fn propose(&self, records: &[MetadataRecord]) -> Result<(), i16> {
+        let payload = Bytes::from(encode_entry(records));
+        if payload.len() > ENTRY_BYTES_MAX {
+            return Err(errors::POLICY_VIOLATION);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Event::Propose { payload, reply }).await.map_err(|_| errors::KAFKA_STORAGE_ERROR)?;
+        rx.await.unwrap_or(Err(errors::KAFKA_STORAGE_ERROR))
+    }
+
+    /// The quorum as this node sees it (DescribeQuorum): the leader's view of every voter and
+    /// observer when this node leads, NOT_LEADER_OR_FOLLOWER with the known leader otherwise.
+    /// `None` when the quorum has stopped.
+    pub async fn describe(&self) -> Option<DescribeQuorumResponse> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Event::Describe { reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Clean shutdown: closes the log; the driver stops at its next turn.
+    pub fn close(&self) {
+        if let Some(store) = self.store.lock().expect("quorum store lock").take() {
+            store.close();
+        }
+    }
+}
+
+struct Driver {
+    broker: Weak<Broker>,
+    node: RaftNode,
+    store: Arc<Mutex<Option<RaftStore>>>,
+    status: Arc<Mutex<QuorumStatus>>,
+    applied_end: i64,
+    /// Proposals waiting to be applied, by the end offset of their entry.
+    waiters: BTreeMap<i64, oneshot::Sender<Result<(), i16>>>,
+}
+
+/// Why the driver stopped.
+enum Stop {
+    Closed,
+    Failed(StoreError),
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+        loop {
+            let Some(broker) = self.broker.upgrade() else { break };
+            let now = broker.clock.monotonic_ms() as i64;
+            if let Err(stop) = self.drive(&broker, now) {
+                if let Stop::Failed(e) = stop {
+                    tracing::error!(error = %e, "metadata quorum stopped: its log cannot be written");
+                }
+                break;
+            }
+            let wait_ms = (self.node.next_deadline_ms() - now).clamp(0, 60_000) as u64;
+            drop(broker);
+            tokio::select! {
+                biased;
+                event = rx.recv() => match event {
+                    Some(Event::Propose { payload, reply }) => self.propose(payload, reply),
+                    Some(Event::Describe { reply }) => {
+                        let _ = reply.send(self.node.describe_quorum());
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+            }
+            if let Some(broker) = self.broker.upgrade() {
+                self.node.tick(broker.clock.monotonic_ms() as i64);
+            }
+        }
+        for (_, w) in std::mem::take(&mut self.waiters) {
+            let _ = w.send(Err(errors::NOT_CONTROLLER));
+        }
+    }
+
+    fn propose(&mut self, payload: Bytes, reply: oneshot::Sender<Result<(), i16>>) {
+        let now = self.broker.upgrade().map_or(0, |b| b.clock.monotonic_ms() as i64);
+        match self.node.propose(vec![payload], now) {
+            Ok(end) => {
+                self.waiters.insert(end.offset, reply);
+            }
+            Err(ProposeError::NotLeader(_)) => {
+                let _ = reply.send(Err(errors::NOT_CONTROLLER));
+            }
+            Err(ProposeError::TooManyUncommitted) => {
+                let _ = reply.send(Err(errors::THROTTLING_QUOTA_EXCEEDED));
+            }
+        }
+    }
+
+    /// Carries out every pending [`gregor_core::raft::Ready`] of the node.
+    fn drive(&mut self, broker: &Arc<Broker>, now: i64) -> Result<(), Stop> {
+        loop {
+            let ready = self.node.ready();
+            if ready.is_empty() {
+                return Ok(());
+            }
+            {
+                let mut guard = self.store.lock().expect("quorum store lock");
+                let store = guard.as_mut().ok_or(Stop::Closed)?;
+                if let Some(state) = &ready.quorum_state {
+                    store.write_quorum_state(state).map_err(Stop::Failed)?;
+                    self.node.quorum_state_persisted();
+                }
+                let mut changed = false;
+                for op in &ready.log_ops {
+                    store.apply(op, broker.clock.wall_ms()).map_err(Stop::Failed)?;
+                    changed = true;
+                    if let LogOp::Truncate { offset } = op {
+                        // Proposals whose entries were cut will never commit.
+                        for (_, w) in self.waiters.split_off(&(offset + 1)) {
+                            let _ = w.send(Err(errors::NOT_CONTROLLER));
+                        }
+                    }
+                }
+                if changed {
+                    let end = store.sync().map_err(Stop::Failed)?;
+                    let ours = self.node.log().end_offset_and_epoch();
+                    assert_eq!(end, ours.offset, "the metadata log on disk and the quorum's copy disagree");
+                    self.node.persisted(ours, now);
+                }
+            }
+            if !ready.snapshot_reads.is_empty() || !ready.snapshot_writes.is_empty() {
+                tracing::error!("metadata snapshots are not supported by this node yet");
+            }
+            if !ready.messages.is_empty() {
+                tracing::warn!(count = ready.messages.len(), "quorum messages dropped: no controller listener");
+            }
+            if let Some(hw) = ready.high_watermark {
+                self.apply_committed(broker, hw);
+            }
+            if let Some(leader) = ready.leader {
+                self.leader_changed(leader);
+            }
+            self.status.lock().expect("quorum status lock").high_watermark = self.node.high_watermark();
+            self.node.check_invariants();
+        }
+    }
+
+    fn leader_changed(&mut self, leader: LeaderIdAndEpoch) {
+        tracing::info!(leader = leader.leader_id, epoch = leader.leader_epoch, "metadata quorum leader");
+        let mut status = self.status.lock().expect("quorum status lock");
+        status.leader_id = leader.leader_id;
+        status.leader_epoch = leader.leader_epoch;
+        if !self.node.is_leader() {
+            for (_, w) in std::mem::take(&mut self.waiters) {
+                let _ = w.send(Err(errors::NOT_CONTROLLER));
+            }
+        }
+    }
+
+    /// Applies the committed entries below `hw` not applied yet, publishes the image, and
+    /// answers the proposals they complete.
+    fn apply_committed(&mut self, broker: &Broker, hw: i64) {
+        if hw <= self.applied_end {
+            return;
+        }
+        let mut image = (*broker.image()).clone();
+        let mut delta = MetadataDelta::default();
+        let mut applied_any = false;
+        for entry in self.node.log().entries().filter(|e| e.offset >= self.applied_end && e.offset < hw) {
+            if entry.kind != EntryKind::Data {
+                continue;
+            }
+            applied_any = true;
+            match decode_entry(&entry.payload) {
+                Ok(records) => {
+                    for record in &records {
+                        if let Err(e) = image.apply(entry.offset, record, &mut delta) {
+                            tracing::error!(offset = entry.offset, error = %e, ?record, "metadata record not applied");
+                        }
+                    }
+                }
+                // Every node decodes the same committed bytes the same way, so every node skips it.
+                Err(e) => tracing::error!(offset = entry.offset, error = %e, "committed metadata entry cannot be decoded; skipped"),
+            }
+        }
+        self.applied_end = hw;
+        image.check_invariants();
+        if applied_any {
+            broker.publish(image, &delta);
+        }
+        let rest = self.waiters.split_off(&(hw + 1));
+        for (_, w) in std::mem::replace(&mut self.waiters, rest) {
+            let _ = w.send(Ok(()));
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! This node's durable copy of the KRaft log (`__cluster_metadata-0`) and its `quorum-state`
+//! file.
+//!
+//! The log is an ordinary partition log: each quorum entry is one Kafka v2 record batch holding
+//! one record, with the entry's offset as base offset and its epoch as partition leader epoch. A
+//! data entry's record has no key and the encoded metadata records as value; a LeaderChange
+//! entry's record has the key `LEADER_CHANGE_KEY` and the leader, voters and granting voters as
+//! value. Recovery is the partition log's: a torn or corrupt tail is cut by CRC, which is safe
+//! because nothing unsynced was ever counted toward the high watermark.
+//!
+//! `quorum-state` (leader epoch, leader id, voted id) is written with an atomic replace (temp
+//! file, fsync, rename, directory fsync) and ends in a CRC32C line: a damaged file refuses start
+//! with its path, because forgetting a vote could elect two leaders in one epoch.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use gregor_core::batch::BatchHeader;
+use gregor_core::disk::{read_all, write_atomic, SharedDisk};
+use gregor_core::metadata::codec::{Reader, Writer};
+use gregor_core::raft::{Entry, EntryKind, LogOp, QuorumStateFile, RaftLog};
+use gregor_storage::{LogConfig, PartitionLog};
+use kafka_protocol::records::RecordBatchDecoder;
+
+/// Directory name of the metadata log inside the metadata log dir.
+pub const DIR_NAME: &str = "__cluster_metadata-0";
+/// Name of the quorum-state file inside the log directory (where Kafka keeps it).
+pub const QUORUM_STATE_FILE: &str = "quorum-state";
+/// The record key that marks a LeaderChange entry (Kafka's control record key: version 0,
+/// type 2).
+const LEADER_CHANGE_KEY: &[u8] = &[0, 0, 0, 2];
+/// Most bytes read from the log at once while replaying it.
+const REPLAY_READ_BYTES: usize = 4 << 20;
+/// Largest entry accepted (one admin request's records); bigger proposals are refused.
+pub const ENTRY_BYTES_MAX: usize = 8 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata log {dir}: {reason}")]
+    Storage { dir: String, reason: String },
+    #[error("metadata log {dir}: entry at offset {offset} cannot be read: {reason}")]
+    Undecodable { dir: String, offset: i64, reason: String },
+    #[error("quorum state file {path} is damaged ({reason}); restore it or re-format this node")]
+    QuorumState { path: String, reason: String },
+}
+
+pub struct RaftStore {
+    log: PartitionLog,
+    dir: PathBuf,
+    disk: SharedDisk,
+}
+
+fn log_config() -> LogConfig {
+    LogConfig { retention_ms: -1, retention_bytes: -1, flush_messages: 1, max_message_bytes: ENTRY_BYTES_MAX + 1024, ..LogConfig::default() }
+}
+
+fn encode_entry(entry: &Entry) -> Vec<u8> {
+    let (key, value): (Option<&[u8]>, Vec<u8>) = match &entry.kind {
+        EntryKind::Data => (None, entry.payload.to_vec()),
+        EntryKind::LeaderChange { leader_id, voters, granting_voters } => {
+            let mut w = Writer::default();
+            w.i32(*leader_id);
+            w.i32s(voters);
+            w.i32s(granting_voters);
+            (Some(LEADER_CHANGE_KEY), w.buf)
+        }
+    };
+    gregor_core::batch::build_simple(entry.offset, 0, &[(key, Some(value.as_slice()))])
+}
+
+fn decode_leader_change(value: &[u8]) -> Option<EntryKind> {
+    let mut r = Reader::new(value);
+    let kind = EntryKind::LeaderChange { leader_id: r.i32()?, voters: r.i32s()?, granting_voters: r.i32s()? };
+    (r.remaining() == 0).then_some(kind)
+}
+
+impl RaftStore {
+    /// Opens (or creates) the log under `parent`; returns it with the quorum state and every
+    /// durable entry.
+    pub fn open(disk: SharedDisk, parent: &Path, now_wall_ms: i64) -> Result<(RaftStore, Option<QuorumStateFile>, RaftLog), StoreError> {
+        let dir = parent.join(DIR_NAME);
+        let storage = |e: &dyn std::fmt::Display| StoreError::Storage { dir: dir.display().to_string(), reason: e.to_string() };
+        let (log, report) = PartitionLog::open(disk.clone(), dir.clone(), log_config(), now_wall_ms).map_err(|e| storage(&e))?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(dir = %dir.display(), bytes = report.truncated_bytes, "cut a torn metadata log tail");
+        }
+        let store = RaftStore { log, dir: dir.clone(), disk };
+        let state = store.read_quorum_state()?;
+        let entries = store.read_entries()?;
+        let log = RaftLog::from_parts(None, entries).map_err(|e| store.storage(&format!("{e:?}")))?;
+        Ok((store, state, log))
+    }
+
+    fn storage(&self, e: &dyn std::fmt::Display) -> StoreError {
+        StoreError::Storage { dir: self.dir.display().to_string(), reason: e.to_string() }
+    }
+
+    fn read_entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::new();
+        let mut offset = self.log.log_start_offset();
+        let end = self.log.log_end_offset();
+        while offset < end {
+            let mut data = self.log.read(offset, REPLAY_READ_BYTES, end).map_err(|e| self.storage(&e))?.data;
+            let before = offset;
+            while let Ok(h) = BatchHeader::parse(&data) {
+                if h.total_len() > data.len() {
+                    break;
+                }
+                let mut one = data.split_to(h.total_len());
+                let undecodable = |reason: String| StoreError::Undecodable { dir: self.dir.display().to_string(), offset: h.base_offset, reason };
+                let set = RecordBatchDecoder::decode(&mut one).map_err(|e| undecodable(e.to_string()))?;
+                let [record] = set.records.as_slice() else {
+                    return Err(undecodable(format!("{} records in one entry", set.records.len())));
+                };
+                let value = record.value.clone().ok_or_else(|| undecodable("entry has no value".into()))?;
+                let kind = match record.key.as_deref() {
+                    None => EntryKind::Data,
+                    Some(LEADER_CHANGE_KEY) => decode_leader_change(&value).ok_or_else(|| undecodable("malformed LeaderChange".into()))?,
+                    Some(_) => return Err(undecodable("unknown entry key".into())),
+                };
+                let payload = if kind == EntryKind::Data { value } else { Bytes::new() };
+                out.push(Entry { offset: h.base_offset, epoch: h.partition_leader_epoch, kind, payload });
+                offset = h.next_offset();
+            }
+            if offset == before {
+                return Err(self.storage(&format!("no whole entry readable at offset {offset}")));
+            }
+        }
+        Ok(out)
+    }
+
+    fn quorum_state_path(&self) -> PathBuf {
+        self.dir.join(QUORUM_STATE_FILE)
+    }
+
+    fn read_quorum_state(&self) -> Result<Option<QuorumStateFile>, StoreError> {
+        let path = self.quorum_state_path();
+        if !self.disk.exists(&path) {
+            return Ok(None);
+        }
+        let damaged = |reason: &str| StoreError::QuorumState { path: path.display().to_string(), reason: reason.to_string() };
+        let bytes = read_all(self.disk.as_ref(), &path).map_err(|e| damaged(&e.to_string()))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| damaged("not UTF-8"))?;
+        let (body, crc_line) = text.trim_end_matches('\n').rsplit_once('\n').ok_or_else(|| damaged("no crc line"))?;
+        let crc: u32 = crc_line.strip_prefix("crc=").and_then(|c| c.parse().ok()).ok_or_else(|| damaged("no crc line"))?;
+        if crc32c::crc32c(body.as_bytes()) != crc {
+            return Err(damaged("crc mismatch"));
+        }
+        let mut state = QuorumStateFile::default();
+        let mut seen = 0;
+        for line in body.lines() {
+            let (k, v) = line.split_once('=').ok_or_else(|| damaged("malformed line"))?;
+            let n: i32 = v.parse().map_err(|_| damaged("malformed number"))?;
+            let id = (n >= 0).then_some(n);
+            match k {
+                "leader_epoch" => state.leader_epoch = n,
+                "leader_id" => state.leader_id = id,
+                "voted_id" => state.voted_id = id,
+                _ => return Err(damaged("unknown key")),
+            }
+            seen += 1;
+        }
+        if seen != 3 || state.leader_epoch < 0 {
+            return Err(damaged("missing fields"));
+        }
+        Ok(Some(state))
+    }
+
+    /// Durably replaces the quorum-state file.
+    pub fn write_quorum_state(&self, state: &QuorumStateFile) -> Result<(), StoreError> {
+        let body = format!(
+            "leader_epoch={}\nleader_id={}\nvoted_id={}",
+            state.leader_epoch,
+            state.leader_id.unwrap_or(-1),
+            state.voted_id.unwrap_or(-1)
+        );
+        let text = format!("{body}\ncrc={}\n", crc32c::crc32c(body.as_bytes()));
+        write_atomic(self.disk.as_ref(), &self.quorum_state_path(), text.as_bytes()).map_err(|e| self.storage(&e))
+    }
+
+    /// Applies a log change from the quorum. Appends are not durable until [`RaftStore::sync`].
+    pub fn apply(&mut self, op: &LogOp, now_wall_ms: i64) -> Result<(), StoreError> {
+        match op {
+            LogOp::Append(entries) => {
+                for e in entries {
+                    if e.offset != self.log.log_end_offset() {
+                        return Err(self.storage(&format!("entry {} appended at log end {}", e.offset, self.log.log_end_offset())));
+                    }
+                    let mut batch = encode_entry(e);
+                    self.log.append(&mut batch, e.epoch, now_wall_ms).map_err(|err| self.storage(&err))?;
+                }
+                Ok(())
+            }
+            LogOp::Truncate { offset } => self.log.truncate_to(*offset).map_err(|e| self.storage(&e)),
+            LogOp::ResetToSnapshot(id) => Err(self.storage(&format!("snapshot {id:?} received, but this node cannot install snapshots yet"))),
+        }
+    }
+
+    /// Fsyncs the log; returns its end. After a failed fsync the log is never synced again
+    /// (its unsynced contents are unknown) and the error is fatal for the node.
+    pub fn sync(&mut self) -> Result<i64, StoreError> {
+        self.log.flush().map_err(|e| {
+            self.log.mark_failed();
+            self.storage(&e)
+        })?;
+        Ok(self.log.log_end_offset())
+    }
+
+    pub fn end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    /// Clean shutdown.
+    pub fn close(self) {
+        let dir = self.dir.clone();
+        if let Err(e) = self.log.close() {
+            tracing::error!(dir = %dir.display(), error = %e, "error closing the metadata log");
+        }
+    }
+}
