@@ -678,12 +678,15 @@ impl RaftNode {
         by_progress.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let preferred: Vec<i32> = by_progress.into_iter().map(|(_, id)| id).collect();
         let deadline = self.election_deadline(now_ms);
-        self.set_role(Role::Resigned {
+        // The quorum-state file of a resigned leader is the leader's (its epoch, itself as leader
+        // and vote): nothing to write, so EndQuorumEpoch leaves at once.
+        self.abandon_leadership();
+        self.role = Role::Resigned {
             election_deadline_ms: deadline,
             end_unacked: preferred.iter().copied().collect(),
             next_end_ms: now_ms,
             preferred_successors: preferred,
-        });
+        };
         self.tick(now_ms);
     }
 
@@ -1702,8 +1705,9 @@ impl RaftNode {
             return;
         }
         if let Some(s) = r.snapshot_id {
-            if s.offset > self.log.end_offset() || s.offset < self.high_watermark {
-                // Only a follower whose log ends before the leader's log start needs a snapshot.
+            // The snapshot replaces the whole local log, so it must not end below what this
+            // node already knows committed (its entries up to there match the leader's).
+            if s.offset >= self.high_watermark {
                 *snapshot = Some(SnapshotFetch { snapshot_id: s, position: 0, in_flight: None });
             }
             return;

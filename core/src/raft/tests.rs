@@ -409,6 +409,251 @@ proptest! {
     }
 }
 
+fn leader_of_one() -> RaftNode {
+    let mut n = fresh(1, &[1]);
+    let _ = n.ready();
+    n.quorum_state_persisted();
+    let _ = n.ready();
+    n
+}
+
+fn fetch(from: i32, correlation_id: i32, epoch: i32, offset: i64, last_epoch: i32) -> Envelope {
+    Envelope {
+        peer: from,
+        correlation_id,
+        message: Message::FetchRequest(FetchRequest {
+            cluster_id: Some(CLUSTER_ID.to_string()),
+            replica_id: from,
+            max_wait_ms: 0,
+            partition: 0,
+            current_leader_epoch: epoch,
+            fetch_offset: offset,
+            last_fetched_epoch: last_epoch,
+            log_start_offset: 0,
+        }),
+    }
+}
+
+fn fetch_responses(r: &Ready) -> Vec<(i32, i32, FetchResponse)> {
+    r.messages
+        .iter()
+        .filter_map(|m| match &m.message {
+            Message::FetchResponse(f) => Some((m.peer, m.correlation_id, f.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn leader_validates_fetches_like_kafka() {
+    let mut n = leader_of_one();
+    n.propose(vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")], 1).unwrap();
+    n.persisted(OffsetAndEpoch::new(3, 1), 1);
+    let _ = n.ready();
+    let cases: Vec<(Envelope, i16, i16)> = vec![
+        (fetch(50, 1, 0, 0, 0), NONE, FENCED_LEADER_EPOCH),
+        (fetch(50, 2, 2, 0, 0), NONE, UNKNOWN_LEADER_EPOCH),
+        (fetch(50, 3, 1, 0, 2), NONE, INVALID_REQUEST),
+        (fetch(50, 4, 1, -1, 0), NONE, INVALID_REQUEST),
+    ];
+    for (req, top, partition) in cases {
+        n.step(req, 2);
+        let r = n.ready();
+        let (_, _, f) = &fetch_responses(&r)[0];
+        assert_eq!((f.error_code, f.partition_error_code), (top, partition), "{f:?}");
+        assert_eq!(f.current_leader, LeaderIdAndEpoch { leader_id: 1, leader_epoch: 1 });
+    }
+    let mut wrong = fetch(50, 5, 1, 0, 0);
+    if let Message::FetchRequest(f) = &mut wrong.message {
+        f.cluster_id = Some("nope".to_string());
+    }
+    n.step(wrong, 2);
+    assert_eq!(fetch_responses(&n.ready())[0].2.error_code, INCONSISTENT_CLUSTER_ID);
+    // A valid fetch from an observer gets the entries and the high watermark, echoing the
+    // correlation id to the sender.
+    n.step(fetch(50, 6, 1, 0, 0), 3);
+    let (to, corr, f) = fetch_responses(&n.ready()).remove(0);
+    assert_eq!((to, corr, f.high_watermark, f.records.len()), (50, 6, 3, 3));
+    assert!(matches!(f.records[0].kind, EntryKind::LeaderChange { leader_id: 1, .. }));
+    // Epoch 0 ends at offset 0 on the leader: an observer claiming epoch-0 entries up to 3
+    // diverges there.
+    n.step(fetch(50, 7, 1, 3, 0), 4);
+    let f = fetch_responses(&n.ready()).remove(0).2;
+    assert_eq!(f.diverging_epoch, Some(OffsetAndEpoch::new(0, 0)));
+    assert!(f.records.is_empty());
+    // Past the end in the leader's own epoch.
+    n.step(fetch(50, 8, 1, 9, 1), 5);
+    assert_eq!(fetch_responses(&n.ready()).remove(0).2.diverging_epoch, Some(OffsetAndEpoch::new(3, 1)));
+    n.check_invariants();
+}
+
+#[test]
+fn long_poll_waits_for_new_entries() {
+    let mut n = leader_of_one();
+    n.persisted(OffsetAndEpoch::new(1, 1), 1);
+    let _ = n.ready();
+    let mut req = fetch(50, 1, 1, 1, 1);
+    if let Message::FetchRequest(f) = &mut req.message {
+        f.max_wait_ms = 500;
+    }
+    n.step(req.clone(), 10);
+    assert!(fetch_responses(&n.ready()).is_empty(), "nothing new: the fetch waits");
+    assert_eq!(n.next_deadline_ms(), 510);
+    n.propose(vec![Bytes::from_static(b"x")], 20).unwrap();
+    let r = n.ready();
+    let f = &fetch_responses(&r)[0].2;
+    assert_eq!(f.records.len(), 1, "a new entry completes the waiting fetch");
+    // Without new entries it is answered empty at max_wait_ms.
+    if let Message::FetchRequest(f) = &mut req.message {
+        f.fetch_offset = 2;
+    }
+    n.step(req, 30);
+    assert!(fetch_responses(&n.ready()).is_empty());
+    n.tick(529);
+    assert!(fetch_responses(&n.ready()).is_empty());
+    n.tick(530);
+    let r = n.ready();
+    assert_eq!(fetch_responses(&r).len(), 1);
+    assert!(fetch_responses(&r)[0].2.records.is_empty());
+}
+
+#[test]
+fn proposals_only_on_the_leader_and_bounded() {
+    let mut follower = RaftNode::new(
+        config(2, &[1, 2, 3]),
+        PersistedState {
+            quorum_state: Some(QuorumStateFile { leader_epoch: 4, leader_id: Some(1), voted_id: None }),
+            log: RaftLog::new(),
+        },
+        1,
+        0,
+    );
+    assert_eq!(
+        follower.propose(vec![Bytes::new()], 0),
+        Err(ProposeError::NotLeader(LeaderIdAndEpoch { leader_id: 1, leader_epoch: 4 }))
+    );
+    let mut cfg = config(1, &[1]);
+    cfg.uncommitted_entries_max = 3;
+    let mut n = RaftNode::new(cfg, PersistedState::default(), 1, 0);
+    // The LeaderChange entry is the first uncommitted one.
+    assert!(n.propose(vec![Bytes::new(), Bytes::new()], 0).is_ok());
+    assert_eq!(n.propose(vec![Bytes::new()], 0), Err(ProposeError::TooManyUncommitted));
+}
+
+#[test]
+fn stale_fetch_responses_are_ignored() {
+    // A follower of 1 in epoch 3 with an empty log.
+    let mut n = RaftNode::new(
+        config(2, &[1, 2, 3]),
+        PersistedState {
+            quorum_state: Some(QuorumStateFile { leader_epoch: 3, leader_id: Some(1), voted_id: None }),
+            log: RaftLog::new(),
+        },
+        1,
+        0,
+    );
+    n.tick(0);
+    let r = n.ready();
+    let sent = r.messages.iter().find(|m| matches!(m.message, Message::FetchRequest(_))).expect("a fetch").clone();
+    let response = |corr: i32, records: Vec<Entry>, hw: i64| Envelope {
+        peer: 1,
+        correlation_id: corr,
+        message: Message::FetchResponse(FetchResponse {
+            error_code: NONE,
+            partition_index: 0,
+            partition_error_code: NONE,
+            high_watermark: hw,
+            log_start_offset: 0,
+            diverging_epoch: None,
+            current_leader: LeaderIdAndEpoch { leader_id: 1, leader_epoch: 3 },
+            snapshot_id: None,
+            records,
+        }),
+    };
+    n.step(response(sent.correlation_id + 100, vec![data(0, 3)], 1), 1);
+    assert_eq!(n.log().end_offset(), 0, "an answer to another request was applied");
+    n.step(response(sent.correlation_id, vec![data(0, 3), data(1, 3)], 1), 2);
+    assert_eq!(n.log().end_offset(), 2);
+    assert_eq!(n.high_watermark(), 1);
+    assert_eq!(n.ready().log_ops, vec![LogOp::Append(vec![data(0, 3), data(1, 3)])]);
+    // The same answer again (a duplicate) changes nothing.
+    n.step(response(sent.correlation_id, vec![data(0, 3), data(1, 3)], 2), 3);
+    assert_eq!((n.log().end_offset(), n.high_watermark()), (2, 1));
+    // No new fetch until the appended entries are fsynced.
+    assert!(!n.ready().messages.iter().any(|m| matches!(m.message, Message::FetchRequest(_))));
+    n.persisted(OffsetAndEpoch::new(2, 3), 4);
+    let next = n.ready();
+    let f = next.messages.iter().find_map(|m| match &m.message {
+        Message::FetchRequest(f) => Some(f.clone()),
+        _ => None,
+    });
+    let f = f.expect("fetch after fsync");
+    assert_eq!((f.fetch_offset, f.last_fetched_epoch, f.current_leader_epoch), (2, 3, 3));
+    n.check_invariants();
+}
+
+#[test]
+fn fetch_snapshot_errors() {
+    let mut n = leader_of_one();
+    n.propose(vec![Bytes::from_static(b"a")], 1).unwrap();
+    n.persisted(OffsetAndEpoch::new(2, 1), 1);
+    n.snapshot_created(OffsetAndEpoch::new(2, 1)).unwrap();
+    assert!(n.snapshot_created(OffsetAndEpoch::new(9, 1)).is_err(), "a snapshot beyond the high watermark");
+    let _ = n.ready();
+    let req = |epoch: i32, id: OffsetAndEpoch, position: i64| Envelope {
+        peer: 50,
+        correlation_id: 9,
+        message: Message::FetchSnapshotRequest(FetchSnapshotRequest {
+            cluster_id: None,
+            replica_id: 50,
+            max_bytes: 100,
+            partition: 0,
+            current_leader_epoch: epoch,
+            snapshot_id: id,
+            position,
+        }),
+    };
+    let answer = |n: &mut RaftNode| {
+        let r = n.ready();
+        r.messages.iter().find_map(|m| match &m.message {
+            Message::FetchSnapshotResponse(f) => Some(f.partition_error_code),
+            _ => None,
+        })
+    };
+    n.step(req(1, OffsetAndEpoch::new(1, 1), 0), 2);
+    assert_eq!(answer(&mut n), Some(SNAPSHOT_NOT_FOUND));
+    n.step(req(0, OffsetAndEpoch::new(2, 1), 0), 2);
+    assert_eq!(answer(&mut n), Some(FENCED_LEADER_EPOCH));
+    n.step(req(1, OffsetAndEpoch::new(2, 1), -1), 2);
+    assert_eq!(answer(&mut n), Some(POSITION_OUT_OF_RANGE));
+    n.step(req(1, OffsetAndEpoch::new(2, 1), 0), 2);
+    let r = n.ready();
+    assert_eq!(r.snapshot_reads.len(), 1, "the driver reads the snapshot");
+    n.send_snapshot_chunk(r.snapshot_reads[0].clone(), 4, Bytes::from_static(b"abcd"));
+    n.step(req(1, OffsetAndEpoch::new(2, 1), 7), 2);
+    let r = n.ready();
+    n.send_snapshot_chunk(r.snapshot_reads[0].clone(), 4, Bytes::new());
+    assert_eq!(answer(&mut n), Some(POSITION_OUT_OF_RANGE));
+}
+
+#[test]
+fn check_quorum_resigns_an_isolated_leader() {
+    let mut c = Cluster::new(&[1, 2, 3], &[], 4, RaftBugs::default());
+    c.settle(2_500);
+    let l = c.leader().unwrap();
+    c.settle(100);
+    isolate(&mut c, l);
+    let cut_at = c.now_ms;
+    while c.node(l).is_leader() {
+        c.settle(10);
+        assert!(c.now_ms - cut_at < 4_000, "still leader after {} ms", c.now_ms - cut_at);
+    }
+    let after = c.now_ms - cut_at;
+    // 1.5 × fetch timeout after the last fetch (which was at most max_wait_ms before the cut).
+    assert!((2_400..=3_100).contains(&after), "resigned {after} ms after the cut");
+    assert_eq!(c.node(l).role(), RoleKind::Resigned);
+}
+
 // ----- the simulated cluster -------------------------------------------------------------------
 
 /// Fault probabilities per random step: `drop_pct` of delivered messages are lost; the others
@@ -1113,6 +1358,28 @@ proptest! {
         let r = run_seed(seed, &[1, 2, 3, 4, 5], &[100], RaftBugs::default(), 3_000);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
+}
+
+/// The same seed gives the same run, message for message.
+#[test]
+fn runs_are_deterministic() {
+    let trace = |seed: u64| {
+        let mut c = Cluster::new(&[1, 2, 3, 4, 5], &[100], seed, RaftBugs::default());
+        c.faults = SOME_FAULTS;
+        c.run_random(2_000).unwrap();
+        let nodes: Vec<String> = c
+            .nodes
+            .iter()
+            .map(|(id, s)| match &s.node {
+                Some(n) => format!("{id}:{:?}:{}:{}:{:?}", n.role(), n.epoch(), n.high_watermark(), n.log().end_offset_and_epoch()),
+                None => format!("{id}:down"),
+            })
+            .collect();
+        let net: Vec<String> = c.net.iter().map(|m| format!("{}>{}:{:?}", m.from, m.to, m.env)).collect();
+        (c.now_ms, c.committed.clone(), c.leaders.clone(), nodes, net)
+    };
+    assert_eq!(trace(42), trace(42));
+    assert_ne!(trace(42).3, trace(43).3);
 }
 
 /// Seeds that once failed (two leaders from late pre-vote grants counted as votes, voters
