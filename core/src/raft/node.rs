@@ -919,10 +919,15 @@ impl RaftNode {
         true
     }
 
+    /// Answers the fetches a leader that stops leading still holds: NOT_LEADER_OR_FOLLOWER, so
+    /// their senders retry at once instead of after the request timeout.
     fn abandon_leadership(&mut self) {
-        if let Role::Leader(l) = &mut self.role {
-            // Waiting fetches are answered with the new state by their senders' retries.
-            l.parked.clear();
+        let Role::Leader(l) = &mut self.role else { return };
+        let parked = std::mem::take(&mut l.parked);
+        for p in parked.into_values() {
+            let mut resp = self.fetch_error(NONE, NOT_LEADER_OR_FOLLOWER);
+            resp.current_leader = LeaderIdAndEpoch { leader_id: -1, leader_epoch: self.epoch };
+            self.send(p.peer, p.correlation_id, Message::FetchResponse(resp));
         }
     }
 
@@ -1671,12 +1676,8 @@ impl RaftNode {
             return;
         }
         if r.partition_error_code != NONE {
-            if let Role::Follower { leader_id, resign_deadline_ms, .. } = &mut self.role {
-                if *leader_id == peer && view.leader_id < 0 && view.leader_epoch == self.epoch {
-                    // Our leader no longer leads this epoch (it resigned or restarted): elect.
-                    *resign_deadline_ms = Some(now_ms);
-                }
-            }
+            // NOT_LEADER_OR_FOLLOWER from a leader that resigned or restarted: retry after the
+            // backoff; EndQuorumEpoch or the fetch timeout starts the election.
             return;
         }
         let Role::Follower { leader_id, last_contact_ms, next_fetch_ms, snapshot, .. } = &mut self.role else { return };

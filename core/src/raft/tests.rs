@@ -381,6 +381,37 @@ fn arb_message() -> impl Strategy<Value = Message> {
     ]
 }
 
+/// Node 1 of voters {1, 2, 3}, elected leader of epoch 1 by node 2's pre-vote and vote.
+fn leader_of_three() -> RaftNode {
+    let mut n = fresh(1, &[1, 2, 3]);
+    n.tick(3_000);
+    assert_eq!(n.role(), RoleKind::Prospective);
+    for pre_vote in [true, false] {
+        let r = n.ready();
+        if r.quorum_state.is_some() {
+            n.quorum_state_persisted();
+        }
+        let r = if r.messages.is_empty() { n.ready() } else { r };
+        let req = r.messages.iter().find(|m| m.peer == 2 && matches!(m.message, Message::VoteRequest(_))).unwrap();
+        let Message::VoteRequest(v) = &req.message else { unreachable!() };
+        assert_eq!(v.pre_vote, pre_vote);
+        let resp = VoteResponse {
+            error_code: NONE,
+            partition_index: 0,
+            partition_error_code: NONE,
+            leader_id: -1,
+            leader_epoch: if pre_vote { 0 } else { 1 },
+            vote_granted: true,
+        };
+        n.step(Envelope { peer: 2, correlation_id: req.correlation_id, message: Message::VoteResponse(resp) }, 3_001);
+    }
+    assert_eq!((n.role(), n.epoch()), (RoleKind::Leader, 1));
+    let _ = n.ready();
+    n.quorum_state_persisted();
+    let _ = n.ready();
+    n
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -388,10 +419,15 @@ proptest! {
     #[test]
     fn hostile_input_never_panics(
         msgs in proptest::collection::vec((1i32..5, 0i32..4, arb_message(), 0i64..3_000), 1..60),
-        leader in any::<bool>(),
+        start in 0u8..3,
     ) {
-        let mut n = if leader { fresh(1, &[1]) } else { fresh(1, &[1, 2, 3]) };
-        let mut now = 0;
+        let leader = start != 1;
+        let mut n = match start {
+            0 => fresh(1, &[1]),
+            1 => fresh(1, &[1, 2, 3]),
+            _ => leader_of_three(),
+        };
+        let mut now = 3_001;
         for (peer, corr, m, dt) in msgs {
             now += dt;
             n.step(Envelope { peer, correlation_id: corr, message: m }, now);
@@ -1284,10 +1320,23 @@ fn graceful_resignation_hands_over_quickly() {
     c.nodes.get_mut(&old).unwrap().node.as_mut().unwrap().resign(now);
     c.drain(old);
     assert_eq!(c.node(old).role(), RoleKind::Resigned);
+    let preferred: Vec<Vec<i32>> = c
+        .net
+        .iter()
+        .filter_map(|m| match &m.env.message {
+            Message::EndQuorumEpochRequest(e) => Some(e.preferred_successors.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(preferred.len(), 2, "one EndQuorumEpoch per other voter");
+    // Equally caught up: by id.
+    let mut others: Vec<i32> = [1, 2, 3].into_iter().filter(|id| *id != old).collect();
+    others.sort();
+    assert_eq!(preferred[0], others);
     // Well below an election timeout: the first preferred successor starts at once.
     c.settle(300);
     let new = c.leader().expect("a successor within 300 ms");
-    assert_ne!(new, old);
+    assert_eq!(new, others[0], "the first preferred successor starts first");
     assert_eq!(c.node(new).epoch(), epoch + 1);
     c.check().unwrap();
 }
