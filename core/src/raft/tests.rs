@@ -706,12 +706,26 @@ struct Faults {
     partition_per_mille: u32,
     /// Heal every partition.
     heal_per_mille: u32,
+    /// Snapshot a random live node's committed prefix and drop it from its log.
+    compact_per_mille: u32,
 }
 
-const NO_FAULTS: Faults =
-    Faults { drop_pct: 0, crash_per_mille: 0, restart_per_mille: 0, partition_per_mille: 0, heal_per_mille: 0 };
-const SOME_FAULTS: Faults =
-    Faults { drop_pct: 5, crash_per_mille: 3, restart_per_mille: 20, partition_per_mille: 3, heal_per_mille: 4 };
+const NO_FAULTS: Faults = Faults {
+    drop_pct: 0,
+    crash_per_mille: 0,
+    restart_per_mille: 0,
+    partition_per_mille: 0,
+    heal_per_mille: 0,
+    compact_per_mille: 0,
+};
+const SOME_FAULTS: Faults = Faults {
+    drop_pct: 5,
+    crash_per_mille: 3,
+    restart_per_mille: 20,
+    partition_per_mille: 3,
+    heal_per_mille: 4,
+    compact_per_mille: 2,
+};
 
 struct InFlightMsg {
     from: i32,
@@ -754,6 +768,9 @@ struct Cluster {
     proposals: u64,
     violation: Option<String>,
     restarts: u64,
+    snapshots: u64,
+    /// Snapshots installed by followers through FetchSnapshot.
+    installed: u64,
     /// Whether a granted vote must already be durable when it is sent (off only to show that
     /// the one-leader-per-epoch checker catches a double vote on its own).
     check_vote_persistence: bool,
@@ -793,6 +810,8 @@ impl Cluster {
             proposals: 0,
             violation: None,
             restarts: 0,
+            snapshots: 0,
+            installed: 0,
             check_vote_persistence: true,
         };
         let ids: Vec<i32> = c.nodes.keys().copied().collect();
@@ -858,6 +877,7 @@ impl Cluster {
                 if let LogOp::ResetToSnapshot(_) = op {
                     // The driver makes the snapshot durable before it resets the log.
                     s.durable_log.apply(op).ok();
+                    self.installed += 1;
                 }
             }
             let reads = r.snapshot_reads.clone();
@@ -988,6 +1008,27 @@ impl Cluster {
         self.check_node(id);
     }
 
+    /// The driver snapshots the committed prefix (after an fsync, so its disk log is the
+    /// node's) and deletes the log below it.
+    fn compact(&mut self, id: i32) {
+        self.fsync(id);
+        let s = self.nodes.get_mut(&id).unwrap();
+        let Some(node) = s.node.as_mut() else { return };
+        let hw = node.high_watermark();
+        if hw <= node.log().start_offset() {
+            return;
+        }
+        let snapshot_id = OffsetAndEpoch::new(hw, node.log().epoch_before(hw));
+        if let Err(e) = node.snapshot_created(snapshot_id) {
+            let what = format!("node {id}: snapshot {snapshot_id:?} refused: {e:?}");
+            return self.fail(what);
+        }
+        s.volatile_log.compact_to_snapshot(snapshot_id).expect("the driver's log is the node's");
+        s.durable_log = s.volatile_log.clone();
+        self.snapshots += 1;
+        self.check_node(id);
+    }
+
     fn ack_state(&mut self, id: i32) {
         let s = self.nodes.get_mut(&id).unwrap();
         let Some(node) = s.node.as_mut() else { return };
@@ -1046,6 +1087,11 @@ impl Cluster {
             let id = down[self.rng.random_range(0..down.len())];
             let keep = self.rng.random_bool(0.5);
             self.start(id, keep);
+            return;
+        }
+        if !live.is_empty() && self.rng.random_range(0..1000u32) < f.compact_per_mille {
+            let id = live[self.rng.random_range(0..live.len())];
+            self.compact(id);
             return;
         }
         if self.rng.random_range(0..1000u32) < f.heal_per_mille {
@@ -1181,7 +1227,7 @@ impl Cluster {
         }
         for (id, s) in &self.nodes {
             let n = s.node.as_ref().ok_or("a node is down after healing")?;
-            for offset in n.log().start_offset()..hw {
+            for offset in n.log().start_offset().max(leader.log().start_offset())..hw {
                 if n.log().get(offset) != leader.log().get(offset) {
                     return Err(format!("node {id} differs from leader {l} at offset {offset} below hw {hw}"));
                 }
@@ -1610,7 +1656,14 @@ fn campaign_stats() {
         let committed = c.committed.len();
         let restarts = c.restarts;
         c.converge(20_000).unwrap();
-        eprintln!("seed {seed}: t={}ms leaders(epochs)={epochs} committed-during-faults={committed} after={} restarts={restarts} proposals={}", c.now_ms, c.committed.len(), c.proposals);
+        eprintln!(
+            "seed {seed}: t={}ms leaders(epochs)={epochs} committed-during-faults={committed} after={} restarts={restarts} snapshots={} installed={} proposals={}",
+            c.now_ms,
+            c.committed.len(),
+            c.snapshots,
+            c.installed,
+            c.proposals
+        );
     }
 }
 
