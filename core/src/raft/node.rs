@@ -298,6 +298,8 @@ pub struct RaftNode {
     /// End offset the driver has fsynced.
     persisted_end: i64,
     high_watermark: i64,
+    /// The latest time passed in (DescribeQuorum reports the leader's own replica as of it).
+    now_ms: i64,
     /// The follower's lie under `skip_diverging_truncation`.
     bug_claimed_epoch: Option<i32>,
     leaders_seen: BTreeMap<i32, i32>,
@@ -326,6 +328,7 @@ impl RaftNode {
             role: Role::Unattached { voted_id: None, election_deadline_ms: now_ms, discovery: None },
             persisted_end: log.end_offset(),
             high_watermark: log.start_offset(),
+            now_ms,
             log,
             bug_claimed_epoch: None,
             leaders_seen: BTreeMap::new(),
@@ -491,13 +494,19 @@ impl RaftNode {
                 let begin = l.next_begin_ms;
                 parked.min(begin).min(self.check_quorum_deadline(l))
             }
-            Role::Follower { last_contact_ms, fetch, next_fetch_ms, resign_deadline_ms, .. } => {
+            Role::Follower { last_contact_ms, fetch, next_fetch_ms, resign_deadline_ms, snapshot, .. } => {
                 let mut t = last_contact_ms + self.config.fetch_timeout_ms;
                 if let Some(r) = resign_deadline_ms {
                     t = t.min(*r);
                 }
-                match fetch {
+                let in_flight = match snapshot {
+                    Some(s) => s.in_flight,
+                    None => *fetch,
+                };
+                match in_flight {
                     Some(f) => t.min(f.sent_ms + self.config.request_timeout_ms),
+                    // The next fetch waits for the log to be fsynced ([`RaftNode::persisted`]).
+                    None if snapshot.is_none() && self.persisted_end != self.log.end_offset() => t,
                     None => t.min(*next_fetch_ms),
                 }
             }
@@ -511,6 +520,7 @@ impl RaftNode {
 
     /// A message from `envelope.peer`.
     pub fn step(&mut self, envelope: Envelope, now_ms: i64) {
+        self.observe_time(now_ms);
         let Envelope { peer, correlation_id, message } = envelope;
         match message {
             Message::VoteRequest(r) => {
@@ -538,6 +548,7 @@ impl RaftNode {
 
     /// Time passed: fire due timers.
     pub fn tick(&mut self, now_ms: i64) {
+        self.observe_time(now_ms);
         enum Action {
             None,
             Prospective,
@@ -621,6 +632,7 @@ impl RaftNode {
     /// The leader appends `payloads` in its epoch. Returns the end offset after the last one and
     /// the epoch: they are committed once the high watermark reaches that offset in that epoch.
     pub fn propose(&mut self, payloads: Vec<Bytes>, now_ms: i64) -> Result<OffsetAndEpoch, ProposeError> {
+        self.observe_time(now_ms);
         if !self.is_leader() {
             return Err(ProposeError::NotLeader(self.leader_and_epoch()));
         }
@@ -645,6 +657,7 @@ impl RaftNode {
     /// The driver fsynced the log up to `end` (its end offset and the epoch of the entry before
     /// it). A stale acknowledgement (for entries since truncated) is ignored.
     pub fn persisted(&mut self, end: OffsetAndEpoch, now_ms: i64) {
+        self.observe_time(now_ms);
         if end.offset > self.log.end_offset() || end.offset < self.log.start_offset() {
             return;
         }
@@ -742,7 +755,24 @@ impl RaftNode {
             last_fetch_timestamp: p.last_fetch_ms,
             last_caught_up_timestamp: p.last_caught_up_ms,
         };
-        resp.current_voters = l.voters.iter().map(|(id, p)| state(*id, p)).collect();
+        let me = self.config.node_id;
+        resp.current_voters = l
+            .voters
+            .iter()
+            .map(|(id, p)| {
+                if *id == me {
+                    // The leader's own replica: its fsynced end, caught up as of now (Kafka).
+                    ReplicaState {
+                        replica_id: me,
+                        log_end_offset: self.persisted_end,
+                        last_fetch_timestamp: self.now_ms,
+                        last_caught_up_timestamp: self.now_ms,
+                    }
+                } else {
+                    state(*id, p)
+                }
+            })
+            .collect();
         resp.observers = l.observers.iter().map(|(id, p)| state(*id, p)).collect();
         resp
     }
@@ -830,6 +860,11 @@ impl RaftNode {
         self.log.check_invariants();
         let v = self.invariant_violations();
         assert!(v.is_empty(), "raft node {}: {}", self.config.node_id, v.join("; "));
+    }
+
+    fn observe_time(&mut self, now_ms: i64) {
+        // The caller's clock is monotonic; a smaller value (a caller bug) does not move it back.
+        self.now_ms = self.now_ms.max(now_ms);
     }
 
     // ----- elections -------------------------------------------------------------------------

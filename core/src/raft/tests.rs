@@ -771,6 +771,8 @@ struct Cluster {
     snapshots: u64,
     /// Snapshots installed by followers through FetchSnapshot.
     installed: u64,
+    /// Whether every tick is first checked to do nothing before the node's next deadline.
+    check_deadlines: bool,
     /// Whether a granted vote must already be durable when it is sent (off only to show that
     /// the one-leader-per-epoch checker catches a double vote on its own).
     check_vote_persistence: bool,
@@ -812,6 +814,7 @@ impl Cluster {
             restarts: 0,
             snapshots: 0,
             installed: 0,
+            check_deadlines: false,
             check_vote_persistence: true,
         };
         let ids: Vec<i32> = c.nodes.keys().copied().collect();
@@ -1044,6 +1047,22 @@ impl Cluster {
         let now = self.now_ms;
         let ids: Vec<i32> = self.nodes.keys().copied().collect();
         for id in ids {
+            if let (true, Some(node)) = (self.check_deadlines, self.nodes.get(&id).and_then(|s| s.node.as_ref())) {
+                // A driver may sleep until next_deadline_ms: a tick before it must do nothing.
+                if now < node.next_deadline_ms() {
+                    let mut probe = node.clone();
+                    let _ = probe.ready();
+                    probe.tick(now);
+                    let r = probe.ready();
+                    if !r.messages.is_empty() || !r.log_ops.is_empty() || r.quorum_state.is_some() {
+                        let what = format!(
+                            "node {id}: tick at {now} before its deadline {} did something: {r:?}",
+                            node.next_deadline_ms()
+                        );
+                        self.fail(what);
+                    }
+                }
+            }
             if let Some(node) = self.nodes.get_mut(&id).and_then(|s| s.node.as_mut()) {
                 node.tick(now);
                 self.drain(id);
@@ -1287,9 +1306,12 @@ fn five_voters_and_an_observer_replicate_and_commit() {
     assert_eq!(d.observers.len(), 1);
     assert_eq!(d.observers[0].replica_id, 100);
     assert_eq!(d.observers[0].log_end_offset, hw);
-    for r in d.current_voters.iter().chain(&d.observers).filter(|r| r.replica_id != l) {
+    for r in d.current_voters.iter().chain(&d.observers) {
         assert!(r.last_fetch_timestamp > 0 && r.last_caught_up_timestamp > 0, "{r:?}");
+        assert_eq!(r.log_end_offset, hw, "{r:?}");
     }
+    let me = d.current_voters.iter().find(|r| r.replica_id == l).unwrap();
+    assert_eq!(me.last_fetch_timestamp, c.now_ms);
     let f = c.node(if l == 1 { 2 } else { 1 }).describe_quorum();
     assert_eq!((f.partition_error_code, f.leader_id), (NOT_LEADER_OR_FOLLOWER, l));
 }
@@ -1452,6 +1474,17 @@ proptest! {
     fn random_faults_five_voters_and_an_observer(seed in any::<u64>()) {
         let r = run_seed(seed, &[1, 2, 3, 4, 5], &[100], RaftBugs::default(), 3_000);
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+/// `next_deadline_ms` is honest: ticking earlier does nothing, so a driver can sleep until it.
+#[test]
+fn nothing_happens_before_the_next_deadline() {
+    for seed in 0..8 {
+        let mut c = Cluster::new(&[1, 2, 3, 4, 5], &[100], seed, RaftBugs::default());
+        c.check_deadlines = true;
+        c.faults = SOME_FAULTS;
+        c.run_random(3_000).unwrap();
     }
 }
 
