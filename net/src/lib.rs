@@ -12,6 +12,7 @@ pub mod batch_encode;
 pub mod client;
 pub mod codec;
 pub mod frame;
+pub mod raft_wire;
 pub mod schema;
 // The transport adapter: the one net module allowed to touch real sockets (see clippy.toml).
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]

@@ -9,6 +9,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod controller_listener;
 pub mod errors;
 pub mod handlers;
 pub mod listener;

@@ -278,8 +278,17 @@ impl Drop for ConnectionGuard {
 }
 
 /// Accepts connections until shutdown.
+/// Which requests a listener serves: clients' (the broker listener), or the quorum's and the
+/// brokers' (the controller listener, `controller.listener.names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Client,
+    Controller,
+}
+
 pub async fn accept_loop(
     broker: Arc<Broker>,
+    kind: ListenerKind,
     listener: TcpListener,
     shutdown: Arc<Shutdown>,
     tracker: Arc<ConnectionTracker>,
@@ -319,7 +328,7 @@ pub async fn accept_loop(
         let shutdown = shutdown.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
-            serve_connection(broker, stream, shutdown, limits).await;
+            serve_connection(broker, kind, stream, shutdown, limits).await;
             drop(permit);
             drop(ip_slot);
             drop(guard);
@@ -405,7 +414,7 @@ async fn step<T>(
     }
 }
 
-async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, shutdown: Arc<Shutdown>, limits: Arc<ConnectionLimits>) {
+async fn serve_connection(broker: Arc<Broker>, kind: ListenerKind, stream: TcpStream, shutdown: Arc<Shutdown>, limits: Arc<ConnectionLimits>) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Pending>(IN_FLIGHT_MAX);
@@ -482,10 +491,17 @@ async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, shutdown: Arc<
         };
         let Some(frame) = frame else { break };
         idle.restart();
-        let req = match decode_request(frame, handlers::supported) {
+        let supported = match kind {
+            ListenerKind::Client => handlers::supported,
+            ListenerKind::Controller => crate::controller_listener::supported,
+        };
+        let req = match decode_request(frame, supported) {
             Ok(r) => r,
             Err(DecodeError::UnsupportedVersion { api_key: ApiKey::ApiVersions, correlation_id, .. }) => {
-                let body = ResponseKind::ApiVersions(handlers::unsupported_version_response());
+                let body = ResponseKind::ApiVersions(match kind {
+                    ListenerKind::Client => handlers::unsupported_version_response(),
+                    ListenerKind::Controller => crate::controller_listener::unsupported_version_response(),
+                });
                 in_flight.start();
                 if tx.send((ApiKey::ApiVersions, 0, correlation_id, Reply::Now(body), charge)).await.is_err() {
                     break;
@@ -498,7 +514,11 @@ async fn serve_connection(broker: Arc<Broker>, stream: TcpStream, shutdown: Arc<
             }
         };
         let (key, version, corr) = (req.api_key, req.header.request_api_version, req.header.correlation_id);
-        let Some(reply) = handlers::dispatch(&broker, req, &peer).await else {
+        let reply = match kind {
+            ListenerKind::Client => handlers::dispatch(&broker, req, &peer).await,
+            ListenerKind::Controller => crate::controller_listener::dispatch(&broker, req, &peer).await,
+        };
+        let Some(reply) = reply else {
             tracing::warn!(%peer, api = ?key, version, "closing connection: API not implemented");
             break;
         };

@@ -12,7 +12,7 @@ use gregor_core::disk::SharedDisk;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::listener::{accept_loop, ConnectionLimits, ConnectionTracker, Shutdown};
+use crate::listener::{accept_loop, ConnectionLimits, ConnectionTracker, ListenerKind, Shutdown};
 
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
@@ -89,7 +89,20 @@ pub async fn run_with_limits(
 
     let groups = tokio::spawn(crate::broker::groups::GroupService::run(broker.clone(), shutdown.clone()));
     let tracker = Arc::new(ConnectionTracker::default());
-    accept_loop(broker.clone(), listener, shutdown.clone(), tracker.clone(), limits).await;
+    // The controller listener serves the quorum and the brokers (only voters have one).
+    let controller_listener = match (&broker.config.controller_listen_addr, broker.config.roles.controller) {
+        (Some(addr), true) => {
+            let l = gregor_net::tcp::listen(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr} (controller listener): {e}"))?;
+            tracing::info!(addr = %l.local_addr()?, "controller listener");
+            let (broker, shutdown, tracker, limits) = (broker.clone(), shutdown.clone(), tracker.clone(), limits.clone());
+            Some(tokio::spawn(async move { accept_loop(broker, ListenerKind::Controller, l, shutdown, tracker, limits).await }))
+        }
+        _ => None,
+    };
+    accept_loop(broker.clone(), ListenerKind::Client, listener, shutdown.clone(), tracker.clone(), limits).await;
+    if let Some(c) = controller_listener {
+        let _ = c.await;
+    }
     tracing::info!("shutting down: finishing in-flight requests");
     broker.begin_shutdown();
     if tokio::time::timeout(Duration::from_millis(SHUTDOWN_GRACE_MS), tracker.wait_idle()).await.is_err() {

@@ -17,6 +17,23 @@ impl Broker {
     /// The `__consumer_offsets` partition for `group`, creating the topic on first use (as Kafka
     /// does on the first FindCoordinator). Errors are Kafka codes.
     pub async fn offsets_partition(&self, group: &str) -> Result<Arc<Partition>, i16> {
+        let (topic, index) = self.offsets_partition_of(group).await?;
+        // The coordinator of a group is the leader of its offsets partition.
+        self.leader_partition(&topic, index, -1).map_err(|_| errors::NOT_COORDINATOR)
+    }
+
+    /// The broker that coordinates `group`: the leader of its offsets partition (which may be
+    /// another broker), creating the offsets topic on first use. COORDINATOR_NOT_AVAILABLE
+    /// while that partition has no leader.
+    pub async fn group_coordinator(&self, group: &str) -> Result<i32, i16> {
+        let (topic, index) = self.offsets_partition_of(group).await?;
+        match self.image().partition(&topic, index) {
+            Some(p) if p.leader >= 0 => Ok(p.leader),
+            _ => Err(errors::COORDINATOR_NOT_AVAILABLE),
+        }
+    }
+
+    async fn offsets_partition_of(&self, group: &str) -> Result<(String, i32), i16> {
         let topic = match self.topic(OFFSETS_TOPIC) {
             Some(t) => t,
             None => {
@@ -35,8 +52,7 @@ impl Broker {
             }
         };
         let n = topic.partitions.len() as i32;
-        // The coordinator of a group is the leader of its offsets partition.
-        self.leader_partition(OFFSETS_TOPIC, partition_for(group, n), -1).map_err(|_| errors::NOT_COORDINATOR)
+        Ok((OFFSETS_TOPIC.to_string(), partition_for(group, n)))
     }
 
     /// Writes records to the group's offsets partition and waits until they are durable.

@@ -12,7 +12,9 @@
 //! * Admin operations go through the [`Controller`], the only writer of metadata records.
 
 pub mod group_store;
+pub mod forward;
 pub mod groups;
+pub mod lifecycle;
 pub mod log_configs;
 pub mod offsets;
 pub mod partition;
@@ -127,6 +129,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     /// Wakes long-polling fetches when any high watermark moves.
     pub hw_changed: Arc<Notify>,
+    /// Wakes whoever waits for the image to change (forwarded admin changes).
+    pub image_changed: Notify,
     /// Committed offsets and group metadata (the cache of `__consumer_offsets`).
     pub offsets: offsets::OffsetCache,
     /// The consumer group coordinator.
@@ -151,8 +155,9 @@ fn new_cluster_id(rng: &mut SmallRng) -> String {
 }
 
 impl Broker {
-    /// Opens (or initialises) the data directory, replays the metadata log into the image,
-    /// registers this broker, and recovers every hosted partition. `seed` drives every random
+    /// Opens (or initialises) the data directory, replays the metadata log, recovers every
+    /// partition the local log gives this broker, and registers it (with a quorum of voters, in
+    /// the background once the listeners are up). `seed` drives every random
     /// choice (cluster and topic ids, placement).
     pub async fn open(config: BrokerConfig, disk: SharedDisk, clock: SharedClock, seed: u64) -> Result<Arc<Broker>, StartError> {
         let dir = config.log_dir.clone();
@@ -175,8 +180,9 @@ impl Broker {
             }
         };
 
-        let (controller, image) = Controller::open(&config, &cluster_id, disk.clone(), clock.as_ref(), rng.random())?;
+        let (controller, startup) = Controller::open(&config, &cluster_id, disk.clone(), clock.as_ref(), rng.random())?;
         let hw_changed = Arc::new(Notify::new());
+        let image = startup.local;
         let log_defaults = effective_log_defaults(&config, &image.cluster_broker_configs()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "ignoring invalid stored dynamic broker config");
             config.log_defaults.clone()
@@ -196,6 +202,7 @@ impl Broker {
             controller,
             replicas: ReplicaManager::default(),
             hw_changed,
+            image_changed: Notify::new(),
             log_defaults: Mutex::new(log_defaults),
             closing: std::sync::atomic::AtomicBool::new(false),
             offsets: offsets::OffsetCache::default(),
@@ -220,9 +227,19 @@ impl Broker {
         for p in opened {
             broker.replicas.insert(p);
         }
-        *broker.image.lock().expect("image lock") = Arc::new(image);
+        *broker.image.lock().expect("image lock") = Arc::new(startup.image);
         broker.controller.quorum.start(&broker);
-        broker.controller.register_self(&broker).await.map_err(|e| StartError::Registration(e.message))?;
+        if broker.is_embedded() {
+            broker.controller.register_self(&broker).await.map_err(|e| StartError::Registration(e.message))?;
+        } else {
+            // Registration needs a quorum leader, which needs the listeners: it runs beside them.
+            if broker.config.roles.broker {
+                tokio::spawn(lifecycle::run(broker.clone()));
+            }
+            if broker.config.roles.controller {
+                tokio::spawn(lifecycle::fence_expired_sessions(Arc::downgrade(&broker)));
+            }
+        }
 
         let loaded = broker.load_offsets();
         if loaded > 0 {
@@ -233,6 +250,11 @@ impl Broker {
             tracing::info!(groups, "restored consumer groups");
         }
         Ok(broker)
+    }
+
+    /// Whether this node is the embedded one-voter quorum (no `controller.quorum.voters`).
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.config.quorum(), crate::config::QuorumMode::Embedded)
     }
 
     /// Removes partition directories of partitions the image does not give this broker
@@ -346,6 +368,7 @@ impl Broker {
         }
         let removed: Vec<(String, Vec<i32>)> = delta.removed_topics.values().cloned().collect();
         *self.image.lock().expect("image lock") = Arc::new(image);
+        self.image_changed.notify_waiters();
         for (name, partitions) in removed {
             for index in partitions {
                 self.stop_replica(&name, index, true);
@@ -420,6 +443,12 @@ impl Broker {
         self.image().cluster_broker_configs()
     }
 
+    /// Whether admin changes are made here (this node leads the metadata quorum, or is the
+    /// embedded one-voter quorum) rather than forwarded to the active controller.
+    fn controls(&self) -> bool {
+        self.is_embedded() || (self.config.roles.controller && self.controller.quorum.status().leader_id == self.config.node_id)
+    }
+
     /// Hands out a producer id never handed out before, even across restarts: ids come from
     /// blocks the controller allocates with a metadata record that is committed before the
     /// first id of the block is used (what is left of a block at a restart is skipped, as in
@@ -428,7 +457,7 @@ impl Broker {
         if let Some(id) = self.producer_ids.lock().expect("producer ids lock").next() {
             return Ok(id);
         }
-        let block = self.controller.allocate_producer_ids(self).await?;
+        let block = if self.controls() { self.controller.allocate_producer_ids(self).await? } else { forward::allocate_producer_ids(self).await? };
         let mut ids = self.producer_ids.lock().expect("producer ids lock");
         if ids.is_empty() {
             *ids = block;
@@ -450,27 +479,51 @@ impl Broker {
     /// Creates topics (or only validates them), one result per topic in order, with one
     /// metadata commit for the whole batch.
     pub async fn create_topics(&self, new: Vec<NewTopic>, validate_only: bool) -> Vec<Result<Topic, AdminError>> {
-        self.controller.create_topics(self, new, validate_only).await
+        if self.controls() {
+            return self.controller.create_topics(self, new, validate_only).await;
+        }
+        let results = forward::create_topics(self, &new, validate_only).await;
+        new.into_iter()
+            .zip(results)
+            .map(|(t, r)| {
+                r?;
+                Ok(self.topic(&t.name).unwrap_or(Topic { name: t.name, id: Uuid::nil(), configs: t.configs, partitions: BTreeMap::new() }))
+            })
+            .collect()
     }
 
     /// Deletes a topic and its data.
     pub async fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
-        self.controller.delete_topic(self, name).await
+        if self.controls() {
+            return self.controller.delete_topic(self, name).await;
+        }
+        let id = self.topic(name).map(|t| t.id).unwrap_or_default();
+        forward::delete_topic(self, name).await?;
+        Ok(id)
     }
 
     /// Grows a topic to `count` partitions.
     pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
-        self.controller.create_partitions(self, name, count, validate_only).await
+        if self.controls() {
+            return self.controller.create_partitions(self, name, count, validate_only).await;
+        }
+        forward::create_partitions(self, name, count, validate_only).await
     }
 
     /// Replaces a topic's config overrides.
     pub async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
-        self.controller.set_topic_configs(self, name, configs, validate_only).await
+        if self.controls() {
+            return self.controller.set_topic_configs(self, name, configs, validate_only).await;
+        }
+        forward::alter_configs(self, gregor_core::metadata::RESOURCE_TOPIC, name, &configs, validate_only).await
     }
 
     /// Replaces the dynamic broker config overrides (only [`DYNAMIC_BROKER_KEYS`]).
     pub async fn set_broker_configs(&self, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
-        self.controller.set_broker_configs(self, overrides, validate_only).await
+        if self.controls() {
+            return self.controller.set_broker_configs(self, overrides, validate_only).await;
+        }
+        forward::alter_configs(self, RESOURCE_BROKER, "", &overrides, validate_only).await
     }
 
     /// Starts shutdown: waiting fetches are answered with what they have.

@@ -15,6 +15,7 @@
 //! * A data directory written before the metadata log existed (the `__gregor_metadata` file)
 //!   is converted into records once, at start-up.
 
+pub mod brokers;
 mod configs;
 mod legacy;
 mod topics;
@@ -47,6 +48,16 @@ pub struct Controller {
     state: tokio::sync::Mutex<State>,
     /// The metadata quorum this node takes part in; the controller writes through it.
     pub quorum: Quorum,
+    /// Heartbeats seen by this node while it is the active controller.
+    sessions: std::sync::Mutex<brokers::Sessions>,
+}
+
+/// What a node starts from.
+pub struct Startup {
+    /// The committed image known at start (everything, for a one-voter quorum; else empty).
+    pub image: MetadataImage,
+    /// Everything in the local log, committed or not: which partitions this node may host.
+    pub local: MetadataImage,
 }
 
 /// The quorum settings of `config` (Kafka's names).
@@ -68,7 +79,7 @@ impl Controller {
     /// with a one-voter quorum every durable entry is committed (this node alone is the
     /// majority that persisted it), so the image holds them all. A data directory written by an
     /// earlier Gregor (the `__gregor_metadata` file) is converted into the log's first entry.
-    pub fn open(config: &BrokerConfig, cluster_id: &str, disk: SharedDisk, clock: &dyn Clock, seed: u64) -> Result<(Controller, MetadataImage), StartError> {
+    pub fn open(config: &BrokerConfig, cluster_id: &str, disk: SharedDisk, clock: &dyn Clock, seed: u64) -> Result<(Controller, Startup), StartError> {
         let (mut store, quorum_state, mut log) = RaftStore::open(disk.clone(), &config.metadata_log_dir, clock.wall_ms())?;
         if log.end_offset() == 0 {
             if let Some(converted) = legacy::read(disk.as_ref(), &config.log_dir, config.node_id)? {
@@ -84,26 +95,31 @@ impl Controller {
             legacy::remove(disk.as_ref(), &config.log_dir);
         }
         let raft = raft_config(config, cluster_id);
-        let mut image = MetadataImage::new();
-        let mut applied_end = 0;
-        if raft.voters.len() == 1 && raft.voters.contains(&config.node_id) {
-            let mut delta = MetadataDelta::default();
-            for entry in log.entries().filter(|e| e.kind == EntryKind::Data) {
-                let records = decode_entry(&entry.payload).map_err(|e| StartError::MetadataEntry(entry.offset, e.to_string()))?;
-                for record in &records {
-                    if let Err(e) = image.apply(entry.offset, record, &mut delta) {
-                        tracing::error!(offset = entry.offset, error = %e, "metadata record not applied");
-                    }
+        // Everything in the local log, committed or not: the partitions this node may host.
+        let mut local = MetadataImage::new();
+        let mut delta = MetadataDelta::default();
+        for entry in log.entries().filter(|e| e.kind == EntryKind::Data) {
+            let records = decode_entry(&entry.payload).map_err(|e| StartError::MetadataEntry(entry.offset, e.to_string()))?;
+            for record in &records {
+                if let Err(e) = local.apply(entry.offset, record, &mut delta) {
+                    tracing::error!(offset = entry.offset, error = %e, "metadata record not applied");
                 }
             }
-            applied_end = log.end_offset();
-            image.check_invariants();
         }
+        local.check_invariants();
+        // With one voter, every durable entry is committed (this node alone is the majority that
+        // persisted it). Otherwise the image starts empty and fills as the quorum commits.
+        let embedded = raft.voters.len() == 1 && raft.voters.contains(&config.node_id);
+        let (image, applied_end) = if embedded { (local.clone(), log.end_offset()) } else { (MetadataImage::new(), 0) };
         let mut rng = SmallRng::seed_from_u64(seed);
         let persisted = PersistedState { quorum_state, log };
-        let quorum = Quorum::new(raft, store, persisted, rng.random(), clock.monotonic_ms() as i64, applied_end);
-        let controller = Controller { state: tokio::sync::Mutex::new(State { rng }), quorum };
-        Ok((controller, image))
+        let voters = match config.quorum() {
+            QuorumMode::Embedded => Vec::new(),
+            QuorumMode::Voters(v) => v.to_vec(),
+        };
+        let quorum = Quorum::new(raft, voters, store, persisted, rng.random(), clock.monotonic_ms() as i64, applied_end);
+        let controller = Controller { state: tokio::sync::Mutex::new(State { rng }), quorum, sessions: Default::default() };
+        Ok((controller, Startup { image, local }))
     }
 
     /// Commits `records` through the quorum; returns once they are in the broker's image.

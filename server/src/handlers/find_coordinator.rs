@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10): this broker coordinates every group (it leads every partition of
-//! `__consumer_offsets`, which is created on the first request, as in Kafka). Transaction
+//! FindCoordinator (key 10): the coordinator of a group is the leader of its `__consumer_offsets`
+//! partition (`abs(javaHash(group)) % offsets.topic.num.partitions`), which may be another broker;
+//! the topic is created on the first request, as in Kafka. Transaction
 //! coordinators do not exist yet: key type 1 gets COORDINATOR_NOT_AVAILABLE.
 
 use std::sync::Arc;
@@ -12,13 +13,19 @@ use super::sb;
 use crate::broker::Broker;
 use crate::errors;
 
-async fn lookup(broker: &Arc<Broker>, key: &str, key_type: i8) -> Result<(), (i16, String)> {
+/// The coordinator's (node id, host, port).
+async fn lookup(broker: &Arc<Broker>, key: &str, key_type: i8) -> Result<(BrokerId, StrBytes, i32), (i16, String)> {
     match key_type {
         0 => {
             if key.is_empty() {
                 return Err((errors::INVALID_REQUEST, "group id is empty".into()));
             }
-            broker.offsets_partition(key).await.map(|_| ()).map_err(|c| (c, "the offsets topic is not available".into()))
+            let node = broker.group_coordinator(key).await.map_err(|c| (c, "the group's offsets partition has no leader".into()))?;
+            let ids = std::iter::once(node).collect();
+            match super::node_endpoints(broker, &ids).pop() {
+                Some((id, host, port, _)) => Ok((BrokerId(id), sb(host), port)),
+                None => Err((errors::COORDINATOR_NOT_AVAILABLE, format!("coordinator {node} is not a registered broker"))),
+            }
         }
         _ => Err((errors::COORDINATOR_NOT_AVAILABLE, "transactions are not supported yet".into())),
     }
@@ -26,12 +33,9 @@ async fn lookup(broker: &Arc<Broker>, key: &str, key_type: i8) -> Result<(), (i1
 
 pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
     let mut resp = FindCoordinatorResponse::default();
-    let node = BrokerId(broker.config.node_id);
-    let host = sb(broker.config.advertised_host.clone());
-    let port = broker.config.advertised_port;
     if version < 4 {
         match lookup(broker, req.key.as_str(), req.key_type).await {
-            Ok(()) => {
+            Ok((node, host, port)) => {
                 resp.node_id = node;
                 resp.host = host;
                 resp.port = port;
@@ -51,9 +55,9 @@ pub async fn handle(broker: &Arc<Broker>, req: FindCoordinatorRequest, version: 
         let mut c = Coordinator::default();
         c.key = StrBytes::from_string(key.to_string());
         match lookup(broker, key.as_str(), req.key_type).await {
-            Ok(()) => {
+            Ok((node, host, port)) => {
                 c.node_id = node;
-                c.host = host.clone();
+                c.host = host;
                 c.port = port;
             }
             Err((code, msg)) => {

@@ -13,6 +13,7 @@
 //! invariants are checked after every turn.
 
 pub mod store;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -20,10 +21,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_core::metadata::{decode_entry, encode_entry, MetadataDelta, MetadataRecord};
+use gregor_core::raft::messages::{Envelope, Message};
 use gregor_core::raft::{DescribeQuorumResponse, EntryKind, LeaderIdAndEpoch, LogOp, PersistedState, ProposeError, RaftConfig, RaftNode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::Broker;
+use crate::config::Voter;
 use crate::errors;
 use store::{RaftStore, StoreError, ENTRY_BYTES_MAX};
 
@@ -33,7 +36,13 @@ const EVENTS_MAX: usize = 4096;
 enum Event {
     Propose { payload: Bytes, reply: oneshot::Sender<Result<(), i16>> },
     Describe { reply: oneshot::Sender<DescribeQuorumResponse> },
+    /// A request from another node, answered through `reply`.
+    Inbound { peer: i32, message: Message, reply: oneshot::Sender<Message> },
 }
+
+/// How long a request from another node may wait for the quorum's answer (a Fetch is held up
+/// to its wait, then answered).
+const INBOUND_ANSWER_MS: u64 = 10_000;
 
 /// What handlers and tools may read about the quorum without asking the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +58,9 @@ struct Parts {
     rx: mpsc::Receiver<Event>,
     /// Entries below this are in the image the broker opened with.
     applied_end: i64,
+    /// The other voters to reach over their controller listeners (empty: a one-voter quorum).
+    voters: Vec<Voter>,
+    request_timeout_ms: u64,
 }
 
 pub struct Quorum {
@@ -62,13 +74,14 @@ pub struct Quorum {
 impl Quorum {
     /// Builds the node from what the store read back. `applied_end`: entries below it are
     /// already in the image the caller built.
-    pub fn new(config: RaftConfig, store: RaftStore, persisted: PersistedState, seed: u64, now_ms: i64, applied_end: i64) -> Quorum {
+    pub fn new(config: RaftConfig, voters: Vec<Voter>, store: RaftStore, persisted: PersistedState, seed: u64, now_ms: i64, applied_end: i64) -> Quorum {
+        let request_timeout_ms = config.request_timeout_ms.max(1) as u64;
         let node = RaftNode::new(config, persisted, seed, now_ms);
         let (tx, rx) = mpsc::channel(EVENTS_MAX);
         let status = QuorumStatus { leader_id: -1, leader_epoch: node.epoch(), high_watermark: node.high_watermark() };
         Quorum {
             tx,
-            parts: Mutex::new(Some(Parts { node, rx, applied_end })),
+            parts: Mutex::new(Some(Parts { node, rx, applied_end, voters, request_timeout_ms })),
             store: Arc::new(Mutex::new(Some(store))),
             status: Arc::new(Mutex::new(status)),
         }
@@ -81,7 +94,13 @@ impl Quorum {
     /// Starts the driver task for `broker` (once).
     pub fn start(&self, broker: &Arc<Broker>) {
         let Some(parts) = self.parts.lock().expect("quorum parts lock").take() else { return };
+        let (answers_tx, answers_rx) = mpsc::channel(EVENTS_MAX);
+        let me = parts.node.node_id();
+        let transport = (!parts.voters.is_empty()).then(|| transport::Transport::start(me, &parts.voters, parts.request_timeout_ms, answers_tx));
         let driver = Driver {
+            transport,
+            inbound: BTreeMap::new(),
+            next_inbound_id: 0,
             broker: Arc::downgrade(broker),
             node: parts.node,
             store: self.store.clone(),
@@ -89,7 +108,7 @@ impl Quorum {
             applied_end: parts.applied_end,
             waiters: BTreeMap::new(),
         };
-        tokio::spawn(driver.run(parts.rx));
+        tokio::spawn(driver.run(parts.rx, answers_rx));
     }
 
     /// Commits `records` as one entry; returns once it is applied to the broker's image.
@@ -114,6 +133,17 @@ impl Quorum {
         rx.await.ok()
     }
 
+    /// Hands a request from node `peer` to the quorum and waits for its answer.
+    pub async fn deliver(&self, peer: i32, message: Message) -> Result<Message, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Event::Inbound { peer, message, reply }).await.map_err(|_| "the quorum has stopped".to_string())?;
+        match tokio::time::timeout(Duration::from_millis(INBOUND_ANSWER_MS), rx).await {
+            Ok(Ok(m)) => Ok(m),
+            Ok(Err(_)) => Err("the quorum gave no answer".into()),
+            Err(_) => Err("the quorum did not answer in time".into()),
+        }
+    }
+
     /// Clean shutdown: closes the log; the driver stops at its next turn.
     pub fn close(&self) {
         if let Some(store) = self.store.lock().expect("quorum store lock").take() {
@@ -123,6 +153,10 @@ impl Quorum {
 }
 
 struct Driver {
+    transport: Option<transport::Transport>,
+    /// Requests from other nodes awaiting the node's answer, by (peer, correlation id).
+    inbound: BTreeMap<(i32, i32), oneshot::Sender<Message>>,
+    next_inbound_id: i32,
     broker: Weak<Broker>,
     node: RaftNode,
     store: Arc<Mutex<Option<RaftStore>>>,
@@ -139,7 +173,7 @@ enum Stop {
 }
 
 impl Driver {
-    async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Event>, mut answers: mpsc::Receiver<Envelope>) {
         loop {
             let Some(broker) = self.broker.upgrade() else { break };
             let now = broker.clock.monotonic_ms() as i64;
@@ -158,8 +192,20 @@ impl Driver {
                     Some(Event::Describe { reply }) => {
                         let _ = reply.send(self.node.describe_quorum());
                     }
+                    Some(Event::Inbound { peer, message, reply }) => {
+                        self.next_inbound_id = self.next_inbound_id.wrapping_add(1);
+                        let correlation_id = self.next_inbound_id;
+                        self.inbound.retain(|_, w| !w.is_closed());
+                        self.inbound.insert((peer, correlation_id), reply);
+                        let now = self.broker.upgrade().map_or(0, |b| b.clock.monotonic_ms() as i64);
+                        self.node.step(Envelope { peer, correlation_id, message }, now);
+                    }
                     None => break,
                 },
+                Some(answer) = answers.recv() => {
+                    let now = self.broker.upgrade().map_or(0, |b| b.clock.monotonic_ms() as i64);
+                    self.node.step(answer, now);
+                }
                 _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
             }
             if let Some(broker) = self.broker.upgrade() {
@@ -221,8 +267,15 @@ impl Driver {
             if !ready.snapshot_reads.is_empty() || !ready.snapshot_writes.is_empty() {
                 tracing::error!("metadata snapshots are not supported by this node yet");
             }
-            if !ready.messages.is_empty() {
-                tracing::warn!(count = ready.messages.len(), "quorum messages dropped: no controller listener");
+            for envelope in ready.messages {
+                if envelope.message.is_request() {
+                    match &self.transport {
+                        Some(t) => t.send(envelope),
+                        None => tracing::warn!(peer = envelope.peer, "quorum request dropped: no other voters configured"),
+                    }
+                } else if let Some(w) = self.inbound.remove(&(envelope.peer, envelope.correlation_id)) {
+                    let _ = w.send(envelope.message);
+                }
             }
             if let Some(hw) = ready.high_watermark {
                 self.apply_committed(broker, hw);

@@ -1,11 +1,8 @@
 //! This node's durable copy of the KRaft log (`__cluster_metadata-0`) and its `quorum-state`
 //! file.
 //!
-//! The log is an ordinary partition log: each quorum entry is one Kafka v2 record batch holding
-//! one record, with the entry's offset as base offset and its epoch as partition leader epoch. A
-//! data entry's record has no key and the encoded metadata records as value; a LeaderChange
-//! entry's record has the key `LEADER_CHANGE_KEY` and the leader, voters and granting voters as
-//! value. Recovery is the partition log's: a torn or corrupt tail is cut by CRC, which is safe
+//! The log is an ordinary partition log of quorum entries, each stored as the record batch it
+//! travels as on the wire ([`gregor_net::raft_wire::entry_to_batch`]). Recovery is the partition log's: a torn or corrupt tail is cut by CRC, which is safe
 //! because nothing unsynced was ever counted toward the high watermark.
 //!
 //! `quorum-state` (leader epoch, leader id, voted id) is written with an atomic replace (temp
@@ -14,21 +11,15 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use gregor_core::batch::BatchHeader;
 use gregor_core::disk::{read_all, write_atomic, SharedDisk};
-use gregor_core::metadata::codec::{Reader, Writer};
-use gregor_core::raft::{Entry, EntryKind, LogOp, QuorumStateFile, RaftLog};
+use gregor_core::raft::{Entry, LogOp, QuorumStateFile, RaftLog};
+use gregor_net::raft_wire;
 use gregor_storage::{LogConfig, PartitionLog};
-use kafka_protocol::records::RecordBatchDecoder;
 
 /// Directory name of the metadata log inside the metadata log dir.
 pub const DIR_NAME: &str = "__cluster_metadata-0";
 /// Name of the quorum-state file inside the log directory (where Kafka keeps it).
 pub const QUORUM_STATE_FILE: &str = "quorum-state";
-/// The record key that marks a LeaderChange entry (Kafka's control record key: version 0,
-/// type 2).
-const LEADER_CHANGE_KEY: &[u8] = &[0, 0, 0, 2];
 /// Most bytes read from the log at once while replaying it.
 const REPLAY_READ_BYTES: usize = 4 << 20;
 /// Largest entry accepted (one admin request's records); bigger proposals are refused.
@@ -54,26 +45,6 @@ fn log_config() -> LogConfig {
     LogConfig { retention_ms: -1, retention_bytes: -1, flush_messages: 1, max_message_bytes: ENTRY_BYTES_MAX + 1024, ..LogConfig::default() }
 }
 
-fn encode_entry(entry: &Entry) -> Vec<u8> {
-    let (key, value): (Option<&[u8]>, Vec<u8>) = match &entry.kind {
-        EntryKind::Data => (None, entry.payload.to_vec()),
-        EntryKind::LeaderChange { leader_id, voters, granting_voters } => {
-            let mut w = Writer::default();
-            w.i32(*leader_id);
-            w.i32s(voters);
-            w.i32s(granting_voters);
-            (Some(LEADER_CHANGE_KEY), w.buf)
-        }
-    };
-    gregor_core::batch::build_simple(entry.offset, 0, &[(key, Some(value.as_slice()))])
-}
-
-fn decode_leader_change(value: &[u8]) -> Option<EntryKind> {
-    let mut r = Reader::new(value);
-    let kind = EntryKind::LeaderChange { leader_id: r.i32()?, voters: r.i32s()?, granting_voters: r.i32s()? };
-    (r.remaining() == 0).then_some(kind)
-}
-
 impl RaftStore {
     /// Opens (or creates) the log under `parent`; returns it with the quorum state and every
     /// durable entry.
@@ -96,35 +67,18 @@ impl RaftStore {
     }
 
     fn read_entries(&self) -> Result<Vec<Entry>, StoreError> {
-        let mut out = Vec::new();
+        let mut out: Vec<Entry> = Vec::new();
         let mut offset = self.log.log_start_offset();
         let end = self.log.log_end_offset();
         while offset < end {
-            let mut data = self.log.read(offset, REPLAY_READ_BYTES, end).map_err(|e| self.storage(&e))?.data;
-            let before = offset;
-            while let Ok(h) = BatchHeader::parse(&data) {
-                if h.total_len() > data.len() {
-                    break;
-                }
-                let mut one = data.split_to(h.total_len());
-                let undecodable = |reason: String| StoreError::Undecodable { dir: self.dir.display().to_string(), offset: h.base_offset, reason };
-                let set = RecordBatchDecoder::decode(&mut one).map_err(|e| undecodable(e.to_string()))?;
-                let [record] = set.records.as_slice() else {
-                    return Err(undecodable(format!("{} records in one entry", set.records.len())));
-                };
-                let value = record.value.clone().ok_or_else(|| undecodable("entry has no value".into()))?;
-                let kind = match record.key.as_deref() {
-                    None => EntryKind::Data,
-                    Some(LEADER_CHANGE_KEY) => decode_leader_change(&value).ok_or_else(|| undecodable("malformed LeaderChange".into()))?,
-                    Some(_) => return Err(undecodable("unknown entry key".into())),
-                };
-                let payload = if kind == EntryKind::Data { value } else { Bytes::new() };
-                out.push(Entry { offset: h.base_offset, epoch: h.partition_leader_epoch, kind, payload });
-                offset = h.next_offset();
-            }
-            if offset == before {
+            let data = self.log.read(offset, REPLAY_READ_BYTES, end).map_err(|e| self.storage(&e))?.data;
+            let entries = raft_wire::batches_to_entries(data)
+                .map_err(|reason| StoreError::Undecodable { dir: self.dir.display().to_string(), offset, reason })?;
+            let Some(last) = entries.last() else {
                 return Err(self.storage(&format!("no whole entry readable at offset {offset}")));
-            }
+            };
+            offset = last.offset + 1;
+            out.extend(entries);
         }
         Ok(out)
     }
@@ -186,7 +140,7 @@ impl RaftStore {
                     if e.offset != self.log.log_end_offset() {
                         return Err(self.storage(&format!("entry {} appended at log end {}", e.offset, self.log.log_end_offset())));
                     }
-                    let mut batch = encode_entry(e);
+                    let mut batch = raft_wire::entry_to_batch(e);
                     self.log.append(&mut batch, e.epoch, now_wall_ms).map_err(|err| self.storage(&err))?;
                 }
                 Ok(())

@@ -1,0 +1,182 @@
+//! Broker lifecycle on the active controller: registration, heartbeats, fencing and the
+//! leader elections they cause (Kafka's BrokerRegistration / BrokerHeartbeat semantics).
+//!
+//! * A broker registers fenced, with a new broker epoch; it is unfenced by the heartbeat that
+//!   shows it has caught up with the metadata log up to its registration.
+//! * A broker that sends no heartbeat for `broker.session.timeout.ms` is fenced; so is one that
+//!   asks to shut down (controlled shutdown, `want_shut_down`), which then learns it may stop.
+//! * Fencing a broker takes leadership from it: its partitions get no leader (leader epoch
+//!   bumped) until a replica in the ISR can lead — with one replica, until it comes back.
+//!   Unfencing elects it again (leader epoch bumped once more).
+//! * Heartbeat times live only in the active controller's memory: a new active controller gives
+//!   every broker a full session before fencing it, as Kafka's does.
+
+use std::collections::BTreeMap;
+
+use gregor_core::metadata::{Endpoint, LeaderChange, MetadataImage, MetadataRecord, NO_LEADER};
+
+use super::Controller;
+use crate::broker::Broker;
+use crate::errors;
+
+/// A BrokerRegistration request.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub broker_id: i32,
+    pub cluster_id: String,
+    pub incarnation_id: u128,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+}
+
+/// A BrokerHeartbeat answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatAnswer {
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shut_down: bool,
+}
+
+/// Heartbeat bookkeeping of the active controller.
+#[derive(Default)]
+pub struct Sessions {
+    /// Last heartbeat (monotonic ms) per broker.
+    last_heartbeat_ms: BTreeMap<i32, u64>,
+    /// The quorum epoch these times belong to (a new leader starts over).
+    epoch: i32,
+}
+
+/// Records that move leadership off `id` (fencing).
+fn leaders_away(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for (p, reg) in &t.partitions {
+            if reg.leader == id {
+                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None });
+            }
+        }
+    }
+    out
+}
+
+/// Records that elect `id` where a partition has no leader and `id` is in its ISR (unfencing).
+fn leaders_back(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+    let mut out = Vec::new();
+    for t in image.topics.values() {
+        for (p, reg) in &t.partitions {
+            if reg.leader == NO_LEADER && reg.isr.contains(&id) {
+                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(id), isr: None, replicas: None });
+            }
+        }
+    }
+    out
+}
+
+impl Controller {
+    fn sessions(&self, broker: &Broker) -> std::sync::MutexGuard<'_, Sessions> {
+        let mut s = self.sessions.lock().expect("sessions lock");
+        let epoch = self.quorum.status().leader_epoch;
+        if s.epoch != epoch {
+            // A new leadership: every registered broker gets a full session from now.
+            s.epoch = epoch;
+            let now = broker.clock.monotonic_ms();
+            s.last_heartbeat_ms = broker.image().brokers.keys().map(|id| (*id, now)).collect();
+        }
+        s
+    }
+
+    /// BrokerRegistration: returns the new broker epoch. A retry of the same incarnation gets
+    /// the epoch it was given.
+    pub async fn register_broker(&self, broker: &Broker, r: Registration) -> Result<i64, i16> {
+        if r.cluster_id != broker.cluster_id {
+            return Err(errors::INCONSISTENT_CLUSTER_ID);
+        }
+        if r.endpoints.iter().any(|e| e.host.len() > 1024 || e.name.len() > 1024) || r.rack.as_ref().is_some_and(|x| x.len() > 1024) {
+            return Err(errors::INVALID_REQUEST);
+        }
+        let mut state = self.state.lock().await;
+        let image = broker.image();
+        if let Some(b) = image.brokers.get(&r.broker_id) {
+            if b.incarnation_id == r.incarnation_id {
+                return Ok(b.epoch);
+            }
+        }
+        let epoch = image.brokers.get(&r.broker_id).map_or(image.offset + 1, |b| (b.epoch + 1).max(image.offset + 1));
+        let mut records = vec![MetadataRecord::RegisterBroker {
+            broker_id: r.broker_id,
+            incarnation_id: r.incarnation_id,
+            broker_epoch: epoch,
+            endpoints: r.endpoints,
+            rack: r.rack,
+            fenced: true,
+        }];
+        // A broker that comes back with a new incarnation was not shut down cleanly: it leads
+        // nothing until it is unfenced again.
+        records.extend(leaders_away(&image, r.broker_id));
+        self.commit(broker, &mut state, records).await.map_err(|e| e.code)?;
+        self.sessions(broker).last_heartbeat_ms.insert(r.broker_id, broker.clock.monotonic_ms());
+        tracing::info!(broker = r.broker_id, epoch, "registered broker");
+        Ok(epoch)
+    }
+
+    /// BrokerHeartbeat.
+    pub async fn heartbeat(&self, broker: &Broker, id: i32, epoch: i64, metadata_offset: i64, want_shut_down: bool) -> Result<HeartbeatAnswer, i16> {
+        let mut state = self.state.lock().await;
+        let image = broker.image();
+        let reg = image.brokers.get(&id).ok_or(errors::BROKER_ID_NOT_REGISTERED)?;
+        if reg.epoch != epoch {
+            return Err(errors::STALE_BROKER_EPOCH);
+        }
+        self.sessions(broker).last_heartbeat_ms.insert(id, broker.clock.monotonic_ms());
+        let is_caught_up = metadata_offset >= reg.epoch;
+        let mut fenced = reg.fenced;
+        if want_shut_down && !fenced {
+            let mut records = vec![MetadataRecord::FenceBroker { broker_id: id, broker_epoch: epoch }];
+            records.extend(leaders_away(&image, id));
+            self.commit(broker, &mut state, records).await.map_err(|e| e.code)?;
+            tracing::info!(broker = id, "controlled shutdown: broker fenced");
+            fenced = true;
+        } else if !want_shut_down && fenced && is_caught_up {
+            let mut records = vec![MetadataRecord::UnfenceBroker { broker_id: id, broker_epoch: epoch }];
+            records.extend(leaders_back(&image, id));
+            self.commit(broker, &mut state, records).await.map_err(|e| e.code)?;
+            tracing::info!(broker = id, "broker unfenced");
+            fenced = false;
+        }
+        Ok(HeartbeatAnswer { is_caught_up, is_fenced: fenced, should_shut_down: want_shut_down && fenced })
+    }
+
+    /// Fences every unfenced broker whose session expired. Only the active controller acts.
+    pub async fn fence_expired(&self, broker: &Broker) {
+        let status = self.quorum.status();
+        if status.leader_id != broker.config.node_id {
+            return;
+        }
+        let now = broker.clock.monotonic_ms();
+        let timeout = broker.config.broker_session_timeout_ms;
+        let expired: Vec<(i32, i64)> = {
+            let sessions = self.sessions(broker);
+            broker
+                .image()
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .filter(|b| sessions.last_heartbeat_ms.get(&b.id).is_none_or(|t| now.saturating_sub(*t) > timeout))
+                .map(|b| (b.id, b.epoch))
+                .collect()
+        };
+        for (id, epoch) in expired {
+            let mut state = self.state.lock().await;
+            let image = broker.image();
+            if image.brokers.get(&id).is_none_or(|b| b.fenced || b.epoch != epoch) {
+                continue;
+            }
+            let mut records = vec![MetadataRecord::FenceBroker { broker_id: id, broker_epoch: epoch }];
+            records.extend(leaders_away(&image, id));
+            match self.commit(broker, &mut state, records).await {
+                Ok(()) => tracing::warn!(broker = id, timeout_ms = timeout, "broker fenced: no heartbeat within broker.session.timeout.ms"),
+                Err(e) => tracing::debug!(broker = id, error = %e.message, "could not fence broker"),
+            }
+        }
+    }
+}
