@@ -1,7 +1,8 @@
 //! The `gregor` binary: `gregor server` runs a node (broker and/or controller); `storage` formats
 //! and inspects data directories; `topics`, `groups`, `produce` and `consume` are Kafka clients
-//! for the quickstart. This file owns the real runtime, the real disk, clock and
-//! signals, and is therefore one of the I/O adapters.
+//! for the quickstart, and `cluster` describes the brokers and the metadata quorum. This file
+//! owns the real runtime, the real disk, clock and signals, and is therefore one of the I/O
+//! adapters.
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -47,6 +48,13 @@ enum Command {
         bootstrap_server: String,
         #[command(subcommand)]
         action: TopicsAction,
+    },
+    /// The cluster: its brokers and active controller, and the KRaft metadata quorum.
+    Cluster {
+        #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+        bootstrap_server: String,
+        #[command(subcommand)]
+        action: ClusterAction,
     },
     /// List, describe, reset the offsets of, and delete consumer groups.
     Groups {
@@ -169,6 +177,26 @@ enum TopicsAction {
 }
 
 #[derive(Subcommand)]
+enum ClusterAction {
+    /// The cluster id, the active controller and every broker (endpoint, rack, fenced or not,
+    /// partitions it leads).
+    Describe,
+    /// The KRaft metadata quorum, as `kafka-metadata-quorum.sh describe`: --status or --replication.
+    #[command(group(clap::ArgGroup::new("view").required(true).args(["status", "replication"])))]
+    Quorum {
+        /// A summary: leader, epoch, high watermark, follower lag, voters and observers.
+        #[arg(long)]
+        status: bool,
+        /// Every voter's and observer's log end offset, lag and last fetch and caught-up times.
+        #[arg(long)]
+        replication: bool,
+        /// With --replication: times as "N ms ago".
+        #[arg(long, conflicts_with = "status")]
+        human_readable: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum GroupsAction {
     /// List group ids.
     List,
@@ -243,6 +271,11 @@ fn load_config(path: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyho
 fn entropy_seed() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// The wall clock, for tools that print times relative to now.
+fn wall_now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn run_storage(action: StorageAction) -> anyhow::Result<()> {
@@ -363,6 +396,17 @@ async fn run_tool(command: Command) -> anyhow::Result<()> {
             TopicsAction::Describe { topic } => cli::topics::describe(&bootstrap_server, topic.as_deref()).await,
             TopicsAction::Delete { topic } => cli::topics::delete(&bootstrap_server, &topic).await,
             TopicsAction::AlterConfig { topic, add, delete } => cli::topics::alter_config(&bootstrap_server, &topic, &add, &delete).await,
+        },
+        Command::Cluster { bootstrap_server, action } => match action {
+            ClusterAction::Describe => cli::cluster::describe(&bootstrap_server).await,
+            ClusterAction::Quorum { status, replication: _, human_readable } => {
+                let view = if status {
+                    cli::cluster::QuorumView::Status
+                } else {
+                    cli::cluster::QuorumView::Replication { human_readable_now_ms: human_readable.then(wall_now_ms) }
+                };
+                cli::cluster::quorum(&bootstrap_server, view).await
+            }
         },
         Command::Groups { bootstrap_server, action } => match action {
             GroupsAction::List => cli::groups::list(&bootstrap_server).await,

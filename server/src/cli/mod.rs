@@ -1,6 +1,7 @@
 //! The `gregor` command-line tools. Each is an ordinary Kafka client speaking the wire protocol
 //! through `gregor_net::client`; none of them reads the data directory.
 
+pub mod cluster;
 pub mod consume;
 pub mod group_member;
 pub mod groups;
@@ -44,6 +45,10 @@ pub fn error_name(code: i16) -> &'static str {
         68 => "NON_EMPTY_GROUP",
         69 => "GROUP_ID_NOT_FOUND",
         100 => "UNKNOWN_TOPIC_ID",
+        8 => "BROKER_NOT_AVAILABLE",
+        41 => "NOT_CONTROLLER",
+        114 => "MISMATCHED_ENDPOINT_TYPE",
+        115 => "UNSUPPORTED_ENDPOINT_TYPE",
         _ => "ERROR",
     }
 }

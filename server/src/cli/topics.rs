@@ -60,7 +60,8 @@ pub async fn list(bootstrap: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Topic config overrides (DYNAMIC_TOPIC_CONFIG entries), as `k=v` pairs.
+/// The topic's configs that are not defaults, as `k=v` pairs: what kafka-topics.sh lists under
+/// `Configs:` (its topic overrides, and values the broker's own settings give it).
 async fn topic_overrides(client: &mut gregor_net::client::Client, topic: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut res = DescribeConfigsResource::default();
     res.resource_type = 2;
@@ -75,7 +76,8 @@ async fn topic_overrides(client: &mut gregor_net::client::Client, topic: &str) -
             continue;
         }
         for c in r.configs {
-            if c.config_source == 1 {
+            // DEFAULT_CONFIG (5) is the one source kafka-topics.sh leaves out.
+            if c.config_source != 5 {
                 out.push((c.name.to_string(), c.value.map(|v| v.to_string()).unwrap_or_default()));
             }
         }
@@ -96,26 +98,35 @@ pub async fn describe(bootstrap: &str, name: Option<&str>) -> anyhow::Result<()>
         }
         let rf = t.partitions.first().map(|p| p.replica_nodes.len()).unwrap_or(0);
         let configs = topic_overrides(&mut client, &tname).await?.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        let topic_id = base64_uuid(t.topic_id);
-        println!("Topic: {tname}\tTopicId: {topic_id}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {configs}", t.partitions.len());
+        // As kafka-topics.sh: no TopicId field for the zero id (a broker that has no topic ids).
+        let topic_id = if t.topic_id.is_nil() { String::new() } else { format!("\tTopicId: {}", base64_uuid(t.topic_id)) };
+        println!("Topic: {tname}{topic_id}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {configs}", t.partitions.len());
         let mut parts = t.partitions;
         parts.sort_by_key(|p| p.partition_index);
         for p in parts {
-            let join = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",");
-            println!(
-                "\tTopic: {tname}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
-                p.partition_index,
-                if p.leader_id.0 < 0 { "none".to_string() } else { p.leader_id.0.to_string() },
-                join(&p.replica_nodes),
-                join(&p.isr_nodes)
-            );
+            println!("{}", partition_line(&tname, &p));
         }
     }
     Ok(())
 }
 
+/// One partition as kafka-topics.sh (Kafka 4) prints it: the leader ("none" without one), the
+/// replicas in assignment order and the ISR, from Metadata. Metadata carries no eligible leader
+/// replicas (KIP-966; only DescribeTopicPartitions does, which Gregor does not serve), so they are
+/// "N/A", as kafka-topics.sh prints them when it has to describe through Metadata.
+fn partition_line(topic: &str, p: &kafka_protocol::messages::metadata_response::MetadataResponsePartition) -> String {
+    let join = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",");
+    let leader = if p.leader_id.0 < 0 { "none".to_string() } else { p.leader_id.0.to_string() };
+    format!(
+        "\tTopic: {topic}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}\tElr: N/A\tLastKnownElr: N/A",
+        p.partition_index,
+        join(&p.replica_nodes),
+        join(&p.isr_nodes)
+    )
+}
+
 /// Kafka prints topic ids as URL-safe base64 without padding.
-fn base64_uuid(id: uuid::Uuid) -> String {
+pub(super) fn base64_uuid(id: uuid::Uuid) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = id.as_bytes();
     let mut out = String::new();
@@ -188,6 +199,24 @@ pub async fn alter_config(bootstrap: &str, name: &str, add: &[(String, String)],
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn partition_lines_as_kafka_topics_prints_them() {
+        use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
+        use kafka_protocol::messages::BrokerId;
+        let mut p = MetadataResponsePartition::default();
+        p.partition_index = 2;
+        p.leader_id = BrokerId(3);
+        p.replica_nodes = vec![BrokerId(3), BrokerId(1), BrokerId(2)];
+        p.isr_nodes = vec![BrokerId(3), BrokerId(1)];
+        assert_eq!(
+            super::partition_line("t", &p),
+            "\tTopic: t\tPartition: 2\tLeader: 3\tReplicas: 3,1,2\tIsr: 3,1\tElr: N/A\tLastKnownElr: N/A"
+        );
+        p.leader_id = BrokerId(-1);
+        p.isr_nodes.clear();
+        assert_eq!(super::partition_line("t", &p), "\tTopic: t\tPartition: 2\tLeader: none\tReplicas: 3,1,2\tIsr: \tElr: N/A\tLastKnownElr: N/A");
+    }
+
     #[test]
     fn topic_id_base64() {
         // 16 zero bytes encode as 22 'A's, as Kafka prints Uuid.ZERO_UUID.

@@ -44,11 +44,52 @@ fn broker_synonym(topic_key: &str) -> Option<&'static str> {
     })
 }
 
+/// The type Kafka's ConfigDef gives `key` (Kafka 4.0: `listeners`, `advertised.listeners` and
+/// `log.dirs` are STRING, parsed by the broker; `process.roles` and `controller.quorum.voters`
+/// are LIST).
 fn config_type(key: &str) -> i8 {
     match key {
-        "cleanup.policy" => TYPE_LIST,
-        "message.timestamp.type" => TYPE_STRING,
-        "max.message.bytes" | "index.interval.bytes" | "segment.bytes" => TYPE_INT,
+        "cleanup.policy" | "log.cleanup.policy" | "process.roles" | "controller.quorum.voters" | "controller.quorum.bootstrap.servers" => TYPE_LIST,
+        "message.timestamp.type"
+        | "log.message.timestamp.type"
+        | "listeners"
+        | "advertised.listeners"
+        | "listener.security.protocol.map"
+        | "controller.listener.names"
+        | "inter.broker.listener.name"
+        | "log.dirs"
+        | "log.dir"
+        | "metadata.log.dir"
+        | "broker.rack"
+        | "max.connections.per.ip.overrides" => TYPE_STRING,
+        "max.message.bytes"
+        | "index.interval.bytes"
+        | "segment.bytes"
+        | "node.id"
+        | "broker.id"
+        | "controller.quorum.election.timeout.ms"
+        | "controller.quorum.fetch.timeout.ms"
+        | "controller.quorum.election.backoff.max.ms"
+        | "controller.quorum.request.timeout.ms"
+        | "controller.quorum.retry.backoff.ms"
+        | "broker.heartbeat.interval.ms"
+        | "broker.session.timeout.ms"
+        | "initial.broker.registration.timeout.ms"
+        | "metadata.max.idle.interval.ms"
+        | "metadata.log.segment.bytes"
+        | "num.partitions"
+        | "default.replication.factor"
+        | "socket.request.max.bytes"
+        | "max.connections"
+        | "max.connections.per.ip"
+        | "log.segment.bytes"
+        | "message.max.bytes"
+        | "offsets.topic.num.partitions"
+        | "offsets.retention.minutes"
+        | "group.initial.rebalance.delay.ms"
+        | "group.min.session.timeout.ms"
+        | "group.max.session.timeout.ms"
+        | "group.max.size" => TYPE_INT,
         k if k.ends_with(".enable") => TYPE_BOOLEAN,
         _ => TYPE_LONG,
     }
@@ -140,7 +181,7 @@ fn broker_entries(broker: &Broker, keys: Option<&[StrBytes]>) -> Vec<DescribeCon
             } else {
                 SOURCE_DEFAULT
             };
-            e.config_type = if k == "listeners" || k == "advertised.listeners" || k == "log.dirs" { TYPE_LIST } else { config_type(&k) };
+            e.config_type = config_type(&k);
             e
         })
         .collect()
