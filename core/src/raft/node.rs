@@ -524,7 +524,7 @@ impl RaftNode {
         let Envelope { peer, correlation_id, message } = envelope;
         match message {
             Message::VoteRequest(r) => {
-                let resp = self.handle_vote_request(peer, r, now_ms);
+                let resp = self.handle_vote_request(r, now_ms);
                 self.send(peer, correlation_id, Message::VoteResponse(resp));
             }
             Message::VoteResponse(r) => self.handle_vote_response(peer, correlation_id, r, now_ms),
@@ -650,7 +650,7 @@ impl RaftNode {
             })
             .collect();
         self.append_local(entries);
-        self.complete_parked_fetches(now_ms);
+        self.complete_parked_fetches();
         Ok(OffsetAndEpoch::new(offset, self.epoch))
     }
 
@@ -667,7 +667,7 @@ impl RaftNode {
         if end.offset > self.persisted_end {
             self.persisted_end = end.offset;
             if self.is_leader() {
-                self.maybe_advance_leader_high_watermark(now_ms);
+                self.maybe_advance_leader_high_watermark();
             }
         }
         self.maybe_send_fetch(now_ms);
@@ -1089,7 +1089,7 @@ impl RaftNode {
         };
         self.append_local(vec![change]);
         self.leader_tick(now_ms);
-        self.maybe_advance_leader_high_watermark(now_ms);
+        self.maybe_advance_leader_high_watermark();
     }
 
     fn leader_tick(&mut self, now_ms: i64) {
@@ -1130,7 +1130,7 @@ impl RaftNode {
             self.send_request(to, Message::BeginQuorumEpochRequest(req));
         }
         for p in expired {
-            self.answer_fetch(p.peer, p.correlation_id, &p.request, now_ms);
+            self.answer_fetch(p.peer, p.correlation_id, &p.request);
         }
     }
 
@@ -1177,7 +1177,7 @@ impl RaftNode {
         }
     }
 
-    fn handle_vote_request(&mut self, _peer: i32, r: VoteRequest, now_ms: i64) -> VoteResponse {
+    fn handle_vote_request(&mut self, r: VoteRequest, now_ms: i64) -> VoteResponse {
         if !self.cluster_ok(&r.cluster_id) {
             return self.vote_response(INCONSISTENT_CLUSTER_ID, NONE, false);
         }
@@ -1477,7 +1477,7 @@ impl RaftNode {
         let position = self.log.validate_offset_and_epoch(r.fetch_offset, r.last_fetched_epoch);
         if position == FetchPosition::Valid {
             self.update_replica(r.replica_id, r.fetch_offset, now_ms);
-            self.maybe_advance_leader_high_watermark(now_ms);
+            self.maybe_advance_leader_high_watermark();
             // Long poll: nothing to send yet, so wait for new entries or a new high watermark,
             // at most max_wait_ms, one waiting Fetch per replica and a bounded number in all.
             let parked_max = self.config.voters.len() + self.config.observers_max;
@@ -1488,16 +1488,16 @@ impl RaftNode {
                     let replica_id = r.replica_id;
                     let replaced = l.parked.insert(replica_id, ParkedFetch { peer, correlation_id, request: r, deadline_ms });
                     if let Some(old) = replaced {
-                        self.answer_fetch(old.peer, old.correlation_id, &old.request, now_ms);
+                        self.answer_fetch(old.peer, old.correlation_id, &old.request);
                     }
                     return;
                 }
             }
         }
-        self.answer_fetch(peer, correlation_id, &r, now_ms);
+        self.answer_fetch(peer, correlation_id, &r);
     }
 
-    fn answer_fetch(&mut self, peer: i32, correlation_id: i32, r: &FetchRequest, _now_ms: i64) {
+    fn answer_fetch(&mut self, peer: i32, correlation_id: i32, r: &FetchRequest) {
         if let Some(e) = self.leader_only_error(r.current_leader_epoch) {
             let resp = self.fetch_error(NONE, e);
             return self.send(peer, correlation_id, Message::FetchResponse(resp));
@@ -1544,7 +1544,7 @@ impl RaftNode {
         p.end_offset = fetch_offset;
     }
 
-    fn maybe_advance_leader_high_watermark(&mut self, now_ms: i64) {
+    fn maybe_advance_leader_high_watermark(&mut self) {
         let me = self.config.node_id;
         let majority = self.majority();
         let persisted = self.persisted_end;
@@ -1561,7 +1561,7 @@ impl RaftNode {
         // Only an entry of the current epoch commits the ones before it (Raft §5.4.2).
         if candidate > l.epoch_start_offset && candidate > self.high_watermark {
             self.set_high_watermark(candidate);
-            self.complete_parked_fetches(now_ms);
+            self.complete_parked_fetches();
         }
     }
 
@@ -1573,11 +1573,11 @@ impl RaftNode {
         self.high_watermark = hw.min(self.log.end_offset());
     }
 
-    fn complete_parked_fetches(&mut self, now_ms: i64) {
+    fn complete_parked_fetches(&mut self) {
         let Role::Leader(l) = &mut self.role else { return };
         let parked = std::mem::take(&mut l.parked);
         for p in parked.into_values() {
-            self.answer_fetch(p.peer, p.correlation_id, &p.request, now_ms);
+            self.answer_fetch(p.peer, p.correlation_id, &p.request);
         }
     }
 
@@ -1617,7 +1617,7 @@ impl RaftNode {
             return;
         }
         let to = voters[self.rng.random_range(0..voters.len())];
-        let req = self.fetch_request(to);
+        let req = self.fetch_request();
         let correlation_id = self.send_request(to, Message::FetchRequest(req));
         let deadline = now_ms + self.config.request_timeout_ms;
         if let Role::Unattached { discovery, election_deadline_ms, .. } = &mut self.role {
@@ -1626,7 +1626,7 @@ impl RaftNode {
         }
     }
 
-    fn fetch_request(&self, _to: i32) -> FetchRequest {
+    fn fetch_request(&self) -> FetchRequest {
         let last_fetched_epoch = self.bug_claimed_epoch.unwrap_or_else(|| self.log.last_epoch());
         FetchRequest {
             cluster_id: Some(self.config.cluster_id.clone()),
@@ -1672,7 +1672,7 @@ impl RaftNode {
         if fetch.is_some() || now_ms < *next_fetch_ms || !synced {
             return;
         }
-        let req = self.fetch_request(leader);
+        let req = self.fetch_request();
         let correlation_id = self.send_request(leader, Message::FetchRequest(req));
         if let Role::Follower { fetch, .. } = &mut self.role {
             *fetch = Some(InFlight { correlation_id, sent_ms: now_ms });
