@@ -42,10 +42,19 @@ pub enum Bug {
     FetchOutOfOrder,
     /// A read of three or more batches leaves the second one out.
     FetchSkipsBatch,
+    /// A quorum voter forgets its vote: it is not persisted, and a second candidate of the same
+    /// epoch gets a vote too.
+    VoteTwiceInEpoch,
+    /// The quorum leader commits entries once it alone has them.
+    CommitWithoutMajority,
+    /// A quorum follower told its log diverges keeps its log.
+    SkipDivergingTruncation,
+    /// The metadata image applies entries before the quorum has committed them.
+    ApplyUncommitted,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 17] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -59,6 +68,10 @@ impl Bug {
         Bug::HwBeforeFsync,
         Bug::FetchOutOfOrder,
         Bug::FetchSkipsBatch,
+        Bug::VoteTwiceInEpoch,
+        Bug::CommitWithoutMajority,
+        Bug::SkipDivergingTruncation,
+        Bug::ApplyUncommitted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +89,10 @@ impl Bug {
             Bug::HwBeforeFsync => "hw-before-fsync",
             Bug::FetchOutOfOrder => "fetch-out-of-order",
             Bug::FetchSkipsBatch => "fetch-skips-batch",
+            Bug::VoteTwiceInEpoch => "vote-twice-in-epoch",
+            Bug::CommitWithoutMajority => "commit-without-majority",
+            Bug::SkipDivergingTruncation => "skip-diverging-truncation",
+            Bug::ApplyUncommitted => "apply-uncommitted",
         }
     }
 

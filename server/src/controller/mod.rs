@@ -25,7 +25,8 @@ use std::collections::BTreeMap;
 use gregor_core::clock::Clock;
 use gregor_core::disk::SharedDisk;
 use gregor_core::metadata::{decode_entry, encode_entry, Endpoint, MetadataDelta, MetadataImage, MetadataRecord};
-use gregor_core::raft::{Entry, EntryKind, LogOp, PersistedState, RaftConfig};
+use gregor_core::bugs::{self, Bug};
+use gregor_core::raft::{Entry, EntryKind, LogOp, PersistedState, RaftBugs, RaftConfig};
 use gregor_storage::LogConfig;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -71,6 +72,12 @@ fn raft_config(config: &BrokerConfig, cluster_id: &str) -> RaftConfig {
     rc.fetch_timeout_ms = config.quorum_fetch_timeout_ms as i64;
     rc.request_timeout_ms = config.quorum_request_timeout_ms as i64;
     rc.retry_backoff_ms = config.quorum_retry_backoff_ms as i64;
+    // Injectable only in simulator builds (always off elsewhere).
+    rc.bugs = RaftBugs {
+        vote_twice_in_epoch: bugs::active(Bug::VoteTwiceInEpoch),
+        commit_without_majority: bugs::active(Bug::CommitWithoutMajority),
+        skip_diverging_truncation: bugs::active(Bug::SkipDivergingTruncation),
+    };
     rc
 }
 

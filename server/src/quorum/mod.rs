@@ -280,6 +280,11 @@ impl Driver {
             if let Some(hw) = ready.high_watermark {
                 self.apply_committed(broker, hw);
             }
+            if gregor_core::bugs::active(gregor_core::bugs::Bug::ApplyUncommitted) {
+                // The bug: whatever reached the log is applied, committed or not.
+                let end = self.node.log().end_offset();
+                self.apply_committed(broker, end);
+            }
             if let Some(leader) = ready.leader {
                 self.leader_changed(leader);
             }
