@@ -306,15 +306,23 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Starts `gregor server` on a loopback port with its data under `dir`, until it is ready.
+/// Starts the embedded single-node `gregor server` on a loopback port with its data under
+/// `dir`, until it is ready.
 fn start_server(dir: &Path, node_id: i32) -> Server {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let log = dir.join("server.log");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let listeners = format!("listeners=PLAINTEXT://{addr}");
+    let log_dirs = format!("log.dirs={}", dir.join("data").display());
+    let node = format!("node.id={node_id}");
+    spawn_server(dir, "server.log", &["--override", &listeners, "--override", &log_dirs, "--override", &node], addr)
+}
+
+/// Runs `gregor server args…` in `dir` (stderr to `log_name`) until it is ready; `addr` is its
+/// client address.
+fn spawn_server(dir: &Path, log_name: &str, args: &[&str], addr: String) -> Server {
+    let log = dir.join(log_name);
     let mut child = Command::new(GREGOR)
-        .args(["server", "--override", &format!("listeners=PLAINTEXT://{addr}")])
-        .args(["--override", &format!("log.dirs={}", dir.join("data").display())])
-        .args(["--override", &format!("node.id={node_id}")])
+        .arg("server")
+        .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -464,4 +472,136 @@ fn cluster_tools_report_an_unreachable_broker() {
         assert_eq!(out.status.code(), Some(1), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("is a broker running at {bs}?")), "{}", String::from_utf8_lossy(&out.stderr));
     }
+}
+
+/// Three combined nodes (the quorum) and a broker-only node (an observer), each a real process.
+#[test]
+fn quorum_and_cluster_of_three_voters_and_an_observer() {
+    let tmp = TempDir::new("three");
+    let root = tmp.0.as_path();
+    let started_ms = wall_ms();
+    let client_ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters = (0..3).map(|i| format!("{}@127.0.0.1:{}", i + 1, controller_ports[i])).collect::<Vec<_>>().join(",");
+    let cluster_id = String::from_utf8(gregor(&["storage", "random-uuid"]).stdout).unwrap().trim().to_string();
+    let mut servers = Vec::new();
+    for i in 0..4 {
+        let id = i + 1;
+        let client = format!("127.0.0.1:{}", client_ports[i]);
+        let mut props = vec![format!("node.id={id}"), format!("log.dirs={}", root.join(format!("data{id}")).display())];
+        props.push(format!("controller.quorum.voters={voters}"));
+        props.push("controller.listener.names=CONTROLLER".into());
+        props.push(format!("advertised.listeners=PLAINTEXT://{client}"));
+        if i < 3 {
+            props.push("process.roles=broker,controller".into());
+            props.push(format!("listeners=PLAINTEXT://{client},CONTROLLER://127.0.0.1:{}", controller_ports[i]));
+            props.push("inter.broker.listener.name=PLAINTEXT".into());
+            props.push(format!("broker.rack=r{id}"));
+        } else {
+            props.push("process.roles=broker".into());
+            props.push(format!("listeners=PLAINTEXT://{client}"));
+        }
+        let config = root.join(format!("node{id}.properties"));
+        std::fs::write(&config, props.join("\n") + "\n").unwrap();
+        let config = config.to_str().unwrap().to_string();
+        let formatted = gregor(&["storage", "format", "-t", &cluster_id, "-c", &config]);
+        assert!(formatted.status.success(), "{}", String::from_utf8_lossy(&formatted.stderr));
+        servers.push(spawn_server(root, &format!("node{id}.log"), &["--config", &config], client));
+    }
+    let addrs: Vec<String> = servers.iter().map(|s| s.addr.clone()).collect();
+
+    // Until a leader is elected and the observer has registered, any node may refuse.
+    let deadline = Instant::now() + RUN_MAX;
+    let status = loop {
+        let out = gregor(&["cluster", "quorum", "--status", "--bootstrap-server", &addrs[3]]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() && text.contains("CurrentObservers:       [{\"id\": 4") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no quorum leader within {RUN_MAX:?}: {text}{}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let f = fields(&status);
+    let leader: i32 = f["LeaderId"].parse().unwrap();
+    assert!((1..=3).contains(&leader), "{status}");
+    assert_eq!(f["ClusterId"], cluster_id);
+    let endpoints = |i: usize| format!("{{\"id\": {}, \"directoryId\": null, \"endpoints\": [\"CONTROLLER://127.0.0.1:{}\"]}}", i + 1, controller_ports[i]);
+    assert_eq!(f["CurrentVoters"], format!("[{}, {}, {}]", endpoints(0), endpoints(1), endpoints(2)), "{status}");
+    assert_eq!(f["CurrentObservers"], "[{\"id\": 4, \"directoryId\": null}]");
+    // Every node gives the leader's view: a follower or an observer answers NOT_LEADER_OR_FOLLOWER
+    // and the tool asks the leader it names.
+    for addr in &addrs[..3] {
+        let other = stdout_ok(&["cluster", "quorum", "--status", "--bootstrap-server", addr]);
+        assert_eq!(fields(&other)["LeaderId"], leader.to_string(), "{addr}: {other}");
+    }
+
+    // On the wire, a node that is not the leader names the leader and, at v2, its endpoint.
+    let follower = if leader == 1 { 2 } else { 1 };
+    rt().block_on(async {
+        let mut c = gregor_net::client::Client::connect(&addrs[follower as usize - 1], "cluster-tools-test").await.unwrap();
+        let resp: DescribeQuorumResponse = c.send_at(&quorum_request("__cluster_metadata", &[0]), 2).await.unwrap();
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.leader_id.0), (6, leader), "{resp:?}");
+        assert!(p.leader_epoch >= 1 && p.current_voters.is_empty());
+        let named: Vec<(i32, u16)> = resp.nodes.iter().flat_map(|n| n.listeners.iter().map(move |l| (n.node_id.0, l.port))).collect();
+        assert_eq!(named, vec![(leader, controller_ports[leader as usize - 1])]);
+        let resp: DescribeQuorumResponse = c.send_at(&quorum_request("__cluster_metadata", &[0]), 0).await.unwrap();
+        assert_eq!(resp.topics[0].partitions[0].error_code, 6);
+    });
+
+    // --replication: the leader, the two followers, the observer; wall-clock times of this run.
+    // (Waits until every replica has caught up once: before that its caught-up time is -1.)
+    let deadline = Instant::now() + RUN_MAX;
+    let out = loop {
+        let out = stdout_ok(&["cluster", "quorum", "--replication", "--bootstrap-server", &addrs[3]]);
+        if out.lines().skip(1).all(|l| cells(l)[5] != "-1") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "a replica never caught up: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let now_ms = wall_ms();
+    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(cells).collect();
+    let ids_and_status: Vec<(i32, &str)> = rows.iter().map(|r| (r[0].parse().unwrap(), r[6])).collect();
+    let followers: Vec<i32> = (1..=3).filter(|&i| i != leader).collect();
+    assert_eq!(ids_and_status, vec![(leader, "Leader"), (followers[0], "Follower"), (followers[1], "Follower"), (4, "Observer")], "{out}");
+    let leader_end: i64 = rows[0][2].parse().unwrap();
+    assert!(leader_end >= fields(&status)["HighWatermark"].parse::<i64>().unwrap(), "{out}");
+    for r in &rows {
+        let end: i64 = r[2].parse().unwrap();
+        assert_eq!(r[3].parse::<i64>().unwrap(), leader_end - end, "lag = leader's log end - its log end: {out}");
+        for t in [r[4], r[5]] {
+            let t: i64 = t.parse().unwrap();
+            assert!((started_ms..=now_ms).contains(&t), "{t} is not a wall-clock time of this run ({started_ms}..={now_ms}): {out}");
+        }
+    }
+
+    // cluster describe from the observer: all four brokers, their racks, the leader as controller.
+    // (The broker-only node is listed once its registration is committed and it is unfenced.)
+    let deadline = Instant::now() + RUN_MAX;
+    let out = loop {
+        let out = stdout_ok(&["cluster", "describe", "--bootstrap-server", &addrs[3]]);
+        if out.lines().count() == 7 {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "not four brokers: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let f = fields(&out);
+    assert_eq!(f["ClusterId"], cluster_id);
+    assert_eq!(f["ActiveController"], leader.to_string(), "{out}");
+    let rows: Vec<Vec<&str>> = out.lines().skip(3).map(cells).collect();
+    let expected: Vec<Vec<String>> = (1..=4)
+        .map(|id: i32| {
+            let rack = if id <= 3 { format!("r{id}") } else { "null".to_string() };
+            let controller = if id == leader { "yes" } else { "no" };
+            vec![id.to_string(), addrs[id as usize - 1].clone(), rack, "Unfenced".into(), controller.into(), "0".into()]
+        })
+        .collect();
+    assert_eq!(rows, expected, "{out}");
+    drop(servers);
+}
+
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }

@@ -2,9 +2,11 @@
 //! DescribeCluster and Metadata) and `quorum --status` / `quorum --replication` (the KRaft
 //! metadata quorum from DescribeQuorum, shaped like `kafka-metadata-quorum.sh describe`).
 //!
-//! The quorum views need the quorum leader's answer: a node that does not lead the quorum
-//! answers NOT_LEADER_OR_FOLLOWER with the leader it knows, and the tool says whom to ask
-//! instead of printing a follower's partial view as if it were the quorum's.
+//! The quorum views need the quorum leader's answer. A node that does not lead the quorum
+//! answers NOT_LEADER_OR_FOLLOWER with the leader it knows; the tool then asks that leader once,
+//! at its broker endpoint from DescribeCluster (what a Kafka broker achieves by forwarding), and
+//! when the leader has no broker endpoint it says whom to ask instead of printing a follower's
+//! partial view as if it were the quorum's.
 
 use std::collections::BTreeMap;
 
@@ -177,7 +179,7 @@ fn quorum_partition(resp: DescribeQuorumResponse, asked: &str) -> anyhow::Result
     Ok((partition, resp.nodes))
 }
 
-async fn describe_quorum(client: &mut Client) -> anyhow::Result<(describe_quorum_response::PartitionData, Vec<describe_quorum_response::Node>)> {
+async fn describe_quorum(client: &mut Client) -> anyhow::Result<DescribeQuorumResponse> {
     let mut p = PartitionData::default();
     p.partition_index = METADATA_PARTITION;
     let mut t = TopicData::default();
@@ -185,8 +187,35 @@ async fn describe_quorum(client: &mut Client) -> anyhow::Result<(describe_quorum
     t.partitions = vec![p];
     let mut req = DescribeQuorumRequest::default();
     req.topics = vec![t];
-    let resp = client.send(&req).await?;
-    quorum_partition(resp, client.addr())
+    Ok(client.send(&req).await?)
+}
+
+/// The leader named by a NOT_LEADER_OR_FOLLOWER answer, if it names one.
+fn leader_elsewhere(resp: &DescribeQuorumResponse) -> Option<i32> {
+    let p = resp.topics.iter().filter(|t| t.topic_name.0.as_str() == METADATA_TOPIC).flat_map(|t| &t.partitions).next()?;
+    (resp.error_code == 0 && p.error_code == 6 && p.leader_id.0 >= 0).then_some(p.leader_id.0)
+}
+
+/// The quorum leader's DescribeQuorum answer, asking the leader itself (once) when the
+/// bootstrap broker does not lead the quorum; also returns the connection that answered.
+async fn leader_view(bootstrap: &str) -> anyhow::Result<(Client, describe_quorum_response::PartitionData, Vec<describe_quorum_response::Node>)> {
+    let mut client = connect(bootstrap).await?;
+    let resp = describe_quorum(&mut client).await?;
+    let Some(leader) = leader_elsewhere(&resp) else {
+        let (p, nodes) = quorum_partition(resp, client.addr())?;
+        return Ok((client, p, nodes));
+    };
+    let brokers = cluster_view(&mut client).await?.brokers;
+    let Some(b) = brokers.iter().find(|b| b.id == leader && !b.fenced) else {
+        // No broker endpoint of the leader: the error says whom to ask.
+        let asked = client.addr().to_string();
+        return Err(quorum_partition(resp, &asked).err().unwrap_or_else(|| anyhow::anyhow!("the quorum leader {leader} has no broker endpoint")));
+    };
+    let addr = if b.host.contains(':') { format!("[{}]:{}", b.host, b.port) } else { format!("{}:{}", b.host, b.port) };
+    let mut client = connect(&addr).await?;
+    let resp = describe_quorum(&mut client).await?;
+    let (p, nodes) = quorum_partition(resp, &addr)?;
+    Ok((client, p, nodes))
 }
 
 /// `quorum --status`, as `kafka-metadata-quorum.sh describe --status` prints it.
@@ -306,8 +335,7 @@ pub enum QuorumView {
 }
 
 pub async fn quorum(bootstrap: &str, view: QuorumView) -> anyhow::Result<()> {
-    let mut client = connect(bootstrap).await?;
-    let (partition, nodes) = describe_quorum(&mut client).await?;
+    let (mut client, partition, nodes) = leader_view(bootstrap).await?;
     match view {
         QuorumView::Status => {
             let cluster_id = cluster_view(&mut client).await?.cluster_id;

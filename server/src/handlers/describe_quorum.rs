@@ -4,16 +4,17 @@
 //! Answers, as Kafka's raft client does: a request that does not name exactly the one partition
 //! `__cluster_metadata`-0 gets UNKNOWN_TOPIC_OR_PARTITION on each partition it named; the leader
 //! answers with its view of every voter and observer (log end offset, last fetch, last caught-up
-//! time), and reports the current time for itself in both timestamps. Where the raft node does
-//! not know the leader's own log end offset, the leader's entry carries the high watermark.
+//! time), and reports the current time for itself in both timestamps.
 //!
 //! Decision: Kafka brokers forward DescribeQuorum to the active controller, so a client always
-//! gets the leader's view. Gregor has no controller listener to forward over yet, so a node that
-//! does not lead the quorum answers with its local view instead: NOT_LEADER_OR_FOLLOWER as the
-//! partition error, with the leader id and epoch it knows (Kafka leaves them 0) and, from v2, that
-//! leader's endpoints, so a tool can go and ask the leader. Forwarding replaces this when the
-//! controller listener exists. A node whose quorum has stopped answers BROKER_NOT_AVAILABLE, as
-//! Kafka's raft client does while it shuts down.
+//! gets the leader's view. Gregor's controller listener does not serve DescribeQuorum yet, so
+//! there is nothing to forward to: a node that does not lead the quorum answers with its local
+//! view instead — NOT_LEADER_OR_FOLLOWER as the partition error, with the leader id and epoch it
+//! knows (Kafka leaves them 0) and, from v2, that leader's endpoints, so a tool can go and ask the
+//! leader (`gregor cluster quorum` does, at its broker listener). Forwarding replaces this once
+//! the controller listener serves DescribeQuorum. A
+//! node whose quorum has stopped answers BROKER_NOT_AVAILABLE, as Kafka's raft client does while
+//! it shuts down.
 //!
 //! Times: the raft node keeps monotonic milliseconds; the wire carries the leader's wall clock,
 //! so each timestamp t is sent as `wall_now - (mono_now - t)`; -1 (never) stays -1.
@@ -86,12 +87,6 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, version: i
                 s.replica_id = BrokerId(r.replica_id);
                 s.log_end_offset = r.log_end_offset;
                 if is_leader && r.replica_id == view.leader_id {
-                    // The raft node does not track the leader's own log end in its progress
-                    // table (it reports -1); its high watermark is a lower bound of that log end
-                    // and exact for a quorum of one. A value the node does report is kept.
-                    if s.log_end_offset < 0 {
-                        s.log_end_offset = view.high_watermark;
-                    }
                     s.last_fetch_timestamp = wall_now;
                     s.last_caught_up_timestamp = wall_now;
                 } else {
