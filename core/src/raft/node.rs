@@ -318,7 +318,8 @@ pub struct RaftNode {
 }
 
 impl RaftNode {
-    /// A node restarting from `persisted` at time `now_ms`; `seed` drives the election jitter.
+    /// A node restarting from `persisted` at time `now_ms`; `seed` drives the election jitter
+    /// and the first correlation id, and should differ from one start to the next.
     pub fn new(config: RaftConfig, persisted: PersistedState, seed: u64, now_ms: i64) -> Self {
         let log = persisted.log;
         let state = persisted.quorum_state.unwrap_or_default();
@@ -356,6 +357,10 @@ impl RaftNode {
             node.epoch = node.log.last_epoch();
             node.state_dirty = true;
         }
+        // Correlation ids start at a random point so that a late response to a request of an
+        // earlier incarnation of this node is not taken for the answer to a new one (drivers pass
+        // a different seed on every start).
+        node.next_correlation_id = node.rng.random();
         let me = node.config.node_id;
         let deadline = node.election_deadline(now_ms);
         node.role = match (state.leader_id, state.voted_id) {

@@ -841,6 +841,9 @@ impl Cluster {
         s.last_hw = -1;
         s.verified_to = 0;
         let persisted = PersistedState { quorum_state: s.durable_state, log: s.durable_log.clone() };
+        // Requests of the previous incarnation are not this one's.
+        self.vote_requests.retain(|(candidate, _, _), _| *candidate != id);
+        let s = self.nodes.get_mut(&id).unwrap();
         s.node = Some(RaftNode::new(s.config.clone(), persisted, seed, now));
         self.restarts += 1;
         self.drain(id);
