@@ -1037,8 +1037,21 @@ impl Cluster {
 
     fn ack_state(&mut self, id: i32) {
         let s = self.nodes.get_mut(&id).unwrap();
-        let Some(node) = s.node.as_mut() else { return };
+        if s.node.is_none() {
+            return;
+        }
         if let Some(q) = s.pending_state.take() {
+            if let Some(old) = s.durable_state {
+                // A durable vote is never taken back or changed within its epoch.
+                if old.leader_epoch > q.leader_epoch
+                    || (old.leader_epoch == q.leader_epoch && old.voted_id.is_some() && old.voted_id != q.voted_id)
+                {
+                    let what = format!("node {id}: quorum state {old:?} overwritten by {q:?}");
+                    return self.fail(what);
+                }
+            }
+            let s = self.nodes.get_mut(&id).unwrap();
+            let Some(node) = s.node.as_mut() else { return };
             s.durable_state = Some(q);
             node.quorum_state_persisted();
             self.drain(id);
@@ -1265,8 +1278,11 @@ impl Cluster {
 fn run_seed(seed: u64, voters: &[i32], observers: &[i32], bugs: RaftBugs, steps: usize) -> Result<(), String> {
     let mut c = Cluster::new(voters, observers, seed, bugs);
     c.faults = SOME_FAULTS;
-    c.run_random(steps).map_err(|e| format!("seed {seed}: {e}"))?;
-    c.converge(20_000).map_err(|e| format!("seed {seed} (liveness): {e}"))
+    let replay = format!(
+        "replay: RAFT_FIRST_SEED={seed} RAFT_STEPS={steps} cargo test -p gregor-core raft::tests::replay_seed -- --ignored --nocapture"
+    );
+    c.run_random(steps).map_err(|e| format!("seed {seed}: {e}; {replay}"))?;
+    c.converge(20_000).map_err(|e| format!("seed {seed} (liveness): {e}; {replay}"))
 }
 
 // ----- cluster scenarios -------------------------------------------------------------------------
@@ -1703,19 +1719,24 @@ fn campaign_stats() {
     }
 }
 
+/// Replays one seed of the campaign and prints every node's state when it fails:
+/// `RAFT_FIRST_SEED=N cargo test -p gregor-core raft::tests::replay_seed -- --ignored --nocapture`.
 #[test]
 #[ignore]
-fn debug_seed() {
-    let seed: u64 = std::env::var("RAFT_FIRST_SEED").unwrap().parse().unwrap();
+fn replay_seed() {
+    let seed: u64 = std::env::var("RAFT_FIRST_SEED").expect("RAFT_FIRST_SEED").parse().expect("a seed");
+    let steps: usize = std::env::var("RAFT_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5_000);
     for (v, o) in [(&[1, 2, 3][..], &[][..]), (&[1, 2, 3, 4, 5][..], &[100][..])] {
         let mut c = Cluster::new(v, o, seed, RaftBugs::default());
         c.faults = SOME_FAULTS;
-        c.run_random(5_000).unwrap();
-        let r = c.converge(20_000);
+        let r = c.run_random(steps).and_then(|_| c.converge(20_000));
         eprintln!("{v:?}: {r:?}");
         if r.is_err() {
             for (id, s) in &c.nodes {
-                let n = s.node.as_ref().unwrap();
+                let Some(n) = s.node.as_ref() else {
+                    eprintln!("{id}: down");
+                    continue;
+                };
                 eprintln!(
                     "{id}: {:?} e{} l{:?} v{:?} aw{} end{:?} persisted{} hw{} durable_end{} volatile_end{} next{}",
                     n.role(), n.epoch(), n.leader_id(), n.voted_id(), n.awaiting_quorum_state_write(),
