@@ -528,25 +528,34 @@ fn quorum_and_cluster_of_three_voters_and_an_observer() {
     let endpoints = |i: usize| format!("{{\"id\": {}, \"directoryId\": null, \"endpoints\": [\"CONTROLLER://127.0.0.1:{}\"]}}", i + 1, controller_ports[i]);
     assert_eq!(f["CurrentVoters"], format!("[{}, {}, {}]", endpoints(0), endpoints(1), endpoints(2)), "{status}");
     assert_eq!(f["CurrentObservers"], "[{\"id\": 4, \"directoryId\": null}]");
-    // Every node gives the leader's view: a follower or an observer answers NOT_LEADER_OR_FOLLOWER
-    // and the tool asks the leader it names.
+    // Every node gives the leader's view.
     for addr in &addrs[..3] {
         let other = stdout_ok(&["cluster", "quorum", "--status", "--bootstrap-server", addr]);
         assert_eq!(fields(&other)["LeaderId"], leader.to_string(), "{addr}: {other}");
     }
 
-    // On the wire, a node that is not the leader names the leader and, at v2, its endpoint.
+    // On the wire: a node that is not the leader forwards to the leader's broker listener, so
+    // any broker answers with the leader's view (as Kafka brokers forward to the controller) ...
     let follower = if leader == 1 { 2 } else { 1 };
     rt().block_on(async {
-        let mut c = gregor_net::client::Client::connect(&addrs[follower as usize - 1], "cluster-tools-test").await.unwrap();
+        for (version, from) in [(2, follower), (1, 4), (0, follower)] {
+            let mut c = gregor_net::client::Client::connect(&addrs[from as usize - 1], "cluster-tools-test").await.unwrap();
+            let resp: DescribeQuorumResponse = c.send_at(&quorum_request("__cluster_metadata", &[0]), version).await.unwrap();
+            let p = &resp.topics[0].partitions[0];
+            assert_eq!((p.error_code, p.leader_id.0), (0, leader), "v{version} from node {from}: {resp:?}");
+            let voters: Vec<i32> = p.current_voters.iter().map(|v| v.replica_id.0).collect();
+            assert_eq!(voters, vec![1, 2, 3]);
+            assert_eq!(resp.nodes.len(), if version >= 2 { 3 } else { 0 });
+        }
+        // ... but a forwarded request is answered where it arrives: the node's own view, naming
+        // the leader and, at v2, its endpoint.
+        let mut c = gregor_net::client::Client::connect(&addrs[follower as usize - 1], "gregor-describe-quorum-forward").await.unwrap();
         let resp: DescribeQuorumResponse = c.send_at(&quorum_request("__cluster_metadata", &[0]), 2).await.unwrap();
         let p = &resp.topics[0].partitions[0];
         assert_eq!((p.error_code, p.leader_id.0), (6, leader), "{resp:?}");
         assert!(p.leader_epoch >= 1 && p.current_voters.is_empty());
         let named: Vec<(i32, u16)> = resp.nodes.iter().flat_map(|n| n.listeners.iter().map(move |l| (n.node_id.0, l.port))).collect();
         assert_eq!(named, vec![(leader, controller_ports[leader as usize - 1])]);
-        let resp: DescribeQuorumResponse = c.send_at(&quorum_request("__cluster_metadata", &[0]), 0).await.unwrap();
-        assert_eq!(resp.topics[0].partitions[0].error_code, 6);
     });
 
     // --replication: the leader, the two followers, the observer; wall-clock times of this run.

@@ -6,15 +6,17 @@
 //! answers with its view of every voter and observer (log end offset, last fetch, last caught-up
 //! time), and reports the current time for itself in both timestamps.
 //!
-//! Decision: Kafka brokers forward DescribeQuorum to the active controller, so a client always
-//! gets the leader's view. Gregor's controller listener does not serve DescribeQuorum yet, so
-//! there is nothing to forward to: a node that does not lead the quorum answers with its local
-//! view instead — NOT_LEADER_OR_FOLLOWER as the partition error, with the leader id and epoch it
-//! knows (Kafka leaves them 0) and, from v2, that leader's endpoints, so a tool can go and ask the
-//! leader (`gregor cluster quorum` does, at its broker listener). Forwarding replaces this once
-//! the controller listener serves DescribeQuorum. A
-//! node whose quorum has stopped answers BROKER_NOT_AVAILABLE, as Kafka's raft client does while
-//! it shuts down.
+//! Forwarding: Kafka brokers forward DescribeQuorum to the active controller, so a client
+//! always gets the leader's view (the Java admin client relies on it: it retries a
+//! NOT_LEADER_OR_FOLLOWER answer until it times out). Gregor's controller listener does not serve
+//! DescribeQuorum, so a node that does not lead the quorum forwards the request to the quorum
+//! leader's broker listener (from the leader's broker registration in the image), once: a
+//! forwarded request (known by its client id) is never forwarded again, and the forward is
+//! bounded by [`FORWARD_TIMEOUT_MS`]. When the leader has no broker endpoint (a controller-only
+//! node), cannot be reached, or does not answer as leader, the node answers its local view:
+//! NOT_LEADER_OR_FOLLOWER as the partition error, with the leader id and epoch it knows (Kafka
+//! leaves them 0) and, from v2, that leader's endpoints. A node whose quorum has stopped answers
+//! BROKER_NOT_AVAILABLE, as Kafka's raft client does while it shuts down.
 //!
 //! Times: the raft node keeps monotonic milliseconds; the wire carries the leader's wall clock,
 //! so each timestamp t is sent as `wall_now - (mono_now - t)`; -1 (never) stays -1.
@@ -27,6 +29,7 @@
 //! on this node's broker listeners, so its endpoints are the ones its broker registration lists.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use gregor_core::raft::errors::BROKER_NOT_AVAILABLE;
 use gregor_core::raft::{ReplicaState as RaftReplicaState, METADATA_PARTITION, METADATA_TOPIC};
@@ -38,7 +41,12 @@ use crate::broker::Broker;
 use crate::config::QuorumMode;
 use crate::errors;
 
-pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, version: i16) -> DescribeQuorumResponse {
+/// The client id a forwarding node connects with; a request from it is answered locally.
+pub const FORWARDED_CLIENT_ID: &str = "gregor-describe-quorum-forward";
+/// Bound on one forward (connect, negotiate, ask, answer).
+pub const FORWARD_TIMEOUT_MS: u64 = 5_000;
+
+pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, version: i16, client_id: &str) -> DescribeQuorumResponse {
     let mut resp = DescribeQuorumResponse::default();
     let names_metadata_partition = req.topics.len() == 1
         && req.topics[0].topic_name.0.as_str() == METADATA_TOPIC
@@ -68,9 +76,18 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, version: i
         return resp;
     }
 
+    let view = broker.controller.quorum.describe().await;
+    if let Some(v) = &view {
+        let elsewhere = v.partition_error_code == errors::NOT_LEADER_OR_FOLLOWER && v.leader_id >= 0 && v.leader_id != broker.config.node_id;
+        if elsewhere && client_id != FORWARDED_CLIENT_ID {
+            if let Some(resp) = forward(broker, v.leader_id, &req, version).await {
+                return resp;
+            }
+        }
+    }
     let mut pd = PartitionData::default();
     pd.partition_index = METADATA_PARTITION;
-    match broker.controller.quorum.describe().await {
+    match view {
         None => {
             pd.error_code = BROKER_NOT_AVAILABLE;
             pd.error_message = message(version, "The metadata quorum of this node has stopped.");
@@ -119,6 +136,28 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, version: i
     td.partitions = vec![pd];
     resp.topics = vec![td];
     resp
+}
+
+/// The leader's answer to `req`, asked at its broker listener; `None` if it has no broker
+/// endpoint, cannot be reached in time, or does not answer as the leader.
+async fn forward(broker: &Broker, leader: i32, req: &DescribeQuorumRequest, version: i16) -> Option<DescribeQuorumResponse> {
+    let (_, host, port, _) = super::node_endpoints(broker, &std::collections::BTreeSet::from([leader])).into_iter().next()?;
+    let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let ask = async {
+        let mut client = gregor_net::client::Client::connect(&addr, FORWARDED_CLIENT_ID).await.ok()?;
+        client.set_timeout(Duration::from_millis(FORWARD_TIMEOUT_MS));
+        client.send_at(req, version).await.ok()
+    };
+    let resp: DescribeQuorumResponse = match tokio::time::timeout(Duration::from_millis(FORWARD_TIMEOUT_MS), ask).await {
+        Ok(Some(resp)) => resp,
+        _ => {
+            tracing::debug!(leader, %addr, "DescribeQuorum not forwarded: the quorum leader's broker listener did not answer");
+            return None;
+        }
+    };
+    let answered = resp.error_code == errors::NONE
+        && resp.topics.iter().flat_map(|t| &t.partitions).next().is_some_and(|p| p.error_code == errors::NONE);
+    answered.then_some(resp)
 }
 
 /// A raft-node time (monotonic ms) as the wall-clock ms it happened at; -1 stays -1.

@@ -68,7 +68,7 @@ pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest, peer: &str) -> 
             Reply::Now(ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, r).await))
         }
         RequestKind::DescribeCluster(r) => Reply::Now(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r))),
-        RequestKind::DescribeQuorum(r) => Reply::Now(ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version).await)),
+        RequestKind::DescribeQuorum(r) => Reply::Now(ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version, &client_id).await)),
         RequestKind::InitProducerId(r) => Reply::Now(ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version).await)),
         RequestKind::DeleteRecords(r) => Reply::Now(ResponseKind::DeleteRecords(delete_records::handle(broker, r))),
         RequestKind::OffsetForLeaderEpoch(r) => {
