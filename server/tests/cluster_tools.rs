@@ -175,6 +175,12 @@ fn describe_cluster_lists_the_registered_broker_and_the_quorum_leader() {
             assert_eq!(resp.controller_id.0, broker.controller.quorum.status().leader_id);
             assert_eq!(brokers(&resp), vec![(NODE_ID, "127.0.0.1".to_string(), 19092, registered.rack.clone(), false)]);
         }
+        // Without an authorizer every cluster operation is allowed (Kafka's bits 5 and 7-12);
+        // not asked, the field keeps its "not computed" default.
+        let resp = describe_cluster(&broker, 1, DescribeClusterRequest::default().with_include_cluster_authorized_operations(true)).await;
+        assert_eq!(resp.cluster_authorized_operations, 8096);
+        let resp = describe_cluster(&broker, 1, DescribeClusterRequest::default()).await;
+        assert_eq!((resp.error_code, resp.cluster_authorized_operations), (0, i32::MIN));
         // This is a broker listener: the controllers' endpoints are asked of the wrong one.
         let resp = describe_cluster(&broker, 1, DescribeClusterRequest::default().with_endpoint_type(2)).await;
         assert_eq!(resp.error_code, 114, "MISMATCHED_ENDPOINT_TYPE");

@@ -11,6 +11,9 @@
 //! change is decided, and, as Kafka does, -1 when that id is not among the listed brokers (a
 //! client could not reach it through this list).
 //!
+//! Authorized operations, when asked for: Gregor has no authorizer, so every operation Kafka
+//! defines on the cluster resource is allowed, as on a Kafka broker without one.
+//!
 //! Endpoint types (v1): this is a broker listener, so a request for the controllers' endpoints
 //! (type 2) gets MISMATCHED_ENDPOINT_TYPE and an unknown type UNSUPPORTED_ENDPOINT_TYPE, as on a
 //! Kafka broker listener.
@@ -30,6 +33,10 @@ const ENDPOINT_TYPE_CONTROLLERS: i8 = 2;
 const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
 const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 
+/// Kafka's operations on the cluster resource (AclOperation codes CREATE 5, ALTER 7, DESCRIBE 8,
+/// CLUSTER_ACTION 9, DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12), one bit each.
+const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
 pub fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default();
     match req.endpoint_type {
@@ -46,6 +53,9 @@ pub fn handle(broker: &Arc<Broker>, req: DescribeClusterRequest) -> DescribeClus
         }
     }
     resp.endpoint_type = ENDPOINT_TYPE_BROKERS;
+    if req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
     resp.cluster_id = sb(broker.cluster_id.clone());
     let image = broker.image();
     let listed: std::collections::BTreeSet<i32> =
