@@ -130,6 +130,26 @@ def metadata_v7(bootstrap: str, topic: str) -> tuple[list[int], dict[int, tuple[
     return sorted(brokers), parts
 
 
+def offset_fetch_error(bootstrap: str, group: str) -> int:
+    """Raw OffsetFetch v3 for all of `group`'s offsets: the top-level error code."""
+    body = kwire.string(group) + struct.pack(">i", -1)
+    s = kwire.connect(bootstrap)
+    try:
+        s.sendall(kwire.frame(kwire.request_header_v1(9, 3, 1) + body))
+        r = kwire.Reader(kwire.recv_frame(s)[4:])
+    finally:
+        s.close()
+    r.take(">i")  # throttle
+    for _ in range(r.take(">i")):
+        r.string()
+        for _ in range(r.take(">i")):
+            r.take(">i")
+            r.take(">q")
+            r.string()
+            r.take(">h")
+    return r.take(">h")
+
+
 def live_brokers(node: Broker) -> list[int]:
     md = AdminClient({"bootstrap.servers": node.bootstrap}).list_topics(timeout=5)
     return sorted(md.brokers)
@@ -172,7 +192,8 @@ def test_three_nodes_serve_real_clients_across_controller_and_broker_kills(clust
     # ... and kafka-python consumes all of it as a group through another node.
     from kafka import KafkaConsumer
 
-    c = KafkaConsumer(topic, bootstrap_servers=n3.bootstrap, group_id=unique("g"), auto_offset_reset="earliest",
+    group = unique("g")
+    c = KafkaConsumer(topic, bootstrap_servers=n3.bootstrap, group_id=group, auto_offset_reset="earliest",
                       consumer_timeout_ms=15000, enable_auto_commit=True)
     got = set()
     for m in c:
@@ -181,6 +202,10 @@ def test_three_nodes_serve_real_clients_across_controller_and_broker_kills(clust
             break
     c.close()
     assert got == set(acked)
+    # Exactly one broker coordinates the group (the leader of its offsets partition); the
+    # others answer NOT_COORDINATOR (16).
+    codes = sorted(offset_fetch_error(n.bootstrap, group) for n in cluster)
+    assert codes == [0, 16, 16], codes
 
     # kill -9 the active controller: another voter takes over and topics can be created again.
     leader = active_controller(n1)

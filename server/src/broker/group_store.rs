@@ -22,6 +22,20 @@ impl Broker {
         self.leader_partition(&topic, index, -1).map_err(|_| errors::NOT_COORDINATOR)
     }
 
+    /// Whether this broker coordinates `group` now: it leads the group's offsets partition (or
+    /// the offsets topic does not exist yet; the group's first write creates it, and fails with
+    /// NOT_COORDINATOR if another broker got that partition).
+    pub fn coordinates(&self, group: &str) -> bool {
+        let image = self.image();
+        match image.topic(OFFSETS_TOPIC) {
+            None => true,
+            Some(t) => {
+                let n = t.partitions.len() as i32;
+                n > 0 && t.partitions.get(&partition_for(group, n)).is_some_and(|p| p.leader == self.config.node_id)
+            }
+        }
+    }
+
     /// The broker that coordinates `group`: the leader of its offsets partition (which may be
     /// another broker), creating the offsets topic on first use. COORDINATOR_NOT_AVAILABLE
     /// while that partition has no leader.

@@ -1,6 +1,7 @@
 //! JoinGroup (11), SyncGroup (14), Heartbeat (12) and LeaveGroup (13): translate between the
 //! wire messages and the group coordinator (`gregor_core::group`), which holds all the rules.
-//! Join and Sync answer later, when the coordinator completes the rebalance step.
+//! Join and Sync answer later, when the coordinator completes the rebalance step. A broker that
+//! does not lead the group's offsets partition answers NOT_COORDINATOR.
 
 use std::sync::Arc;
 
@@ -14,12 +15,22 @@ use kafka_protocol::messages::{
 
 use super::{sb, Reply};
 use crate::broker::Broker;
+use crate::errors;
 
 fn opt(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
     s.as_ref().map(|x| x.to_string()).filter(|x| !x.is_empty())
 }
 
 pub fn join(broker: &Arc<Broker>, req: JoinGroupRequest, version: i16, client_id: String, client_host: String) -> Reply {
+    if !broker.coordinates(req.group_id.0.as_str()) {
+        let mut resp = JoinGroupResponse::default();
+        resp.error_code = errors::NOT_COORDINATOR;
+        resp.generation_id = -1;
+        resp.member_id = req.member_id.clone();
+        // Before v7 the protocol name is not nullable.
+        resp.protocol_name = if version < 7 { Some(sb("")) } else { None };
+        return Reply::Now(ResponseKind::JoinGroup(resp));
+    }
     let core = JoinRequest {
         version,
         group_id: req.group_id.0.to_string(),
@@ -66,6 +77,11 @@ pub fn join(broker: &Arc<Broker>, req: JoinGroupRequest, version: i16, client_id
 }
 
 pub fn sync(broker: &Arc<Broker>, req: SyncGroupRequest, version: i16) -> Reply {
+    if !broker.coordinates(req.group_id.0.as_str()) {
+        let mut resp = SyncGroupResponse::default();
+        resp.error_code = errors::NOT_COORDINATOR;
+        return Reply::Now(ResponseKind::SyncGroup(resp));
+    }
     let core = SyncRequest {
         group_id: req.group_id.0.to_string(),
         generation_id: req.generation_id,
@@ -98,7 +114,7 @@ pub fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatRespon
         member_id: req.member_id.to_string(),
         group_instance_id: opt(&req.group_instance_id),
     };
-    let code = broker.groups.with(|c| c.heartbeat(now, core));
+    let code = if broker.coordinates(&core.group_id) { broker.groups.with(|c| c.heartbeat(now, core)) } else { errors::NOT_COORDINATOR };
     let mut resp = HeartbeatResponse::default();
     resp.error_code = code;
     resp
@@ -112,6 +128,11 @@ pub fn leave(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> Leav
         vec![LeaveMember { member_id: req.member_id.to_string(), group_instance_id: None }]
     };
     let group = req.group_id.0.to_string();
+    if !broker.coordinates(&group) {
+        let mut resp = LeaveGroupResponse::default();
+        resp.error_code = errors::NOT_COORDINATOR;
+        return resp;
+    }
     let (top, per_member) = broker.groups.with(|c| {
         let (top, per, effects) = c.leave(now, &group, members);
         ((top, per), effects)

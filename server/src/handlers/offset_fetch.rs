@@ -11,6 +11,7 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 
 use super::sb;
 use crate::broker::Broker;
+use crate::errors;
 
 /// `(topic, [(partition, offset, leader epoch, metadata)])` for the requested partitions.
 type Fetched = Vec<(String, Vec<(i32, i64, i32, String)>)>;
@@ -46,6 +47,11 @@ fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) 
 pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let mut resp = OffsetFetchResponse::default();
     if version < 8 {
+        if !broker.coordinates(req.group_id.0.as_str()) {
+            // The top-level error code exists from v2; below it the client sees no offsets.
+            resp.error_code = if version >= 2 { errors::NOT_COORDINATOR } else { errors::NONE };
+            return resp;
+        }
         let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
         for (t, rows) in fetch(broker, &req.group_id.0, topics) {
             let mut tr = OffsetFetchResponseTopic::default();
@@ -66,6 +72,11 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
         let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
         let mut gr = OffsetFetchResponseGroup::default();
         gr.group_id = g.group_id.clone();
+        if !broker.coordinates(g.group_id.0.as_str()) {
+            gr.error_code = errors::NOT_COORDINATOR;
+            resp.groups.push(gr);
+            continue;
+        }
         for (t, rows) in fetch(broker, &g.group_id.0, topics) {
             let mut tr = OffsetFetchResponseTopics::default();
             if version >= 10 {
