@@ -156,7 +156,7 @@ impl Controller {
             port: u16::try_from(config.advertised_port).map_err(|_| AdminError::new(errors::INVALID_CONFIG, "advertised port out of range"))?,
             security_protocol: 0,
         }];
-        let rack: Option<String> = None;
+        let rack = config.rack.clone();
         if let Some(b) = image.brokers.get(&config.node_id) {
             if b.endpoints == endpoints && b.rack == rack && !b.fenced {
                 return Ok(());
