@@ -159,7 +159,8 @@ def active_controller(node: Broker) -> int:
     r = gregor("cluster", "describe", "--bootstrap-server", node.bootstrap)
     assert r.returncode == 0, r.stderr
     line = next(l for l in r.stdout.splitlines() if l.startswith("ActiveController:"))
-    return int(line.split(":")[1])
+    value = line.split(":", 1)[1].strip()
+    return -1 if value == "none" else int(value)
 
 
 def create_topic(node: Broker, name: str, partitions: int) -> None:
@@ -208,7 +209,7 @@ def test_three_nodes_serve_real_clients_across_controller_and_broker_kills(clust
     assert codes == [0, 16, 16], codes
 
     # kill -9 the active controller: another voter takes over and topics can be created again.
-    leader = active_controller(n1)
+    leader = wait_for(lambda: (lambda c: c if c > 0 else None)(active_controller(n1)), 20, "an active controller")
     victim = cluster[leader - 1]
     survivors = [n for n in cluster if n is not victim]
     victim.kill9()
@@ -220,7 +221,7 @@ def test_three_nodes_serve_real_clients_across_controller_and_broker_kills(clust
 
     # kill -9 a broker that is not the active controller: fenced after the session timeout,
     # its partitions have no leader, then it leads them again with a bumped epoch.
-    controller = active_controller(n1)
+    controller = wait_for(lambda: (lambda c: c if c > 0 else None)(active_controller(n1)), 20, "an active controller")
     broker = next(n for n in cluster if n.node_id != controller)
     other = next(n for n in cluster if n is not broker)
     _, before = metadata_v7(other.bootstrap, topic)
@@ -246,6 +247,30 @@ def test_three_nodes_serve_real_clients_across_controller_and_broker_kills(clust
             seen.add((m.partition(), m.offset()))
     c.close()
     assert seen == set(acked)
+
+    # Two of three voters down: no metadata change can commit (no split brain), while the
+    # partitions the survivor leads keep taking writes. Back up, the cluster carries on.
+    survivor, *down = cluster
+    for n in down:
+        n.kill9()
+    mine = [pt for pt, (ld, _) in metadata_v7(survivor.bootstrap, topic)[1].items() if ld == survivor.node_id]
+    assert mine
+    p = Producer({"bootstrap.servers": survivor.bootstrap, "acks": "all", "message.timeout.ms": 10000})
+    more = []
+    for i in range(50):
+        p.produce(topic, value=b"during-outage", partition=mine[i % len(mine)],
+                  on_delivery=lambda err, m: more.append(m.offset()) if err is None else None)
+    assert p.flush(15) == 0 and len(more) == 50
+    admin = AdminClient({"bootstrap.servers": survivor.bootstrap})
+    blocked = unique("no-quorum")
+    fs = admin.create_topics([NewTopic(blocked, 1, 1)], operation_timeout=3, request_timeout=5)
+    with pytest.raises(Exception):
+        fs[blocked].result(15)
+    assert blocked not in admin.list_topics(timeout=5).topics
+    for n in down:
+        n.start()
+    third = unique("after-outage")
+    wait_for(lambda: create_topic(down[0], third, 1) is None, 30, "a topic created once a majority is back")
 
 
 def test_unformatted_node_of_a_configured_cluster_refuses_to_start(tmp_path):
