@@ -12,6 +12,7 @@ pub mod clock;
 pub mod compression;
 pub mod consumer_protocol;
 pub mod disk;
+pub mod errors;
 pub mod group;
 pub mod metadata;
 pub mod probe;

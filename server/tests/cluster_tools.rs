@@ -596,7 +596,8 @@ fn quorum_and_cluster_of_three_voters_and_an_observer() {
     let deadline = Instant::now() + RUN_MAX;
     let out = loop {
         let out = stdout_ok(&["cluster", "describe", "--bootstrap-server", &addrs[3]]);
-        if out.lines().count() == 7 {
+        // Four brokers, each unfenced, and the observer knows the leader.
+        if out.lines().count() == 7 && out.matches("Unfenced").count() == 4 && !out.contains("ActiveController: none") {
             break out;
         }
         assert!(Instant::now() < deadline, "not four brokers: {out}");
