@@ -164,6 +164,104 @@ pub struct HistoryData {
     pub group_consumed: BTreeMap<i32, BTreeSet<i64>>,
     /// The group's committed offsets read after the heal.
     pub final_commits: Option<BTreeMap<i32, i64>>,
+    /// Quorum and metadata history (cluster scenario only).
+    pub cluster: Option<ClusterData>,
+}
+
+/// One DescribeQuorum answer polled from a node: its view of the quorum's leader, epoch and
+/// its own high watermark (error 0 from the leader, NOT_LEADER_OR_FOLLOWER from the others).
+#[derive(Clone, Debug)]
+pub struct QuorumPoll {
+    /// Index of the node in the world (its node.id is index + 1).
+    pub node: usize,
+    /// Which process start of that node answered (0 = the first).
+    pub incarnation: u64,
+    pub at: Duration,
+    pub error_code: i16,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+}
+
+/// A metadata log entry as seen on some node's disk: (epoch, hash of its stored batch).
+pub type EntryDigest = (i32, u64);
+
+/// Where and when an entry below an observed high watermark was first read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommittedSeen {
+    pub digest: EntryDigest,
+    pub node: usize,
+    pub at: Duration,
+    /// The high watermark the node reported (the entry's offset is below it).
+    pub high_watermark: i64,
+}
+
+/// One partition in a Metadata answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionView {
+    pub error_code: i16,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// One topic in a Metadata answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicView {
+    pub error_code: i16,
+    pub partitions: BTreeMap<i32, PartitionView>,
+}
+
+/// A node's Metadata answer (all topics), reduced to what every broker must agree on.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MetadataView {
+    /// Broker id -> advertised host:port.
+    pub brokers: BTreeMap<i32, String>,
+    pub controller_id: i32,
+    pub topics: BTreeMap<String, TopicView>,
+}
+
+impl MetadataView {
+    /// Whether two answers agree on everything brokers must agree on (the controller id
+    /// excepted: each broker may name any live broker there).
+    pub fn agrees_with(&self, other: &MetadataView) -> bool {
+        self.brokers == other.brokers && self.topics == other.topics
+    }
+}
+
+/// One Metadata answer polled from a node.
+#[derive(Clone, Debug)]
+pub struct MetadataPoll {
+    pub node: usize,
+    pub incarnation: u64,
+    pub at: Duration,
+    pub view: MetadataView,
+}
+
+/// What the cluster scenario records about the quorum and the metadata.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterData {
+    pub nodes: usize,
+    pub quorum_polls: Vec<QuorumPoll>,
+    /// Offset -> the entry first read there below a high watermark some node reported.
+    pub committed: BTreeMap<i64, CommittedSeen>,
+    /// Later reads below a reported high watermark that found another entry at a committed
+    /// offset: (offset, first seen, read later).
+    pub committed_conflicts: Vec<(i64, CommittedSeen, CommittedSeen)>,
+    pub metadata_polls: Vec<MetadataPoll>,
+    /// Topics whose CreateTopics was acknowledged (error 0), with their partition counts.
+    pub created_acked: BTreeMap<String, i32>,
+    /// Whether the cluster converged after the heal (one leader known to all, equal high
+    /// watermarks, equal Metadata answers) within the liveness bound.
+    pub converged: bool,
+    /// After the heal: (leader index, epoch, high watermark) as the leader reported it.
+    pub final_leader: Option<(usize, i32, i64)>,
+    /// After the heal: every node's metadata log as on its disk (offset -> digest), or why it
+    /// could not be read.
+    pub final_logs: Vec<(usize, Result<BTreeMap<i64, EntryDigest>, String>)>,
+    /// After the heal: every node's Metadata answer (None: it gave none).
+    pub final_metadata: Vec<(usize, Option<MetadataView>)>,
 }
 
 /// A shared handle to the history.

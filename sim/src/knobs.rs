@@ -85,6 +85,69 @@ pub struct Knobs {
     pub workload: WorkloadKnobs,
     /// Simulated milliseconds of the safety phase (faults on).
     pub safety_ms: u64,
+    /// The cluster scenario's own knobs (None in single-node scenarios).
+    pub cluster: Option<ClusterKnobs>,
+}
+
+/// The cluster scenario: its shape and its nemesis. Faults come one at a time (each is undone
+/// before the next), so at any moment at most one node is down, cut off or paused — a majority
+/// can always make progress — except a power loss of every node at once, which the default
+/// durability policy (fsync before ack, quorum entries counted only once persisted) must survive.
+#[derive(Clone, Debug)]
+pub struct ClusterKnobs {
+    /// Combined broker+controller nodes (all voters): 3 or 5.
+    pub nodes: usize,
+    /// Mean simulated milliseconds between two faults.
+    pub mean_gap_ms: u64,
+    /// Relative weights of each fault kind (0 disables it):
+    /// a process kill (and restart after up to 5 s) of one node;
+    pub kill_weight: u32,
+    /// a power loss (unsynced writes lost or torn per the crash model) of one node;
+    pub power_loss_weight: u32,
+    /// a power loss of every node at once;
+    pub power_loss_all_weight: u32,
+    /// one node cut off from the other nodes, both ways (clients still reach it);
+    pub isolate_weight: u32,
+    /// one node's messages to the other nodes held, while it still hears them (or the
+    /// reverse): an asymmetric, one-way partition;
+    pub one_way_weight: u32,
+    /// the nodes split in two halves that cannot talk, both reaching one bridge node;
+    pub bridge_weight: u32,
+    /// swizzle clogging: nodes clogged one at a time (to clients too), unclogged in random order;
+    pub swizzle_weight: u32,
+    /// one node paused (a stalled process) for up to 5 s.
+    pub pause_weight: u32,
+    /// Chance that a kill, power loss, isolation or pause targets the active controller (the
+    /// quorum leader last polled) rather than a random node.
+    pub target_controller_chance: f64,
+    /// Mean simulated milliseconds between two CreateTopics of the admin client.
+    pub create_gap_ms: u64,
+}
+
+impl ClusterKnobs {
+    pub fn draw(seed: u64, nodes: usize) -> ClusterKnobs {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x636c_7573_7465_7231);
+        let w = |rng: &mut SmallRng| if rng.random_bool(0.7) { rng.random_range(1..=5) } else { 0 };
+        let mut k = ClusterKnobs {
+            nodes,
+            mean_gap_ms: rng.random_range(1_000..=4_000),
+            kill_weight: w(&mut rng),
+            power_loss_weight: w(&mut rng),
+            power_loss_all_weight: if rng.random_bool(0.4) { 1 } else { 0 },
+            isolate_weight: w(&mut rng),
+            one_way_weight: w(&mut rng),
+            bridge_weight: w(&mut rng),
+            swizzle_weight: w(&mut rng),
+            pause_weight: w(&mut rng),
+            target_controller_chance: pick(&mut rng, &[0.0, 0.5, 0.8]),
+            create_gap_ms: pick(&mut rng, &[500, 1_500, 3_000]),
+        };
+        if k.kill_weight + k.power_loss_weight + k.isolate_weight + k.one_way_weight + k.bridge_weight + k.swizzle_weight + k.pause_weight == 0 {
+            k.kill_weight = 1;
+            k.isolate_weight = 1;
+        }
+        k
+    }
 }
 
 impl FaultKnobs {
@@ -141,7 +204,7 @@ impl Knobs {
             admin: rng.random_bool(0.3),
         };
         let durability = if rng.random_bool(0.75) { Durability::Fsync } else { Durability::PageCache };
-        let mut k = Knobs { durability, faults, workload, safety_ms: 40_000 };
+        let mut k = Knobs { durability, faults, workload, safety_ms: 40_000, cluster: None };
         // Drawn from their own stream, so adding them left every other knob of a seed as it was.
         let mut crash_rng = SmallRng::seed_from_u64(seed ^ 0x6372_6173_6870_7431);
         k.faults.crash_points_max = pick(&mut crash_rng, &[0, 0, 1, 2, 4]);
@@ -176,6 +239,15 @@ impl fmt::Display for Knobs {
             "  workload: {} partitions; {} producers acks={:?} idempotent={:?} compression={:?}; batch <= {} records of <= {} B every {} ms; drop-connection={}; {} consumers; segment.bytes={} retention.bytes={}; admin={}",
             wk.partitions, wk.producers, wk.acks, wk.idempotent, wk.compression, wk.records_per_batch_max, wk.value_bytes_max,
             wk.produce_gap_ms, wk.drop_connection, wk.consumers, wk.segment_bytes, wk.retention_bytes, wk.admin
-        )
+        )?;
+        if let Some(c) = &self.cluster {
+            write!(
+                f,
+                "\n  cluster: {} combined nodes; faults every ~{} ms; weights kill={} power-loss={} power-loss-all={} isolate={} one-way={} bridge={} swizzle={} pause={}; target controller {}; CreateTopics every ~{} ms",
+                c.nodes, c.mean_gap_ms, c.kill_weight, c.power_loss_weight, c.power_loss_all_weight, c.isolate_weight, c.one_way_weight,
+                c.bridge_weight, c.swizzle_weight, c.pause_weight, c.target_controller_chance, c.create_gap_ms
+            )?;
+        }
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@
 #![cfg(madsim)]
 
 pub mod checkers;
+pub mod cluster;
 pub mod group_member;
 pub mod history;
 pub mod knobs;
@@ -70,13 +71,47 @@ impl Report {
     }
 }
 
+thread_local! {
+    /// Whether panics on this thread are being recorded (while a seed runs).
+    static RECORD_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Panics recorded on this thread: nodes that panicked and were restarted
+    /// ([`world::World::restart_on_panic_matching`]) leave only this trace.
+    static PANICS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Installs (once per process) a panic hook that records the panics of threads running seeds,
+/// then calls the previous hook.
+fn install_panic_recorder() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if RECORD_PANICS.with(|r| r.get()) {
+                let msg = info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "non-string panic".into());
+                PANICS.with(|p| p.borrow_mut().push(msg));
+            }
+            previous(info);
+        }));
+    });
+}
+
 /// Runs one seed to completion and checks it.
 pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
+    install_panic_recorder();
+    PANICS.with(|p| p.borrow_mut().clear());
+    RECORD_PANICS.with(|r| r.set(true));
     gregor_core::bugs::set_active(&opts.bugs);
     let _ = gregor_core::probe::take_findings();
     let knobs = match opts.scenario {
         Scenario::SingleBroker => Knobs::draw(seed),
         Scenario::Groups => scenario::group_knobs(seed),
+        Scenario::Cluster => cluster::cluster_knobs(seed, 3),
+        Scenario::Cluster5 => cluster::cluster_knobs(seed, 5),
     };
     let wall = std::time::Instant::now();
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
@@ -91,6 +126,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
             let outcome = match scenario {
                 Scenario::SingleBroker => scenario::single_broker(seed, &run_knobs, trace.clone()).await,
                 Scenario::Groups => scenario::groups(seed, &run_knobs, trace.clone()).await,
+                Scenario::Cluster | Scenario::Cluster5 => cluster::cluster(seed, &run_knobs, trace.clone()).await,
             };
             let result = (outcome, trace.hash(), trace.lines(), trace.elapsed());
             // The scenario's world has killed its nodes; one more turn of the executor drops
@@ -100,13 +136,22 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
         })
     }));
     let wall_time = wall.elapsed();
+    RECORD_PANICS.with(|r| r.set(false));
+    let panics = PANICS.with(|p| std::mem::take(&mut *p.borrow_mut()));
     gregor_core::bugs::set_active(&[]);
     let findings = gregor_core::probe::take_findings();
     match result {
         Ok((mut outcome, trace_hash, trace_lines, sim_time)) => {
             outcome.history.durability_findings = findings;
             let ctx = CheckContext { durability: knobs.durability, liveness_bound: Duration::from_millis(scenario::LIVENESS_BOUND_MS) };
-            let violations = checkers::check_all(&outcome.history, &ctx);
+            let mut violations = checkers::check_all(&outcome.history, &ctx);
+            if !panics.is_empty() {
+                let shown: Vec<&str> = panics.iter().take(checkers::EXAMPLES_MAX).map(String::as_str).collect();
+                violations.push(Violation {
+                    checker: "panic",
+                    message: format!("{} panics in nodes (each node restarted):\n      {}", panics.len(), shown.join("\n      ")),
+                });
+            }
             Report {
                 seed,
                 scenario,

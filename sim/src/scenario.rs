@@ -33,15 +33,23 @@ pub enum Scenario {
     /// One broker, an idempotent producer and a consumer group whose members join, leave,
     /// crash and stall, under the broker faults of `SingleBroker` (without bit flips).
     Groups,
+    /// Three combined broker+controller nodes (a KRaft quorum of three voters), topics created
+    /// and written through any node, under process, power and network faults of any node
+    /// (see [`crate::cluster`]).
+    Cluster,
+    /// [`Scenario::Cluster`] with five nodes.
+    Cluster5,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 2] = [Scenario::SingleBroker, Scenario::Groups];
+    pub const ALL: [Scenario; 4] = [Scenario::SingleBroker, Scenario::Groups, Scenario::Cluster, Scenario::Cluster5];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::SingleBroker => "single-broker",
             Scenario::Groups => "groups",
+            Scenario::Cluster => "cluster",
+            Scenario::Cluster5 => "cluster-5",
         }
     }
 }
@@ -176,7 +184,7 @@ pub async fn single_broker(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
 
 /// Hands the power losses crash points caused to the history (the checkers excuse what a power
 /// loss may take under the page-cache policy, whoever caused it) and counts them as faults.
-fn note_crash_points(world: &World, history: &History, faults: &mut BTreeMap<String, u64>) {
+pub(crate) fn note_crash_points(world: &World, history: &History, faults: &mut BTreeMap<String, u64>) {
     let losses = world.crash_point_losses.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if losses.is_empty() {
         return;

@@ -39,7 +39,7 @@ pub const CONNECT_TIMEOUT_MS: u64 = 2_000;
 /// Retries of a non-idempotent producer before it gives a batch up.
 pub const PLAIN_RETRIES_MAX: u32 = 3;
 /// Fetch version the readers use (by topic name; versions 13+ need the topic id).
-const FETCH_VERSION: i16 = 12;
+pub(crate) const FETCH_VERSION: i16 = 12;
 
 /// What every client task shares.
 #[derive(Clone)]
@@ -76,7 +76,7 @@ pub async fn connect(ctx: &Ctx, name: &str) -> Option<Client> {
     }
 }
 
-fn name(s: &str) -> TopicName {
+pub(crate) fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
@@ -141,11 +141,11 @@ pub fn compression(id: i8) -> Compression {
     }
 }
 
-struct Pending {
-    partition: i32,
-    records: Vec<Produced>,
-    base_sequence: i32,
-    attempts: u32,
+pub(crate) struct Pending {
+    pub(crate) partition: i32,
+    pub(crate) records: Vec<Produced>,
+    pub(crate) base_sequence: i32,
+    pub(crate) attempts: u32,
 }
 
 /// Produces until stopped. Every attempted record goes into the history before it is sent.
@@ -285,7 +285,7 @@ pub async fn producer(ctx: Ctx, spec: ProducerSpec, seed: u64) {
     }
 }
 
-fn produce_request(topic: &str, batch: &Pending, acks: i16, producer_id: i64, epoch: i16, compression: Compression) -> anyhow::Result<ProduceRequest> {
+pub(crate) fn produce_request(topic: &str, batch: &Pending, acks: i16, producer_id: i64, epoch: i16, compression: Compression) -> anyhow::Result<ProduceRequest> {
     let mut records: Vec<Record> = batch
         .records
         .iter()
@@ -592,11 +592,17 @@ pub async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp:
 /// How often one partition's final read may restart at a log start that retention moved.
 const FINAL_READ_RESETS_MAX: u32 = 8;
 /// Kafka's error code for a fetch offset outside the log.
-const OFFSET_OUT_OF_RANGE: i16 = 1;
+pub(crate) const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 /// The liveness phase: within `bound`, produce one acknowledged probe record to every
 /// partition, then read every partition from its log start to its high watermark.
 pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> FinalRead {
+    let all: Vec<i32> = (0..ctx.partitions).collect();
+    final_read_of(ctx, probe_producer, bound, &all).await
+}
+
+/// [`final_read`] of the given partitions only (all at `ctx.broker`, which must lead them).
+pub async fn final_read_of(ctx: Ctx, probe_producer: u32, bound: Duration, partitions: &[i32]) -> FinalRead {
     let who = "checker";
     let start = ctx.trace.elapsed();
     let deadline = start + bound;
@@ -604,12 +610,12 @@ pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> Final
     let mut probed: BTreeMap<i32, bool> = BTreeMap::new();
     let mut n = 0u64;
     let mut done: BTreeMap<i32, bool> = BTreeMap::new();
-    while ctx.trace.elapsed() < deadline && done.len() < ctx.partitions as usize {
+    while ctx.trace.elapsed() < deadline && done.len() < partitions.len() {
         let Some(mut c) = connect(&ctx, who).await else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        'partitions: for p in 0..ctx.partitions {
+        'partitions: for &p in partitions {
             if done.contains_key(&p) {
                 continue;
             }
@@ -712,7 +718,7 @@ pub async fn final_read(ctx: Ctx, probe_producer: u32, bound: Duration) -> Final
             done.insert(p, true);
         }
     }
-    if done.len() == ctx.partitions as usize {
+    if done.len() == partitions.len() {
         out.served_after = Some(ctx.trace.elapsed().saturating_sub(start));
     }
     out

@@ -65,21 +65,33 @@ pub struct World {
     pub trace: Trace,
     /// Simulated times of power losses at crash points (the checkers treat them as any other).
     pub crash_point_losses: Arc<std::sync::Mutex<Vec<std::time::Duration>>>,
+    /// Restart (rather than end the run) a broker whose quorum invariant check panics (a panic
+    /// whose message contains this), so that the run goes on and the state checkers see what
+    /// the broken invariant led to; the panic itself is still reported (see `run_seed`).
+    pub restart_on_panic_matching: Option<&'static str>,
     seed: u64,
 }
 
 impl World {
     pub fn new(seed: u64, trace: Trace) -> World {
-        World { brokers: Vec::new(), clients: Vec::new(), trace, crash_point_losses: Arc::default(), seed }
+        World { brokers: Vec::new(), clients: Vec::new(), trace, crash_point_losses: Arc::default(), restart_on_panic_matching: None, seed }
     }
 
     /// Adds and starts a broker with the given Kafka settings (on top of the simulator's own:
     /// node id, listener, data directory).
     pub fn add_broker(&mut self, settings: Vec<(String, String)>, base_faults: FaultConfig) -> usize {
+        self.add_broker_prepared(settings, base_faults, |_| {})
+    }
+
+    /// [`World::add_broker`], with `prepare` run on the broker's disk before its first start
+    /// (a node of a configured quorum must find its directories formatted). Settings given
+    /// here override the simulator's own.
+    pub fn add_broker_prepared(&mut self, settings: Vec<(String, String)>, base_faults: FaultConfig, prepare: impl FnOnce(&MemDisk)) -> usize {
         let index = self.brokers.len();
         let name = format!("broker-{index}");
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, index as u8 + 1));
         let disk = MemDisk::new(self.seed ^ (0xd15c_0000 + index as u64), base_faults.clone());
+        prepare(&disk);
         let mut all = vec![
             ("node.id".to_string(), index.to_string()),
             ("listeners".to_string(), format!("PLAINTEXT://0.0.0.0:{BROKER_PORT}")),
@@ -124,7 +136,12 @@ impl World {
                 }
             }
         };
-        let node = Handle::current().create_node().name(&name).ip(ip).init(init).build();
+        let handle = Handle::current();
+        let mut builder = handle.create_node().name(&name).ip(ip).init(init);
+        if let Some(m) = self.restart_on_panic_matching {
+            builder = builder.restart_on_panic_matching(m);
+        }
+        let node = builder.build();
         self.trace.event(&name, format!("created at {ip}"));
         let crashed_at_point = Arc::new(AtomicBool::new(false));
         {
@@ -307,6 +324,29 @@ impl World {
         self.trace.event(&broker.name, format!("unclog link {cname}"));
     }
 
+    /// Clogs the link from broker `from` to broker `to`, one direction (messages from `from`
+    /// are held until the link is unclogged; new connections from it are refused).
+    pub fn clog_between(&self, from: usize, to: usize) {
+        let (a, b) = (&self.brokers[from], &self.brokers[to]);
+        NetSim::current().clog_link(a.node.id(), b.node.id());
+        self.trace.event(&a.name, format!("CLOG LINK {} -> {}", a.name, b.name));
+    }
+
+    /// Unclogs every link between two brokers, both directions.
+    pub fn unclog_between_all(&self) {
+        let net = NetSim::current();
+        for a in &self.brokers {
+            for b in &self.brokers {
+                if a.node.id() != b.node.id() {
+                    net.unclog_link(a.node.id(), b.node.id());
+                }
+            }
+        }
+        if self.brokers.len() > 1 {
+            self.trace.event("network", "unclog every broker link");
+        }
+    }
+
     /// Sets the network's one-way latency range (ms).
     pub fn set_latency(&self, min_ms: u64, max_ms: u64) {
         NetSim::current().update_config(|c| {
@@ -341,6 +381,7 @@ impl World {
         for (_, c) in &self.clients {
             net.unclog_node(c.id());
         }
+        self.unclog_between_all();
         for i in 0..self.brokers.len() {
             net.unclog_node(self.brokers[i].node.id());
             for (_, c) in &self.clients {

@@ -9,16 +9,21 @@ use std::time::Duration;
 use crate::history::HistoryData;
 use crate::knobs::Durability;
 
+pub mod committed_prefix;
 pub mod delete_records;
 pub mod dense_offsets;
 pub mod durable_at_ack;
 pub mod group_commits;
 pub mod group_generation;
 pub mod group_resume;
+pub mod hw_monotonic;
+pub mod leader_epochs_grow;
 pub mod liveness;
 pub mod lost_ack;
+pub mod metadata_converges;
 pub mod no_duplicates;
 pub mod no_phantom;
+pub mod one_leader_per_epoch;
 pub mod one_record_per_offset;
 pub mod order;
 
@@ -95,5 +100,10 @@ pub fn check_all(h: &HistoryData, ctx: &CheckContext) -> Vec<Violation> {
     v.extend(group_generation::check(h, ctx));
     v.extend(group_commits::check(h, ctx));
     v.extend(group_resume::check(h, ctx));
+    v.extend(one_leader_per_epoch::check(h, ctx));
+    v.extend(committed_prefix::check(h, ctx));
+    v.extend(metadata_converges::check(h, ctx));
+    v.extend(leader_epochs_grow::check(h, ctx));
+    v.extend(hw_monotonic::check(h, ctx));
     v
 }
