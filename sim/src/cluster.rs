@@ -907,6 +907,9 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         }
     }
 
+    // Every high watermark the checkers compare with the final state is observed before it.
+    observer_stop.store(true, Ordering::SeqCst);
+    let _ = tokio::time::timeout(Duration::from_millis(STOP_GRACE_MS), observer_task).await;
     let bound = Duration::from_millis(LIVENESS_BOUND_MS);
     let checker = world.add_client("checker");
     let (leader, views) = checker.spawn(settle(sh.clone(), bound)).await.unwrap_or_default();
@@ -926,8 +929,6 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let fallback = sh.addrs[0].clone();
     let read = checker.spawn(final_read(ctx, leader_view, fallback, bound)).await.unwrap_or_default();
     history.lock().final_read = read;
-    observer_stop.store(true, Ordering::SeqCst);
-    let _ = tokio::time::timeout(Duration::from_millis(STOP_GRACE_MS), observer_task).await;
 
     let (mut torn, mut lost) = (0, 0);
     for b in &world.brokers {

@@ -96,3 +96,23 @@ fn serving_batches_out_of_order_is_caught() {
 fn skipping_a_batch_in_a_fetch_is_caught() {
     caught(Bug::FetchSkipsBatch, &["dense-offsets"]);
 }
+
+#[test]
+fn voting_twice_in_an_epoch_is_caught() {
+    caught_in(Scenario::Cluster, Bug::VoteTwiceInEpoch, &["one-leader-per-epoch"]);
+}
+
+#[test]
+fn committing_without_a_majority_is_caught() {
+    caught_in(Scenario::Cluster, Bug::CommitWithoutMajority, &["committed-prefix"]);
+}
+
+#[test]
+fn skipping_the_diverging_truncation_is_caught() {
+    caught_in(Scenario::Cluster, Bug::SkipDivergingTruncation, &["committed-prefix"]);
+}
+
+#[test]
+fn applying_uncommitted_metadata_is_caught() {
+    caught_in(Scenario::Cluster, Bug::ApplyUncommitted, &["metadata-converges"]);
+}

@@ -51,6 +51,44 @@ fn regression_seeds_pass() {
     }
 }
 
+/// Cluster seeds that fail because of a server bug not fixed yet: a restarted broker opens the
+/// partitions of its local metadata log with the leader epochs of entries that may not be
+/// committed; when the committed image then gives a partition a lower leader epoch (the
+/// uncommitted entry was truncated, or is not yet applied), `Partition::set_leadership` asserts
+/// ("leader epoch went back"). Remove them from here once it is fixed.
+const KNOWN_FAILING: [(Scenario, u64); 2] = [(Scenario::Cluster, 36), (Scenario::Cluster, 99)];
+
+/// More seeds of the cluster scenarios (each takes well under a second of wall time).
+#[test]
+fn cluster_seed_set_passes() {
+    for (scenario, seeds) in [(Scenario::Cluster, 13..=60), (Scenario::Cluster5, 13..=30)] {
+        for seed in seeds.filter(|s| !KNOWN_FAILING.contains(&(scenario, *s))) {
+            let r = run(scenario, seed);
+            assert_passes(&r);
+            assert!(r.acks > 0, "{scenario} seed {seed}: nothing was acknowledged");
+        }
+    }
+}
+
+#[test]
+#[ignore = "server bug (see KNOWN_FAILING): run with --ignored"]
+fn known_failing_cluster_seeds() {
+    for (scenario, seed) in KNOWN_FAILING {
+        assert_passes(&run(scenario, seed));
+    }
+}
+
+#[test]
+fn a_cluster_seed_replays_identically() {
+    for scenario in [Scenario::Cluster, Scenario::Cluster5] {
+        let a = run(scenario, 5);
+        let b = run(scenario, 5);
+        assert_eq!(a.trace_hash, b.trace_hash, "{scenario} seed 5 is not deterministic");
+        assert_eq!((a.acks, a.operations, a.sim_time), (b.acks, b.operations, b.sim_time));
+        assert!(a.trace_lines > 100, "{scenario} seed 5: trace suspiciously short");
+    }
+}
+
 #[test]
 fn a_seed_replays_identically() {
     for seed in [3, 7] {
