@@ -17,6 +17,12 @@ use crate::listener::{accept_loop, ConnectionLimits, ConnectionTracker, Listener
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
 
+/// How long a broker waits at shutdown for the controller to move its leadership away.
+const CONTROLLED_SHUTDOWN_MS: u64 = 5_000;
+
+/// How long a resigning quorum leader waits for its EndQuorumEpoch requests to go out.
+const RESIGN_GRACE_MS: u64 = 300;
+
 /// How often the page-cache flush policy's `flush.ms` is checked.
 const FLUSH_CHECK_MS: u64 = 100;
 
@@ -55,6 +61,28 @@ pub async fn run_with_limits(
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", broker.config.listen_addr))?;
     let local = listener.local_addr()?.to_string();
     ready(&broker, &local);
+
+    // A node of a cluster leaves it in order before its listeners close (the quorum still needs
+    // them): it gives up partition leadership (controlled shutdown), then quorum leadership.
+    let outer = shutdown;
+    let shutdown = Arc::new(Shutdown::default());
+    {
+        let (broker, outer, shutdown) = (broker.clone(), outer.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            outer.wait().await;
+            if !broker.is_embedded() {
+                if broker.config.roles.broker {
+                    crate::broker::lifecycle::controlled_shutdown(&broker, Duration::from_millis(CONTROLLED_SHUTDOWN_MS)).await;
+                }
+                if broker.config.roles.controller && broker.controller.quorum.status().leader_id == broker.config.node_id {
+                    broker.controller.quorum.resign().await;
+                    // Let EndQuorumEpoch reach the voters.
+                    tokio::time::sleep(Duration::from_millis(RESIGN_GRACE_MS)).await;
+                }
+            }
+            shutdown.trigger();
+        });
+    }
 
     let retention = {
         let broker = broker.clone();

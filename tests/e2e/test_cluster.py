@@ -230,7 +230,10 @@ def test_three_nodes_serve_real_clients_across_controller_and_broker_kills(clust
     broker.kill9()
     wait_for(lambda: all(metadata_v7(other.bootstrap, topic)[1][pt][0] == -1 for pt in led), SESSION_TIMEOUT_MS / 1000 + 15,
              "the killed broker's partitions without a leader")
-    assert broker.node_id not in live_brokers(other)
+    # Every broker learns of the fencing (they apply the same committed record, a moment apart).
+    for n in cluster:
+        if n is not broker:
+            wait_for(lambda n=n: broker.node_id not in live_brokers(n), 10, "the fenced broker gone from Metadata")
     broker.start()
     after = wait_for(lambda: (lambda v: v if all(v[pt][0] == broker.node_id for pt in led) else None)(metadata_v7(other.bootstrap, topic)[1]),
                      30, "the restarted broker leading its partitions again")
@@ -278,3 +281,21 @@ def test_unformatted_node_of_a_configured_cluster_refuses_to_start(tmp_path):
     r = subprocess.run(n.argv(), capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
     assert r.returncode != 0
     assert "gregor storage format" in (r.stdout + r.stderr)
+
+
+def test_sigterm_leaves_the_cluster_in_order(cluster):
+    """A stopped node gives up its partitions and the quorum before it exits (controlled
+    shutdown): right after it exits, the others already show its partitions without a leader
+    (no session timeout to wait for) and another voter leads the quorum."""
+    topic = unique("orderly")
+    create_topic(cluster[0], topic, 6)
+    controller = wait_for(lambda: (lambda c: c if c > 0 else None)(active_controller(cluster[0])), 20, "an active controller")
+    node = cluster[controller - 1]
+    other = next(n for n in cluster if n is not node)
+    _, parts = wait_for(lambda: (lambda v: v if len(v[1]) == 6 else None)(metadata_v7(other.bootstrap, topic)), 10, "metadata")
+    led = [pt for pt, (ld, _) in parts.items() if ld == node.node_id]
+    assert led
+    assert node.stop() == 0, "a SIGTERM stop exits cleanly"
+    _, after = metadata_v7(other.bootstrap, topic)
+    assert all(after[pt][0] == -1 for pt in led), after
+    wait_for(lambda: active_controller(other) not in (controller, -1), 5, "another active controller")

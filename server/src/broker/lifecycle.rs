@@ -145,6 +145,9 @@ pub async fn run(broker: Arc<Broker>) {
             tokio::time::sleep(backoff).await;
         };
         tracing::info!(epoch, "registered with the active controller");
+        if let Some(b) = weak.upgrade() {
+            b.broker_epoch.store(epoch, std::sync::atomic::Ordering::SeqCst);
+        }
         let mut fenced = true;
         loop {
             tokio::time::sleep(if fenced { backoff } else { interval }).await;
@@ -164,6 +167,30 @@ pub async fn run(broker: Arc<Broker>) {
             }
         }
     }
+}
+
+/// Controlled shutdown (as Kafka's): asks the active controller to fence this broker, moving
+/// leadership away before the process stops, and waits (up to `timeout`) for its answer that the
+/// broker may shut down.
+pub async fn controlled_shutdown(broker: &Arc<Broker>, timeout: Duration) {
+    let epoch = broker.broker_epoch.load(std::sync::atomic::Ordering::SeqCst);
+    if epoch < 0 {
+        return;
+    }
+    let deadline = broker.clock.monotonic_ms() + timeout.as_millis() as u64;
+    let mut link_slot = None;
+    while broker.clock.monotonic_ms() < deadline {
+        match heartbeat(broker, epoch, true, &mut link_slot).await {
+            Ok(a) if a.should_shut_down => {
+                tracing::info!("controlled shutdown: the controller moved leadership away");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = ?e, "controlled shutdown heartbeat failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!("controlled shutdown not confirmed by the controller; stopping anyway");
 }
 
 /// On voters: fence expired sessions whenever this node is the active controller.

@@ -139,6 +139,8 @@ pub struct Broker {
     closing: std::sync::atomic::AtomicBool,
     /// Topic log defaults: the static `log.*` settings with dynamic broker overrides applied.
     log_defaults: Mutex<LogConfig>,
+    /// This broker's epoch from its registration with the active controller (-1: not registered).
+    pub broker_epoch: std::sync::atomic::AtomicI64,
     /// Producer ids left in the block the controller gave this broker (empty: ask for one).
     producer_ids: Mutex<std::ops::Range<i64>>,
 }
@@ -208,6 +210,7 @@ impl Broker {
             offsets: offsets::OffsetCache::default(),
             groups: groups::GroupService::new(group_config),
             producer_ids: Mutex::new(0..0),
+            broker_epoch: std::sync::atomic::AtomicI64::new(-1),
         });
 
         broker.remove_unhosted_partition_dirs(&image).map_err(data_dir_err)?;

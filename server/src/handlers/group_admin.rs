@@ -140,7 +140,7 @@ pub async fn offset_delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> Of
         for p in t.partitions {
             let mut pr = OffsetDeleteResponsePartition::default();
             pr.partition_index = p.partition_index;
-            pr.error_code = if broker.partition(&t.name.0, p.partition_index).is_none() {
+            pr.error_code = if broker.image().partition(&t.name.0, p.partition_index).is_none() {
                 errors::UNKNOWN_TOPIC_OR_PARTITION
             } else if subscribed.as_ref().is_some_and(|s| s.contains(t.name.0.as_str())) {
                 errors::GROUP_SUBSCRIBED_TO_TOPIC

@@ -40,7 +40,7 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCom
             pr.error_code = match verdict {
                 Err(code) => code,
                 Ok(()) if metadata.len() > OFFSET_METADATA_BYTES_MAX => errors::OFFSET_METADATA_TOO_LARGE,
-                Ok(()) if broker.partition(&t.name.0, p.partition_index).is_none() => errors::UNKNOWN_TOPIC_OR_PARTITION,
+                Ok(()) if broker.image().partition(&t.name.0, p.partition_index).is_none() => errors::UNKNOWN_TOPIC_OR_PARTITION,
                 Ok(()) => {
                     written.push((resp.topics.len(), tr.partitions.len()));
                     entries.push((

@@ -38,6 +38,8 @@ enum Event {
     Describe { reply: oneshot::Sender<DescribeQuorumResponse> },
     /// A request from another node, answered through `reply`.
     Inbound { peer: i32, message: Message, reply: oneshot::Sender<Message> },
+    /// Step down as leader (controlled shutdown), asking the voters to elect a successor.
+    Resign,
 }
 
 /// How long a request from another node may wait for the quorum's answer (a Fetch is held up
@@ -144,6 +146,12 @@ impl Quorum {
         }
     }
 
+    /// If this node leads the quorum, resigns (EndQuorumEpoch to the voters, most caught up
+    /// first), so a successor is elected at once instead of after the fetch timeout.
+    pub async fn resign(&self) {
+        let _ = self.tx.send(Event::Resign).await;
+    }
+
     /// Clean shutdown: closes the log; the driver stops at its next turn.
     pub fn close(&self) {
         if let Some(store) = self.store.lock().expect("quorum store lock").take() {
@@ -191,6 +199,10 @@ impl Driver {
                     Some(Event::Propose { payload, reply }) => self.propose(payload, reply),
                     Some(Event::Describe { reply }) => {
                         let _ = reply.send(self.node.describe_quorum());
+                    }
+                    Some(Event::Resign) => {
+                        let now = self.broker.upgrade().map_or(0, |b| b.clock.monotonic_ms() as i64);
+                        self.node.resign(now);
                     }
                     Some(Event::Inbound { peer, message, reply }) => {
                         self.next_inbound_id = self.next_inbound_id.wrapping_add(1);
