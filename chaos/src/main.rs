@@ -5,6 +5,8 @@
 //! gregor-chaos sim --scenario single-broker --seeds 42 --trace     # replay one seed
 //! gregor-chaos sim --seeds 1..50 --check-determinism               # every seed twice
 //! gregor-chaos sim --seeds 1..200 --bug ack-before-fsync           # mutation testing
+//! gregor-chaos sim --scenario cluster --seeds 1..500 --jobs 1      # a 3-node KRaft cluster
+//! gregor-chaos sim --scenario cluster --seeds 1..100 --bug commit-without-majority
 //! ```
 //!
 //! The simulator exists only in `RUSTFLAGS="--cfg madsim"` builds. An ordinary build of this

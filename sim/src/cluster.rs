@@ -69,9 +69,10 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// Where a node keeps its metadata log.
 const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
 
-/// The knobs of the cluster scenario with `nodes` combined nodes: the seed's crash model, fsync
+/// The knobs of the cluster scenario with `nodes` nodes (`controllers` of them controller-only, or
+/// none: all combined): the seed's crash model, fsync
 /// durability, an `events` topic of 2–6 partitions, two acks=all producers and one consumer.
-pub fn cluster_knobs(seed: u64, nodes: usize) -> Knobs {
+pub fn cluster_knobs(seed: u64, nodes: usize, controllers: usize) -> Knobs {
     let mut k = Knobs::draw(seed);
     k.durability = Durability::Fsync;
     k.faults.bit_flip = false;
@@ -86,7 +87,7 @@ pub fn cluster_knobs(seed: u64, nodes: usize) -> Knobs {
     w.retention_bytes = -1;
     w.admin = true;
     k.safety_ms = 30_000;
-    k.cluster = Some(ClusterKnobs::draw(seed, nodes));
+    k.cluster = Some(ClusterKnobs::draw(seed, nodes, controllers));
     k
 }
 
@@ -94,7 +95,10 @@ pub fn cluster_knobs(seed: u64, nodes: usize) -> Knobs {
 /// and process-start counters.
 #[derive(Clone)]
 struct Shared {
+    /// Client (broker listener) addresses of the nodes that have the broker role.
     addrs: Vec<String>,
+    /// The node index of each of `addrs`.
+    serving: Vec<usize>,
     disks: Vec<MemDisk>,
     starts: Vec<Arc<AtomicU64>>,
     history: History,
@@ -268,17 +272,17 @@ fn note_committed(sh: &Shared, i: usize, hw: i64) {
 /// Polls every node's DescribeQuorum (and every other round its Metadata) until `stop`.
 async fn observer(sh: Shared, stop: Arc<AtomicBool>) {
     let who = "observer";
-    let n = sh.addrs.len();
+    let n = sh.disks.len();
     let mut clients: Vec<Option<Client>> = (0..n).map(|_| None).collect();
     let mut checked: Vec<(u64, i64)> = vec![(u64::MAX, -1); n];
     let mut seen: Vec<(i16, i32, i32, i64)> = vec![(0, -2, -2, -2); n];
     let mut round = 0u64;
     while !stop.load(Ordering::SeqCst) {
         round += 1;
-        for i in 0..n {
+        for (k, &i) in sh.serving.iter().enumerate() {
             let before = sh.incarnation(i);
             if clients[i].is_none() {
-                clients[i] = connect(&sh.addrs[i], LOCAL_VIEW_CLIENT_ID, &sh.trace, POLL_TIMEOUT_MS).await;
+                clients[i] = connect(&sh.addrs[k], LOCAL_VIEW_CLIENT_ID, &sh.trace, POLL_TIMEOUT_MS).await;
             }
             let Some(c) = clients[i].as_mut() else { continue };
             match describe_quorum(c).await {
@@ -577,19 +581,27 @@ async fn look(sh: &Shared, pool: &mut Pool) -> Look {
 }
 
 /// The leader (index, epoch, high watermark) if the look shows a converged cluster.
-fn converged(look: &Look, nodes: usize) -> Option<(usize, i32, i64)> {
+/// (`serving`: the node index of each answer; `nodes`: how many nodes there are.)
+fn converged(look: &Look, serving: &[usize], nodes: usize) -> Option<(usize, i32, i64)> {
     let q: Vec<_> = look.quorum.iter().map(|q| q.as_ref()).collect::<Option<Vec<_>>>()?;
     let m: Vec<_> = look.metadata.iter().map(|m| m.as_ref()).collect::<Option<Vec<_>>>()?;
-    let (_, leader, epoch, _, _) = *q[0];
+    let (_, leader, epoch, hw, _) = *q[0];
     if leader < 1 || leader as usize > nodes {
         return None;
     }
     let li = leader as usize - 1;
-    let (code, _, _, hw, end) = *q[li];
-    if code != 0 || end != Some(hw) || q.iter().any(|x| x.1 != leader || x.2 != epoch || x.3 != hw) {
+    if q.iter().any(|x| x.1 != leader || x.2 != epoch || x.3 != hw) {
         return None;
     }
-    let all_live = m[0].brokers.len() == nodes && m[0].topics.values().all(|t| t.error_code == 0 && t.partitions.values().all(|p| p.leader >= 0));
+    // The leader's own answer, when it has a broker listener to ask: its log end is the
+    // high watermark (nothing uncommitted is left).
+    if let Some(k) = serving.iter().position(|&i| i == li) {
+        let (code, _, _, _, end) = *q[k];
+        if code != 0 || end != Some(hw) {
+            return None;
+        }
+    }
+    let all_live = m[0].brokers.len() == serving.len() && m[0].topics.values().all(|t| t.error_code == 0 && t.partitions.values().all(|p| p.leader >= 0));
     (all_live && m.iter().all(|v| v.agrees_with(m[0]))).then_some((li, epoch, hw))
 }
 
@@ -599,10 +611,10 @@ async fn settle(sh: Shared, bound: Duration) -> (Option<(usize, i32, i64)>, Vec<
     let deadline = sh.trace.elapsed() + bound;
     loop {
         let l = look(&sh, &mut pool).await;
-        let done = converged(&l, sh.addrs.len());
+        let done = converged(&l, &sh.serving, sh.disks.len());
         if done.is_some() || sh.trace.elapsed() >= deadline {
             sh.trace.event("settle", format!("converged: {done:?}"));
-            return (done, l.metadata.into_iter().enumerate().collect());
+            return (done, sh.serving.iter().copied().zip(l.metadata).collect());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -786,15 +798,30 @@ async fn nemesis(world: &mut World, ck: &ClusterKnobs, history: &History, rng: &
     }
 }
 
-/// The settings of node `i` (node.id `i + 1`) of an `n`-node combined cluster.
-fn node_settings(i: usize, voters: &str, ip: &str) -> Vec<(String, String)> {
+/// What a node runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Combined,
+    Controller,
+    Broker,
+}
+
+/// The settings of node `i` (node.id `i + 1`).
+fn node_settings(i: usize, role: Role, voters: &str, ip: &str) -> Vec<(String, String)> {
+    let broker_port = crate::world::BROKER_PORT;
+    let (roles, listeners, advertised) = match role {
+        Role::Combined => ("broker,controller", format!("PLAINTEXT://0.0.0.0:{broker_port},CONTROLLER://0.0.0.0:{CONTROLLER_PORT}"), format!("PLAINTEXT://{ip}:{broker_port}")),
+        Role::Controller => ("controller", format!("CONTROLLER://0.0.0.0:{CONTROLLER_PORT}"), String::new()),
+        Role::Broker => ("broker", format!("PLAINTEXT://0.0.0.0:{broker_port}"), format!("PLAINTEXT://{ip}:{broker_port}")),
+    };
+    let inter_broker = if role == Role::Controller { String::new() } else { "PLAINTEXT".to_string() };
     [
         ("node.id", (i + 1).to_string()),
-        ("process.roles", "broker,controller".into()),
-        ("listeners", format!("PLAINTEXT://0.0.0.0:{},CONTROLLER://0.0.0.0:{CONTROLLER_PORT}", crate::world::BROKER_PORT)),
-        ("advertised.listeners", format!("PLAINTEXT://{ip}:{}", crate::world::BROKER_PORT)),
+        ("process.roles", roles.into()),
+        ("listeners", listeners),
+        ("advertised.listeners", advertised),
         ("controller.listener.names", "CONTROLLER".into()),
-        ("inter.broker.listener.name", "PLAINTEXT".into()),
+        ("inter.broker.listener.name", inter_broker),
         ("controller.quorum.voters", voters.to_string()),
         ("controller.quorum.election.timeout.ms", "1000".into()),
         ("controller.quorum.fetch.timeout.ms", "2000".into()),
@@ -822,11 +849,18 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     // run goes on, so the checkers see what the broken invariant did to the cluster.
     world.restart_on_panic_matching = Some("raft node ");
     let ips: Vec<String> = (0..n).map(|i| format!("10.0.0.{}", i + 1)).collect();
-    let voters = (0..n).map(|i| format!("{}@{}:{CONTROLLER_PORT}", i + 1, ips[i])).collect::<Vec<_>>().join(",");
+    // With controller-only nodes, the first `controllers` nodes are the voters; else every node.
+    let role = |i: usize| match ck.controllers {
+        0 => Role::Combined,
+        c if i < c => Role::Controller,
+        _ => Role::Broker,
+    };
+    let voter_count = if ck.controllers == 0 { n } else { ck.controllers };
+    let voters = (0..voter_count).map(|i| format!("{}@{}:{CONTROLLER_PORT}", i + 1, ips[i])).collect::<Vec<_>>().join(",");
     let mut id_rng = SmallRng::seed_from_u64(seed ^ 0x636c_7573_7465_7269);
     let cluster_id = gregor_server::meta_properties::random_uuid(&mut id_rng);
     for i in 0..n {
-        let index = world.add_broker_prepared(node_settings(i, &voters, &ips[i]), fk.crash_faults(), |disk| {
+        let index = world.add_broker_prepared(node_settings(i, role(i), &voters, &ips[i]), fk.crash_faults(), |disk| {
             gregor_server::meta_properties::format(disk, &[DATA_DIR.into()], &cluster_id, (i + 1) as i32, false, &mut id_rng)
                 .expect("formatting a fresh simulated disk");
         });
@@ -837,7 +871,8 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     history.lock().cluster = Some(ClusterData { nodes: n, ..ClusterData::default() });
     let stop = Arc::new(AtomicBool::new(false));
     let sh = Shared {
-        addrs: world.brokers.iter().map(|b| b.addr()).collect(),
+        addrs: (0..n).filter(|&i| role(i) != Role::Controller).map(|i| world.brokers[i].addr()).collect(),
+        serving: (0..n).filter(|&i| role(i) != Role::Controller).collect(),
         disks: world.brokers.iter().map(|b| b.disk.clone()).collect(),
         starts: world.brokers.iter().map(|b| b.starts.clone()).collect(),
         history: history.clone(),
@@ -915,7 +950,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let (leader, views) = checker.spawn(settle(sh.clone(), bound)).await.unwrap_or_default();
     // The logs as they are the moment the cluster was seen converged.
     let logs: Vec<_> = sh.disks.iter().enumerate().map(|(i, d)| (i, read_metadata_log(d))).collect();
-    let leader_view = leader.and_then(|(li, _, _)| views.get(li).and_then(|(_, v)| v.clone()));
+    let leader_view = leader.and_then(|_| views.first().and_then(|(_, v)| v.clone()));
     sh.with_cluster(|c| {
         c.converged = leader.is_some();
         c.final_leader = leader;

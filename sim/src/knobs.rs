@@ -95,8 +95,11 @@ pub struct Knobs {
 /// durability policy (fsync before ack, quorum entries counted only once persisted) must survive.
 #[derive(Clone, Debug)]
 pub struct ClusterKnobs {
-    /// Combined broker+controller nodes (all voters): 3 or 5.
+    /// Nodes: 3 or 5 combined broker+controller nodes (all voters), or 6.
     pub nodes: usize,
+    /// Controller-only nodes among them (the voters; the others are broker-only), or 0: every
+    /// node is combined.
+    pub controllers: usize,
     /// Mean simulated milliseconds between two faults.
     pub mean_gap_ms: u64,
     /// Relative weights of each fault kind (0 disables it):
@@ -125,11 +128,12 @@ pub struct ClusterKnobs {
 }
 
 impl ClusterKnobs {
-    pub fn draw(seed: u64, nodes: usize) -> ClusterKnobs {
+    pub fn draw(seed: u64, nodes: usize, controllers: usize) -> ClusterKnobs {
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x636c_7573_7465_7231);
         let w = |rng: &mut SmallRng| if rng.random_bool(0.7) { rng.random_range(1..=5) } else { 0 };
         let mut k = ClusterKnobs {
             nodes,
+            controllers,
             mean_gap_ms: rng.random_range(1_000..=4_000),
             kill_weight: w(&mut rng),
             power_loss_weight: w(&mut rng),
@@ -243,8 +247,8 @@ impl fmt::Display for Knobs {
         if let Some(c) = &self.cluster {
             write!(
                 f,
-                "\n  cluster: {} combined nodes; faults every ~{} ms; weights kill={} power-loss={} power-loss-all={} isolate={} one-way={} bridge={} swizzle={} pause={}; target controller {}; CreateTopics every ~{} ms",
-                c.nodes, c.mean_gap_ms, c.kill_weight, c.power_loss_weight, c.power_loss_all_weight, c.isolate_weight, c.one_way_weight,
+                "\n  cluster: {} nodes ({} controller-only); faults every ~{} ms; weights kill={} power-loss={} power-loss-all={} isolate={} one-way={} bridge={} swizzle={} pause={}; target controller {}; CreateTopics every ~{} ms",
+                c.nodes, c.controllers, c.mean_gap_ms, c.kill_weight, c.power_loss_weight, c.power_loss_all_weight, c.isolate_weight, c.one_way_weight,
                 c.bridge_weight, c.swizzle_weight, c.pause_weight, c.target_controller_chance, c.create_gap_ms
             )?;
         }

@@ -110,8 +110,9 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
     let knobs = match opts.scenario {
         Scenario::SingleBroker => Knobs::draw(seed),
         Scenario::Groups => scenario::group_knobs(seed),
-        Scenario::Cluster => cluster::cluster_knobs(seed, 3),
-        Scenario::Cluster5 => cluster::cluster_knobs(seed, 5),
+        Scenario::Cluster => cluster::cluster_knobs(seed, 3, 0),
+        Scenario::Cluster5 => cluster::cluster_knobs(seed, 5, 0),
+        Scenario::ClusterSplit => cluster::cluster_knobs(seed, 6, 3),
     };
     let wall = std::time::Instant::now();
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
@@ -126,7 +127,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
             let outcome = match scenario {
                 Scenario::SingleBroker => scenario::single_broker(seed, &run_knobs, trace.clone()).await,
                 Scenario::Groups => scenario::groups(seed, &run_knobs, trace.clone()).await,
-                Scenario::Cluster | Scenario::Cluster5 => cluster::cluster(seed, &run_knobs, trace.clone()).await,
+                Scenario::Cluster | Scenario::Cluster5 | Scenario::ClusterSplit => cluster::cluster(seed, &run_knobs, trace.clone()).await,
             };
             let result = (outcome, trace.hash(), trace.lines(), trace.elapsed());
             // The scenario's world has killed its nodes; one more turn of the executor drops

@@ -39,10 +39,13 @@ pub enum Scenario {
     Cluster,
     /// [`Scenario::Cluster`] with five nodes.
     Cluster5,
+    /// [`Scenario::Cluster`] with three controller-only nodes (the voters) and three broker-only
+    /// nodes.
+    ClusterSplit,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [Scenario::SingleBroker, Scenario::Groups, Scenario::Cluster, Scenario::Cluster5];
+    pub const ALL: [Scenario; 5] = [Scenario::SingleBroker, Scenario::Groups, Scenario::Cluster, Scenario::Cluster5, Scenario::ClusterSplit];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -50,6 +53,7 @@ impl Scenario {
             Scenario::Groups => "groups",
             Scenario::Cluster => "cluster",
             Scenario::Cluster5 => "cluster-5",
+            Scenario::ClusterSplit => "cluster-split",
         }
     }
 }

@@ -85,7 +85,7 @@ impl World {
 
     /// [`World::add_broker`], with `prepare` run on the broker's disk before its first start
     /// (a node of a configured quorum must find its directories formatted). Settings given
-    /// here override the simulator's own.
+    /// here replace the simulator's own; an empty value removes one.
     pub fn add_broker_prepared(&mut self, settings: Vec<(String, String)>, base_faults: FaultConfig, prepare: impl FnOnce(&MemDisk)) -> usize {
         let index = self.brokers.len();
         let name = format!("broker-{index}");
@@ -98,7 +98,9 @@ impl World {
             ("advertised.listeners".to_string(), format!("PLAINTEXT://{ip}:{BROKER_PORT}")),
             ("log.dirs".to_string(), DATA_DIR.to_string()),
         ];
-        all.extend(settings);
+        // A setting given here replaces the simulator's own; an empty value removes it.
+        all.retain(|(k, _)| !settings.iter().any(|(s, _)| s == k));
+        all.extend(settings.into_iter().filter(|(_, v)| !v.is_empty()));
         let serving = Arc::new(AtomicBool::new(false));
         let starts = Arc::new(AtomicU64::new(0));
         let init = {
