@@ -620,16 +620,41 @@ async fn settle(sh: Shared, bound: Duration) -> (Option<(usize, i32, i64)>, Vec<
     }
 }
 
-/// Reads every `events` partition from its leader (per the final Metadata).
-async fn final_read(ctx: Ctx, view: Option<MetadataView>, fallback: String, bound: Duration) -> FinalRead {
-    let routes = view.as_ref().map(|v| leaders_in(v, &ctx.topic)).unwrap_or_default();
+/// How long one attempt of the final read of one partition may take before the leader is
+/// looked up again.
+const FINAL_READ_ATTEMPT_MS: u64 = 5_000;
+
+/// Reads every `events` partition from its leader, within `bound`. A read that its node refuses
+/// as not the leader (leadership may still move after convergence: a new active controller
+/// fences brokers whose heartbeats it has not seen) is retried at the leader a fresh Metadata
+/// answer names; each attempt probes with its own producer number.
+async fn final_read(ctx: Ctx, sh: Shared, view: Option<MetadataView>, bound: Duration) -> FinalRead {
+    let mut routes = view.as_ref().map(|v| leaders_in(v, &ctx.topic)).unwrap_or_default();
+    let mut pool = Pool::new("checker", POLL_TIMEOUT_MS);
+    let mut rng = SmallRng::seed_from_u64(0x6669_6e61_6c);
     let start = ctx.trace.elapsed();
+    let deadline = start + bound;
     let mut out = FinalRead::default();
     let mut all_served = true;
     for p in 0..ctx.partitions {
-        let left = (start + bound).saturating_sub(ctx.trace.elapsed());
-        let broker = routes.get(&p).cloned().unwrap_or_else(|| fallback.clone());
-        let one = workload::final_read_of(Ctx { broker, ..ctx.clone() }, PROBE_PRODUCER + p as u32, left, &[p]).await;
+        let mut attempt = 0u32;
+        let one = loop {
+            let left = deadline.saturating_sub(ctx.trace.elapsed());
+            let broker = routes.get(&p).cloned().unwrap_or_else(|| sh.addrs[0].clone());
+            let probe = PROBE_PRODUCER + p as u32 + 100 * attempt;
+            let one = workload::final_read_of(Ctx { broker, ..ctx.clone() }, probe, left.min(Duration::from_millis(FINAL_READ_ATTEMPT_MS)), &[p]).await;
+            attempt += 1;
+            let refused = one.served_after.is_none() || one.stuck.get(&p).is_some_and(|(_, why)| why.starts_with("fetch error 6") || why.starts_with("fetch error 3"));
+            if !refused || ctx.trace.elapsed() >= deadline {
+                break one;
+            }
+            ctx.trace.event("checker", format!("p{p}: final read attempt {attempt} failed; looking the leader up again"));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let fresh = leaders(&mut pool, &sh, &mut rng).await;
+            if !fresh.is_empty() {
+                routes = fresh;
+            }
+        };
         all_served &= one.served_after.is_some();
         out.log_start.extend(one.log_start);
         out.high_watermark.extend(one.high_watermark);
@@ -961,8 +986,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         history.lock().liveness_failures.push(format!("the cluster did not converge within {bound:?} of the heal"));
     }
     let ctx = Ctx { history: history.clone(), trace: trace.clone(), stop: Arc::new(AtomicBool::new(false)), broker: sh.addrs[0].clone(), topic: topic.into(), partitions: wk.partitions };
-    let fallback = sh.addrs[0].clone();
-    let read = checker.spawn(final_read(ctx, leader_view, fallback, bound)).await.unwrap_or_default();
+    let read = checker.spawn(final_read(ctx, sh.clone(), leader_view, bound)).await.unwrap_or_default();
     history.lock().final_read = read;
 
     let (mut torn, mut lost) = (0, 0);

@@ -50,7 +50,11 @@ async fn link(broker: &Broker, current: &mut Option<ControllerLink>) -> Result<(
         return Ok(());
     }
     let voter = broker.config.voters.iter().find(|v| v.id == leader).ok_or_else(|| format!("active controller {leader} is not a configured voter"))?;
-    let client = Client::connect(&voter.addr(), &format!("gregor-broker-{}", broker.config.node_id)).await.map_err(|e| e.to_string())?;
+    let mut client = Client::connect(&voter.addr(), &format!("gregor-broker-{}", broker.config.node_id)).await.map_err(|e| e.to_string())?;
+    // Bounded as Kafka's broker-to-controller channel is: a request to a controller that went
+    // silent (partitioned, paused, or no longer the leader) must fail in time for the next
+    // heartbeat to reach the new active controller before it fences this broker.
+    client.set_timeout(Duration::from_millis(broker.config.quorum_request_timeout_ms.max(1)));
     *current = Some(ControllerLink { leader, client });
     Ok(())
 }
