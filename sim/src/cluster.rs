@@ -611,7 +611,11 @@ async fn settle(sh: Shared, bound: Duration) -> (Option<(usize, i32, i64)>, Vec<
     let deadline = sh.trace.elapsed() + bound;
     loop {
         let l = look(&sh, &mut pool).await;
-        let done = converged(&l, &sh.serving, sh.disks.len());
+        // Voters without a broker listener are not polled: their logs must reach the high
+        // watermark on disk too (a voter may lag while the others commit).
+        let done = converged(&l, &sh.serving, sh.disks.len()).filter(|&(_, _, hw)| {
+            sh.disks.iter().all(|d| read_metadata_log(d).is_ok_and(|log| log.range(..hw).count() as i64 == hw))
+        });
         if done.is_some() || sh.trace.elapsed() >= deadline {
             sh.trace.event("settle", format!("converged: {done:?}"));
             return (done, sh.serving.iter().copied().zip(l.metadata).collect());
