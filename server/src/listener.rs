@@ -295,6 +295,16 @@ pub async fn accept_loop(
     limits: Arc<ConnectionLimits>,
 ) {
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    if kind == ListenerKind::Client {
+        // As Kafka's brokers: clients are served once this broker has caught up with the
+        // metadata log and been unfenced (at once for the embedded single node). Until then
+        // connections wait in the listen backlog rather than see an empty cluster.
+        tokio::select! {
+            biased;
+            _ = shutdown.wait() => return,
+            _ = broker.wait_serving() => {}
+        }
+    }
     loop {
         let accepted = tokio::select! {
             biased;

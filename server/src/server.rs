@@ -118,7 +118,9 @@ pub async fn run_with_limits(
     let groups = tokio::spawn(crate::broker::groups::GroupService::run(broker.clone(), shutdown.clone()));
     let tracker = Arc::new(ConnectionTracker::default());
     // The controller listener serves the quorum and the brokers (only voters have one).
-    let controller_listener = match (&broker.config.controller_listen_addr, broker.config.roles.controller) {
+    // A controller-only node has no broker listener: its one listener is the controller's.
+    let main_kind = if broker.config.roles.broker { ListenerKind::Client } else { ListenerKind::Controller };
+    let controller_listener = match (&broker.config.controller_listen_addr, broker.config.roles.controller && broker.config.roles.broker) {
         (Some(addr), true) => {
             let l = gregor_net::tcp::listen(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr} (controller listener): {e}"))?;
             tracing::info!(addr = %l.local_addr()?, "controller listener");
@@ -127,7 +129,7 @@ pub async fn run_with_limits(
         }
         _ => None,
     };
-    accept_loop(broker.clone(), ListenerKind::Client, listener, shutdown.clone(), tracker.clone(), limits).await;
+    accept_loop(broker.clone(), main_kind, listener, shutdown.clone(), tracker.clone(), limits).await;
     if let Some(c) = controller_listener {
         let _ = c.await;
     }

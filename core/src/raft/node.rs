@@ -1481,12 +1481,16 @@ impl RaftNode {
         }
         let position = self.log.validate_offset_and_epoch(r.fetch_offset, r.last_fetched_epoch);
         if position == FetchPosition::Valid {
+            let hw_before = self.high_watermark;
             self.update_replica(r.replica_id, r.fetch_offset, now_ms);
             self.maybe_advance_leader_high_watermark();
             // Long poll: nothing to send yet, so wait for new entries or a new high watermark,
-            // at most max_wait_ms, one waiting Fetch per replica and a bounded number in all.
+            // at most max_wait_ms, one waiting Fetch per replica and a bounded number in all. A
+            // Fetch that moved the high watermark is answered at once, so the new high watermark
+            // reaches this follower without waiting out the poll (as Kafka does).
             let parked_max = self.config.voters.len() + self.config.observers_max;
-            let wait = r.fetch_offset >= self.log.end_offset() && r.max_wait_ms > 0 && r.replica_id >= 0;
+            let hw_moved = self.high_watermark > hw_before;
+            let wait = !hw_moved && r.fetch_offset >= self.log.end_offset() && r.max_wait_ms > 0 && r.replica_id >= 0;
             if let (true, Role::Leader(l)) = (wait, &mut self.role) {
                 if l.parked.len() < parked_max || l.parked.contains_key(&r.replica_id) {
                     let deadline_ms = now_ms + i64::from(r.max_wait_ms);

@@ -140,7 +140,7 @@ pub async fn run(broker: Arc<Broker>) {
             (reg, backoff, Duration::from_millis(b.config.broker_heartbeat_interval_ms.max(10)))
         };
         let epoch = loop {
-            let Some(b) = weak.upgrade().filter(|b| !b.is_closing()) else { return };
+            let Some(b) = weak.upgrade().filter(|b| !b.is_closing() && !b.leaving.load(std::sync::atomic::Ordering::SeqCst)) else { return };
             match register(&b, &reg, &mut link_slot).await {
                 Ok(epoch) => break epoch,
                 Err(e) => tracing::debug!(error = %e, "broker registration failed; retrying"),
@@ -155,11 +155,12 @@ pub async fn run(broker: Arc<Broker>) {
         let mut fenced = true;
         loop {
             tokio::time::sleep(if fenced { backoff } else { interval }).await;
-            let Some(b) = weak.upgrade().filter(|b| !b.is_closing()) else { return };
+            let Some(b) = weak.upgrade().filter(|b| !b.is_closing() && !b.leaving.load(std::sync::atomic::Ordering::SeqCst)) else { return };
             match heartbeat(&b, epoch, false, &mut link_slot).await {
                 Ok(a) => {
                     if fenced && !a.is_fenced {
                         tracing::info!("broker unfenced: serving as a cluster member");
+                        b.start_serving();
                     }
                     fenced = a.is_fenced;
                 }
@@ -177,6 +178,7 @@ pub async fn run(broker: Arc<Broker>) {
 /// leadership away before the process stops, and waits (up to `timeout`) for its answer that the
 /// broker may shut down.
 pub async fn controlled_shutdown(broker: &Arc<Broker>, timeout: Duration) {
+    broker.leaving.store(true, std::sync::atomic::Ordering::SeqCst);
     let epoch = broker.broker_epoch.load(std::sync::atomic::Ordering::SeqCst);
     if epoch < 0 {
         return;

@@ -141,6 +141,12 @@ pub struct Broker {
     log_defaults: Mutex<LogConfig>,
     /// This broker's epoch from its registration with the active controller (-1: not registered).
     pub broker_epoch: std::sync::atomic::AtomicI64,
+    /// Set once clients may be served (see [`Broker::wait_serving`]).
+    serving: std::sync::atomic::AtomicBool,
+    serving_changed: Notify,
+    /// Set when a controlled shutdown begins: the lifecycle stops its regular heartbeats, which
+    /// would otherwise ask to be unfenced again.
+    pub leaving: std::sync::atomic::AtomicBool,
     /// Producer ids left in the block the controller gave this broker (empty: ask for one).
     producer_ids: Mutex<std::ops::Range<i64>>,
 }
@@ -211,9 +217,13 @@ impl Broker {
             groups: groups::GroupService::new(group_config),
             producer_ids: Mutex::new(0..0),
             broker_epoch: std::sync::atomic::AtomicI64::new(-1),
+            leaving: std::sync::atomic::AtomicBool::new(false),
+            serving: std::sync::atomic::AtomicBool::new(false),
+            serving_changed: Notify::new(),
         });
 
         broker.remove_unhosted_partition_dirs(&image).map_err(data_dir_err)?;
+        let embedded = broker.is_embedded();
         let mut opened = Vec::new();
         for t in image.topics.values() {
             let configs = image.topic_configs(&t.name);
@@ -223,6 +233,11 @@ impl Broker {
                     continue;
                 }
                 let p = broker.open_partition(&t.name, *index, reg, &log_config, false).map_err(|e| StartError::Partition(t.name.clone(), e.message))?;
+                // With a quorum of voters the local log may hold uncommitted changes: leadership
+                // waits for the committed image (published as the quorum commits).
+                if embedded {
+                    p.set_leadership(reg.leader == broker.config.node_id, reg.leader_epoch);
+                }
                 opened.push(p);
             }
         }
@@ -234,6 +249,7 @@ impl Broker {
         broker.controller.quorum.start(&broker);
         if broker.is_embedded() {
             broker.controller.register_self(&broker).await.map_err(|e| StartError::Registration(e.message))?;
+            broker.start_serving();
         } else {
             // Registration needs a quorum leader, which needs the listeners: it runs beside them.
             if broker.config.roles.broker {
@@ -253,6 +269,23 @@ impl Broker {
             tracing::info!(groups, "restored consumer groups");
         }
         Ok(broker)
+    }
+
+    /// Lets the client listener serve (the broker has caught up and been unfenced once).
+    pub fn start_serving(&self) {
+        self.serving.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.serving_changed.notify_waiters();
+    }
+
+    /// Waits until clients may be served.
+    pub async fn wait_serving(&self) {
+        loop {
+            let changed = self.serving_changed.notified();
+            if self.serving.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Whether this node is the embedded one-voter quorum (no `controller.quorum.voters`).
@@ -311,7 +344,9 @@ impl Broker {
             tracing::info!(topic, partition = index, ?report, "recovered partition");
         }
         let p = Partition::new(topic.to_string(), index, log, self.hw_changed.clone(), self.clock.monotonic_ms());
-        p.set_leadership(reg.leader == self.config.node_id, reg.leader_epoch);
+        if fresh {
+            p.set_leadership(reg.leader == self.config.node_id, reg.leader_epoch);
+        }
         tokio::spawn(p.clone().run_flusher());
         Ok(p)
     }

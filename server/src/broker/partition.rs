@@ -120,7 +120,8 @@ impl Partition {
         Arc::new(Partition {
             topic,
             index,
-            leader_epoch: AtomicI32::new(0),
+            // No leadership until the metadata image gives it one.
+            leader_epoch: AtomicI32::new(-1),
             leading: AtomicBool::new(false),
             state: Mutex::new(State { log: Some(log), high_watermark: hw, failed: false, unflushed_messages: 0, last_flush_ms: now_mono_ms }),
             flush_wanted: Notify::new(),
