@@ -16,7 +16,7 @@ fn assert_passes(r: &Report) {
 
 #[test]
 fn fixed_seed_set_passes() {
-    for scenario in Scenario::ALL.into_iter().filter(|s| !KNOWN_FAILING_SCENARIOS.contains(s)) {
+    for scenario in Scenario::ALL {
         for seed in 1..=12 {
             let r = run(scenario, seed);
             assert_passes(&r);
@@ -51,18 +51,11 @@ fn regression_seeds_pass() {
     }
 }
 
-/// Cluster seeds that fail because of a server bug not fixed yet: a restarted broker opens the
-/// partitions of its local metadata log with the leader epochs of entries that may not be
-/// committed; when the committed image then gives a partition a lower leader epoch (the
-/// uncommitted entry was truncated, or is not yet applied), `Partition::set_leadership` asserts
-/// ("leader epoch went back"). Remove them from here once it is fixed.
-const KNOWN_FAILING: [(Scenario, u64); 3] = [(Scenario::Cluster, 36), (Scenario::Cluster, 317), (Scenario::Cluster5, 14)];
-
 /// More seeds of the cluster scenarios (each takes well under a second of wall time).
 #[test]
 fn cluster_seed_set_passes() {
     for (scenario, seeds) in [(Scenario::Cluster, 13..=60), (Scenario::Cluster5, 13..=30)] {
-        for seed in seeds.filter(|s| !KNOWN_FAILING.contains(&(scenario, *s))) {
+        for seed in seeds {
             let r = run(scenario, seed);
             assert_passes(&r);
             assert!(r.acks > 0, "{scenario} seed {seed}: nothing was acknowledged");
@@ -70,21 +63,19 @@ fn cluster_seed_set_passes() {
     }
 }
 
-/// Scenarios no seed of which passes yet, because of a server bug: in `cluster-split`, a
-/// controller-only node binds its controller listener twice (as its only listener and again as
-/// the controller listener: "address already in use") and exits, so the cluster never forms.
-const KNOWN_FAILING_SCENARIOS: [Scenario; 1] = [Scenario::ClusterSplit];
-
+/// Cluster seeds that once failed because of server bugs, kept so the bugs stay fixed.
 #[test]
-#[ignore = "server bugs (see KNOWN_FAILING and KNOWN_FAILING_SCENARIOS): run with --ignored"]
-fn known_failing_cluster_seeds() {
-    for (scenario, seed) in KNOWN_FAILING {
-        assert_passes(&run(scenario, seed));
-    }
-    for scenario in KNOWN_FAILING_SCENARIOS {
-        for seed in 1..=4 {
-            assert_passes(&run(scenario, seed));
-        }
+fn cluster_regression_seeds_pass() {
+    for (scenario, seed, bug) in [
+        (Scenario::Cluster, 504, "a heartbeat to a controller that went silent hung for 30 s, so the new leader fenced live brokers"),
+        (Scenario::Cluster, 118, "a restarted broker took leader epochs from uncommitted entries of its local log; the committed image then lowered them and the broker stopped on its leader-epoch assertion"),
+        (Scenario::Cluster, 36, "same as 118"),
+        (Scenario::Cluster, 317, "same as 118"),
+        (Scenario::Cluster5, 14, "same as 118"),
+        (Scenario::ClusterSplit, 1, "a controller-only node bound its controller listener twice and exited"),
+    ] {
+        let r = run(scenario, seed);
+        assert!(r.passed(), "{scenario} regression seed {seed} ({bug}) fails again: {:?}", r.violations);
     }
 }
 
