@@ -34,7 +34,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::history::{
-    value_prefix, Ack, ClusterData, CommittedSeen, EntryDigest, FinalRead, Gap, History, MetadataPoll, MetadataView, Observation, PartitionView,
+    value_prefix, Ack, ClusterData, CommittedSeen, EntryDigest, FinalRead, History, MetadataPoll, MetadataView, PartitionView,
     Produced, QuorumPoll, RecordId, TopicView,
 };
 use crate::knobs::{ClusterKnobs, Durability, Knobs};
@@ -526,20 +526,9 @@ async fn consumer(sh: Shared, index: u32, seed: u64) {
             match workload::decode_batches(data) {
                 Ok(records) => {
                     let at = sh.trace.elapsed();
-                    let mut h = sh.history.lock();
-                    workload::note_served_order(&mut h, &who, p, &records);
-                    let mut next = pos;
-                    for (offset, record) in records {
-                        if offset < next {
-                            continue;
-                        }
-                        if offset > next {
-                            h.gaps.push(Gap { reader: who.clone(), partition: p, expected: next, got: offset, log_start: pd.log_start_offset });
-                        }
-                        idle = false;
-                        h.observations.push(Observation { reader: who.clone(), partition: p, offset, record, sent_at, at, high_watermark: pd.high_watermark });
-                        next = offset + 1;
-                    }
+                    let served = workload::FetchAnswer { reader: &who, partition: p, sent_at, at, log_start: pd.log_start_offset, high_watermark: pd.high_watermark };
+                    let (next, new) = served.record(&mut sh.history.lock(), pos, records);
+                    idle &= !new;
                     positions.insert(p, next);
                 }
                 Err(e) => {

@@ -345,6 +345,47 @@ pub fn decode_batches(mut data: Bytes) -> Result<Vec<(i64, Served)>, String> {
 
 /// Records in the history, and returns false, if the records of one fetch answer (in the order
 /// served) are not in strictly increasing offsets, as Kafka serves them.
+/// One fetch answer for one partition, as a reader was served it.
+pub struct FetchAnswer<'a> {
+    pub reader: &'a str,
+    pub partition: i32,
+    /// When the fetch was sent, and when its answer came.
+    pub sent_at: Duration,
+    pub at: Duration,
+    pub log_start: i64,
+    pub high_watermark: i64,
+}
+
+impl FetchAnswer<'_> {
+    /// Records `records` read from position `pos`: their served order, a gap if the first new
+    /// one is past `pos`, and each record past `pos` once. Returns the next position and
+    /// whether anything new was read.
+    pub fn record(&self, h: &mut crate::history::HistoryData, pos: i64, records: Vec<(i64, Served)>) -> (i64, bool) {
+        note_served_order(h, self.reader, self.partition, &records);
+        let (mut next, mut new) = (pos, false);
+        for (offset, record) in records {
+            if offset < next {
+                continue;
+            }
+            if offset > next {
+                h.gaps.push(Gap { reader: self.reader.to_string(), partition: self.partition, expected: next, got: offset, log_start: self.log_start });
+            }
+            new = true;
+            h.observations.push(Observation {
+                reader: self.reader.to_string(),
+                partition: self.partition,
+                offset,
+                record,
+                sent_at: self.sent_at,
+                at: self.at,
+                high_watermark: self.high_watermark,
+            });
+            next = offset + 1;
+        }
+        (next, new)
+    }
+}
+
 pub fn note_served_order(h: &mut crate::history::HistoryData, reader: &str, partition: i32, records: &[(i64, Served)]) -> bool {
     match records.windows(2).find(|w| w[1].0 <= w[0].0) {
         None => true,
@@ -427,20 +468,9 @@ pub async fn consumer(ctx: Ctx, index: u32) {
                 match decode_batches(data) {
                     Ok(records) => {
                         let at = ctx.trace.elapsed();
-                        let mut h = ctx.history.lock();
-                        note_served_order(&mut h, &who, p, &records);
-                        let mut next = pos;
-                        for (offset, record) in records {
-                            if offset < next {
-                                continue;
-                            }
-                            if offset > next {
-                                h.gaps.push(Gap { reader: who.clone(), partition: p, expected: next, got: offset, log_start: pd.log_start_offset });
-                            }
-                            idle = false;
-                            h.observations.push(Observation { reader: who.clone(), partition: p, offset, record, sent_at, at, high_watermark: pd.high_watermark });
-                            next = offset + 1;
-                        }
+                        let served = FetchAnswer { reader: &who, partition: p, sent_at, at, log_start: pd.log_start_offset, high_watermark: pd.high_watermark };
+                        let (next, new) = served.record(&mut ctx.history.lock(), pos, records);
+                        idle &= !new;
                         positions.insert(p, next);
                     }
                     Err(e) => {
