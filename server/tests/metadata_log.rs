@@ -182,3 +182,63 @@ fn a_damaged_quorum_state_refuses_start() {
         assert!(err.to_string().contains("quorum state file /data/__cluster_metadata-0/quorum-state is damaged"), "{err}");
     });
 }
+
+fn checkpoints(disk: &MemDisk) -> Vec<String> {
+    let mut names: Vec<String> = disk.list_dir(Path::new("/data/__cluster_metadata-0")).unwrap().into_iter().filter(|n| n.contains(".checkpoint")).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn snapshots_replace_the_log_prefix_and_restarts_rebuild_the_same_image() {
+    rt().block_on(async {
+        let disk = MemDisk::new(7, FaultConfig::default());
+        let settings = [("log.dirs".to_string(), "/data".to_string()), ("metadata.log.max.record.bytes.between.snapshots".to_string(), "1".to_string())];
+        let config = BrokerConfig::from_settings(&settings).unwrap();
+        let open = |seed: u64| {
+            let config = config.clone();
+            let disk = disk.clone();
+            async move { Broker::open(config, Arc::new(disk), Arc::new(ManualClock::new(1_700_000_000_000)), seed).await }
+        };
+        let broker = open(1).await.unwrap();
+        populate(&broker).await;
+        let before = broker.image();
+        // One snapshot only (each new one deletes the older), ending at the last applied entry.
+        let names = checkpoints(&disk);
+        assert_eq!(names.len(), 1, "{names:?}");
+        let end: i64 = names[0].split('-').next().unwrap().parse().unwrap();
+        assert_eq!(end, before.offset + 1, "{names:?}");
+        broker.close();
+        drop(broker);
+
+        // The log before the snapshot is gone, and a clean restart rebuilds the image from the
+        // snapshot alone.
+        let dir = Path::new("/data/__cluster_metadata-0").to_path_buf();
+        let (log, _) = PartitionLog::open(Arc::new(disk.clone()), dir.clone(), LogConfig::default(), 0).unwrap();
+        assert_eq!(log.log_start_offset(), end);
+        drop(log);
+        let broker = open(2).await.unwrap();
+        assert_eq!(*broker.image(), *before);
+        assert!(broker.topic("gone").is_none(), "a deleted topic is not brought back by the snapshot");
+        assert_eq!(broker.allocate_producer_id().await.unwrap(), 1000, "producer ids are never handed out twice");
+        let before = broker.image();
+
+        // Power loss right after more snapshots.
+        drop(broker);
+        disk.crash();
+        let broker = open(3).await.unwrap();
+        assert_eq!(*broker.image(), *before);
+        broker.close();
+        drop(broker);
+
+        // A damaged snapshot refuses start, naming it.
+        let names = checkpoints(&disk);
+        let path = dir.join(&names[0]);
+        let f = disk.open(&path, false).unwrap();
+        f.write_all_at(&[0xee], 30).unwrap();
+        f.sync().unwrap();
+        drop(f);
+        let err = open(4).await.err().expect("start refused").to_string();
+        assert!(err.contains(&names[0]) && err.contains("damaged"), "{err}");
+    });
+}

@@ -1186,25 +1186,8 @@ impl PartitionLog {
         self.truncated_since_take = true;
         #[cfg(madsim)]
         self.probe_verified.set(self.probe_verified.get().min(offset));
-        let now_ms = self.active().created_ms;
         if offset < self.log_start_offset {
-            // Lower the recovery point first: nothing at or after `offset` may be trusted.
-            self.flushed_offset = self.flushed_offset.min(offset);
-            self.write_recovery_point(offset)?;
-            for b in self.segments.keys().copied().collect::<Vec<_>>() {
-                self.remove_segment_files(b)?;
-            }
-            self.segments.clear();
-            self.unflushed.clear();
-            self.active_dirty = false;
-            let seg = self.create_segment_file(offset, now_ms)?;
-            self.segments.insert(offset, seg);
-            self.log_start_offset = offset;
-            self.write_log_start_checkpoint()?;
-            self.flushed_offset = offset;
-            self.producers.clear();
-            self.check_invariants();
-            return Ok(());
+            return self.restart_at(offset);
         }
         let (&base, seg) = self.segments.range(..=offset).next_back().expect("offset is at or above the first segment");
         let pos = seg.locate(offset)?;
@@ -1244,6 +1227,48 @@ impl PartitionLog {
         self.rebuild_producer_state()?;
         self.write_producer_snapshot(leo)?;
         info!(dir = %self.dir.display(), offset, log_end_offset = leo, "truncated log");
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Empties the log and restarts it at `offset`, durably, whatever its current range (Kafka's
+    /// `truncateFullyAndStartAt`): a replica that installed a snapshot ending at `offset` keeps
+    /// nothing of its old log.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.ensure_ok()?;
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange { offset, log_start_offset: self.log_start_offset, log_end_offset: self.log_end_offset() });
+        }
+        self.before_write_io()?;
+        self.truncated_since_take = true;
+        #[cfg(madsim)]
+        self.probe_verified.set(self.probe_verified.get().min(offset));
+        let r = self.restart_at(offset);
+        if let Err(LogError::Io(e)) = r {
+            return self.fatal(e);
+        }
+        info!(dir = %self.dir.display(), offset, "log emptied and restarted");
+        r
+    }
+
+    fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
+        let now_ms = self.active().created_ms;
+        // Lower the recovery point first: nothing at or after `offset` may be trusted.
+        self.flushed_offset = self.flushed_offset.min(offset);
+        self.write_recovery_point(self.flushed_offset)?;
+        for b in self.segments.keys().copied().collect::<Vec<_>>() {
+            self.remove_segment_files(b)?;
+        }
+        self.segments.clear();
+        self.unflushed.clear();
+        self.active_dirty = false;
+        let seg = self.create_segment_file(offset, now_ms)?;
+        self.segments.insert(offset, seg);
+        self.log_start_offset = offset;
+        self.write_log_start_checkpoint()?;
+        self.flushed_offset = offset;
+        self.write_recovery_point(offset)?;
+        self.producers.clear();
         self.check_invariants();
         Ok(())
     }

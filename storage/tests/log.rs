@@ -336,6 +336,33 @@ fn truncate_to_removes_records_and_survives_crash() {
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 2));
 }
 
+#[test]
+fn truncate_fully_and_start_at_restarts_past_the_end_and_survives_crash() {
+    let (m, disk) = new_disk();
+    let cfg = LogConfig { segment_bytes: 300, ..LogConfig::default() };
+    let mut log = open(&disk, cfg.clone(), 0);
+    for i in 0..6 {
+        log.append(&mut make_batch(2, 50, 0, i), 0, 0).unwrap();
+    }
+    log.flush().unwrap();
+    // Past the end (a replica installing a snapshot that ends beyond its log).
+    log.truncate_fully_and_start_at(100).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert!(log.read(100, usize::MAX, i64::MAX).unwrap().data.is_empty());
+    let mut b = make_batch(1, 7, 0, 42);
+    log.append(&mut b, 3, 0).unwrap();
+    log.flush().unwrap();
+    drop(log);
+    m.crash();
+    let mut log = open(&disk, cfg.clone(), 0);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 101));
+    assert_eq!(&log.read(100, usize::MAX, i64::MAX).unwrap().data[..], &b[..]);
+    // Inside the range, too: nothing of the old log is kept.
+    log.truncate_fully_and_start_at(100).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert!(log.truncate_fully_and_start_at(-1).is_err());
+}
+
 /// Appends `n` batches, syncs them all, closes nothing, and returns what was stored.
 fn filled_log(disk: &SharedDisk, cfg: &LogConfig, n: u8) -> Vec<Vec<u8>> {
     let mut log = open(disk, cfg.clone(), 0);

@@ -334,6 +334,44 @@ impl MetadataImage {
         out
     }
 
+    /// The image a snapshot ending at `end_offset` describes: `records` (from
+    /// [`MetadataImage::to_records`]) applied to an empty image, as if they were the entry just
+    /// below `end_offset`. Refuses records that do not rebuild a consistent image.
+    pub fn from_snapshot(end_offset: i64, records: &[MetadataRecord]) -> Result<MetadataImage, ApplyError> {
+        let mut image = MetadataImage::new();
+        let mut delta = MetadataDelta::default();
+        for record in records {
+            image.apply(end_offset - 1, record, &mut delta)?;
+        }
+        image.offset = end_offset - 1;
+        Ok(image)
+    }
+
+    /// What changed from `self` to `newer`, as the delta applying the records between them would
+    /// have noted (used when a whole image replaces another, after a snapshot is installed).
+    pub fn diff(&self, newer: &MetadataImage) -> MetadataDelta {
+        let mut delta = MetadataDelta::default();
+        for (id, t) in &newer.topics {
+            let old = self.topics.get(id);
+            for (p, reg) in &t.partitions {
+                if old.and_then(|o| o.partitions.get(p)) != Some(reg) {
+                    delta.changed_partitions.insert((*id, *p), reg.clone());
+                }
+            }
+        }
+        for (id, t) in &self.topics {
+            if newer.topics.get(id).is_none() {
+                delta.removed_topics.insert(*id, (t.name.clone(), t.partitions.keys().copied().collect()));
+            }
+        }
+        let keys: BTreeSet<&ConfigResource> = self.configs.keys().chain(newer.configs.keys()).collect();
+        delta.changed_configs = keys.into_iter().filter(|k| self.configs.get(*k) != newer.configs.get(*k)).cloned().collect();
+        let ids: BTreeSet<i32> = self.brokers.keys().chain(newer.brokers.keys()).copied().collect();
+        delta.changed_brokers = ids.into_iter().filter(|b| self.brokers.get(b) != newer.brokers.get(b)).collect();
+        delta.producer_ids_changed = self.next_producer_id != newer.next_producer_id;
+        delta
+    }
+
     /// Panics (in release builds too) if the image contradicts itself.
     pub fn check_invariants(&self) {
         assert_eq!(self.topics.len(), self.topic_ids.len(), "metadata image: topic names and ids disagree");

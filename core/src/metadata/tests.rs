@@ -97,6 +97,31 @@ fn snapshot_records_rebuild_an_equal_image() {
 }
 
 #[test]
+fn an_image_from_a_snapshot_and_its_diff_from_an_older_one() {
+    let records = sample_records();
+    let (older, _) = build(&records[..9]);
+    let (newer, _) = build(&records);
+    let loaded = MetadataImage::from_snapshot(40, &newer.to_records()).unwrap();
+    assert_eq!(loaded.offset, 39);
+    let mut expected = newer.clone();
+    expected.offset = 39;
+    assert_eq!(loaded, expected);
+    assert!(newer.diff(&newer).is_empty());
+    let d = older.diff(&newer);
+    // Partition 7-1 lost its leader; 7-0 is unchanged; broker 2 went; configs and producer ids
+    // changed; topic 9 never existed in either.
+    assert_eq!(d.changed_partitions.keys().copied().collect::<Vec<_>>(), vec![(7, 1)]);
+    assert_eq!(d.changed_brokers.iter().copied().collect::<Vec<_>>(), vec![2]);
+    assert!(d.producer_ids_changed);
+    assert!(d.changed_configs.contains(&(RESOURCE_BROKER, String::new())));
+    assert!(d.removed_topics.is_empty());
+    let back = newer.diff(&MetadataImage::new());
+    assert_eq!(back.removed_topics[&7], ("t".to_string(), vec![0, 1]));
+    // A snapshot whose records do not fit is refused, not half-loaded.
+    assert!(MetadataImage::from_snapshot(5, &records[6..7]).is_err());
+}
+
+#[test]
 fn records_that_do_not_fit_are_refused_and_change_nothing() {
     let (image, _) = build(&sample_records());
     let bad = [

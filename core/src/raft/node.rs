@@ -163,9 +163,10 @@ pub struct SnapshotChunk {
 }
 
 /// What the driver does next, in this order: write `quorum_state` durably and call
-/// [`RaftNode::quorum_state_persisted`]; apply `log_ops` in order (and fsync, then call
-/// [`RaftNode::persisted`]); store `snapshot_writes`; serve `snapshot_reads`; send `messages`;
-/// act on `high_watermark` and `leader`.
+/// [`RaftNode::quorum_state_persisted`]; store `snapshot_writes` (a `ResetToSnapshot` among the
+/// log ops needs them); apply `log_ops` in order (and fsync, then call
+/// [`RaftNode::persisted`]); serve `snapshot_reads`; send `messages`; act on `high_watermark`
+/// and `leader`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Ready {
     pub quorum_state: Option<QuorumStateFile>,

@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::broker::{AdminError, Broker, NewTopic, StartError, Topic};
 use crate::config::{BrokerConfig, QuorumMode};
-use crate::quorum::store::RaftStore;
+use crate::quorum::store::{self, RaftStore};
 use crate::quorum::Quorum;
 use crate::errors;
 
@@ -87,7 +87,7 @@ impl Controller {
     /// majority that persisted it), so the image holds them all. A data directory written by an
     /// earlier Gregor (the `__gregor_metadata` file) is converted into the log's first entry.
     pub fn open(config: &BrokerConfig, cluster_id: &str, disk: SharedDisk, clock: &dyn Clock, seed: u64) -> Result<(Controller, Startup), StartError> {
-        let (mut store, quorum_state, mut log) = RaftStore::open(disk.clone(), &config.metadata_log_dir, clock.wall_ms())?;
+        let store::Opened { mut store, quorum_state, mut log, snapshot } = RaftStore::open(disk.clone(), &config.metadata_log_dir, clock.wall_ms())?;
         if log.end_offset() == 0 {
             if let Some(converted) = legacy::read(disk.as_ref(), &config.log_dir, config.node_id)? {
                 let entry = Entry { offset: 0, epoch: 0, kind: EntryKind::Data, payload: encode_entry(&converted).into() };
@@ -102,8 +102,15 @@ impl Controller {
             legacy::remove(disk.as_ref(), &config.log_dir);
         }
         let raft = raft_config(config, cluster_id);
+        // A snapshot holds only committed records: the image starts from it.
+        let committed = match &snapshot {
+            Some((id, records)) => MetadataImage::from_snapshot(id.offset, records)
+                .map_err(|e| StartError::MetadataEntry(id.offset, format!("the snapshot does not rebuild an image: {e}")))?,
+            None => MetadataImage::new(),
+        };
+        let snapshot_end = log.start_offset();
         // Everything in the local log, committed or not: the partitions this node may host.
-        let mut local = MetadataImage::new();
+        let mut local = committed.clone();
         let mut delta = MetadataDelta::default();
         for entry in log.entries().filter(|e| e.kind == EntryKind::Data) {
             let records = decode_entry(&entry.payload).map_err(|e| StartError::MetadataEntry(entry.offset, e.to_string()))?;
@@ -117,14 +124,15 @@ impl Controller {
         // With one voter, every durable entry is committed (this node alone is the majority that
         // persisted it). Otherwise the image starts empty and fills as the quorum commits.
         let embedded = raft.voters.len() == 1 && raft.voters.contains(&config.node_id);
-        let (image, applied_end) = if embedded { (local.clone(), log.end_offset()) } else { (MetadataImage::new(), 0) };
+        let (image, applied_end) = if embedded { (local.clone(), log.end_offset()) } else { (committed, snapshot_end) };
         let mut rng = SmallRng::seed_from_u64(seed);
         let persisted = PersistedState { quorum_state, log };
         let voters = match config.quorum() {
             QuorumMode::Embedded => Vec::new(),
             QuorumMode::Voters(v) => v.to_vec(),
         };
-        let quorum = Quorum::new(raft, voters, store, persisted, rng.random(), clock.monotonic_ms() as i64, applied_end);
+        let snapshot_bytes = config.metadata_snapshot_max_new_record_bytes;
+        let quorum = Quorum::new(raft, voters, store, persisted, rng.random(), clock.monotonic_ms() as i64, applied_end, snapshot_bytes);
         let controller = Controller { state: tokio::sync::Mutex::new(State { rng }), quorum, sessions: Default::default() };
         Ok((controller, Startup { image, local }))
     }

@@ -8,10 +8,18 @@
 //! the delta. Proposals wait until their entry is applied, so a controller that hears "done"
 //! finds its change in the image.
 //!
+//! Snapshots (`metadata.log.max.record.bytes.between.snapshots`): once that many bytes of
+//! entries were applied since the last snapshot, the driver writes the image as a snapshot at
+//! the applied offset, tells the node, and deletes the log before it. A replica whose fetch
+//! position is gone from the leader's log receives the snapshot in FetchSnapshot chunks; the
+//! driver stores them, installs the snapshot when the node resets its log to it, and publishes
+//! the snapshot's image with its difference from the old one.
+//!
 //! Guarantees: nothing is applied before the high watermark covers it; entries are applied once
 //! each, in order; a failed fsync or log write stops the quorum (never retried); the node's
 //! invariants are checked after every turn.
 
+pub mod snapshot;
 pub mod store;
 pub mod transport;
 
@@ -22,7 +30,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor_core::metadata::{decode_entry, encode_entry, MetadataDelta, MetadataRecord};
 use gregor_core::raft::messages::{Envelope, Message};
-use gregor_core::raft::{DescribeQuorumResponse, EntryKind, LeaderIdAndEpoch, LogOp, PersistedState, ProposeError, RaftConfig, RaftNode};
+use gregor_core::metadata::MetadataImage;
+use gregor_core::raft::{DescribeQuorumResponse, EntryKind, LeaderIdAndEpoch, LogOp, OffsetAndEpoch, PersistedState, ProposeError, RaftConfig, RaftNode};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::Broker;
@@ -41,6 +50,9 @@ enum Event {
     /// Step down as leader (controlled shutdown), asking the voters to elect a successor.
     Resign,
 }
+
+/// Most snapshot bytes sent in one FetchSnapshot answer.
+const SNAPSHOT_CHUNK_MAX: usize = 1 << 20;
 
 /// How long a request from another node may wait for the quorum's answer (a Fetch is held up
 /// to its wait, then answered).
@@ -63,6 +75,7 @@ struct Parts {
     /// The other voters to reach over their controller listeners (empty: a one-voter quorum).
     voters: Vec<Voter>,
     request_timeout_ms: u64,
+    snapshot_bytes: u64,
 }
 
 pub struct Quorum {
@@ -76,14 +89,16 @@ pub struct Quorum {
 impl Quorum {
     /// Builds the node from what the store read back. `applied_end`: entries below it are
     /// already in the image the caller built.
-    pub fn new(config: RaftConfig, voters: Vec<Voter>, store: RaftStore, persisted: PersistedState, seed: u64, now_ms: i64, applied_end: i64) -> Quorum {
+    /// `snapshot_bytes`: entry bytes applied between snapshots.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(config: RaftConfig, voters: Vec<Voter>, store: RaftStore, persisted: PersistedState, seed: u64, now_ms: i64, applied_end: i64, snapshot_bytes: u64) -> Quorum {
         let request_timeout_ms = config.request_timeout_ms.max(1) as u64;
         let node = RaftNode::new(config, persisted, seed, now_ms);
         let (tx, rx) = mpsc::channel(EVENTS_MAX);
         let status = QuorumStatus { leader_id: -1, leader_epoch: node.epoch(), high_watermark: node.high_watermark() };
         Quorum {
             tx,
-            parts: Mutex::new(Some(Parts { node, rx, applied_end, voters, request_timeout_ms })),
+            parts: Mutex::new(Some(Parts { node, rx, applied_end, voters, request_timeout_ms, snapshot_bytes })),
             store: Arc::new(Mutex::new(Some(store))),
             status: Arc::new(Mutex::new(status)),
         }
@@ -109,6 +124,8 @@ impl Quorum {
             status: self.status.clone(),
             applied_end: parts.applied_end,
             waiters: BTreeMap::new(),
+            snapshot_bytes: parts.snapshot_bytes.max(1),
+            applied_since_snapshot: 0,
         };
         tokio::spawn(driver.run(parts.rx, answers_rx));
     }
@@ -172,6 +189,10 @@ struct Driver {
     applied_end: i64,
     /// Proposals waiting to be applied, by the end offset of their entry.
     waiters: BTreeMap<i64, oneshot::Sender<Result<(), i16>>>,
+    /// `metadata.log.max.record.bytes.between.snapshots`.
+    snapshot_bytes: u64,
+    /// Entry bytes applied since the last snapshot.
+    applied_since_snapshot: u64,
 }
 
 /// Why the driver stopped.
@@ -251,6 +272,7 @@ impl Driver {
             if ready.is_empty() {
                 return Ok(());
             }
+            let mut installed = None;
             {
                 let mut guard = self.store.lock().expect("quorum store lock");
                 let store = guard.as_mut().ok_or(Stop::Closed)?;
@@ -258,9 +280,16 @@ impl Driver {
                     store.write_quorum_state(state).map_err(Stop::Failed)?;
                     self.node.quorum_state_persisted();
                 }
+                // Received snapshot chunks first: a ResetToSnapshot below needs the whole file.
+                for chunk in &ready.snapshot_writes {
+                    store.write_snapshot_chunk(chunk).map_err(Stop::Failed)?;
+                }
                 let mut changed = false;
                 for op in &ready.log_ops {
-                    store.apply(op, broker.clock.wall_ms()).map_err(Stop::Failed)?;
+                    match op {
+                        LogOp::ResetToSnapshot(id) => installed = Some((*id, store.install_snapshot(*id).map_err(Stop::Failed)?)),
+                        op => store.apply(op, broker.clock.wall_ms()).map_err(Stop::Failed)?,
+                    }
                     changed = true;
                     if let LogOp::Truncate { offset } = op {
                         // Proposals whose entries were cut will never commit.
@@ -275,9 +304,17 @@ impl Driver {
                     assert_eq!(end, ours.offset, "the metadata log on disk and the quorum's copy disagree");
                     self.node.persisted(ours, now);
                 }
+                for read in ready.snapshot_reads {
+                    let max = usize::try_from(read.request.max_bytes).unwrap_or(0).clamp(1, SNAPSHOT_CHUNK_MAX);
+                    match store.read_snapshot_chunk(read.request.snapshot_id, read.request.position, max) {
+                        Ok((size, bytes)) => self.node.send_snapshot_chunk(read, size, bytes),
+                        // The follower's fetch times out and it asks again (for the newest one).
+                        Err(e) => tracing::warn!(error = %e, peer = read.peer, "metadata snapshot chunk not served"),
+                    }
+                }
             }
-            if !ready.snapshot_reads.is_empty() || !ready.snapshot_writes.is_empty() {
-                tracing::error!("metadata snapshots are not supported by this node yet");
+            if let Some((id, records)) = installed {
+                self.install_snapshot(broker, id, &records).map_err(Stop::Failed)?;
             }
             for envelope in ready.messages {
                 if envelope.message.is_request() {
@@ -291,6 +328,7 @@ impl Driver {
             }
             if let Some(hw) = ready.high_watermark {
                 self.apply_committed(broker, hw);
+                self.maybe_snapshot(broker).map_err(Stop::Failed)?;
             }
             if gregor_core::bugs::active(gregor_core::bugs::Bug::ApplyUncommitted) {
                 // The bug: whatever reached the log is applied, committed or not.
@@ -317,6 +355,40 @@ impl Driver {
         }
     }
 
+    /// Publishes the image of snapshot `id`, just installed in place of the whole log.
+    fn install_snapshot(&mut self, broker: &Broker, id: OffsetAndEpoch, records: &[gregor_core::metadata::MetadataRecord]) -> Result<(), StoreError> {
+        let image = MetadataImage::from_snapshot(id.offset, records).map_err(|e| StoreError::Storage {
+            dir: store::DIR_NAME.into(),
+            reason: format!("snapshot {} does not rebuild an image: {e}", snapshot::file_name(id)),
+        })?;
+        image.check_invariants();
+        let delta = broker.image().diff(&image);
+        tracing::info!(snapshot = %snapshot::file_name(id), "installed a metadata snapshot from the leader");
+        self.applied_end = id.offset;
+        self.applied_since_snapshot = 0;
+        broker.publish(image, &delta);
+        Ok(())
+    }
+
+    /// Writes a snapshot at the applied offset once enough bytes were applied since the last.
+    fn maybe_snapshot(&mut self, broker: &Broker) -> Result<(), StoreError> {
+        let end = self.applied_end;
+        if self.applied_since_snapshot < self.snapshot_bytes || end <= self.node.log().start_offset() || end > self.node.high_watermark() {
+            return Ok(());
+        }
+        let id = OffsetAndEpoch::new(end, self.node.log().epoch_before(end));
+        let records = broker.image().to_records();
+        let mut guard = self.store.lock().expect("quorum store lock");
+        let Some(store) = guard.as_mut() else { return Ok(()) };
+        store.create_snapshot(id, &records)?;
+        if let Err(e) = self.node.snapshot_created(id) {
+            tracing::error!(error = ?e, snapshot = %snapshot::file_name(id), "the quorum refused its own snapshot");
+        }
+        tracing::info!(snapshot = %snapshot::file_name(id), records = records.len(), "wrote a metadata snapshot");
+        self.applied_since_snapshot = 0;
+        Ok(())
+    }
+
     /// Applies the committed entries below `hw` not applied yet, publishes the image, and
     /// answers the proposals they complete.
     fn apply_committed(&mut self, broker: &Broker, hw: i64) {
@@ -331,6 +403,7 @@ impl Driver {
                 continue;
             }
             applied_any = true;
+            self.applied_since_snapshot += entry.payload.len() as u64;
             match decode_entry(&entry.payload) {
                 Ok(records) => {
                     for record in &records {

@@ -5,6 +5,11 @@
 //! travels as on the wire ([`gregor_net::raft_wire::entry_to_batch`]). Recovery is the partition log's: a torn or corrupt tail is cut by CRC, which is safe
 //! because nothing unsynced was ever counted toward the high watermark.
 //!
+//! Snapshots ([`super::snapshot`]) live in the same directory. At open the log is reconciled with
+//! the newest one: a log that reaches the snapshot and agrees with its epoch keeps its entries
+//! after it (those before are deleted); any other log (one that diverged, or a crash between
+//! installing a received snapshot and emptying the log) is emptied and restarts at the snapshot.
+//!
 //! `quorum-state` (leader epoch, leader id, voted id) is written with an atomic replace (temp
 //! file, fsync, rename, directory fsync) and ends in a CRC32C line: a damaged file refuses start
 //! with its path, because forgetting a vote could elect two leaders in one epoch.
@@ -12,9 +17,13 @@
 use std::path::{Path, PathBuf};
 
 use gregor_core::disk::{read_all, write_atomic, SharedDisk};
-use gregor_core::raft::{Entry, LogOp, QuorumStateFile, RaftLog};
+use bytes::Bytes;
+use gregor_core::metadata::MetadataRecord;
+use gregor_core::raft::{Entry, LogOp, OffsetAndEpoch, QuorumStateFile, RaftLog, SnapshotChunk};
 use gregor_net::raft_wire;
 use gregor_storage::{LogConfig, PartitionLog};
+
+use super::snapshot::{SnapshotError, Snapshots};
 
 /// Directory name of the metadata log inside the metadata log dir.
 pub const DIR_NAME: &str = "__cluster_metadata-0";
@@ -33,12 +42,25 @@ pub enum StoreError {
     Undecodable { dir: String, offset: i64, reason: String },
     #[error("quorum state file {path} is damaged ({reason}); restore it or re-format this node")]
     QuorumState { path: String, reason: String },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// What [`RaftStore::open`] read back.
+pub struct Opened {
+    pub store: RaftStore,
+    pub quorum_state: Option<QuorumStateFile>,
+    /// The newest snapshot and the durable entries after it.
+    pub log: RaftLog,
+    /// The newest snapshot's records (the committed image at its offset).
+    pub snapshot: Option<(OffsetAndEpoch, Vec<MetadataRecord>)>,
 }
 
 pub struct RaftStore {
     log: PartitionLog,
     dir: PathBuf,
     disk: SharedDisk,
+    snapshots: Snapshots,
 }
 
 fn log_config() -> LogConfig {
@@ -46,20 +68,38 @@ fn log_config() -> LogConfig {
 }
 
 impl RaftStore {
-    /// Opens (or creates) the log under `parent`; returns it with the quorum state and every
-    /// durable entry.
-    pub fn open(disk: SharedDisk, parent: &Path, now_wall_ms: i64) -> Result<(RaftStore, Option<QuorumStateFile>, RaftLog), StoreError> {
+    /// Opens (or creates) the log under `parent` and reconciles it with the newest snapshot
+    /// (see the module docs).
+    pub fn open(disk: SharedDisk, parent: &Path, now_wall_ms: i64) -> Result<Opened, StoreError> {
         let dir = parent.join(DIR_NAME);
         let storage = |e: &dyn std::fmt::Display| StoreError::Storage { dir: dir.display().to_string(), reason: e.to_string() };
         let (log, report) = PartitionLog::open(disk.clone(), dir.clone(), log_config(), now_wall_ms).map_err(|e| storage(&e))?;
         if report.truncated_bytes > 0 {
             tracing::warn!(dir = %dir.display(), bytes = report.truncated_bytes, "cut a torn metadata log tail");
         }
-        let store = RaftStore { log, dir: dir.clone(), disk };
-        let state = store.read_quorum_state()?;
-        let entries = store.read_entries()?;
-        let log = RaftLog::from_parts(None, entries).map_err(|e| store.storage(&format!("{e:?}")))?;
-        Ok((store, state, log))
+        let snapshots = Snapshots::new(disk.clone(), &dir);
+        let mut store = RaftStore { log, dir: dir.clone(), disk, snapshots };
+        let quorum_state = store.read_quorum_state()?;
+        let snapshot = store.snapshots.open()?;
+        let mut entries = store.read_entries()?;
+        if let Some((id, _)) = &snapshot {
+            let start = store.log.log_start_offset();
+            if start > id.offset {
+                return Err(store.storage(&format!("the log starts at {start}, after its newest snapshot {}", super::snapshot::file_name(*id))));
+            }
+            let agrees = store.log.log_end_offset() >= id.offset
+                && (id.offset == start || entries.iter().any(|e| e.offset == id.offset - 1 && e.epoch == id.epoch));
+            if agrees {
+                store.log.delete_records_before(id.offset).map_err(|e| store.storage(&e))?;
+                entries.retain(|e| e.offset >= id.offset);
+            } else {
+                tracing::warn!(dir = %dir.display(), snapshot = %super::snapshot::file_name(*id), "the metadata log does not reach or match its newest snapshot; restarting it there");
+                store.log.truncate_fully_and_start_at(id.offset).map_err(|e| store.storage(&e))?;
+                entries.clear();
+            }
+        }
+        let log = RaftLog::from_parts(snapshot.as_ref().map(|(id, _)| *id), entries).map_err(|e| store.storage(&format!("{e:?}")))?;
+        Ok(Opened { store, quorum_state, log, snapshot })
     }
 
     fn storage(&self, e: &dyn std::fmt::Display) -> StoreError {
@@ -146,8 +186,33 @@ impl RaftStore {
                 Ok(())
             }
             LogOp::Truncate { offset } => self.log.truncate_to(*offset).map_err(|e| self.storage(&e)),
-            LogOp::ResetToSnapshot(id) => Err(self.storage(&format!("snapshot {id:?} received, but this node cannot install snapshots yet"))),
+            LogOp::ResetToSnapshot(_) => Err(self.storage(&"a snapshot is installed with RaftStore::install_snapshot")),
         }
+    }
+
+    /// Stores a received snapshot chunk (see [`Snapshots::write_chunk`]).
+    pub fn write_snapshot_chunk(&self, chunk: &SnapshotChunk) -> Result<(), StoreError> {
+        Ok(self.snapshots.write_chunk(chunk)?)
+    }
+
+    /// [`LogOp::ResetToSnapshot`]: makes the received snapshot `id` durable, then empties the
+    /// log and restarts it at the snapshot's end. Returns the snapshot's records.
+    pub fn install_snapshot(&mut self, id: OffsetAndEpoch) -> Result<Vec<MetadataRecord>, StoreError> {
+        let records = self.snapshots.install(id)?;
+        self.log.truncate_fully_and_start_at(id.offset).map_err(|e| self.storage(&e))?;
+        Ok(records)
+    }
+
+    /// Durably writes a snapshot of the committed image at `id`, then deletes the log before it.
+    pub fn create_snapshot(&mut self, id: OffsetAndEpoch, records: &[MetadataRecord]) -> Result<(), StoreError> {
+        self.snapshots.write(id, records)?;
+        self.log.delete_records_before(id.offset).map_err(|e| self.storage(&e))?;
+        Ok(())
+    }
+
+    /// Up to `max_bytes` of snapshot `id` from `position`, with its size (FetchSnapshot).
+    pub fn read_snapshot_chunk(&self, id: OffsetAndEpoch, position: i64, max_bytes: usize) -> Result<(i64, Bytes), StoreError> {
+        Ok(self.snapshots.read_chunk(id, position, max_bytes)?)
     }
 
     /// Fsyncs the log; returns its end. After a failed fsync the log is never synced again
