@@ -87,6 +87,10 @@ pub fn decode(id: OffsetAndEpoch, bytes: Bytes) -> Result<Vec<MetadataRecord>, S
     if OffsetAndEpoch::new(offset, epoch) != id {
         return Err(format!("its header names snapshot {offset}-{epoch}"));
     }
+    // The batch header's offset and epoch fields lie outside its CRC: check them here.
+    if entries.iter().enumerate().any(|(i, e)| e.offset != i as i64 || e.epoch != id.epoch || e.kind != EntryKind::Data) {
+        return Err("batch offsets or epochs out of place".into());
+    }
     if chunks.len() != count {
         return Err(format!("{} of {count} chunks", chunks.len()));
     }
@@ -243,7 +247,7 @@ mod tests {
         for cut in [0, 1, 30, bytes.len() / 2, bytes.len() - 1] {
             assert!(decode(id, Bytes::copy_from_slice(&bytes[..cut])).is_err(), "cut at {cut} accepted");
         }
-        for at in [0, 70, bytes.len() / 3, bytes.len() - 2] {
+        for at in [0, 7, 13, 17, 70, bytes.len() / 3, bytes.len() - 2] {
             let mut bad = bytes.clone();
             bad[at] ^= 0x10;
             assert!(decode(id, bad.into()).is_err(), "bit flip at {at} accepted");
