@@ -51,10 +51,12 @@ pub enum Bug {
     SkipDivergingTruncation,
     /// The metadata image applies entries before the quorum has committed them.
     ApplyUncommitted,
+    /// A metadata snapshot leaves out the image's last record.
+    SnapshotDropsRecord,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -72,6 +74,7 @@ impl Bug {
         Bug::CommitWithoutMajority,
         Bug::SkipDivergingTruncation,
         Bug::ApplyUncommitted,
+        Bug::SnapshotDropsRecord,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +96,7 @@ impl Bug {
             Bug::CommitWithoutMajority => "commit-without-majority",
             Bug::SkipDivergingTruncation => "skip-diverging-truncation",
             Bug::ApplyUncommitted => "apply-uncommitted",
+            Bug::SnapshotDropsRecord => "snapshot-drops-record",
         }
     }
 

@@ -34,7 +34,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::history::{
-    value_prefix, Ack, ClusterData, CommittedSeen, EntryDigest, FinalRead, History, MetadataPoll, MetadataView, PartitionView,
+    value_prefix, Ack, ClusterData, CommittedSeen, DiskLog, FinalRead, History, MetadataPoll, MetadataView, PartitionView,
     Produced, QuorumPoll, RecordId, TopicView,
 };
 use crate::knobs::{ClusterKnobs, Durability, Knobs};
@@ -221,11 +221,13 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// Every whole, valid entry of a node's metadata log, read from its disk without changing it
-/// (segment files in base-offset order; a torn or corrupt tail ends a segment's entries).
-pub fn read_metadata_log(disk: &MemDisk) -> Result<BTreeMap<i64, EntryDigest>, String> {
+/// A node's metadata log read from its disk without changing it: its newest snapshot's end and
+/// every whole, valid entry (segment files in base-offset order; a torn or corrupt tail ends a
+/// segment's entries).
+pub fn read_metadata_log(disk: &MemDisk) -> Result<DiskLog, String> {
     let dir = Path::new(DATA_DIR).join(METADATA_LOG_DIR);
     let names = disk.list_dir(&dir).map_err(|e| format!("list {}: {e}", dir.display()))?;
+    let snapshot_end = names.iter().filter_map(|n| n.strip_suffix(".checkpoint")?.split_once('-')?.0.parse::<i64>().ok()).max().unwrap_or(0);
     let mut segments: Vec<(i64, String)> = names.into_iter().filter_map(|n| Some((n.strip_suffix(".log")?.parse().ok()?, n))).collect();
     segments.sort();
     let mut out = BTreeMap::new();
@@ -244,7 +246,7 @@ pub fn read_metadata_log(disk: &MemDisk) -> Result<BTreeMap<i64, EntryDigest>, S
             }
         }
     }
-    Ok(out)
+    Ok(DiskLog { snapshot_end, entries: out })
 }
 
 /// Records the entries of node `i`'s log below the high watermark `hw` it reported.
@@ -252,7 +254,7 @@ fn note_committed(sh: &Shared, i: usize, hw: i64) {
     let Ok(log) = read_metadata_log(&sh.disks[i]) else { return };
     let at = sh.trace.elapsed();
     sh.with_cluster(|c| {
-        for (&offset, &digest) in log.range(..hw) {
+        for (&offset, &digest) in log.entries.range(..hw) {
             let seen = CommittedSeen { digest, node: i, at, high_watermark: hw };
             match c.committed.get(&offset) {
                 None => {
@@ -603,7 +605,7 @@ async fn settle(sh: Shared, bound: Duration) -> (Option<(usize, i32, i64)>, Vec<
         // Voters without a broker listener are not polled: their logs must reach the high
         // watermark on disk too (a voter may lag while the others commit).
         let done = converged(&l, &sh.serving, sh.disks.len()).filter(|&(_, _, hw)| {
-            sh.disks.iter().all(|d| read_metadata_log(d).is_ok_and(|log| log.range(..hw).count() as i64 == hw))
+            sh.disks.iter().all(|d| read_metadata_log(d).is_ok_and(|log| log.covers(hw)))
         });
         if done.is_some() || sh.trace.elapsed() >= deadline {
             sh.trace.event("settle", format!("converged: {done:?}"));
@@ -825,7 +827,7 @@ enum Role {
 }
 
 /// The settings of node `i` (node.id `i + 1`).
-fn node_settings(i: usize, role: Role, voters: &str, ip: &str) -> Vec<(String, String)> {
+fn node_settings(i: usize, role: Role, voters: &str, ip: &str, snapshot_bytes: u64) -> Vec<(String, String)> {
     let broker_port = crate::world::BROKER_PORT;
     let (roles, listeners, advertised) = match role {
         Role::Combined => ("broker,controller", format!("PLAINTEXT://0.0.0.0:{broker_port},CONTROLLER://0.0.0.0:{CONTROLLER_PORT}"), format!("PLAINTEXT://{ip}:{broker_port}")),
@@ -850,6 +852,7 @@ fn node_settings(i: usize, role: Role, voters: &str, ip: &str) -> Vec<(String, S
         ("offsets.topic.num.partitions", "3".into()),
         ("offsets.topic.replication.factor", "1".into()),
         ("group.initial.rebalance.delay.ms", "0".into()),
+        ("metadata.log.max.record.bytes.between.snapshots", snapshot_bytes.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -878,7 +881,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let mut id_rng = SmallRng::seed_from_u64(seed ^ 0x636c_7573_7465_7269);
     let cluster_id = gregor_server::meta_properties::random_uuid(&mut id_rng);
     for i in 0..n {
-        let index = world.add_broker_prepared(node_settings(i, role(i), &voters, &ips[i]), fk.crash_faults(), |disk| {
+        let index = world.add_broker_prepared(node_settings(i, role(i), &voters, &ips[i], ck.snapshot_bytes), fk.crash_faults(), |disk| {
             gregor_server::meta_properties::format(disk, &[DATA_DIR.into()], &cluster_id, (i + 1) as i32, false, &mut id_rng)
                 .expect("formatting a fresh simulated disk");
         });

@@ -186,6 +186,22 @@ pub struct QuorumPoll {
 /// A metadata log entry as seen on some node's disk: (epoch, hash of its stored batch).
 pub type EntryDigest = (i32, u64);
 
+/// A node's metadata log as on its disk: the end of its newest snapshot (0: none) and every
+/// whole entry still in its segment files (some may lie below the snapshot end).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiskLog {
+    pub snapshot_end: i64,
+    pub entries: BTreeMap<i64, EntryDigest>,
+}
+
+impl DiskLog {
+    /// Whether the node holds every committed entry below `hw`, as an entry or in its snapshot.
+    pub fn covers(&self, hw: i64) -> bool {
+        let from = self.snapshot_end.min(hw);
+        self.entries.range(from..hw).count() as i64 == hw - from
+    }
+}
+
 /// Where and when an entry below an observed high watermark was first read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommittedSeen {
@@ -259,7 +275,7 @@ pub struct ClusterData {
     pub final_leader: Option<(usize, i32, i64)>,
     /// After the heal: every node's metadata log as on its disk (offset -> digest), or why it
     /// could not be read.
-    pub final_logs: Vec<(usize, Result<BTreeMap<i64, EntryDigest>, String>)>,
+    pub final_logs: Vec<(usize, Result<DiskLog, String>)>,
     /// After the heal: every node's Metadata answer (None: it gave none).
     pub final_metadata: Vec<(usize, Option<MetadataView>)>,
 }

@@ -125,6 +125,10 @@ pub struct ClusterKnobs {
     pub target_controller_chance: f64,
     /// Mean simulated milliseconds between two CreateTopics of the admin client.
     pub create_gap_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`: Kafka's default (no snapshot within a
+    /// run) or small, so that snapshots are written, and lagging or restarted replicas fetch
+    /// them, many times a run.
+    pub snapshot_bytes: u64,
 }
 
 impl ClusterKnobs {
@@ -145,6 +149,8 @@ impl ClusterKnobs {
             pause_weight: w(&mut rng),
             target_controller_chance: pick(&mut rng, &[0.0, 0.5, 0.8]),
             create_gap_ms: pick(&mut rng, &[500, 1_500, 3_000]),
+            // Drawn from its own stream, so the knobs above stay what they were for every seed.
+            snapshot_bytes: pick(&mut SmallRng::seed_from_u64(seed ^ 0x736e_6170_7368_6f74), &[20 * 1024 * 1024, 2_048, 16_384]),
         };
         if k.kill_weight + k.power_loss_weight + k.isolate_weight + k.one_way_weight + k.bridge_weight + k.swizzle_weight + k.pause_weight == 0 {
             k.kill_weight = 1;

@@ -113,6 +113,11 @@ fn skipping_the_diverging_truncation_is_caught() {
 }
 
 #[test]
+fn a_snapshot_missing_a_record_is_caught() {
+    caught_in(Scenario::Cluster, Bug::SnapshotDropsRecord, &["metadata-converges"]);
+}
+
+#[test]
 fn applying_uncommitted_metadata_is_caught() {
     caught_in(Scenario::Cluster, Bug::ApplyUncommitted, &["metadata-converges"]);
 }

@@ -10,6 +10,9 @@
 //!   leader's high watermark, or lacks an entry there;
 //! * a committed entry that the leader's final log no longer holds (vanished or rewritten), or
 //!   that lies at or above the final high watermark (the high watermark went back).
+//!
+//! Entries below a node's newest snapshot may be gone from its log: the snapshot holds them
+//! (whose contents the metadata-converges checker compares, image against image).
 
 use super::{CheckContext, Findings, Violation};
 use crate::history::HistoryData;
@@ -42,13 +45,14 @@ pub fn check(h: &HistoryData, _ctx: &CheckContext) -> Option<Violation> {
                 continue;
             }
         };
-        for (offset, want) in leader_log.range(..hw) {
-            match log.get(offset) {
+        for (offset, want) in leader_log.entries.range(..hw) {
+            match log.entries.get(offset) {
                 Some(got) if got == want => {}
                 Some(got) => f.add(format!(
                     "node {} offset {offset}: epoch {} #{:016x}, but the leader (node {}, epoch {epoch}, hw {hw}) has epoch {} #{:016x}",
                     node + 1, got.0, got.1, leader + 1, want.0, want.1
                 )),
+                None if *offset < log.snapshot_end => {}
                 None => f.add(format!("node {} lacks offset {offset}, below the leader's (node {}) high watermark {hw}", node + 1, leader + 1)),
             }
         }
@@ -61,12 +65,13 @@ pub fn check(h: &HistoryData, _ctx: &CheckContext) -> Option<Violation> {
             ));
             continue;
         }
-        match leader_log.get(offset) {
+        match leader_log.entries.get(offset) {
             Some(d) if *d == seen.digest => {}
             Some(d) => f.add(format!(
                 "offset {offset}: committed as epoch {} #{:016x} (node {} at {:?}), the final leader's log has epoch {} #{:016x}",
                 seen.digest.0, seen.digest.1, seen.node + 1, seen.at, d.0, d.1
             )),
+            None if *offset < leader_log.snapshot_end => {}
             None => f.add(format!("offset {offset}: committed (node {} at {:?}) but gone from the final leader's log", seen.node + 1, seen.at)),
         }
     }
