@@ -346,7 +346,11 @@ async fn create_once(pool: &mut Pool, sh: &Shared, addr: &str, topic: &str, part
             let code = resp.topics.first().map_or(-1, |t| t.error_code);
             sh.trace.event(&pool.who, format!("create topic {topic} ({partitions} partitions) at {addr}: error {code}"));
             if code == 0 {
-                sh.with_cluster(|c| c.created_acked.insert(topic.to_string(), partitions));
+                sh.with_cluster(|c| {
+                    if let Some(first) = c.created_acked.insert(topic.to_string(), partitions) {
+                        c.created_twice.push((topic.to_string(), first, partitions));
+                    }
+                });
             }
             Some(code)
         }
@@ -357,6 +361,8 @@ async fn create_once(pool: &mut Pool, sh: &Shared, addr: &str, topic: &str, part
         }
     }
 }
+
+const TOPIC_ALREADY_EXISTS: i16 = 36;
 
 /// Creates a new topic on a random node every ~`gap_ms` until stopped.
 async fn admin(sh: Shared, gap_ms: u64, seed: u64) {
@@ -369,7 +375,16 @@ async fn admin(sh: Shared, gap_ms: u64, seed: u64) {
         let topic = format!("t{k}");
         let partitions = rng.random_range(1..=6);
         let addr = sh.addrs[rng.random_range(0..sh.addrs.len())].clone();
-        create_once(&mut pool, &sh, &addr, &topic, partitions).await;
+        let answer = create_once(&mut pool, &sh, &addr, &topic, partitions).await;
+        if !matches!(answer, Some(0) | Some(TOPIC_ALREADY_EXISTS)) {
+            // The outcome is unknown (or the node could not do it): try again elsewhere, as a
+            // client would, with another partition count. The topic must end up with the count
+            // of the one creation that was acknowledged, and at most one may be.
+            tokio::time::sleep(Duration::from_millis(rng.random_range(100..=1_000))).await;
+            let addr = sh.addrs[rng.random_range(0..sh.addrs.len())].clone();
+            let partitions = rng.random_range(1..=6);
+            create_once(&mut pool, &sh, &addr, &topic, partitions).await;
+        }
     }
 }
 
@@ -604,8 +619,15 @@ async fn settle(sh: Shared, bound: Duration) -> (Option<(usize, i32, i64)>, Vec<
         let l = look(&sh, &mut pool).await;
         // Voters without a broker listener are not polled: their logs must reach the high
         // watermark on disk too (a voter may lag while the others commit).
-        let done = converged(&l, &sh.serving, sh.disks.len()).filter(|&(_, _, hw)| {
-            sh.disks.iter().all(|d| read_metadata_log(d).is_ok_and(|log| log.covers(hw)))
+        // ... and hold the leader's entries there: a voter may still have to truncate a
+        // diverging entry it holds at a committed offset.
+        let done = converged(&l, &sh.serving, sh.disks.len()).filter(|&(li, _, hw)| {
+            let Ok(leader) = read_metadata_log(&sh.disks[li]) else { return false };
+            sh.disks.iter().all(|d| {
+                read_metadata_log(d).is_ok_and(|log| {
+                    log.covers(hw) && log.entries.range(log.snapshot_end..hw).all(|(o, e)| leader.entries.get(o).is_none_or(|x| x == e))
+                })
+            })
         });
         if done.is_some() || sh.trace.elapsed() >= deadline {
             sh.trace.event("settle", format!("converged: {done:?}"));

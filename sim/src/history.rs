@@ -268,6 +268,8 @@ pub struct ClusterData {
     pub metadata_polls: Vec<MetadataPoll>,
     /// Topics whose CreateTopics was acknowledged (error 0), with their partition counts.
     pub created_acked: BTreeMap<String, i32>,
+    /// Topics whose creation was acknowledged twice: (topic, first count, second count).
+    pub created_twice: Vec<(String, i32, i32)>,
     /// Whether the cluster converged after the heal (one leader known to all, equal high
     /// watermarks, equal Metadata answers) within the liveness bound.
     pub converged: bool,

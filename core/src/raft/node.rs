@@ -432,6 +432,16 @@ impl RaftNode {
         matches!(self.role, Role::Leader(_))
     }
 
+    /// The offset of the LeaderChange entry this node appended on becoming leader (`None` when
+    /// it does not lead). Once the high watermark passes it, every entry of earlier leaders is
+    /// committed: a state machine that applied everything below it is up to date.
+    pub fn epoch_start_offset(&self) -> Option<i64> {
+        match &self.role {
+            Role::Leader(l) => Some(l.epoch_start_offset),
+            _ => None,
+        }
+    }
+
     /// The leader this node knows (and still believes in) in its epoch, if any. A resigned
     /// leader and a prospective that gave up on its leader report none, so that they do not
     /// send others back to a leader that is gone.

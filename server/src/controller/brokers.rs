@@ -94,7 +94,7 @@ impl Controller {
         if r.endpoints.iter().any(|e| e.host.len() > 1024 || e.name.len() > 1024) || r.rack.as_ref().is_some_and(|x| x.len() > 1024) {
             return Err(errors::INVALID_REQUEST);
         }
-        let mut state = self.state.lock().await;
+        let mut state = self.active().await.map_err(|e| e.code)?;
         let image = broker.image();
         if let Some(b) = image.brokers.get(&r.broker_id) {
             if b.incarnation_id == r.incarnation_id {
@@ -121,7 +121,7 @@ impl Controller {
 
     /// BrokerHeartbeat.
     pub async fn heartbeat(&self, broker: &Broker, id: i32, epoch: i64, metadata_offset: i64, want_shut_down: bool) -> Result<HeartbeatAnswer, i16> {
-        let mut state = self.state.lock().await;
+        let mut state = self.active().await.map_err(|e| e.code)?;
         let image = broker.image();
         let reg = image.brokers.get(&id).ok_or(errors::BROKER_ID_NOT_REGISTERED)?;
         if reg.epoch != epoch {
@@ -166,7 +166,7 @@ impl Controller {
                 .collect()
         };
         for (id, epoch) in expired {
-            let mut state = self.state.lock().await;
+            let Ok(mut state) = self.active().await else { return };
             let image = broker.image();
             if image.brokers.get(&id).is_none_or(|b| b.fenced || b.epoch != epoch) {
                 continue;

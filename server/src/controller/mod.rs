@@ -137,6 +137,18 @@ impl Controller {
         Ok((controller, Startup { image, local }))
     }
 
+    /// The controller's lock, taken once this node is the active controller and its image is
+    /// current (see [`Quorum::wait_active`]): every operation validates against that image and
+    /// commits before the next one validates.
+    async fn active(&self) -> Result<tokio::sync::MutexGuard<'_, State>, AdminError> {
+        let state = self.state.lock().await;
+        self.quorum.wait_active().await.map_err(|code| {
+            let message = if code == errors::NOT_CONTROLLER { "this node is not the active controller" } else { "the metadata quorum did not catch up in time" };
+            AdminError::new(code, message)
+        })?;
+        Ok(state)
+    }
+
     /// Commits `records` through the quorum; returns once they are in the broker's image.
     async fn commit(&self, _broker: &Broker, _state: &mut State, records: Vec<MetadataRecord>) -> Result<(), AdminError> {
         if records.is_empty() {
@@ -155,7 +167,7 @@ impl Controller {
     /// Registers this broker (unfenced: with the embedded quorum the broker is caught up by
     /// construction) if the image does not already hold its current endpoint and rack.
     pub async fn register_self(&self, broker: &Broker) -> Result<(), AdminError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.active().await?;
         let image = broker.image();
         let config = &broker.config;
         let endpoints = vec![Endpoint {
@@ -179,7 +191,7 @@ impl Controller {
 
     /// Allocates the next block of producer ids for `broker`.
     pub async fn allocate_producer_ids(&self, broker: &Broker) -> Result<std::ops::Range<i64>, AdminError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.active().await?;
         let start = broker.image().next_producer_id;
         let end = start.checked_add(PRODUCER_ID_BLOCK_SIZE).ok_or_else(|| AdminError::new(errors::KAFKA_STORAGE_ERROR, "producer ids exhausted"))?;
         let epoch = broker.image().brokers.get(&broker.config.node_id).map_or(-1, |b| b.epoch);
@@ -194,7 +206,10 @@ impl Controller {
     }
 
     pub async fn create_topics(&self, broker: &Broker, new: Vec<NewTopic>, validate_only: bool) -> Vec<Result<Topic, AdminError>> {
-        let mut state = self.state.lock().await;
+        let mut state = match self.active().await {
+            Ok(s) => s,
+            Err(e) => return new.iter().map(|_| Err(e.clone())).collect(),
+        };
         let image = broker.image();
         let planned = topics::plan_create(&image, &broker.log_defaults(), new, &mut state.rng);
         let mut records = Vec::new();
@@ -220,7 +235,7 @@ impl Controller {
     }
 
     pub async fn delete_topic(&self, broker: &Broker, name: &str) -> Result<Uuid, AdminError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.active().await?;
         let image = broker.image();
         let t = image.topic(name).ok_or_else(|| AdminError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."))?;
         let id = t.id;
@@ -229,7 +244,7 @@ impl Controller {
     }
 
     pub async fn create_partitions(&self, broker: &Broker, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.active().await?;
         let image = broker.image();
         let records = topics::plan_create_partitions(&image, name, count, &mut state.rng)?;
         if validate_only {
@@ -239,7 +254,7 @@ impl Controller {
     }
 
     pub async fn set_topic_configs(&self, broker: &Broker, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.active().await?;
         let image = broker.image();
         let records = configs::plan_topic_configs(&image, &broker.log_defaults(), name, &configs)?;
         if validate_only {
@@ -249,7 +264,7 @@ impl Controller {
     }
 
     pub async fn set_broker_configs(&self, broker: &Broker, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
-        let mut state = self.state.lock().await;
+        let mut state = self.active().await?;
         let image = broker.image();
         let records = configs::plan_broker_configs(&image, &broker.config, &overrides)?;
         if validate_only {

@@ -49,6 +49,8 @@ enum Event {
     Inbound { peer: i32, message: Message, reply: oneshot::Sender<Message> },
     /// Step down as leader (controlled shutdown), asking the voters to elect a successor.
     Resign,
+    /// Answer once this node leads and has applied every entry of earlier leaders.
+    WaitActive { reply: oneshot::Sender<Result<(), i16>> },
 }
 
 /// Most snapshot bytes sent in one FetchSnapshot answer.
@@ -57,6 +59,11 @@ const SNAPSHOT_CHUNK_MAX: usize = 1 << 20;
 /// How long a request from another node may wait for the quorum's answer (a Fetch is held up
 /// to its wait, then answered).
 const INBOUND_ANSWER_MS: u64 = 10_000;
+
+/// How long a controller operation waits for the quorum (to catch up after an election, or to
+/// commit its entry) before it answers REQUEST_TIMED_OUT, as Kafka's controller times out
+/// operations that cannot commit (no majority reachable).
+const CONTROLLER_WAIT_MS: u64 = 15_000;
 
 /// What handlers and tools may read about the quorum without asking the driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +131,7 @@ impl Quorum {
             status: self.status.clone(),
             applied_end: parts.applied_end,
             waiters: BTreeMap::new(),
+            active_waiters: Vec::new(),
             snapshot_bytes: parts.snapshot_bytes.max(1),
             applied_since_snapshot: 0,
         };
@@ -140,7 +148,23 @@ impl Quorum {
         }
         let (reply, rx) = oneshot::channel();
         self.tx.send(Event::Propose { payload, reply }).await.map_err(|_| errors::KAFKA_STORAGE_ERROR)?;
-        rx.await.unwrap_or(Err(errors::KAFKA_STORAGE_ERROR))
+        match tokio::time::timeout(Duration::from_millis(CONTROLLER_WAIT_MS), rx).await {
+            Ok(answer) => answer.unwrap_or(Err(errors::KAFKA_STORAGE_ERROR)),
+            // It may still commit later; Kafka's answer then is the same.
+            Err(_) => Err(errors::REQUEST_TIMED_OUT),
+        }
+    }
+
+    /// Waits until this node is the active controller: it leads the quorum and its image holds
+    /// every entry of earlier leaders (so what the controller validates against is current).
+    /// NOT_CONTROLLER when it does not lead (or stops leading while waiting).
+    pub async fn wait_active(&self) -> Result<(), i16> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Event::WaitActive { reply }).await.map_err(|_| errors::NOT_CONTROLLER)?;
+        match tokio::time::timeout(Duration::from_millis(CONTROLLER_WAIT_MS), rx).await {
+            Ok(answer) => answer.unwrap_or(Err(errors::NOT_CONTROLLER)),
+            Err(_) => Err(errors::REQUEST_TIMED_OUT),
+        }
     }
 
     /// The quorum as this node sees it (DescribeQuorum): the leader's view of every voter and
@@ -189,6 +213,8 @@ struct Driver {
     applied_end: i64,
     /// Proposals waiting to be applied, by the end offset of their entry.
     waiters: BTreeMap<i64, oneshot::Sender<Result<(), i16>>>,
+    /// [`Quorum::wait_active`] callers waiting for this leader to catch up.
+    active_waiters: Vec<oneshot::Sender<Result<(), i16>>>,
     /// `metadata.log.max.record.bytes.between.snapshots`.
     snapshot_bytes: u64,
     /// Entry bytes applied since the last snapshot.
@@ -221,6 +247,10 @@ impl Driver {
                     Some(Event::Describe { reply }) => {
                         let _ = reply.send(self.node.describe_quorum());
                     }
+                    Some(Event::WaitActive { reply }) => {
+                        self.active_waiters.push(reply);
+                        self.answer_active_waiters();
+                    }
                     Some(Event::Resign) => {
                         let now = self.broker.upgrade().map_or(0, |b| b.clock.monotonic_ms() as i64);
                         self.node.resign(now);
@@ -247,6 +277,25 @@ impl Driver {
         }
         for (_, w) in std::mem::take(&mut self.waiters) {
             let _ = w.send(Err(errors::NOT_CONTROLLER));
+        }
+        for w in std::mem::take(&mut self.active_waiters) {
+            let _ = w.send(Err(errors::NOT_CONTROLLER));
+        }
+    }
+
+    /// Answers [`Quorum::wait_active`] callers once this leader has applied its LeaderChange
+    /// entry (and so every earlier entry), or at once with NOT_CONTROLLER when it does not lead.
+    fn answer_active_waiters(&mut self) {
+        if self.active_waiters.is_empty() {
+            return;
+        }
+        let answer = match self.node.epoch_start_offset() {
+            None => Err(errors::NOT_CONTROLLER),
+            Some(start) if self.applied_end > start => Ok(()),
+            Some(_) => return,
+        };
+        for w in std::mem::take(&mut self.active_waiters) {
+            let _ = w.send(answer);
         }
     }
 
@@ -339,6 +388,7 @@ impl Driver {
                 self.leader_changed(leader);
             }
             self.status.lock().expect("quorum status lock").high_watermark = self.node.high_watermark();
+            self.answer_active_waiters();
             self.node.check_invariants();
         }
     }

@@ -1,7 +1,10 @@
 //! Metadata converges: once the faults are healed and the quorum has settled, every broker's
 //! Metadata answer (brokers, topics, partitions, leaders, leader epochs, replicas, ISR) is the
 //! same (the controller id is not compared: in KRaft mode a broker names any live broker
-//! there, as clients cannot reach controllers; Gregor names itself), and every topic whose CreateTopics was acknowledged exists with the partitions asked.
+//! there, as clients cannot reach controllers; Gregor names itself), and every topic whose
+//! CreateTopics was acknowledged exists with the partitions asked. A name is created at most
+//! once: two acknowledged creations of one topic (the admin client retries a creation whose
+//! outcome it does not know) mean a controller validated against a stale image.
 
 use super::{CheckContext, Findings, Violation};
 use crate::history::{HistoryData, MetadataView};
@@ -43,6 +46,9 @@ pub fn check(h: &HistoryData, _ctx: &CheckContext) -> Option<Violation> {
         if v.is_none() {
             f.add(format!("node {} gave no Metadata answer after the heal", i + 1));
         }
+    }
+    for (topic, first, second) in &c.created_twice {
+        f.add(format!("topic {topic}: creation acknowledged twice ({first} partitions, then {second})"));
     }
     if let Some((first, base)) = answered.first() {
         for (i, v) in &answered[1..] {
