@@ -1,17 +1,12 @@
-//! The broker side of `__consumer_offsets`: creating the topic, writing offset commits and group
-//! metadata durably, and replaying the topic into the [`OffsetCache`] at startup.
+//! The broker side of `__consumer_offsets`: creating the topic and writing offset commits and
+//! group metadata durably ([`super::group_loading`] replays it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use super::offsets::{encode_offset_value, partition_for, CommittedOffset, RecordKey, OFFSETS_TOPIC};
 use super::{Broker, Partition};
 use crate::errors;
-
-/// Bytes read per step when replaying the offsets topic.
-const REPLAY_READ_BYTES: usize = 1 << 20;
 
 impl Broker {
     /// The `__consumer_offsets` partition for `group`, creating the topic on first use (as Kafka
@@ -20,20 +15,6 @@ impl Broker {
         let (topic, index) = self.offsets_partition_of(group).await?;
         // The coordinator of a group is the leader of its offsets partition.
         self.leader_partition(&topic, index, -1).map_err(|_| errors::NOT_COORDINATOR)
-    }
-
-    /// Whether this broker coordinates `group` now: it leads the group's offsets partition (or
-    /// the offsets topic does not exist yet; the group's first write creates it, and fails with
-    /// NOT_COORDINATOR if another broker got that partition).
-    pub fn coordinates(&self, group: &str) -> bool {
-        let image = self.image();
-        match image.topic(OFFSETS_TOPIC) {
-            None => true,
-            Some(t) => {
-                let n = t.partitions.len() as i32;
-                n > 0 && t.partitions.get(&partition_for(group, n)).is_some_and(|p| p.leader == self.config.node_id)
-            }
-        }
     }
 
     /// The broker that coordinates `group`: the leader of its offsets partition (which may be
@@ -149,47 +130,4 @@ impl Broker {
         }
         removed
     }
-
-    /// Replays `__consumer_offsets` into the cache (startup).
-    pub fn load_offsets(&self) -> usize {
-        if gregor_core::bugs::active(gregor_core::bugs::Bug::ForgetCommitsOnRestart) {
-            return 0;
-        }
-        let mut applied = 0;
-        for p in &self.replicas.of_topic(OFFSETS_TOPIC) {
-            let mut offset = match p.offsets() {
-                Ok(o) => o.log_start,
-                Err(e) => {
-                    tracing::error!(partition = p.index, error = %e, "cannot load {OFFSETS_TOPIC}");
-                    continue;
-                }
-            };
-            loop {
-                let data: Bytes = match p.read(offset, REPLAY_READ_BYTES) {
-                    Ok((r, _)) => r.data,
-                    Err(e) => {
-                        tracing::error!(partition = p.index, offset, error = %e, "cannot read {OFFSETS_TOPIC}");
-                        break;
-                    }
-                };
-                let Some(next) = last_next_offset(&data) else { break };
-                applied += self.offsets.replay(data);
-                offset = next;
-            }
-        }
-        applied
-    }
-}
-
-/// The offset after the last whole batch in `data`.
-fn last_next_offset(mut data: &[u8]) -> Option<i64> {
-    let mut next = None;
-    while let Ok(h) = gregor_core::batch::BatchHeader::parse(data) {
-        if h.total_len() > data.len() {
-            break;
-        }
-        next = Some(h.next_offset());
-        data = &data[h.total_len()..];
-    }
-    next
 }

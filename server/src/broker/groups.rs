@@ -157,8 +157,9 @@ impl GroupService {
         rx.await.unwrap_or_else(|_| SyncResponse::error(crate::errors::COORDINATOR_NOT_AVAILABLE))
     }
 
-    /// Restores groups from their persisted metadata (startup). `member_id_epoch` makes member ids
-    /// issued by this process differ from those of earlier runs.
+    /// Restores groups from their persisted metadata (their offsets partition was loaded).
+    /// `member_id_epoch` makes member ids issued by this process differ from those of earlier
+    /// runs.
     pub fn load(&self, now_ms: i64, member_id_epoch: i64, stored: BTreeMap<String, bytes::Bytes>) -> usize {
         self.with(|c| {
             c.set_member_id_epoch(member_id_epoch);

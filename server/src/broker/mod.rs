@@ -11,6 +11,7 @@
 //!   a delete) are removed at startup, so a re-created topic never inherits old data.
 //! * Admin operations go through the [`Controller`], the only writer of metadata records.
 
+pub mod group_loading;
 pub mod group_store;
 pub mod forward;
 pub mod groups;
@@ -135,6 +136,8 @@ pub struct Broker {
     pub offsets: offsets::OffsetCache,
     /// The consumer group coordinator.
     pub groups: groups::GroupService,
+    /// The offsets partitions whose groups this broker coordinates.
+    coordination: group_loading::Coordination,
     /// Set when shutdown begins: long polls answer at once instead of waiting.
     closing: std::sync::atomic::AtomicBool,
     /// Topic log defaults: the static `log.*` settings with dynamic broker overrides applied.
@@ -213,6 +216,7 @@ impl Broker {
             image_changed: Notify::new(),
             log_defaults: Mutex::new(log_defaults),
             closing: std::sync::atomic::AtomicBool::new(false),
+            coordination: Default::default(),
             offsets: offsets::OffsetCache::default(),
             groups: groups::GroupService::new(group_config),
             producer_ids: Mutex::new(0..0),
@@ -260,14 +264,8 @@ impl Broker {
             }
         }
 
-        let loaded = broker.load_offsets();
-        if loaded > 0 {
-            tracing::info!(records = loaded, "loaded {}", offsets::OFFSETS_TOPIC);
-        }
-        let groups = broker.groups.load(broker.clock.monotonic_ms() as i64, member_id_epoch, broker.offsets.group_metadata());
-        if groups > 0 {
-            tracing::info!(groups, "restored consumer groups");
-        }
+        broker.set_member_id_epoch(member_id_epoch);
+        broker.reconcile_coordination();
         Ok(broker)
     }
 
@@ -406,6 +404,7 @@ impl Broker {
         }
         let removed: Vec<(String, Vec<i32>)> = delta.removed_topics.values().cloned().collect();
         *self.image.lock().expect("image lock") = Arc::new(image);
+        self.reconcile_coordination();
         self.image_changed.notify_waiters();
         for (name, partitions) in removed {
             for index in partitions {

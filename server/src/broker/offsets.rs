@@ -209,6 +209,13 @@ impl OffsetCache {
         out
     }
 
+    /// Forgets a group's offsets and metadata (its coordinator moved elsewhere).
+    pub fn remove_group(&self, group: &str) {
+        let mut c = self.lock();
+        c.offsets.retain(|(g, _, _), _| g != group);
+        c.groups.remove(group);
+    }
+
     /// Stored group metadata values, for loading the coordinator.
     pub fn group_metadata(&self) -> BTreeMap<String, Bytes> {
         self.lock().groups.clone()

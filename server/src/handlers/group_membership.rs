@@ -15,16 +15,15 @@ use kafka_protocol::messages::{
 
 use super::{sb, Reply};
 use crate::broker::Broker;
-use crate::errors;
 
 fn opt(s: &Option<kafka_protocol::protocol::StrBytes>) -> Option<String> {
     s.as_ref().map(|x| x.to_string()).filter(|x| !x.is_empty())
 }
 
 pub fn join(broker: &Arc<Broker>, req: JoinGroupRequest, version: i16, client_id: String, client_host: String) -> Reply {
-    if !broker.coordinates(req.group_id.0.as_str()) {
+    if let Err(code) = broker.coordination(req.group_id.0.as_str()) {
         let mut resp = JoinGroupResponse::default();
-        resp.error_code = errors::NOT_COORDINATOR;
+        resp.error_code = code;
         resp.generation_id = -1;
         resp.member_id = req.member_id.clone();
         // Before v7 the protocol name is not nullable.
@@ -77,9 +76,9 @@ pub fn join(broker: &Arc<Broker>, req: JoinGroupRequest, version: i16, client_id
 }
 
 pub fn sync(broker: &Arc<Broker>, req: SyncGroupRequest, version: i16) -> Reply {
-    if !broker.coordinates(req.group_id.0.as_str()) {
+    if let Err(code) = broker.coordination(req.group_id.0.as_str()) {
         let mut resp = SyncGroupResponse::default();
-        resp.error_code = errors::NOT_COORDINATOR;
+        resp.error_code = code;
         return Reply::Now(ResponseKind::SyncGroup(resp));
     }
     let core = SyncRequest {
@@ -114,7 +113,10 @@ pub fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatRespon
         member_id: req.member_id.to_string(),
         group_instance_id: opt(&req.group_instance_id),
     };
-    let code = if broker.coordinates(&core.group_id) { broker.groups.with(|c| c.heartbeat(now, core)) } else { errors::NOT_COORDINATOR };
+    let code = match broker.coordination(&core.group_id) {
+        Ok(()) => broker.groups.with(|c| c.heartbeat(now, core)),
+        Err(code) => code,
+    };
     let mut resp = HeartbeatResponse::default();
     resp.error_code = code;
     resp
@@ -128,9 +130,9 @@ pub fn leave(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> Leav
         vec![LeaveMember { member_id: req.member_id.to_string(), group_instance_id: None }]
     };
     let group = req.group_id.0.to_string();
-    if !broker.coordinates(&group) {
+    if let Err(code) = broker.coordination(&group) {
         let mut resp = LeaveGroupResponse::default();
-        resp.error_code = errors::NOT_COORDINATOR;
+        resp.error_code = code;
         return resp;
     }
     let (top, per_member) = broker.groups.with(|c| {

@@ -16,8 +16,8 @@ pub async fn handle(broker: &Arc<Broker>, req: OffsetCommitRequest) -> OffsetCom
     let now = broker.clock.monotonic_ms() as i64;
     let verdict = if group.is_empty() {
         Err(errors::INVALID_GROUP_ID)
-    } else if !broker.coordinates(&group) {
-        Err(errors::NOT_COORDINATOR)
+    } else if let Err(code) = broker.coordination(&group) {
+        Err(code)
     } else {
         let instance = req.group_instance_id.as_ref().map(|s| s.to_string());
         broker.groups.with(|c| {

@@ -47,9 +47,9 @@ fn fetch(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) 
 pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let mut resp = OffsetFetchResponse::default();
     if version < 8 {
-        if !broker.coordinates(req.group_id.0.as_str()) {
+        if let Err(code) = broker.coordination(req.group_id.0.as_str()) {
             // The top-level error code exists from v2; below it the client sees no offsets.
-            resp.error_code = if version >= 2 { errors::NOT_COORDINATOR } else { errors::NONE };
+            resp.error_code = if version >= 2 { code } else { errors::NONE };
             return resp;
         }
         let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
@@ -72,8 +72,8 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Of
         let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
         let mut gr = OffsetFetchResponseGroup::default();
         gr.group_id = g.group_id.clone();
-        if !broker.coordinates(g.group_id.0.as_str()) {
-            gr.error_code = errors::NOT_COORDINATOR;
+        if let Err(code) = broker.coordination(g.group_id.0.as_str()) {
+            gr.error_code = code;
             resp.groups.push(gr);
             continue;
         }
