@@ -1,7 +1,7 @@
 //! The controller listener (`controller.listener.names`): what voters and brokers send a
 //! controller — the quorum's Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch of
 //! `__cluster_metadata` and FetchSnapshot; the brokers' BrokerRegistration and BrokerHeartbeat;
-//! and ApiVersions to negotiate them.
+//! the admin requests brokers forward, DescribeQuorum, and ApiVersions to negotiate them.
 //!
 //! Client APIs are not served here, as in Kafka: a client that connects to a controller
 //! listener learns from ApiVersions that only these APIs exist. Quorum requests are converted
@@ -38,7 +38,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 
 /// Admin APIs brokers forward to the active controller, served by the broker's own handlers at
 /// the broker listener's versions.
-const FORWARDED: &[ApiKey] = &[ApiKey::CreateTopics, ApiKey::DeleteTopics, ApiKey::CreatePartitions, ApiKey::AlterConfigs];
+/// DescribeQuorum is served here too, as Kafka's controllers serve it to
+/// `kafka-metadata-quorum.sh --bootstrap-controller` and to brokers that forward it.
+const FORWARDED: &[ApiKey] = &[ApiKey::CreateTopics, ApiKey::DeleteTopics, ApiKey::CreatePartitions, ApiKey::AlterConfigs, ApiKey::DescribeQuorum];
 
 fn all_supported() -> impl Iterator<Item = (ApiKey, i16, i16)> {
     SUPPORTED.iter().copied().chain(crate::handlers::SUPPORTED.iter().copied().filter(|(k, _, _)| FORWARDED.contains(k)))

@@ -7,7 +7,9 @@ the brokers and every broker's Metadata agrees; confluent-kafka and kafka-python
 consume from every partition through its leader; `kill -9` of the active controller elects
 another and topics can be created again; `kill -9` of a broker fences it after
 broker.session.timeout.ms (its partitions have no leader) and it comes back leading them with a
-bumped leader epoch.
+bumped leader epoch. A cluster of three controller-only and three broker-only nodes works the
+same way, and a voter that joins late, after the leader has replaced its log's start with a
+snapshot, catches up by fetching that snapshot.
 """
 
 from __future__ import annotations
@@ -31,18 +33,24 @@ CLUSTER_FORM_TIMEOUT_S = 30.0
 class Node(Broker):
     """One cluster node, configured by a properties file written next to its data dir."""
 
-    def __init__(self, workdir: Path, node_id: int, port: int, controller_port: int, voters: str):
-        super().__init__(workdir, port=port)
+    def __init__(self, workdir: Path, node_id: int, port: int, controller_port: int, voters: str, role: str = "broker,controller", extra: tuple[str, ...] = ()):
+        # A controller-only node's one listener is its controller listener: the port waited on.
+        super().__init__(workdir, port=controller_port if role == "controller" else port)
         self.node_id = node_id
         self.controller_port = controller_port
         self.config_path = workdir / "node.properties"
+        listeners = {
+            "broker,controller": [f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}", f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}"],
+            "controller": [f"listeners=CONTROLLER://127.0.0.1:{controller_port}"],
+            "broker": [f"listeners=PLAINTEXT://127.0.0.1:{port}", f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}"],
+        }[role]
         self.config_path.write_text(
             "\n".join(
                 [
-                    "process.roles=broker,controller",
+                    f"process.roles={role}",
                     f"node.id={node_id}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                    *listeners,
+                    *extra,
                     "controller.listener.names=CONTROLLER",
                     f"controller.quorum.voters={voters}",
                     f"log.dirs={self.data_dir}",
@@ -313,3 +321,75 @@ def test_sigterm_leaves_the_cluster_in_order(cluster):
     _, after = metadata_v7(other.bootstrap, topic)
     assert all(after[pt][0] == -1 for pt in led), after
     wait_for(lambda: active_controller(other) not in (controller, -1), 5, "another active controller")
+
+
+def metadata_dir_files(node: Node) -> list[str]:
+    d = node.data_dir / "__cluster_metadata-0"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def test_separate_controllers_and_brokers_and_a_late_voter_catches_up_from_a_snapshot(tmp_path):
+    cports = [free_port() for _ in range(3)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, c in enumerate(cports))
+    small_snapshots = ("metadata.log.max.record.bytes.between.snapshots=512",)
+    controllers = [Node(tmp_path / f"c{i + 1}", i + 1, free_port(), cports[i], voters, role="controller", extra=small_snapshots) for i in range(3)]
+    brokers = [Node(tmp_path / f"b{i + 4}", i + 4, free_port(), free_port(), voters, role="broker", extra=small_snapshots) for i in range(3)]
+    cluster_id = gregor("storage", "random-uuid").stdout.strip()
+    try:
+        for n in controllers + brokers:
+            r = gregor("storage", "format", "--cluster-id", cluster_id, "--config", str(n.config_path))
+            assert r.returncode == 0, r.stderr
+        # Two of three voters are a quorum; the third starts later.
+        for n in controllers[:2] + brokers:
+            n.start()
+        b4, b5, b6 = brokers
+        wait_for(lambda: live_brokers(b4) == [4, 5, 6], CLUSTER_FORM_TIMEOUT_S, "three live brokers, no controller among them")
+        topics = [unique("split") for _ in range(8)]
+        for i, t in enumerate(topics):
+            create_topic(brokers[i % 3], t, 3)
+        # Leaders are spread over the three brokers only.
+        leaders = {p[0] for t in topics for p in metadata_v7(b5.bootstrap, t)[1].values()}
+        assert leaders == {4, 5, 6}, leaders
+        p = Producer({"bootstrap.servers": b6.bootstrap, "linger.ms": 5})
+        for i in range(30):
+            p.produce(topics[0], value=f"v{i}".encode(), partition=i % 3)
+        assert p.flush(20) == 0
+        # The running voters have written snapshots and dropped the log before them.
+        wait_for(lambda: any(any(f.endswith(".checkpoint") for f in metadata_dir_files(c)) for c in controllers[:2]), 20, "a metadata snapshot")
+
+        late = controllers[2]
+        late.start()
+        wait_for(lambda: any(f.endswith(".checkpoint") for f in metadata_dir_files(late)), 30, "the late voter to install a snapshot from the leader")
+        def caught_up():
+            out = gregor("cluster", "quorum", "--replication", "--bootstrap-server", b4.bootstrap)
+            rows = [l.split() for l in out.stdout.splitlines()[1:] if l.strip()]
+            if out.returncode == 0 and any(r[0] == "3" and r[3] == "0" for r in rows):
+                return True
+            raise AssertionError(out.stdout + out.stderr)
+        wait_for(caught_up, 30, "the late voter to reach the leader's log end")
+        assert "installed a metadata snapshot" in late.log_text()
+
+        # The late voter counts: with the active controller killed, it and the other survivor
+        # elect a leader and topics can be created again.
+        status = gregor("cluster", "quorum", "--status", "--bootstrap-server", b4.bootstrap)
+        assert status.returncode == 0, status.stderr
+        leader = int(next(l for l in status.stdout.splitlines() if l.startswith("LeaderId:")).split(":", 1)[1])
+        assert leader in (1, 2), status.stdout
+        victim = controllers[leader - 1]
+        victim.kill9()
+        after = unique("split-after")
+        wait_for(lambda: create_topic(b5, after, 2) is None, 30, "a topic created after the controller kill")
+        wait_for(lambda: all(after in AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=5).topics for b in brokers), 20, "every broker to see the new topic")
+        c = Consumer({"bootstrap.servers": b4.bootstrap, "group.id": unique("g"), "auto.offset.reset": "earliest"})
+        c.subscribe([topics[0]])
+        got = set()
+        deadline = time.monotonic() + 30
+        while len(got) < 30 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.add(m.value())
+        c.close()
+        assert got == {f"v{i}".encode() for i in range(30)}
+    finally:
+        for n in controllers + brokers:
+            n.stop()

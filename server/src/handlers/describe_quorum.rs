@@ -8,12 +8,13 @@
 //!
 //! Forwarding: Kafka brokers forward DescribeQuorum to the active controller, so a client
 //! always gets the leader's view (the Java admin client relies on it: it retries a
-//! NOT_LEADER_OR_FOLLOWER answer until it times out). Gregor's controller listener does not serve
-//! DescribeQuorum, so a node that does not lead the quorum forwards the request to the quorum
-//! leader's broker listener (from the leader's broker registration in the image), once: a
-//! forwarded request (known by its client id) is never forwarded again, and the forward is
-//! bounded by [`FORWARD_TIMEOUT_MS`]. When the leader has no broker endpoint (a controller-only
-//! node), cannot be reached, or does not answer as leader, the node answers its local view:
+//! NOT_LEADER_OR_FOLLOWER answer until it times out). A node that does not lead the quorum
+//! forwards the request to the quorum leader, once: at its broker listener (from the leader's
+//! broker registration in the image), or, for a controller-only leader, at its controller
+//! listener (from `controller.quorum.voters`), which serves DescribeQuorum too. A forwarded
+//! request (known by its client id) is never forwarded again, and the forward is bounded by
+//! [`FORWARD_TIMEOUT_MS`]. When the leader cannot be reached or does not answer as leader, the
+//! node answers its local view:
 //! NOT_LEADER_OR_FOLLOWER as the partition error, with the leader id and epoch it knows (Kafka
 //! leaves them 0) and, from v2, that leader's endpoints. A node whose quorum has stopped answers
 //! BROKER_NOT_AVAILABLE, as Kafka's raft client does while it shuts down.
@@ -138,10 +139,15 @@ pub async fn handle(broker: &Arc<Broker>, req: DescribeQuorumRequest, version: i
     resp
 }
 
-/// The leader's answer to `req`, asked at its broker listener; `None` if it has no broker
-/// endpoint, cannot be reached in time, or does not answer as the leader.
+/// The leader's answer to `req`, asked at its broker listener (or its controller listener when
+/// it has none); `None` if it cannot be reached in time or does not answer as the leader.
 async fn forward(broker: &Broker, leader: i32, req: &DescribeQuorumRequest, version: i16) -> Option<DescribeQuorumResponse> {
-    let (_, host, port, _) = super::node_endpoints(broker, &std::collections::BTreeSet::from([leader])).into_iter().next()?;
+    let endpoint = super::node_endpoints(broker, &std::collections::BTreeSet::from([leader])).into_iter().next().map(|(_, h, p, _)| (h, p));
+    let voter = || match broker.config.quorum() {
+        QuorumMode::Voters(v) => v.iter().find(|v| v.id == leader).map(|v| (v.host.clone(), i32::from(v.port))),
+        QuorumMode::Embedded => None,
+    };
+    let (host, port) = endpoint.or_else(voter)?;
     let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     let ask = async {
         let mut client = gregor_net::client::Client::connect(&addr, FORWARDED_CLIENT_ID).await.ok()?;
@@ -151,7 +157,7 @@ async fn forward(broker: &Broker, leader: i32, req: &DescribeQuorumRequest, vers
     let resp: DescribeQuorumResponse = match tokio::time::timeout(Duration::from_millis(FORWARD_TIMEOUT_MS), ask).await {
         Ok(Some(resp)) => resp,
         _ => {
-            tracing::debug!(leader, %addr, "DescribeQuorum not forwarded: the quorum leader's broker listener did not answer");
+            tracing::debug!(leader, %addr, "DescribeQuorum not forwarded: the quorum leader did not answer");
             return None;
         }
     };
