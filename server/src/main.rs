@@ -247,9 +247,34 @@ fn parse_compression(s: &str) -> Result<Compression, String> {
     }
 }
 
+/// `node.id` and `process.roles` of this server, on every log line once its config is read, so
+/// that the logs of a cluster's nodes can be told apart when merged.
+static LOG_TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The default line format, prefixed with [`LOG_TAG`].
+struct Tagged;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Tagged
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if let Some(tag) = LOG_TAG.get() {
+            write!(writer, "{tag} ")?;
+        }
+        tracing_subscriber::fmt::format::Format::default().format_event(ctx, writer, event)
+    }
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GREGOR_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).event_format(Tagged).init();
 }
 
 fn load_config(path: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyhow::Result<BrokerConfig> {
@@ -318,6 +343,8 @@ async fn wait_for_signal() {
 fn run_server(config: Option<PathBuf>, overrides: Vec<(String, String)>) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let config = load_config(config, overrides)?;
+    let roles: Vec<&str> = [(config.roles.broker, "broker"), (config.roles.controller, "controller")].into_iter().filter(|r| r.0).map(|r| r.1).collect();
+    let _ = LOG_TAG.set(format!("node={} roles={}", config.node_id, roles.join(",")));
     // Kafka's log-directory lock on every data directory, held until the process exits (however
     // it exits): a second node on the same directory refuses to start instead of writing the
     // same logs.

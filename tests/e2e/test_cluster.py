@@ -14,6 +14,7 @@ snapshot, catches up by fetching that snapshot.
 
 from __future__ import annotations
 
+import re
 import struct
 import subprocess
 import time
@@ -368,6 +369,11 @@ def test_separate_controllers_and_brokers_and_a_late_voter_catches_up_from_a_sna
             raise AssertionError(out.stdout + out.stderr)
         wait_for(caught_up, 30, "the late voter to reach the leader's log end")
         assert "installed a metadata snapshot" in late.log_text()
+        # Every log line (the timestamped ones: the start-up banner is plain) names the node and
+        # its roles.
+        for n, tag in [(late, "node=3 roles=controller "), (b4, "node=4 roles=broker ")]:
+            lines = [l for l in n.log_text().splitlines() if re.search(r"\d{4}-\d\d-\d\dT\d\d:", l)]
+            assert lines and all(l.startswith(tag) for l in lines), lines[:3]
 
         # The late voter counts: with the active controller killed, it and the other survivor
         # elect a leader and topics can be created again.

@@ -360,7 +360,7 @@ impl MetadataImage {
             }
         }
         for (id, t) in &self.topics {
-            if newer.topics.get(id).is_none() {
+            if !newer.topics.contains_key(id) {
                 delta.removed_topics.insert(*id, (t.name.clone(), t.partitions.keys().copied().collect()));
             }
         }
