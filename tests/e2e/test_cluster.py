@@ -7,20 +7,26 @@ the brokers and every broker's Metadata agrees; confluent-kafka and kafka-python
 consume from every partition through its leader; `kill -9` of the active controller elects
 another and topics can be created again; `kill -9` of a broker fences it after
 broker.session.timeout.ms (its partitions have no leader) and it comes back leading them with a
-bumped leader epoch. A cluster of three controller-only and three broker-only nodes works the
+bumped leader epoch; aiokafka, kafkajs and kcat use every partition of a topic through its
+leader. A cluster of three controller-only and three broker-only nodes works the
 same way, and a voter that joins late, after the leader has replaced its log's start with a
 snapshot, catches up by fetching that snapshot.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
+import shutil
 import struct
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -399,3 +405,67 @@ def test_separate_controllers_and_brokers_and_a_late_voter_catches_up_from_a_sna
     finally:
         for n in controllers + brokers:
             n.stop()
+
+
+def test_aiokafka_kafkajs_and_kcat_use_every_partition_through_its_leader(cluster):
+    n1, n2, n3 = cluster
+    partitions = 6
+
+    def spread_topic(prefix: str) -> str:
+        name = unique(prefix)
+        create_topic(n1, name, partitions)
+        leaders = wait_for(lambda: (lambda l: l if len(l) == partitions and all(x >= 1 for x, _ in l.values()) else None)(metadata_v7(n3.bootstrap, name)[1]), 20, f"leaders of {name}")
+        assert {x for x, _ in leaders.values()} == {1, 2, 3}, leaders
+        return name
+
+    # aiokafka: an idempotent acks=all producer and a group consumer.
+    topic = spread_topic("aio")
+
+    async def aio():
+        producer = AIOKafkaProducer(bootstrap_servers=n2.bootstrap, enable_idempotence=True, acks="all")
+        await producer.start()
+        try:
+            for i in range(partitions * 5):
+                await producer.send_and_wait(topic, f"aio-{i}".encode(), partition=i % partitions)
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=n3.bootstrap, group_id=unique("aio-g"), auto_offset_reset="earliest")
+        await consumer.start()
+        got: dict[int, list[bytes]] = {}
+        try:
+            deadline = time.monotonic() + 30
+            while sum(map(len, got.values())) < partitions * 5 and time.monotonic() < deadline:
+                for tp, msgs in (await consumer.getmany(timeout_ms=500)).items():
+                    got.setdefault(tp.partition, []).extend(m.value for m in msgs)
+        finally:
+            await consumer.stop()
+        return got
+
+    got = asyncio.run(aio())
+    assert got == {p: [f"aio-{i}".encode() for i in range(p, partitions * 5, partitions)] for p in range(partitions)}
+
+    # kafkajs (pure JavaScript).
+    js_dir = Path(__file__).resolve().parent / "js"
+    node = shutil.which("node") or shutil.which("nodejs")
+    assert node is not None and (js_dir / "node_modules" / "kafkajs").exists(), "node and kafkajs are installed by tests/run-all.sh"
+    topic = spread_topic("kjs")
+    r = subprocess.run([node, str(js_dir / "kafkajs_cluster.js"), n1.bootstrap, topic, str(partitions)], cwd=js_dir,
+                       env=dict(os.environ, KAFKAJS_NO_PARTITIONER_WARNING="1", TOTAL_TIMEOUT_MS="60000"),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0 and "OK:" in r.stdout, r.stdout + r.stderr
+
+    # kcat (librdkafka 2.0): per-partition produce, then read each partition to its end.
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    assert kcat is not None, "kcat is installed by tests/run-all.sh"
+    topic = spread_topic("kcat")
+    for p in range(partitions):
+        lines = "".join(f"kcat-{p}-{i}\n" for i in range(4)).encode()
+        r = subprocess.run([kcat, "-b", n2.bootstrap, "-P", "-t", topic, "-p", str(p)], input=lines, capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+    md = json.loads(subprocess.run([kcat, "-b", n3.bootstrap, "-L", "-J", "-t", topic], capture_output=True, timeout=30).stdout)
+    assert sorted(b["id"] for b in md["brokers"]) == [1, 2, 3], md["brokers"]
+    for p in range(partitions):
+        r = subprocess.run([kcat, "-b", n3.bootstrap, "-C", "-t", topic, "-p", str(p), "-o", "beginning", "-e", "-f", "%s\n"],
+                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode().split() == [f"kcat-{p}-{i}" for i in range(4)], (p, r.stdout)
