@@ -242,3 +242,34 @@ fn snapshots_replace_the_log_prefix_and_restarts_rebuild_the_same_image() {
         assert!(err.contains(&names[0]) && err.contains("damaged"), "{err}");
     });
 }
+
+#[test]
+fn a_topic_deleted_and_created_again_in_one_image_change_is_hosted_anew() {
+    use gregor_core::metadata::{MetadataDelta, MetadataRecord};
+    rt().block_on(async {
+        let disk = MemDisk::new(8, FaultConfig::default());
+        let broker = open(&disk, 1).await;
+        broker.create_topic("x", 1, 1, Default::default(), false).await.unwrap();
+        let p = broker.partition("x", 0).unwrap();
+        let mut b = gregor_core::batch::build_simple(0, 0, &[(None, Some(&b"old"[..]))]);
+        p.append(&mut b, 1, 0).unwrap();
+        assert_eq!(p.offsets().unwrap().log_end, 1);
+        // As a node that was behind receives it: the removal and the new topic in one delta.
+        let mut image = (*broker.image()).clone();
+        let old_id = image.topic("x").unwrap().id;
+        let me = broker.config.node_id;
+        let mut delta = MetadataDelta::default();
+        let records = [
+            MetadataRecord::RemoveTopic { topic_id: old_id },
+            MetadataRecord::Topic { name: "x".into(), topic_id: old_id + 1 },
+            MetadataRecord::Partition { topic_id: old_id + 1, partition_id: 0, replicas: vec![me], isr: vec![me], leader: me, leader_epoch: 0, partition_epoch: 0 },
+        ];
+        for r in &records {
+            image.apply(image.offset + 1, r, &mut delta).unwrap();
+        }
+        broker.publish(image, &delta);
+        let p = broker.partition("x", 0).expect("the new topic's partition is hosted");
+        assert_eq!(p.offsets().unwrap().log_end, 0, "the new topic starts empty, without the old one's data");
+        assert_eq!(broker.topic("x").unwrap().id.as_u128(), old_id + 1);
+    });
+}

@@ -359,6 +359,14 @@ impl Broker {
                 Err(e) => tracing::error!(error = %e, "committed dynamic broker config is invalid; keeping the previous defaults"),
             }
         }
+        // Removed topics first: a name removed and created again in one delta (a topic deleted
+        // and re-created while this node was behind) must end up hosting the new topic.
+        for (name, partitions) in delta.removed_topics.values() {
+            for &index in partitions {
+                self.stop_replica(name, index, true);
+            }
+            tracing::info!(topic = %name, "deleted topic");
+        }
         // Partitions this broker now hosts: open the new ones, update the others' leadership.
         let mut opened = Vec::new();
         for ((topic_id, index), reg) in &delta.changed_partitions {
@@ -402,16 +410,9 @@ impl Broker {
                 }
             }
         }
-        let removed: Vec<(String, Vec<i32>)> = delta.removed_topics.values().cloned().collect();
         *self.image.lock().expect("image lock") = Arc::new(image);
         self.reconcile_coordination();
         self.image_changed.notify_waiters();
-        for (name, partitions) in removed {
-            for index in partitions {
-                self.stop_replica(&name, index, true);
-            }
-            tracing::info!(topic = %name, "deleted topic");
-        }
         if !delta.removed_topics.is_empty() {
             self.hw_changed.notify_waiters();
         }
