@@ -387,6 +387,8 @@ def test_separate_controllers_and_brokers_and_a_late_voter_catches_up_from_a_sna
         assert status.returncode == 0, status.stderr
         leader = int(next(l for l in status.stdout.splitlines() if l.startswith("LeaderId:")).split(":", 1)[1])
         assert leader in (1, 2), status.stdout
+        # cluster describe names the controller-only active controller too.
+        assert active_controller(b4) == leader
         victim = controllers[leader - 1]
         victim.kill9()
         after = unique("split-after")

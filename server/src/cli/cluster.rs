@@ -133,7 +133,18 @@ pub fn format_cluster(view: &ClusterView) -> String {
 
 pub async fn describe(bootstrap: &str) -> anyhow::Result<()> {
     let mut client = connect(bootstrap).await?;
-    print!("{}", format_cluster(&cluster_view(&mut client).await?));
+    let mut view = cluster_view(&mut client).await?;
+    if view.controller_id < 0 && client.version_for::<DescribeQuorumRequest>().is_some() {
+        // DescribeCluster names a controller only among the brokers it lists; a controller-only
+        // active controller is the quorum leader, which DescribeQuorum names.
+        if let Ok(resp) = describe_quorum(&mut client).await {
+            let p = resp.topics.iter().filter(|t| t.topic_name.0.as_str() == METADATA_TOPIC).flat_map(|t| &t.partitions).next();
+            if let Some(p) = p.filter(|p| resp.error_code == 0 && (p.error_code == 0 || p.error_code == 6)) {
+                view.controller_id = p.leader_id.0.max(-1);
+            }
+        }
+    }
+    print!("{}", format_cluster(&view));
     Ok(())
 }
 
