@@ -155,13 +155,18 @@ impl Controller {
         let now = broker.clock.monotonic_ms();
         let timeout = broker.config.broker_session_timeout_ms;
         let expired: Vec<(i32, i64)> = {
-            let sessions = self.sessions(broker);
-            broker
-                .image()
+            let mut sessions = self.sessions(broker);
+            let image = broker.image();
+            // A broker this leader has not seen yet (its registration reached this node's image
+            // after the leadership began) gets a full session from now, like the others did.
+            for id in image.brokers.keys() {
+                sessions.last_heartbeat_ms.entry(*id).or_insert(now);
+            }
+            image
                 .brokers
                 .values()
                 .filter(|b| !b.fenced)
-                .filter(|b| sessions.last_heartbeat_ms.get(&b.id).is_none_or(|t| now.saturating_sub(*t) > timeout))
+                .filter(|b| sessions.last_heartbeat_ms.get(&b.id).is_some_and(|t| now.saturating_sub(*t) > timeout))
                 .map(|b| (b.id, b.epoch))
                 .collect()
         };
