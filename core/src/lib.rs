@@ -17,5 +17,6 @@ pub mod group;
 pub mod metadata;
 pub mod probe;
 pub mod raft;
+pub mod replica;
 pub mod records;
 pub mod topic;

@@ -69,12 +69,10 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "num.recovery.threads.per.data.dir",
-    "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
-    "min.insync.replicas",
     "delete.topic.enable",
 ];
 
@@ -197,6 +195,48 @@ pub enum QuorumMode<'a> {
     Voters(&'a [Voter]),
 }
 
+/// How this broker replicates partitions, with Kafka's names and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms`: an ISR follower not caught up for this long leaves the ISR.
+    pub lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch may wait at the leader.
+    pub fetch_wait_max_ms: u64,
+    /// `replica.fetch.min.bytes`.
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes`: bytes per partition in one follower fetch.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: bytes in one follower fetch answer.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: wait after a failed follower fetch.
+    pub fetch_backoff_ms: u64,
+    /// `num.replica.fetchers`: fetcher tasks per source broker.
+    pub num_fetchers: usize,
+    /// `min.insync.replicas`: the default for topics that do not set it.
+    pub min_insync_replicas: i32,
+    /// `offsets.topic.replication.factor` (capped at the live brokers when the topic is made).
+    pub offsets_topic_replication_factor: i16,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub hw_checkpoint_interval_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            lag_time_max_ms: 30_000,
+            fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 1_048_576,
+            fetch_response_max_bytes: 10_485_760,
+            fetch_backoff_ms: 1_000,
+            num_fetchers: 1,
+            min_insync_replicas: 1,
+            offsets_topic_replication_factor: 3,
+            hw_checkpoint_interval_ms: 5_000,
+        }
+    }
+}
+
 /// The broker's settings.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -297,6 +337,8 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
     pub group_max_size: i32,
+    /// Replication settings (`replica.*`, `min.insync.replicas`, …).
+    pub replication: ReplicationConfig,
     /// Defaults for every topic's log (`log.*` and `message.max.bytes`).
     pub log_defaults: LogConfig,
     /// Every key that was set explicitly, as given (for DescribeConfigs' STATIC_BROKER_CONFIG).
@@ -354,6 +396,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: i32::MAX,
+            replication: ReplicationConfig::default(),
             log_defaults,
             explicit: BTreeMap::new(),
             unknown_keys: Vec::new(),
@@ -391,6 +434,15 @@ fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigEr
 fn parse_ms(key: &str, value: &str, min: u64) -> Result<u64, ConfigError> {
     let n: i64 = parse_num(key, value)?;
     u64::try_from(n).ok().filter(|n| *n >= min).ok_or_else(|| invalid(key, value, format!("must be at least {min}")))
+}
+
+/// An int of at least `min`.
+fn parse_positive(key: &str, value: &str, min: i32) -> Result<i32, ConfigError> {
+    let n: i32 = parse_num(key, value.trim())?;
+    if n < min {
+        return Err(invalid(key, value, format!("must be at least {min}")));
+    }
+    Ok(n)
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -642,6 +694,18 @@ impl BrokerConfig {
                     }
                     c.log_retention_check_interval_ms = n as u64;
                 }
+                "replica.lag.time.max.ms" => c.replication.lag_time_max_ms = parse_ms(k, v, 1)?,
+                "replica.fetch.wait.max.ms" => c.replication.fetch_wait_max_ms = parse_ms(k, v, 0)?,
+                "replica.fetch.min.bytes" => c.replication.fetch_min_bytes = parse_positive(k, v, 1)?,
+                "replica.fetch.max.bytes" => c.replication.fetch_max_bytes = parse_positive(k, v, 1024)?,
+                "replica.fetch.response.max.bytes" => c.replication.fetch_response_max_bytes = parse_positive(k, v, 1024)?,
+                "replica.fetch.backoff.ms" => c.replication.fetch_backoff_ms = parse_ms(k, v, 0)?,
+                "num.replica.fetchers" => c.replication.num_fetchers = parse_positive(k, v, 1)?.min(64) as usize,
+                "min.insync.replicas" => c.replication.min_insync_replicas = parse_positive(k, v, 1)?,
+                "offsets.topic.replication.factor" => {
+                    c.replication.offsets_topic_replication_factor = parse_positive(k, v, 1)?.min(i32::from(i16::MAX)) as i16;
+                }
+                "replica.high.watermark.checkpoint.interval.ms" => c.replication.hw_checkpoint_interval_ms = parse_ms(k, v, 1)?,
                 "offsets.topic.num.partitions" => {
                     c.offsets_topic_num_partitions = parse_num(k, v)?;
                     if !(1..=1000).contains(&c.offsets_topic_num_partitions) {
@@ -1164,6 +1228,16 @@ impl BrokerConfig {
             ("log.message.timestamp.type", d.get("message.timestamp.type").unwrap_or_default()),
             ("log.cleanup.policy", "delete".into()),
             ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),
+            ("offsets.topic.replication.factor", self.replication.offsets_topic_replication_factor.to_string()),
+            ("min.insync.replicas", self.replication.min_insync_replicas.to_string()),
+            ("replica.lag.time.max.ms", self.replication.lag_time_max_ms.to_string()),
+            ("replica.fetch.wait.max.ms", self.replication.fetch_wait_max_ms.to_string()),
+            ("replica.fetch.min.bytes", self.replication.fetch_min_bytes.to_string()),
+            ("replica.fetch.max.bytes", self.replication.fetch_max_bytes.to_string()),
+            ("replica.fetch.response.max.bytes", self.replication.fetch_response_max_bytes.to_string()),
+            ("replica.fetch.backoff.ms", self.replication.fetch_backoff_ms.to_string()),
+            ("num.replica.fetchers", self.replication.num_fetchers.to_string()),
+            ("replica.high.watermark.checkpoint.interval.ms", self.replication.hw_checkpoint_interval_ms.to_string()),
             ("offsets.retention.minutes", (self.offsets_retention_ms / 60_000).to_string()),
             ("group.initial.rebalance.delay.ms", self.group_initial_rebalance_delay_ms.to_string()),
             ("group.min.session.timeout.ms", self.group_min_session_timeout_ms.to_string()),

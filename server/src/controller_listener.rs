@@ -1,6 +1,7 @@
 //! The controller listener (`controller.listener.names`): what voters and brokers send a
 //! controller — the quorum's Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch of
-//! `__cluster_metadata` and FetchSnapshot; the brokers' BrokerRegistration and BrokerHeartbeat;
+//! `__cluster_metadata` and FetchSnapshot; the brokers' BrokerRegistration, BrokerHeartbeat and
+//! AlterPartition (v2+, by topic id);
 //! the admin requests brokers forward, DescribeQuorum, and ApiVersions to negotiate them.
 //!
 //! Client APIs are not served here, as in Kafka: a client that connects to a controller
@@ -20,6 +21,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, Respons
 
 use crate::broker::Broker;
 use crate::controller::brokers::Registration;
+use crate::controller::partitions::IsrChange;
 use crate::errors;
 use crate::handlers::Reply;
 
@@ -34,6 +36,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
     (ApiKey::AllocateProducerIds, 0, 0),
+    (ApiKey::AlterPartition, 2, 3),
 ];
 
 /// Admin APIs brokers forward to the active controller, served by the broker's own handlers at
@@ -205,9 +208,57 @@ pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest, peer: &str) -> 
             }
             ResponseKind::AllocateProducerIds(resp)
         }
+        RequestKind::AlterPartition(r) => ResponseKind::AlterPartition(alter_partition(broker, r, version).await),
         _ => return None,
     };
     Some(Reply::Now(body))
+}
+
+async fn alter_partition(broker: &Arc<Broker>, r: kafka_protocol::messages::AlterPartitionRequest, version: i16) -> kafka_protocol::messages::AlterPartitionResponse {
+    use kafka_protocol::messages::alter_partition_response::{PartitionData, TopicData};
+    use kafka_protocol::messages::BrokerId;
+    let mut changes = Vec::new();
+    for t in &r.topics {
+        for p in &t.partitions {
+            let new_isr = if version >= 3 { p.new_isr_with_epochs.iter().map(|b| (b.broker_id.0, b.broker_epoch)).collect() } else { p.new_isr.iter().map(|b| (b.0, -1)).collect() };
+            changes.push(IsrChange { topic_id: t.topic_id.as_u128(), partition: p.partition_index, leader_epoch: p.leader_epoch, partition_epoch: p.partition_epoch, new_isr });
+        }
+    }
+    let mut resp = kafka_protocol::messages::AlterPartitionResponse::default();
+    match broker.controller.alter_partition(broker, r.broker_id.0, r.broker_epoch, changes.clone()).await {
+        Err(code) => resp.error_code = code,
+        Ok(results) => {
+            for (c, result) in changes.iter().zip(results) {
+                let id = uuid::Uuid::from_u128(c.topic_id);
+                let mut pd = PartitionData::default();
+                pd.partition_index = c.partition;
+                match result {
+                    Ok(reg) => {
+                        pd.leader_id = BrokerId(reg.leader);
+                        pd.leader_epoch = reg.leader_epoch;
+                        pd.isr = reg.isr.iter().map(|b| BrokerId(*b)).collect();
+                        pd.partition_epoch = reg.partition_epoch;
+                    }
+                    Err(code) => {
+                        pd.error_code = code;
+                        pd.leader_id = BrokerId(-1);
+                        pd.leader_epoch = -1;
+                        pd.partition_epoch = -1;
+                    }
+                }
+                match resp.topics.iter_mut().find(|t| t.topic_id == id) {
+                    Some(t) => t.partitions.push(pd),
+                    None => {
+                        let mut t = TopicData::default();
+                        t.topic_id = id;
+                        t.partitions.push(pd);
+                        resp.topics.push(t);
+                    }
+                }
+            }
+        }
+    }
+    resp
 }
 
 /// The error answer for a request the quorum did not answer in kind: INVALID_REQUEST for a

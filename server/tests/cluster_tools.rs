@@ -213,7 +213,7 @@ fn brokers(resp: &DescribeClusterResponse) -> Vec<(i32, String, i32, Option<Stri
 
 /// Publishes an image in which broker `id` is registered as given (at the image's own offset,
 /// so the quorum's next committed entry still applies after it).
-fn register(broker: &Broker, id: i32, host: &str, rack: Option<&str>, fenced: bool) {
+fn register(broker: &Arc<Broker>, id: i32, host: &str, rack: Option<&str>, fenced: bool) {
     let mut image = (*broker.image()).clone();
     let mut delta = MetadataDelta::default();
     let port = if id == NODE_ID { 19092 } else { 9092 };

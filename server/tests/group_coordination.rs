@@ -18,7 +18,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Publishes the current image with the group's offsets partition led by `leader`.
-fn move_leadership(broker: &Broker, group: &str, leader: i32) {
+fn move_leadership(broker: &Arc<Broker>, group: &str, leader: i32) {
     let mut image = (*broker.image()).clone();
     let t = image.topic(OFFSETS_TOPIC).unwrap().clone();
     let p = partition_for(group, t.partitions.len() as i32);
@@ -39,7 +39,10 @@ fn groups_are_unloaded_with_leadership_and_reloaded_from_the_log() {
         let config = BrokerConfig::from_settings(&[("log.dirs".into(), "/data".into()), ("offsets.topic.num.partitions".into(), "4".into())]).unwrap();
         let broker = Broker::open(config, Arc::new(disk), Arc::new(ManualClock::new(1_700_000_000_000)), 1).await.unwrap();
         let me = broker.config.node_id;
-        // Before the offsets topic exists, any broker may take the group's first write.
+        // Before the offsets topic exists no broker coordinates the group: FindCoordinator
+        // creates the topic first.
+        assert_eq!(broker.coordination("g"), Err(errors::NOT_COORDINATOR));
+        assert_eq!(broker.group_coordinator("g").await, Ok(me));
         assert_eq!(broker.coordination("g"), Ok(()));
         broker.commit_offsets("g", vec![("t".into(), 0, committed(5))]).await.unwrap();
         broker.commit_offsets("other", vec![("t".into(), 0, committed(9))]).await.unwrap();

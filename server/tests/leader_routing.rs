@@ -22,7 +22,7 @@ use support::call;
 const OTHER: i32 = 7;
 
 /// Applies `records` as if the quorum had committed them.
-fn commit(broker: &Broker, records: &[MetadataRecord]) {
+fn commit(broker: &Arc<Broker>, records: &[MetadataRecord]) {
     let mut image = (*broker.image()).clone();
     let mut delta = MetadataDelta::default();
     let offset = image.offset + 1;
@@ -114,8 +114,9 @@ fn only_the_leader_serves_and_clients_are_told_where_it_is() {
         assert_eq!((f.current_leader.leader_id.0, f.current_leader.leader_epoch), (OTHER, 1));
         assert_eq!(fetch(&broker, 11, -1).await.current_leader.leader_id.0, -1);
 
-        // Leadership comes back (epoch 2): served again, and the old epoch is fenced.
-        commit(&broker, &[MetadataRecord::PartitionChange { topic_id, partition_id: 0, leader: LeaderChange::Set(me), isr: None, replicas: None }]);
+        // Leadership comes back (epoch 2), the other broker out of the ISR (it never fetches
+        // here, so acks=all could not complete with it in): served again, the old epoch fenced.
+        commit(&broker, &[MetadataRecord::PartitionChange { topic_id, partition_id: 0, leader: LeaderChange::Set(me), isr: Some(vec![me]), replicas: None }]);
         let (p, _) = produce(&broker, 10).await;
         assert_eq!(p.error_code, errors::NONE);
         assert_eq!(p.base_offset, 1, "the partition kept its data while another broker led it");

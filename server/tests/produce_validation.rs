@@ -201,8 +201,12 @@ fn clients_cannot_write_internal_topics_but_group_commits_work() {
                 }
             }
         };
+        // A commit before FindCoordinator is sent to ask (which creates the offsets topic).
+        assert_eq!(commit(5).await, errors::NOT_COORDINATOR);
+        assert!(broker.topic("__consumer_offsets").is_none());
+        assert_eq!(broker.group_coordinator("g").await, Ok(broker.config.node_id));
+        assert!(broker.topic("__consumer_offsets").is_some(), "FindCoordinator creates the offsets topic");
         assert_eq!(commit(5).await, 0);
-        assert!(broker.topic("__consumer_offsets").is_some(), "the commit creates the offsets topic");
 
         let garbage = batch::build_simple(0, 1, &[(Some(b"not a group key"), Some(b"not an offset"))]);
         let partitions = broker.topic("__consumer_offsets").unwrap().partitions.len() as i32;

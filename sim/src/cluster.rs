@@ -106,6 +106,8 @@ struct Shared {
     stop: Arc<AtomicBool>,
     topic: String,
     partitions: i32,
+    /// Replication factor of the topics created.
+    replication_factor: i16,
 }
 
 impl Shared {
@@ -336,7 +338,7 @@ async fn create_once(pool: &mut Pool, sh: &Shared, addr: &str, topic: &str, part
     let mut t = CreatableTopic::default();
     t.name = workload::name(topic);
     t.num_partitions = partitions;
-    t.replication_factor = 1;
+    t.replication_factor = sh.replication_factor;
     let mut req = CreateTopicsRequest::default();
     req.topics = vec![t];
     req.timeout_ms = 10_000;
@@ -875,6 +877,10 @@ fn node_settings(i: usize, role: Role, voters: &str, ip: &str, snapshot_bytes: u
         ("offsets.topic.replication.factor", "1".into()),
         ("group.initial.rebalance.delay.ms", "0".into()),
         ("metadata.log.max.record.bytes.between.snapshots", snapshot_bytes.to_string()),
+        // Short enough that a paused, clogged or lagging follower leaves the ISR (and re-joins)
+        // within a run, not only a fenced one.
+        ("replica.lag.time.max.ms", "4000".into()),
+        ("replica.fetch.backoff.ms", "200".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -923,6 +929,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         stop: stop.clone(),
         topic: topic.to_string(),
         partitions: wk.partitions,
+        replication_factor: ck.replication_factor,
     };
     let observer_stop = Arc::new(AtomicBool::new(false));
     let observer_task = world.add_client("observer").spawn(observer(sh.clone(), observer_stop.clone()));

@@ -17,7 +17,7 @@ use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartiti
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
+    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rand::rngs::SmallRng;
@@ -61,8 +61,31 @@ pub async fn member(ctx: Ctx, index: u32, incarnation: u64) {
     }
 }
 
-/// One membership: join, sync, resume, then consume until a rebalance or an error.
+/// Asks for the group's coordinator, as every client does before it joins (the first request
+/// creates `__consumer_offsets`). The scenario has one broker, so the answer must name it.
+async fn find_coordinator(ctx: &Ctx, who: &str, c: &mut Client) -> Result<(), Next> {
+    let mut req = FindCoordinatorRequest::default();
+    req.key = sb(GROUP);
+    match c.send(&req).await {
+        Ok(r) if r.error_code == 0 => Ok(()),
+        Ok(r) => {
+            ctx.trace.event(who, format!("find coordinator: error {}", r.error_code));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Err(Next::Rejoin)
+        }
+        Err(e) => {
+            ctx.trace.event(who, format!("find coordinator: {e}"));
+            Err(Next::Reconnect)
+        }
+    }
+}
+
+/// One membership: find the coordinator, join, sync, resume, then consume until a rebalance
+/// or an error.
 async fn session(ctx: &Ctx, who: &str, c: &mut Client, member_id: &mut String, rng: &mut SmallRng) -> Next {
+    if let Err(next) = find_coordinator(ctx, who, c).await {
+        return next;
+    }
     // JoinGroup, with the KIP-394 round trip for a new member id.
     let join = loop {
         let mut req = JoinGroupRequest::default();

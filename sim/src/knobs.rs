@@ -129,6 +129,9 @@ pub struct ClusterKnobs {
     /// run) or small, so that snapshots are written, and lagging or restarted replicas fetch
     /// them, many times a run.
     pub snapshot_bytes: u64,
+    /// Replication factor of every topic the clients create: 1 (each partition lives and dies
+    /// with one broker), 3, or (with five brokers) 5.
+    pub replication_factor: i16,
 }
 
 impl ClusterKnobs {
@@ -151,6 +154,11 @@ impl ClusterKnobs {
             create_gap_ms: pick(&mut rng, &[500, 1_500, 3_000]),
             // Drawn from its own stream, so the knobs above stay what they were for every seed.
             snapshot_bytes: pick(&mut SmallRng::seed_from_u64(seed ^ 0x736e_6170_7368_6f74), &[20 * 1024 * 1024, 2_048, 16_384]),
+            replication_factor: {
+                let brokers = if controllers == 0 { nodes } else { nodes - controllers };
+                let choices: &[i16] = if brokers >= 5 { &[1, 3, 3, 5, 5] } else { &[1, 3, 3] };
+                pick(&mut SmallRng::seed_from_u64(seed ^ 0x7265_706c_6963_6173), choices)
+            },
         };
         if k.kill_weight + k.power_loss_weight + k.isolate_weight + k.one_way_weight + k.bridge_weight + k.swizzle_weight + k.pause_weight == 0 {
             k.kill_weight = 1;

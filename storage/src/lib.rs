@@ -1,9 +1,10 @@
 //! gregor-storage: the partition log over the [`gregor_core::disk`] seam.
 //!
 //! A partition is a directory of segments holding Kafka v2 record batches exactly as produced
-//! (with broker-assigned offsets), sparse offset and time indexes, and checkpoint files. The log
-//! recovers to the longest valid prefix after a crash, never invents a record, and checks every
-//! batch's CRC32C when it reads it. [`FileDisk`] is the real-file adapter; [`MemDisk`] is the
+//! (with broker-assigned offsets) or as replicated from the leader, sparse offset and time
+//! indexes, checkpoint files (including the leader epoch cache's) and the idempotent producers'
+//! state. The log recovers to the longest valid prefix after a crash, never invents a record,
+//! and checks every batch's CRC32C when it reads it. [`FileDisk`] is the real-file adapter; [`MemDisk`] is the
 //! fault-injecting in-memory disk used by tests and the simulator.
 
 pub mod config;
@@ -21,3 +22,4 @@ pub use file_disk::FileDisk;
 pub use log::{AppendInfo, AppendOutcome, LogError, PartitionLog, ReadResult, RecoveryReport, RetentionReport};
 pub use mem_disk::{FaultConfig, FaultCounts, MemDisk};
 pub use producer_state::{ProducerError, ProducerStateMap};
+pub use gregor_core::replica::epoch_cache::{EpochEntry, LeaderEpochCache};

@@ -1,10 +1,12 @@
-//! `PartitionLog`: the log of one partition — a directory of segments, their indexes, and the
-//! `log-start-offset` and `recovery-point` checkpoints.
+//! `PartitionLog`: the log of one partition — a directory of segments, their indexes, the
+//! `log-start-offset`, `recovery-point` and `leader-epoch-checkpoint` checkpoints and the
+//! producer state snapshot.
 //!
 //! # Guarantees
 //! * Offsets are assigned consecutively with no holes; batches are stored byte for byte as given,
 //!   except for the fields the broker owns (base offset, leader epoch, and for `LogAppendTime` the
-//!   timestamp type and max timestamp, with the CRC recomputed).
+//!   timestamp type and max timestamp, with the CRC recomputed). Follower appends store the
+//!   leader's batches wholly as given, those fields included.
 //! * Every batch returned by a read is CRC-checked; bytes from disk never cause a panic.
 //! * After any crash, [`PartitionLog::open`] recovers a prefix of what was appended that contains
 //!   everything below the flushed offset ([`PartitionLog::mark_flushed`]) at the time of the crash,
@@ -44,6 +46,33 @@
 //! moving the log start forgets producers whose batches are all gone, and retention passes expire
 //! producers idle for [`PRODUCER_ID_EXPIRATION_MS`] (by their last batch timestamp, as Kafka).
 //!
+//! # Leader epoch cache
+//! The log owns the partition's [`LeaderEpochCache`] (KIP-101/279/320; see
+//! [`gregor_core::replica::epoch_cache`] for its rules): every append assigns each batch's
+//! partition leader epoch at its base offset, `truncate_to` removes the entries at or after the
+//! new log end, moving the log start (DeleteRecords, retention) moves the first entry up to it
+//! (Kafka's `truncateFromStart`), and emptying the log (`truncate_fully_and_start_at`, or
+//! `truncate_to` below the log start) clears it, as Kafka does. Its entries always lie within
+//! `[log start, log end]`.
+//!
+//! `close` writes it to `leader-epoch-checkpoint` (Kafka's text format, atomically) and `open`
+//! uses that file only after a clean shutdown, and only if every entry lies within the recovered
+//! `[log start, log end]`: the format has no checksum, and a file written before a crash may
+//! describe batches the crash took. In every other case (unclean shutdown, missing, corrupt or
+//! inconsistent file) the cache is rebuilt from the batch headers by the same header scan that
+//! rebuilds or replays the producer state, which then starts at the log start. The file is
+//! therefore written only at clean close (not at rolls or truncations like the producer
+//! snapshot): nothing else would ever read it. The one thing a rebuild cannot recover is the
+//! entry of a log emptied by DeleteRecords or retention (no batch is left to read the epoch
+//! from): after an unclean restart such a log has an empty cache until its next append.
+//!
+//! # Follower appends
+//! [`PartitionLog::append_as_follower`] appends batches fetched from the partition leader as
+//! they are, offsets, leader epochs and CRC included, after checking that each is a valid batch
+//! (CRC) that continues the log exactly, and that leader epochs never go back. Producer state
+//! is recorded from them without checking sequences (the leader did). Flushing, rolling and
+//! recovery treat them like any other append.
+//!
 //! # Group commit
 //! [`PartitionLog::take_unflushed`] hands out the files to sync; the caller syncs them without
 //! holding the log and reports back with [`PartitionLog::mark_flushed`]. If `truncate_to` runs in
@@ -55,10 +84,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use gregor_core::batch::{self, BatchError, BatchHeader, HEADER_LEN};
+use gregor_core::batch::{self, BatchError, BatchHeader, HEADER_LEN, LOG_OVERHEAD};
 use gregor_core::bugs::{self, Bug};
 use gregor_core::disk::{read_all, write_atomic, FileRef, SharedDisk};
 use gregor_core::probe::{self, CrashPoint};
+use gregor_core::replica::epoch_cache::LeaderEpochCache;
 use tracing::{info, warn};
 
 use crate::config::{LogConfig, TimestampType};
@@ -70,6 +100,7 @@ const CLEAN_SHUTDOWN: &str = ".clean-shutdown";
 const LOG_START_CHECKPOINT: &str = "log-start-offset";
 const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point";
 const PRODUCER_SNAPSHOT: &str = "producer-state.snapshot";
+const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 
 /// Result of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +172,14 @@ pub enum LogError {
     Failed,
     #[error(transparent)]
     Producer(#[from] ProducerError),
+    /// A follower append does not continue the log: the batch at `got` should have been at
+    /// `expected` (the log end, or the end of the previous batch of the append).
+    #[error("batch at offset {got} does not continue the log at offset {expected}")]
+    NonContiguous { expected: i64, got: i64 },
+    /// A follower append's batch at `offset` has leader epoch `epoch`, below `latest`, the latest
+    /// epoch in the log or in the earlier batches of the append.
+    #[error("batch at offset {offset} has leader epoch {epoch}, below the log's latest leader epoch {latest}")]
+    EpochRegression { offset: i64, epoch: i32, latest: i32 },
 }
 
 /// One partition's log. Not internally synchronized: the server wraps it in a mutex.
@@ -160,6 +199,10 @@ pub struct PartitionLog {
     failed: bool,
     /// Idempotent producers' state, consistent with the batches in the log.
     producers: ProducerStateMap,
+    /// The leader epoch cache, consistent with the batches in the log.
+    epochs: LeaderEpochCache,
+    /// The `leader-epoch-checkpoint` file holds exactly `epochs`.
+    epochs_fresh: bool,
     /// The `.clean-shutdown` marker is on disk and still true: nothing changed since open.
     clean_marker: bool,
     /// Directory entries not yet durable: the partition directory's own in its parent (a new
@@ -250,6 +293,8 @@ impl PartitionLog {
         // with a log that changed below it.
         let snapshot_path = dir.join(PRODUCER_SNAPSHOT);
         let snapshot = if disk.exists(&snapshot_path) { Some(read_all(disk.as_ref(), &snapshot_path)?) } else { None };
+        let epochs_path = dir.join(LEADER_EPOCH_CHECKPOINT);
+        let epochs_file = if disk.exists(&epochs_path) { Some(read_all(disk.as_ref(), &epochs_path)?) } else { None };
 
         let mut log = PartitionLog {
             disk: disk.clone(),
@@ -263,6 +308,8 @@ impl PartitionLog {
             truncated_since_take: false,
             failed: false,
             producers: ProducerStateMap::new(),
+            epochs: LeaderEpochCache::new(),
+            epochs_fresh: false,
             clean_marker: clean,
             // After anything but a clean shutdown, entries seen now may live only in the page
             // cache (a process killed before syncing them): sync them before the first write.
@@ -320,8 +367,12 @@ impl PartitionLog {
                     // open fails later (a read error), the rewritten pages would otherwise stay
                     // dirty after the process exits, and a power loss could tear bytes that were
                     // durable before (found by the simulator's crash points).
+                    // A cut to nothing must be synced too: an unsynced truncation can be undone
+                    // by a power loss, bringing back a batch this recovery dropped.
                     if seg.size > 0 {
                         rewrite(&seg.file, seg.size)?;
+                    }
+                    if seg.size > 0 || scan.invalid_tail_bytes > 0 {
                         seg.file.sync()?;
                     }
                     seg
@@ -386,28 +437,52 @@ impl PartitionLog {
         if log.recovery_point_on_disk.unwrap_or(0) != leo {
             log.write_recovery_point(leo)?;
         }
-        match snapshot.as_deref().and_then(ProducerStateMap::decode_snapshot) {
+        // The leader epoch checkpoint, only after a clean shutdown and only if it fits the log.
+        let epochs_decoded = epochs_file.as_deref().and_then(LeaderEpochCache::decode);
+        let epochs_trusted = epochs_decoded.clone().filter(|c| clean && log.epochs_fit(c));
+        if clean && epochs_file.is_some() && epochs_trusted.is_none() {
+            warn!(dir = %dir.display(), valid = epochs_decoded.is_some(), "ignoring leader epoch checkpoint; rebuilding from the log");
+        }
+        let rebuild_epochs = epochs_trusted.is_none();
+        if let Some(c) = epochs_trusted {
+            log.epochs = c;
+            log.epochs_fresh = true;
+        }
+        // Where the producer state must be replayed from, if anywhere.
+        let producers_from = match snapshot.as_deref().and_then(ProducerStateMap::decode_snapshot) {
             Some((state, at)) if at == leo => {
                 log.producers = state;
                 log.snapshot_fresh = true;
+                None
             }
             Some((state, at)) if at < leo => {
                 // Taken before a crash: replay the batches written since.
                 log.producers = state;
-                log.replay_producer_state(at)?;
+                Some(at)
             }
             Some((mut state, _)) if !clean => {
                 // Taken after the last durable batch: the crash took the batches the snapshot
                 // still remembers at and above the recovered end; forget exactly those.
                 state.forget_from(leo);
                 log.producers = state;
+                None
             }
             other => {
                 if snapshot.is_some() {
                     warn!(dir = %dir.display(), valid = other.is_some(), "ignoring producer state snapshot; rebuilding from the log");
                 }
-                log.rebuild_producer_state()?;
+                log.producers.clear();
+                Some(log.log_start_offset)
             }
+        };
+        // One header scan serves both.
+        log.replay_headers(producers_from, rebuild_epochs)?;
+        if rebuild_epochs {
+            // Kafka's order. Nothing lies beyond the end; the batch holding the log start may
+            // begin below it.
+            log.epochs.truncate_from_end(leo);
+            log.epochs.truncate_from_start(log.log_start_offset);
+            log.epochs_fresh = epochs_decoded.as_ref() == Some(&log.epochs);
         }
         // Without any snapshot file and with no producers there is nothing an old snapshot
         // could be confused with; otherwise the file must describe the state as opened.
@@ -423,17 +498,25 @@ impl PartitionLog {
         Ok((log, report))
     }
 
-    /// Rebuilds the producer state from the headers of the batches from the log start on. A batch
-    /// header that cannot be read (data corrupted at rest) ends that segment's scan: reads of it
-    /// report the corruption; the producer state just forgets what it cannot see.
+    /// Rebuilds the producer state from the headers of the batches from the log start on.
     fn rebuild_producer_state(&mut self) -> Result<(), LogError> {
         self.producers.clear();
-        self.replay_producer_state(self.log_start_offset)
+        self.replay_headers(Some(self.log_start_offset), false)
     }
 
-    /// Records in the producer state every batch whose last offset is at or above `from`.
-    fn replay_producer_state(&mut self, from: i64) -> Result<(), LogError> {
-        let start = from.max(self.log_start_offset);
+    /// The one scan of batch headers (headers only) that rebuilds derived state: records in the
+    /// producer state every batch whose last offset is at or above `producers_from` (if given),
+    /// and with `epochs`, assigns every batch's leader epoch in the epoch cache (then scanning
+    /// from the log start; the caller normalizes the cache to the log's range). A batch header
+    /// that cannot be read (data corrupted at rest) ends that segment's scan: reads of it report
+    /// the corruption; the derived state just forgets what it cannot see.
+    fn replay_headers(&mut self, producers_from: Option<i64>, epochs: bool) -> Result<(), LogError> {
+        let producers_from = producers_from.map(|f| f.max(self.log_start_offset));
+        let start = match (producers_from, epochs) {
+            (_, true) => self.log_start_offset,
+            (Some(from), false) => from,
+            (None, false) => return Ok(()),
+        };
         for seg in self.segments.values() {
             if seg.next_offset <= start {
                 continue;
@@ -444,13 +527,16 @@ impl PartitionLog {
                     Ok(h) => h,
                     Err(LogError::Corrupt(e)) => {
                         warn!(dir = %self.dir.display(), base = seg.base_offset, pos, error = %e,
-                            "unreadable batch header while rebuilding producer state");
+                            "unreadable batch header while rebuilding producer state and epoch cache");
                         break;
                     }
                     Err(e) => return Err(e),
                 };
-                if h.last_offset() >= start {
+                if producers_from.is_some_and(|from| h.last_offset() >= from) {
                     self.producers.record(&h);
+                }
+                if epochs {
+                    self.epochs.assign(h.partition_leader_epoch, h.base_offset);
                 }
                 pos += h.total_len() as u64;
             }
@@ -465,6 +551,28 @@ impl PartitionLog {
         write_atomic(self.disk.as_ref(), &self.path(PRODUCER_SNAPSHOT), &self.producers.encode_snapshot(at))?;
         self.snapshot_fresh = at == self.log_end_offset();
         Ok(())
+    }
+
+    /// Durably replaces the leader epoch checkpoint with the current cache (called only at
+    /// clean close, the only time a later open trusts it).
+    fn write_epoch_checkpoint(&mut self) -> io::Result<()> {
+        write_atomic(self.disk.as_ref(), &self.path(LEADER_EPOCH_CHECKPOINT), &self.epochs.encode())?;
+        self.epochs_fresh = true;
+        Ok(())
+    }
+
+    /// Whether every entry of `cache` lies within `[log start, log end]`, as the cache of this
+    /// log always does.
+    fn epochs_fit(&self, cache: &LeaderEpochCache) -> bool {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        cache.entries().iter().all(|e| (start..=end).contains(&e.start_offset))
+    }
+
+    /// The log now starts at `offset`: moves the epoch cache's first entry up to it.
+    fn epochs_truncate_from_start(&mut self, offset: i64) {
+        if self.epochs.truncate_from_start(offset) {
+            self.epochs_fresh = false;
+        }
     }
 
     /// Durably replaces the recovery-point checkpoint.
@@ -522,6 +630,43 @@ impl PartitionLog {
     /// The idempotent producers' state (for tests and tools).
     pub fn producer_state(&self) -> &ProducerStateMap {
         &self.producers
+    }
+
+    /// Kafka's `endOffsetForEpoch` (OffsetsForLeaderEpoch, a Fetch's diverging epoch): the
+    /// largest epoch at or below `epoch` and where it ends, the log end for the latest epoch;
+    /// `(-1, -1)` when unknown. See [`LeaderEpochCache::end_offset_for`] for the exact rules.
+    pub fn epoch_end_offset(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// A new leadership at `epoch` begins at the log end (Kafka's `makeLeader`): the epoch is
+    /// assigned there before any batch of it is written, so a follower holding batches of an
+    /// older epoch that this log never had learns where its log diverges.
+    pub fn assign_leader_epoch(&mut self, epoch: i32) {
+        if self.epochs.assign(epoch, self.log_end_offset()) {
+            self.epochs_fresh = false;
+        }
+    }
+
+    /// The latest leader epoch of the log (of its batches, or begun by
+    /// [`PartitionLog::assign_leader_epoch`]), if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// Where `epoch` starts in the log, if it wrote to it.
+    pub fn epoch_start_offset(&self, epoch: i32) -> Option<i64> {
+        self.epochs.epoch_start_offset(epoch)
+    }
+
+    /// The epoch cache's entries, `(epoch, start offset)`, oldest first.
+    pub fn epoch_entries(&self) -> Vec<(i32, i64)> {
+        self.epochs.entries().iter().map(|e| (e.epoch, e.start_offset)).collect()
+    }
+
+    /// The leader epoch cache itself (read only).
+    pub fn leader_epoch_cache(&self) -> &LeaderEpochCache {
+        &self.epochs
     }
 
     fn load_index(&self, base: i64, len: u64) -> Result<Option<index::LoadedIndex>, LogError> {
@@ -599,6 +744,7 @@ impl PartitionLog {
         }
         assert!(self.log_start_offset <= self.log_end_offset(), "log start beyond log end");
         assert!(self.flushed_offset <= self.log_end_offset(), "flushed beyond log end");
+        assert!(self.epochs_fit(&self.epochs), "epoch cache {:?} outside the log [{}, {}]", self.epochs.entries(), self.log_start_offset, self.log_end_offset());
     }
 
     fn active(&self) -> &Segment {
@@ -698,14 +844,7 @@ impl PartitionLog {
         if let Check::Duplicate(m) = self.producers.check(&produced)? {
             return Ok(AppendOutcome::Duplicate(self.duplicate_info(&m)));
         }
-        self.before_write()?;
-        let total = batches.len() as u64;
-        let active = self.active();
-        let too_big = active.size + total > self.config.segment_bytes;
-        let too_old = now_ms.saturating_sub(active.created_ms) > self.config.segment_ms;
-        if !active.is_empty() && (too_big || too_old) {
-            self.roll(now_ms)?;
-        }
+        self.prepare_append(batches.len() as u64, now_ms)?;
         let append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let mut next = leo;
         let mut headers = Vec::with_capacity(spans.len());
@@ -720,26 +859,115 @@ impl PartitionLog {
             next = h.next_offset();
             headers.push(h);
         }
-        let at = self.active().size;
-        if let Err(e) = self.active().file.write_all_at(batches, at) {
-            return self.fatal(e);
-        }
-        let interval = self.config.index_interval_bytes;
-        let active = self.active_mut();
-        for h in &headers {
-            active.note_batch(h, h.total_len() as u64, interval);
-        }
-        assert_eq!(active.size, at + total, "segment size must grow by exactly the appended bytes");
-        assert_eq!(active.next_offset, next);
-        self.active_dirty = true;
-        self.producers.commit(&headers);
-        self.snapshot_fresh = false;
+        self.write_appended(batches, &headers)?;
+        assert_eq!(self.log_end_offset(), next);
         Ok(AppendOutcome::Appended(AppendInfo {
             base_offset: leo,
             last_offset: next - 1,
             log_append_time_ms: if append_time { now_ms } else { -1 },
             log_start_offset: self.log_start_offset,
         }))
+    }
+
+    /// Appends batches fetched from the partition leader (a follower's append, Kafka's
+    /// `appendAsFollower`), exactly as they are: their base offsets, partition leader epochs,
+    /// timestamps and CRCs are kept, so the follower's log is byte for byte the leader's.
+    ///
+    /// Checked before anything is written (any failure writes nothing):
+    /// * every batch is a valid v2 batch with a matching CRC32C ([`batch::validate`], the check
+    ///   the leader path applies to its input before its producer-only rules: a record count
+    ///   that agrees with the offset delta and `max.message.bytes`, which the leader enforced
+    ///   when it accepted the batch — Kafka's follower path skips the size check too);
+    /// * the first batch starts at the log end offset and each next one where the previous one
+    ///   ends, else [`LogError::NonContiguous`] (the caller truncates or resets the log first);
+    /// * leader epochs never go back: none is below the cache's latest epoch nor below an
+    ///   earlier batch's, else [`LogError::EpochRegression`].
+    ///
+    /// The producer state records the batches without checking their sequences (the leader did;
+    /// Kafka's follower path does not check them either), so this replica deduplicates retries
+    /// correctly once it leads. The epoch cache assigns each batch's epoch at its base offset.
+    ///
+    /// A fetch answer may end with a partial batch (Kafka cuts a partition's data at the fetch's
+    /// byte limit): the whole batches before it are appended and the partial one is ignored, to
+    /// be fetched again from the new log end. Input holding no whole batch (empty, or only a
+    /// partial one) appends nothing and answers the log end as `base_offset` with `last_offset`
+    /// one below it. `log_append_time_ms` is always -1: the batches carry the leader's times.
+    pub fn append_as_follower(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.ensure_ok()?;
+        let leo = self.log_end_offset();
+        let mut headers = Vec::new();
+        let mut end = 0usize;
+        let mut expected = leo;
+        let mut latest_epoch = self.epochs.latest_epoch();
+        while batches.len() - end >= LOG_OVERHEAD {
+            let rest = &batches[end..];
+            // The length field decides whether the batch is whole (as Kafka's batch iterator).
+            let batch_length = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+            if (batch_length as i64) < (HEADER_LEN - LOG_OVERHEAD) as i64 {
+                return Err(BatchError::BadLength(batch_length).into());
+            }
+            let len = LOG_OVERHEAD + batch_length as usize;
+            if len > rest.len() {
+                break;
+            }
+            let h = batch::validate(&rest[..len])?;
+            if h.base_offset != expected {
+                return Err(LogError::NonContiguous { expected, got: h.base_offset });
+            }
+            if let Some(latest) = latest_epoch.filter(|&l| h.partition_leader_epoch < l) {
+                return Err(LogError::EpochRegression { offset: h.base_offset, epoch: h.partition_leader_epoch, latest });
+            }
+            latest_epoch = Some(h.partition_leader_epoch);
+            expected = h.next_offset();
+            headers.push(h);
+            end += len;
+        }
+        let info = AppendInfo { base_offset: leo, last_offset: expected - 1, log_append_time_ms: -1, log_start_offset: self.log_start_offset };
+        if headers.is_empty() {
+            return Ok(info);
+        }
+        self.prepare_append(end as u64, now_ms)?;
+        self.write_appended(&batches[..end], &headers)?;
+        assert_eq!(self.log_end_offset(), expected);
+        Ok(info)
+    }
+
+    /// Before appending `total` bytes: forgets a clean shutdown and rolls the active segment if
+    /// it is full or old. A whole append goes into one segment.
+    fn prepare_append(&mut self, total: u64, now_ms: i64) -> Result<(), LogError> {
+        self.before_write()?;
+        let active = self.active();
+        let too_big = active.size + total > self.config.segment_bytes;
+        let too_old = now_ms.saturating_sub(active.created_ms) > self.config.segment_ms;
+        if !active.is_empty() && (too_big || too_old) {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `batches`, whose final headers are `headers`, at the end of the active segment and
+    /// records them in the segment's indexes, the producer state and the epoch cache.
+    fn write_appended(&mut self, batches: &[u8], headers: &[BatchHeader]) -> Result<(), LogError> {
+        let total = batches.len() as u64;
+        let at = self.active().size;
+        if let Err(e) = self.active().file.write_all_at(batches, at) {
+            return self.fatal(e);
+        }
+        let interval = self.config.index_interval_bytes;
+        let active = self.active_mut();
+        for h in headers {
+            active.note_batch(h, h.total_len() as u64, interval);
+        }
+        assert_eq!(active.size, at + total, "segment size must grow by exactly the appended bytes");
+        self.active_dirty = true;
+        self.producers.commit(headers);
+        self.snapshot_fresh = false;
+        for h in headers {
+            if self.epochs.assign(h.partition_leader_epoch, h.base_offset) {
+                self.epochs_fresh = false;
+            }
+        }
+        Ok(())
     }
 
     fn duplicate_info(&self, m: &BatchMeta) -> AppendInfo {
@@ -969,7 +1197,8 @@ impl PartitionLog {
     /// less. The server may call this periodically.
     pub fn checkpoint_recovery_point(&mut self) -> Result<(), LogError> {
         self.ensure_ok()?;
-        if self.recovery_point_on_disk == Some(self.flushed_offset) {
+        // An absent checkpoint means 0, as in `open` and `close`.
+        if self.recovery_point_on_disk.unwrap_or(0) == self.flushed_offset {
             return Ok(());
         }
         if let Err(e) = self.write_recovery_point(self.flushed_offset) {
@@ -1076,6 +1305,7 @@ impl PartitionLog {
         self.log_start_offset = offset;
         // Checkpoint first: a crash before the deletions finish is completed by the next open.
         self.write_log_start_checkpoint()?;
+        self.epochs_truncate_from_start(offset);
         let active_base = self.active().base_offset;
         let doomed: Vec<i64> = self
             .segments
@@ -1155,6 +1385,7 @@ impl PartitionLog {
         if keep_from > self.log_start_offset {
             self.log_start_offset = keep_from;
             self.write_log_start_checkpoint()?;
+            self.epochs_truncate_from_start(keep_from);
             // The batches below the new start can no longer rebuild their producers' state.
             self.write_producer_snapshot(self.log_end_offset())?;
         }
@@ -1219,10 +1450,14 @@ impl PartitionLog {
         self.active_dirty = false;
         let leo = self.log_end_offset();
         self.flushed_offset = self.flushed_offset.min(leo);
+        if self.epochs.truncate_from_end(leo) {
+            self.epochs_fresh = false;
+        }
         if self.log_start_offset > leo {
             // The cut removed a batch straddling the log start.
             self.log_start_offset = leo;
             self.write_log_start_checkpoint()?;
+            self.epochs_truncate_from_start(leo);
         }
         self.rebuild_producer_state()?;
         self.write_producer_snapshot(leo)?;
@@ -1269,6 +1504,9 @@ impl PartitionLog {
         self.flushed_offset = offset;
         self.write_recovery_point(offset)?;
         self.producers.clear();
+        // Kafka clears the cache of a log emptied this way: no epoch wrote the new log yet.
+        self.epochs.clear();
+        self.epochs_fresh = false;
         self.check_invariants();
         Ok(())
     }
@@ -1289,6 +1527,11 @@ impl PartitionLog {
             if wrote {
                 self.disk.sync_dir(&self.dir)?;
             }
+            // So is an epoch checkpoint that open had to rebuild; it is written durably before
+            // the next open can trust it, so the marker stays true.
+            if !self.epochs_fresh {
+                self.write_epoch_checkpoint()?;
+            }
             info!(dir = %self.dir.display(), log_end_offset = self.log_end_offset(), "log closed cleanly (unchanged since open)");
             return Ok(());
         }
@@ -1299,12 +1542,20 @@ impl PartitionLog {
             && self.log_start_offset == self.active().base_offset
             && self.log_start_on_disk.unwrap_or(0) <= self.log_start_offset
             && self.producers.is_empty()
+            && self.epochs.is_empty()
             && !self.disk.exists(&self.path(PRODUCER_SNAPSHOT));
         if never_written && self.log_start_offset == 0 {
             info!(dir = %self.dir.display(), "empty log closed");
             return Ok(());
         }
         self.before_write_io()?;
+        // Segments wholly below the log start go now (a truncation to the log start can leave
+        // the active segment holding only batches below it, and it may roll later), or the next
+        // open would delete them and so change a cleanly closed partition.
+        let active_base = self.active().base_offset;
+        let below: Vec<i64> =
+            self.segments.values().filter(|s| s.base_offset != active_base && s.next_offset <= self.log_start_offset).map(|s| s.base_offset).collect();
+        self.delete_segments(&below)?;
         let disk = self.disk.clone();
         // Index files are checked against their segment's size and CRC when loaded, so they
         // need no fsync: one lost to a power loss is rebuilt by a scan.
@@ -1325,6 +1576,9 @@ impl PartitionLog {
         let snapshot_needed = !self.producers.is_empty() || disk.exists(&self.path(PRODUCER_SNAPSHOT));
         if !self.snapshot_fresh && snapshot_needed {
             self.write_producer_snapshot(leo)?;
+        }
+        if !self.epochs_fresh {
+            self.write_epoch_checkpoint()?;
         }
         // Only the marker's existence counts, so creating it and syncing the directory is
         // enough; that one sync also makes the index files' renames above durable, no later

@@ -3,8 +3,11 @@
 //! Random sequences of append / read / flush / crash+reopen / clean close+reopen / delete_records
 //! / retention / truncate run against a log with tiny segments, and are checked against a model:
 //! the list of batches appended (with the offsets the log assigned), the log start, and the flushed
-//! offset. After every step the whole log must read back byte for byte as the model says. After a
-//! crash the log must be a prefix of the model that still holds every batch flushed before it.
+//! offset. After every step the whole log must read back byte for byte as the model says, and its
+//! leader epoch cache must be what the batches in `[log start, log end)` imply. After a crash the
+//! log must be a prefix of the model that still holds every batch flushed before it. Appends are
+//! leader appends (the log assigns offsets) or follower appends (batches stamped with offsets and
+//! an epoch beforehand, stored as given); either may start a new leader epoch.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +19,9 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append(Vec<(usize, usize)>),
+    /// Batches (records, value length); whether a new leader epoch starts; whether the batches
+    /// come from a leader (a follower append).
+    Append(Vec<(usize, usize)>, bool, bool),
     Read { at: u8, max_bytes: u16, hw: u8 },
     Flush,
     Crash,
@@ -30,7 +35,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => prop::collection::vec((1usize..4, 0usize..150), 1..4).prop_map(Op::Append),
+        6 => (prop::collection::vec((1usize..4, 0usize..150), 1..4), prop::bool::weighted(0.3), any::<bool>())
+            .prop_map(|(spec, new_epoch, follower)| Op::Append(spec, new_epoch, follower)),
         3 => (any::<u8>(), 0u16..2000, any::<u8>()).prop_map(|(at, max_bytes, hw)| Op::Read { at, max_bytes, hw }),
         3 => Just(Op::Flush),
         2 => Just(Op::Crash),
@@ -48,6 +54,7 @@ type Rec<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 struct Stored {
     base: i64,
     next: i64,
+    epoch: i32,
     bytes: Vec<u8>,
 }
 
@@ -59,6 +66,8 @@ struct Model {
     flushed: i64,
     /// Nothing changed since the last clean close: a crash now must still be a clean start.
     pristine: bool,
+    /// The current leader epoch.
+    epoch: i32,
 }
 
 impl Model {
@@ -70,6 +79,18 @@ impl Model {
                 break;
             }
             out.extend_from_slice(&b.bytes);
+        }
+        out
+    }
+
+    /// The epoch cache the batches in `[start, leo)` imply: the first batch of every epoch,
+    /// the first one starting at the log start.
+    fn expect_epochs(&self) -> Vec<(i32, i64)> {
+        let mut out: Vec<(i32, i64)> = Vec::new();
+        for b in self.batches.iter().filter(|b| b.next > self.start) {
+            if out.last().is_none_or(|&(e, _)| b.epoch > e) {
+                out.push((b.epoch, b.base.max(self.start)));
+            }
         }
         out
     }
@@ -89,6 +110,14 @@ fn check_whole(log: &PartitionLog, model: &Model) -> Result<(), TestCaseError> {
     let r = log.read(model.start, usize::MAX, i64::MAX).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let want = model.expect_read(model.start, usize::MAX, i64::MAX);
     prop_assert!(r.data[..] == want[..], "log content differs from model ({} vs {} bytes)", r.data.len(), want.len());
+    let epochs = log.epoch_entries();
+    if model.start == model.leo {
+        // An emptied log keeps the epoch of its last batch at its end until a crash, when no
+        // batch is left to rebuild it from (documented in the log's module doc).
+        prop_assert!(epochs.is_empty() || (epochs.len() == 1 && epochs[0].1 == model.leo), "epochs {:?} of an empty log", epochs);
+    } else {
+        prop_assert_eq!(epochs, model.expect_epochs());
+    }
     Ok(())
 }
 
@@ -103,21 +132,41 @@ fn run(seed: u64, segment_bytes: u64, index_interval_bytes: usize, ops: Vec<Op>)
         now += 100;
         let l = log.as_mut().expect("log is open");
         match op {
-            Op::Append(spec) => {
+            Op::Append(spec, new_epoch, follower) => {
+                model.epoch += i32::from(new_epoch);
                 let mut buf = Vec::new();
+                let mut next = model.leo;
                 for (i, (records, value_len)) in spec.iter().enumerate() {
                     let value = vec![i as u8; *value_len];
                     let recs: Vec<Rec> = (0..*records).map(|_| (None, Some(&value[..]))).collect();
-                    buf.extend_from_slice(&batch::build_simple(0, now, &recs));
+                    let mut b = batch::build_simple(0, now, &recs);
+                    if follower {
+                        batch::set_offset_and_epoch(&mut b, next, model.epoch);
+                    }
+                    next += *records as i64;
+                    buf.extend_from_slice(&b);
                 }
-                let info = l.append(&mut buf, 1, now).unwrap();
+                let info = if follower {
+                    let sent = buf.clone();
+                    let info = l.append_as_follower(&buf, now).unwrap();
+                    prop_assert!(buf == sent);
+                    info
+                } else {
+                    l.append(&mut buf, model.epoch, now).unwrap()
+                };
                 model.pristine &= buf.is_empty();
                 prop_assert_eq!(info.base_offset, model.leo);
                 let mut pos = 0;
                 while pos < buf.len() {
                     let h = BatchHeader::parse(&buf[pos..]).unwrap();
                     let len = h.total_len();
-                    model.batches.push(Stored { base: h.base_offset, next: h.next_offset(), bytes: buf[pos..pos + len].to_vec() });
+                    prop_assert_eq!(h.partition_leader_epoch, model.epoch);
+                    model.batches.push(Stored {
+                        base: h.base_offset,
+                        next: h.next_offset(),
+                        epoch: h.partition_leader_epoch,
+                        bytes: buf[pos..pos + len].to_vec(),
+                    });
                     pos += len;
                 }
                 model.leo = info.last_offset + 1;

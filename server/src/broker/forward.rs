@@ -45,7 +45,7 @@ fn answer(code: i16, message: Option<&StrBytes>) -> Result<(), AdminError> {
 }
 
 /// A connection to the active controller's listener.
-async fn connect(broker: &Broker) -> Result<Client, AdminError> {
+pub(crate) async fn connect(broker: &Broker) -> Result<Client, AdminError> {
     let leader = broker.controller.quorum.status().leader_id;
     let voter = broker.config.voters.iter().find(|v| v.id == leader).ok_or_else(|| not_controller("no active controller is known yet"))?;
     let mut c = Client::connect(&voter.addr(), &format!("gregor-forward-{}", broker.config.node_id))

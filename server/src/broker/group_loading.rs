@@ -39,12 +39,13 @@ impl Coordination {
 
 impl Broker {
     /// Whether this broker coordinates `group` now: `Ok` when it leads the group's offsets
-    /// partition and has loaded it (or the offsets topic does not exist yet: the group's first
-    /// write creates it, and fails with NOT_COORDINATOR if another broker got that partition);
-    /// COORDINATOR_LOAD_IN_PROGRESS while loading; NOT_COORDINATOR otherwise.
+    /// partition and has loaded it; COORDINATOR_LOAD_IN_PROGRESS while loading; NOT_COORDINATOR
+    /// otherwise — also while this broker's image has no offsets topic, as Kafka answers: a
+    /// member that has not asked FindCoordinator (which creates the topic) is sent to ask, and
+    /// a broker whose image lags never takes groups it cannot persist.
     pub fn coordination(&self, group: &str) -> Result<(), i16> {
         let image = self.image();
-        let Some(t) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
+        let Some(t) = image.topic(OFFSETS_TOPIC) else { return Err(errors::NOT_COORDINATOR) };
         let n = t.partitions.len() as i32;
         if n == 0 {
             return Err(errors::NOT_COORDINATOR);

@@ -36,7 +36,17 @@ impl Broker {
                 // No compaction yet: keep every commit rather than lose the latest ones.
                 configs.insert("retention.ms".to_string(), "-1".to_string());
                 configs.insert("segment.bytes".to_string(), (100 * 1024 * 1024).to_string());
-                match self.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, 1, configs, false).await {
+                // `offsets.topic.replication.factor`. As in Kafka, the topic is not created
+                // while fewer brokers are live than that (clients retry); the embedded single
+                // node uses what it has.
+                let live = self.image().brokers.values().filter(|b| !b.fenced).count().max(1);
+                let wanted = self.config.replication.offsets_topic_replication_factor;
+                let rf = if self.is_embedded() { wanted.min(live as i16) } else { wanted };
+                if (rf as usize) > live {
+                    tracing::warn!(live, "offsets.topic.replication.factor is {rf}: {OFFSETS_TOPIC} is created once that many brokers are live");
+                    return Err(errors::COORDINATOR_NOT_AVAILABLE);
+                }
+                match self.create_topic(OFFSETS_TOPIC, self.config.offsets_topic_num_partitions, rf, configs, false).await {
                     Ok(t) => t,
                     Err(e) if e.code == errors::TOPIC_ALREADY_EXISTS => self.topic(OFFSETS_TOPIC).ok_or(errors::COORDINATOR_NOT_AVAILABLE)?,
                     Err(e) => {
@@ -60,6 +70,7 @@ impl Broker {
         let pairs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
             keys.iter().zip(records).map(|(k, (_, v))| (Some(k.as_slice()), v.as_deref())).collect();
         let mut batch = gregor_core::batch::build_simple(0, self.clock.wall_ms(), &pairs);
+        let epoch = partition.leader_epoch();
         let info = partition.append(&mut batch, pairs.len() as i64, self.clock.wall_ms()).map_err(|e| {
             tracing::warn!(group, error = %e, "cannot write to {OFFSETS_TOPIC}");
             match e.code() {
@@ -67,7 +78,11 @@ impl Broker {
                 _ => errors::COORDINATOR_NOT_AVAILABLE,
             }
         })?;
-        partition.wait_durable(info.last_offset + 1).await.map_err(|_| errors::COORDINATOR_NOT_AVAILABLE)?;
+        // Acknowledged once the ISR has it, as Kafka's `offsets.commit.required.acks=-1`.
+        partition.wait_replicated(info.last_offset + 1, epoch, self.min_insync_replicas(OFFSETS_TOPIC)).await.map_err(|e| match e.code() {
+            errors::NOT_LEADER_OR_FOLLOWER => errors::NOT_COORDINATOR,
+            _ => errors::COORDINATOR_NOT_AVAILABLE,
+        })?;
         for (k, v) in records {
             self.offsets.apply(k, v.as_deref());
         }

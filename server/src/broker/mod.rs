@@ -11,10 +11,13 @@
 //!   a delete) are removed at startup, so a re-created topic never inherits old data.
 //! * Admin operations go through the [`Controller`], the only writer of metadata records.
 
+pub mod fetcher;
 pub mod group_loading;
 pub mod group_store;
 pub mod forward;
 pub mod groups;
+pub mod hw_checkpoint;
+pub mod isr;
 pub mod lifecycle;
 pub mod log_configs;
 pub mod offsets;
@@ -39,7 +42,7 @@ use crate::controller::Controller;
 use crate::errors;
 pub use log_configs::{ACCEPTED_TOPIC_KEYS, DYNAMIC_BROKER_KEYS};
 use log_configs::{effective_log_defaults, log_config_for};
-pub use partition::{Offsets, Partition, PartitionError};
+pub use partition::{Offsets, Partition, PartitionError, RoleChange, Signals};
 pub use replica_manager::{check_leader_epoch, ReplicaManager};
 
 /// Most partitions one topic may have (bounds memory and file handles per request).
@@ -128,8 +131,10 @@ pub struct Broker {
     pub controller: Controller,
     /// The partitions this broker hosts.
     pub replicas: ReplicaManager,
-    /// Wakes long-polling fetches when any high watermark moves.
-    pub hw_changed: Arc<Notify>,
+    /// Wake long-polling fetches: consumers when a high watermark moves, followers when a log grows.
+    pub signals: Signals,
+    /// The partitions this broker follows, fetched from their leaders.
+    pub fetchers: fetcher::Fetchers,
     /// Wakes whoever waits for the image to change (forwarded admin changes).
     pub image_changed: Notify,
     /// Committed offsets and group metadata (the cache of `__consumer_offsets`).
@@ -150,6 +155,8 @@ pub struct Broker {
     /// Set when a controlled shutdown begins: the lifecycle stops its regular heartbeats, which
     /// would otherwise ask to be unfenced again.
     pub leaving: std::sync::atomic::AtomicBool,
+    /// Set by the first [`Broker::publish`], which gives every hosted partition its role.
+    roles_applied: std::sync::atomic::AtomicBool,
     /// Producer ids left in the block the controller gave this broker (empty: ask for one).
     producer_ids: Mutex<std::ops::Range<i64>>,
 }
@@ -192,7 +199,7 @@ impl Broker {
         };
 
         let (controller, startup) = Controller::open(&config, &cluster_id, disk.clone(), clock.as_ref(), rng.random())?;
-        let hw_changed = Arc::new(Notify::new());
+        let signals = Signals::default();
         let image = startup.local;
         let log_defaults = effective_log_defaults(&config, &image.cluster_broker_configs()).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "ignoring invalid stored dynamic broker config");
@@ -212,7 +219,8 @@ impl Broker {
             image: Mutex::new(Arc::new(MetadataImage::new())),
             controller,
             replicas: ReplicaManager::default(),
-            hw_changed,
+            signals,
+            fetchers: fetcher::Fetchers::default(),
             image_changed: Notify::new(),
             log_defaults: Mutex::new(log_defaults),
             closing: std::sync::atomic::AtomicBool::new(false),
@@ -220,6 +228,7 @@ impl Broker {
             offsets: offsets::OffsetCache::default(),
             groups: groups::GroupService::new(group_config),
             producer_ids: Mutex::new(0..0),
+            roles_applied: std::sync::atomic::AtomicBool::new(false),
             broker_epoch: std::sync::atomic::AtomicI64::new(-1),
             leaving: std::sync::atomic::AtomicBool::new(false),
             serving: std::sync::atomic::AtomicBool::new(false),
@@ -228,6 +237,7 @@ impl Broker {
 
         broker.remove_unhosted_partition_dirs(&image).map_err(data_dir_err)?;
         let embedded = broker.is_embedded();
+        let hws = hw_checkpoint::read(broker.disk.as_ref(), &broker.config.log_dir);
         let mut opened = Vec::new();
         for t in image.topics.values() {
             let configs = image.topic_configs(&t.name);
@@ -236,11 +246,12 @@ impl Broker {
                 if !reg.replicas.contains(&broker.config.node_id) {
                     continue;
                 }
-                let p = broker.open_partition(&t.name, *index, reg, &log_config, false).map_err(|e| StartError::Partition(t.name.clone(), e.message))?;
+                let hw = hws.get(&(t.name.clone(), *index)).copied();
+                let p = broker.open_partition(&t.name, *index, reg, &log_config, false, hw).map_err(|e| StartError::Partition(t.name.clone(), e.message))?;
                 // With a quorum of voters the local log may hold uncommitted changes: leadership
                 // waits for the committed image (published as the quorum commits).
                 if embedded {
-                    p.set_leadership(reg.leader == broker.config.node_id, reg.leader_epoch);
+                    p.apply_registration(broker.config.node_id, reg, broker.clock.monotonic_ms());
                 }
                 opened.push(p);
             }
@@ -264,6 +275,9 @@ impl Broker {
             }
         }
 
+        if broker.config.roles.broker {
+            tokio::spawn(isr::run(Arc::downgrade(&broker)));
+        }
         broker.set_member_id_epoch(member_id_epoch);
         broker.reconcile_coordination();
         Ok(broker)
@@ -331,7 +345,8 @@ impl Broker {
 
     /// Opens one hosted partition and starts its flusher. A `fresh` partition (just created by
     /// a metadata change) starts from an empty directory: anything left there is removed.
-    fn open_partition(&self, topic: &str, index: i32, reg: &PartitionRegistration, log_config: &LogConfig, fresh: bool) -> Result<Arc<Partition>, AdminError> {
+    /// `checkpointed_hw` is its high watermark from `replication-offset-checkpoint`.
+    fn open_partition(&self, topic: &str, index: i32, reg: &PartitionRegistration, log_config: &LogConfig, fresh: bool, checkpointed_hw: Option<i64>) -> Result<Arc<Partition>, AdminError> {
         let dir = partition_dir(&self.config.log_dir, topic, index);
         if fresh && self.disk.exists(&dir) {
             let _ = self.disk.remove_dir_all(&dir);
@@ -341,17 +356,21 @@ impl Broker {
         if !report.clean_shutdown || report.truncated_bytes > 0 {
             tracing::info!(topic, partition = index, ?report, "recovered partition");
         }
-        let p = Partition::new(topic.to_string(), index, log, self.hw_changed.clone(), self.clock.monotonic_ms());
-        if fresh {
-            p.set_leadership(reg.leader == self.config.node_id, reg.leader_epoch);
-        }
+        // The high watermark a restarted replica starts from. A partition with one replica has
+        // no one to learn it from: everything its recovery kept was durable, so it is committed.
+        let hw = match checkpointed_hw {
+            _ if reg.replicas.len() == 1 => log.log_end_offset(),
+            Some(hw) => hw,
+            None => log.log_start_offset(),
+        };
+        let p = Partition::new(topic.to_string(), index, log, hw, self.signals.clone(), self.clock.monotonic_ms());
         tokio::spawn(p.clone().run_flusher());
         Ok(p)
     }
 
     /// Replaces the image with `image`, which is the current image with `delta` applied, and
     /// makes the hosted partitions and configs follow it.
-    pub fn publish(&self, image: MetadataImage, delta: &MetadataDelta) {
+    pub fn publish(self: &Arc<Self>, image: MetadataImage, delta: &MetadataDelta) {
         let me = self.config.node_id;
         if delta.changed_configs.iter().any(|(t, _)| *t == RESOURCE_BROKER) {
             match effective_log_defaults(&self.config, &image.cluster_broker_configs()) {
@@ -372,7 +391,7 @@ impl Broker {
         for ((topic_id, index), reg) in &delta.changed_partitions {
             let Some(t) = image.topic_by_id(*topic_id) else { continue };
             match self.replicas.get(&t.name, *index) {
-                Some(p) if reg.replicas.contains(&me) => p.set_leadership(reg.leader == me, reg.leader_epoch),
+                Some(p) if reg.replicas.contains(&me) => self.apply_role(&p, *topic_id, reg),
                 Some(_) => self.stop_replica(&t.name, *index, true),
                 None if reg.replicas.contains(&me) => {
                     let lc = match log_config_for(&self.log_defaults(), &image.topic_configs(&t.name)) {
@@ -382,8 +401,8 @@ impl Broker {
                             self.log_defaults()
                         }
                     };
-                    match self.open_partition(&t.name, *index, reg, &lc, true) {
-                        Ok(p) => opened.push(p),
+                    match self.open_partition(&t.name, *index, reg, &lc, true, None) {
+                        Ok(p) => opened.push((p, *topic_id, reg.clone())),
                         Err(e) => tracing::error!(topic = %t.name, partition = index, error = %e.message, "cannot create partition"),
                     }
                 }
@@ -391,9 +410,10 @@ impl Broker {
             }
         }
         if !opened.is_empty() {
-            self.sync_partition_dir_entries(opened.iter());
-            for p in opened {
+            self.sync_partition_dir_entries(opened.iter().map(|(p, _, _)| p));
+            for (p, topic_id, reg) in opened {
                 tracing::debug!(topic = %p.topic, partition = p.index, "hosting partition");
+                self.apply_role(&p, topic_id, &reg);
                 self.replicas.insert(p);
             }
         }
@@ -411,15 +431,59 @@ impl Broker {
             }
         }
         *self.image.lock().expect("image lock") = Arc::new(image);
+        if !self.roles_applied.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // The first committed image since start: partitions it did not change still need
+            // their role (a restarted follower must start fetching).
+            self.apply_roles();
+        }
         self.reconcile_coordination();
         self.image_changed.notify_waiters();
         if !delta.removed_topics.is_empty() {
-            self.hw_changed.notify_waiters();
+            self.signals.hw_changed.notify_waiters();
+        }
+    }
+
+    /// Gives a hosted partition the role its registration says, and starts or stops fetching
+    /// it from its leader accordingly.
+    fn apply_role(self: &Arc<Self>, p: &Arc<Partition>, topic_id: gregor_core::metadata::TopicId, reg: &PartitionRegistration) {
+        match p.apply_registration(self.config.node_id, reg, self.clock.monotonic_ms()) {
+            RoleChange::Unchanged => {}
+            RoleChange::Leader => {
+                tracing::info!(topic = %p.topic, partition = p.index, leader_epoch = reg.leader_epoch, isr = ?reg.isr, "leading partition");
+                self.fetchers.unfollow(&p.topic, p.index);
+            }
+            RoleChange::Follower { leader, leader_epoch } => {
+                tracing::info!(topic = %p.topic, partition = p.index, leader, leader_epoch, "following partition");
+                self.fetchers.follow(self, p, Uuid::from_u128(topic_id), leader, leader_epoch);
+            }
+        }
+    }
+
+    /// Gives every hosted partition the role the current image says (at start-up, once the
+    /// committed image is known).
+    pub fn apply_roles(self: &Arc<Self>) {
+        let image = self.image();
+        for t in image.topics.values() {
+            for (index, reg) in &t.partitions {
+                if let Some(p) = self.replicas.get(&t.name, *index) {
+                    self.apply_role(&p, t.id, reg);
+                }
+            }
+        }
+    }
+
+    /// Writes every hosted partition's high watermark to `replication-offset-checkpoint`.
+    pub fn checkpoint_high_watermarks(&self) {
+        let hws: BTreeMap<replica_manager::TopicPartition, i64> =
+            self.replicas.all().iter().filter_map(|p| p.offsets().ok().map(|o| ((p.topic.clone(), p.index), o.high_watermark))).collect();
+        if let Err(e) = hw_checkpoint::write(self.disk.as_ref(), &self.config.log_dir, &hws) {
+            tracing::warn!(error = %e, "cannot write the high watermark checkpoint");
         }
     }
 
     /// Stops hosting a partition; with `delete`, removes its data.
     fn stop_replica(&self, topic: &str, index: i32, delete: bool) {
+        self.fetchers.unfollow(topic, index);
         let Some(p) = self.replicas.remove(topic, index) else { return };
         if let Some(log) = p.take_for_delete() {
             let result = if delete { log.delete() } else { log.close() };
@@ -468,6 +532,13 @@ impl Broker {
         }
         check_leader_epoch(current_leader_epoch, reg.leader_epoch).map_err(|code| NotServed { code, leader: hint })?;
         self.replicas.get(topic, index).ok_or(not_leader)
+    }
+
+    /// The topic's `min.insync.replicas` (its override, else the broker's default).
+    pub fn min_insync_replicas(&self, topic: &str) -> usize {
+        let image = self.image();
+        let own = image.topic_configs(topic).get("min.insync.replicas").and_then(|v| v.trim().parse::<i32>().ok());
+        own.unwrap_or(self.config.replication.min_insync_replicas).max(1) as usize
     }
 
     /// The effective log config of a topic with these overrides (the defaults if the
@@ -567,7 +638,8 @@ impl Broker {
     /// Starts shutdown: waiting fetches are answered with what they have.
     pub fn begin_shutdown(&self) {
         self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.hw_changed.notify_waiters();
+        self.signals.hw_changed.notify_waiters();
+        self.signals.appended.notify_waiters();
     }
 
     pub fn is_closing(&self) -> bool {
@@ -606,6 +678,8 @@ impl Broker {
     /// Clean shutdown of every partition (sync, indexes, clean-shutdown marker) and of the
     /// metadata log.
     pub fn close(&self) {
+        self.fetchers.stop_all();
+        self.checkpoint_high_watermarks();
         for p in self.replicas.all() {
             if let Err(e) = p.close() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "error closing partition");

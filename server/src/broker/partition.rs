@@ -1,4 +1,17 @@
-//! One partition of a topic on this broker: its log, its high watermark, and group commit.
+//! One partition of a topic on this broker: its log, its role (leader or follower, from the
+//! metadata image), its high watermark, and group commit.
+//!
+//! Replication (see [`gregor_core::replica`] for the rules):
+//! * As **leader** it appends producers' batches stamped with its leader epoch, serves
+//!   followers' fetches up to its log end (checking their last fetched epoch for divergence
+//!   first), and moves the high watermark to the minimum durable log end over the ISR: its own
+//!   flushed offset and each ISR follower's fetch offset. acks=all waits for the high watermark.
+//! * As **follower** it appends the leader's batches as they are (offsets and epochs kept),
+//!   truncates where the leader says its log diverges, and takes the leader's high watermark
+//!   (never above its own log end). It reports a fetch offset only once everything below it is
+//!   durable, which is what lets the leader count that offset as durable.
+//! * The single-node policies below are the one-replica case: with no followers the high
+//!   watermark is the leader's flushed offset.
 //!
 //! Durability policy (per topic, from `flush.messages` / `log.flush.interval.messages`):
 //! * **fsync before ack** (`flush.messages` = 1, Gregor's default): an append wakes this
@@ -21,10 +34,14 @@
 //! retried batch is answered with the original's offsets and waits for the same durability as the
 //! original (its offsets are at or below the log end, so `wait_durable` covers it).
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
 use gregor_core::bugs::{self, Bug};
+use gregor_core::metadata::PartitionRegistration;
+use gregor_core::replica::divergence::{diverging_epoch, truncation_offset, EpochEnd};
+use gregor_core::replica::leader::Leadership;
 use gregor_storage::{AppendInfo, AppendOutcome, LogConfig, LogError, PartitionLog, ProducerError, ReadResult};
 use tokio::sync::Notify;
 
@@ -43,6 +60,14 @@ pub enum PartitionError {
     OutOfRange { offset: i64, start: i64, end: i64 },
     #[error("{0}")]
     Producer(ProducerError),
+    #[error("this broker is not the leader of the partition at that epoch")]
+    NotLeader,
+    #[error("this broker is not a follower of that leader epoch")]
+    NotFollower,
+    #[error("broker {0} is not a replica of the partition")]
+    NotAReplica(i32),
+    #[error("the write was appended but the ISR has {isr} replicas, fewer than min.insync.replicas {min}")]
+    NotEnoughReplicasAfterAppend { isr: usize, min: usize },
 }
 
 impl PartitionError {
@@ -56,6 +81,8 @@ impl PartitionError {
             PartitionError::OutOfRange { .. } => OFFSET_OUT_OF_RANGE,
             PartitionError::Producer(ProducerError::InvalidProducerEpoch { .. }) => INVALID_PRODUCER_EPOCH,
             PartitionError::Producer(ProducerError::OutOfOrderSequence { .. }) => OUT_OF_ORDER_SEQUENCE_NUMBER,
+            PartitionError::NotLeader | PartitionError::NotFollower | PartitionError::NotAReplica(_) => NOT_LEADER_OR_FOLLOWER,
+            PartitionError::NotEnoughReplicasAfterAppend { .. } => NOT_ENOUGH_REPLICAS_AFTER_APPEND,
         }
     }
 }
@@ -72,6 +99,15 @@ fn from_log(e: LogError) -> PartitionError {
     }
 }
 
+/// This replica's role, as the metadata image gives it.
+enum Role {
+    /// Not yet given one (at start-up, until the committed image is published).
+    Unassigned,
+    Leader(Leadership),
+    /// Following `leader` (-1: the partition has no leader now).
+    Follower { leader: i32 },
+}
+
 struct State {
     /// `None` once closed at shutdown.
     log: Option<PartitionLog>,
@@ -79,25 +115,87 @@ struct State {
     failed: bool,
     unflushed_messages: i64,
     last_flush_ms: u64,
+    /// The leader epoch of the current registration; written into every batch appended while
+    /// leading, and the epoch a follower fetches at.
+    leader_epoch: i32,
+    role: Role,
+}
+
+impl State {
+    /// The leader's own durable log end: what it counts toward the high watermark.
+    fn durable_end(&self) -> i64 {
+        let log = self.log.as_ref().expect("checked open");
+        if !strict(log.config()) || bugs::active(Bug::HwBeforeFsync) {
+            log.log_end_offset()
+        } else {
+            log.flushed_offset()
+        }
+    }
+
+    /// Moves a leader's high watermark as far as the ISR allows; true if it moved.
+    fn advance_hw(&mut self) -> bool {
+        let durable = self.durable_end();
+        let Role::Leader(l) = &mut self.role else { return false };
+        match l.advance_high_watermark(durable) {
+            Some(hw) => {
+                assert!(hw >= self.high_watermark, "high watermark went back from {} to {hw}", self.high_watermark);
+                self.high_watermark = hw;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Broker-wide signals a partition raises.
+#[derive(Clone, Default)]
+pub struct Signals {
+    /// Wakes long-polling consumer fetches when any high watermark moves.
+    pub hw_changed: Arc<Notify>,
+    /// Wakes long-polling follower fetches when any leader's log grows.
+    pub appended: Arc<Notify>,
 }
 
 /// A partition hosted by this broker.
 pub struct Partition {
     pub topic: String,
     pub index: i32,
-    /// The leader epoch of the current leadership (from the metadata image), written into every
-    /// batch appended while leading.
-    leader_epoch: AtomicI32,
-    /// Whether this broker leads the partition (from the metadata image).
-    leading: AtomicBool,
     state: Mutex<State>,
     /// Wakes the flusher (permit-storing, so a wake during an fsync is not lost).
     flush_wanted: Notify,
-    /// Wakes producers waiting for durability.
-    flushed: Notify,
-    /// Broker-wide: wakes long-polling fetches when any high watermark moves.
-    hw_changed: Arc<Notify>,
+    /// Wakes whoever waits for durability or for the high watermark.
+    progress: Notify,
+    signals: Signals,
     deleted: AtomicBool,
+}
+
+/// What a leader answers a follower's fetch.
+#[derive(Debug, Clone)]
+pub struct ReplicaRead {
+    pub data: Bytes,
+    pub high_watermark: i64,
+    pub log_start: i64,
+    pub log_end: i64,
+    /// Set when the follower's log diverges: the epoch and end offset to truncate by; no data.
+    pub diverging: Option<EpochEnd>,
+}
+
+/// Where a follower fetches from next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchPosition {
+    pub fetch_offset: i64,
+    pub last_fetched_epoch: i32,
+    pub log_start: i64,
+}
+
+/// How a registration changed this replica's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    Unchanged,
+    /// Leads now (a new leadership, or a new leader epoch).
+    Leader,
+    /// Follows `leader` at `leader_epoch` now.
+    Follower { leader: i32, leader_epoch: i32 },
 }
 
 /// A snapshot of the partition's offsets.
@@ -113,22 +211,33 @@ fn strict(config: &LogConfig) -> bool {
 }
 
 impl Partition {
-    /// Wraps an opened log. The caller spawns [`Partition::run_flusher`].
-    pub fn new(topic: String, index: i32, log: PartitionLog, hw_changed: Arc<Notify>, now_mono_ms: u64) -> Arc<Partition> {
-        // Everything recovery kept is treated as committed: it was on disk when we started.
-        let hw = log.log_end_offset();
+    /// Wraps an opened log whose high watermark was `high_watermark` (clamped to the log). The
+    /// caller spawns [`Partition::run_flusher`].
+    pub fn new(topic: String, index: i32, log: PartitionLog, high_watermark: i64, signals: Signals, now_mono_ms: u64) -> Arc<Partition> {
+        let hw = high_watermark.clamp(log.log_start_offset(), log.log_end_offset());
         Arc::new(Partition {
             topic,
             index,
-            // No leadership until the metadata image gives it one.
-            leader_epoch: AtomicI32::new(-1),
-            leading: AtomicBool::new(false),
-            state: Mutex::new(State { log: Some(log), high_watermark: hw, failed: false, unflushed_messages: 0, last_flush_ms: now_mono_ms }),
+            state: Mutex::new(State {
+                log: Some(log),
+                high_watermark: hw,
+                failed: false,
+                unflushed_messages: 0,
+                last_flush_ms: now_mono_ms,
+                // No role until the metadata image gives it one.
+                leader_epoch: -1,
+                role: Role::Unassigned,
+            }),
             flush_wanted: Notify::new(),
-            flushed: Notify::new(),
-            hw_changed,
+            progress: Notify::new(),
+            signals,
             deleted: AtomicBool::new(false),
         })
+    }
+
+    fn hw_moved(&self) {
+        self.progress.notify_waiters();
+        self.signals.hw_changed.notify_waiters();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -150,19 +259,86 @@ impl Partition {
         f(&mut st)
     }
 
-    /// Applies the leadership the metadata image gives this partition.
-    pub fn set_leadership(&self, leading: bool, leader_epoch: i32) {
-        let old = self.leader_epoch.swap(leader_epoch, Ordering::SeqCst);
-        assert!(leader_epoch >= old, "{}-{}: leader epoch went back from {old} to {leader_epoch}", self.topic, self.index);
-        self.leading.store(leading, Ordering::SeqCst);
+    /// Applies the registration the metadata image gives this partition: becomes its leader,
+    /// a follower of its leader, or updates the current leadership's replicas and ISR.
+    pub fn apply_registration(&self, me: i32, reg: &PartitionRegistration, now_mono_ms: u64) -> RoleChange {
+        let (change, moved) = {
+            let mut st = self.lock();
+            let old = st.leader_epoch;
+            // The image only ever raises leader epochs (MetadataImage::apply bumps them).
+            assert!(reg.leader_epoch >= old, "{}-{}: leader epoch went back from {old} to {}", self.topic, self.index, reg.leader_epoch);
+            let same_epoch = reg.leader_epoch == old;
+            let change = if reg.leader == me {
+                match &mut st.role {
+                    Role::Leader(l) if same_epoch => {
+                        l.update(reg.partition_epoch, &reg.replicas, &reg.isr, now_mono_ms);
+                        RoleChange::Unchanged
+                    }
+                    _ => {
+                        let hw = st.high_watermark;
+                        let log_end = match st.log.as_mut() {
+                            Some(log) => {
+                                log.assign_leader_epoch(reg.leader_epoch);
+                                log.log_end_offset()
+                            }
+                            None => 0,
+                        };
+                        st.role = Role::Leader(Leadership::new(me, reg.leader_epoch, reg.partition_epoch, &reg.replicas, &reg.isr, log_end, hw, now_mono_ms));
+                        RoleChange::Leader
+                    }
+                }
+            } else {
+                let unchanged = same_epoch && matches!(st.role, Role::Follower { leader } if leader == reg.leader);
+                st.role = Role::Follower { leader: reg.leader };
+                if unchanged {
+                    RoleChange::Unchanged
+                } else {
+                    RoleChange::Follower { leader: reg.leader, leader_epoch: reg.leader_epoch }
+                }
+            };
+            st.leader_epoch = reg.leader_epoch;
+            let moved = st.log.is_some() && !st.failed && st.advance_hw();
+            (change, moved)
+        };
+        // Producers waiting on an old leadership learn it ended.
+        self.progress.notify_waiters();
+        if moved {
+            self.hw_moved();
+        }
+        change
     }
 
     pub fn leader_epoch(&self) -> i32 {
-        self.leader_epoch.load(Ordering::SeqCst)
+        self.lock().leader_epoch
     }
 
     pub fn is_leader(&self) -> bool {
-        self.leading.load(Ordering::SeqCst)
+        matches!(self.lock().role, Role::Leader(_))
+    }
+
+    /// The committed ISR's size while leading (0 otherwise).
+    pub fn isr_len(&self) -> usize {
+        match &self.lock().role {
+            Role::Leader(l) => l.isr().len(),
+            _ => 0,
+        }
+    }
+
+    /// The leadership's state, for ISR management and tests (None unless leading).
+    pub fn leadership(&self) -> Option<Leadership> {
+        match &self.lock().role {
+            Role::Leader(l) => Some(l.clone()),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` on the leadership (None unless leading at `leader_epoch`).
+    pub fn with_leadership<T>(&self, leader_epoch: i32, f: impl FnOnce(&mut Leadership) -> T) -> Option<T> {
+        let mut st = self.lock();
+        match &mut st.role {
+            Role::Leader(l) if l.leader_epoch == leader_epoch => Some(f(l)),
+            _ => None,
+        }
     }
 
     /// Appends validated batches, assigning offsets. Durability is awaited separately. An
@@ -170,8 +346,12 @@ impl Partition {
     /// original batch's offsets.
     pub fn append(&self, batches: &mut [u8], record_count: i64, now_ms: i64) -> Result<AppendInfo, PartitionError> {
         let (info, wake_flusher, hw_moved) = self.with_log(|st| {
+            if !matches!(st.role, Role::Leader(_)) {
+                return Err(PartitionError::NotLeader);
+            }
+            let epoch = st.leader_epoch;
             let log = st.log.as_mut().expect("checked open");
-            let info = match log.append_checked(batches, self.leader_epoch(), now_ms) {
+            let info = match log.append_checked(batches, epoch, now_ms) {
                 Ok(AppendOutcome::Appended(info)) => info,
                 Ok(AppendOutcome::Duplicate(info)) => {
                     tracing::debug!(topic = %self.topic, partition = self.index, base_offset = info.base_offset, "duplicate batch from an idempotent producer");
@@ -184,30 +364,213 @@ impl Partition {
                 Err(e) => return Err(from_log(e)),
             };
             let config = log.config();
-            if strict(config) && bugs::active(Bug::HwBeforeFsync) {
-                st.high_watermark = log.log_end_offset();
-                Ok((info, true, true))
-            } else if strict(config) {
-                Ok((info, true, false))
+            let wake = if strict(config) {
+                true
             } else {
-                st.high_watermark = log.log_end_offset();
                 st.unflushed_messages += record_count;
-                Ok((info, st.unflushed_messages >= config.flush_messages, true))
-            }
+                st.unflushed_messages >= config.flush_messages
+            };
+            Ok((info, wake, st.advance_hw()))
         })?;
         if wake_flusher {
             self.flush_wanted.notify_one();
         }
+        self.signals.appended.notify_waiters();
         if hw_moved {
-            self.hw_changed.notify_waiters();
+            self.hw_moved();
         }
         Ok(info)
     }
 
-    /// Waits until everything below `offset` is durable under the partition's policy.
+    /// acks=all: waits until the high watermark covers everything below `offset` (the ISR has
+    /// it durably), then checks that the ISR still has `min_insync` replicas. Fails with
+    /// NOT_LEADER_OR_FOLLOWER if the leadership at `leader_epoch` ends first: the write may or
+    /// may not survive, and the producer's retry (idempotent) settles it.
+    pub async fn wait_replicated(&self, offset: i64, leader_epoch: i32, min_insync: usize) -> Result<(), PartitionError> {
+        loop {
+            let notified = self.progress.notified();
+            {
+                let st = self.lock();
+                if st.failed {
+                    return Err(PartitionError::Storage("partition failed after a storage error".into()));
+                }
+                let Some(log) = st.log.as_ref() else {
+                    return Err(PartitionError::Storage("partition is closed".into()));
+                };
+                let Role::Leader(l) = &st.role else { return Err(PartitionError::NotLeader) };
+                if l.leader_epoch != leader_epoch {
+                    return Err(PartitionError::NotLeader);
+                }
+                if st.high_watermark >= offset {
+                    let isr = l.isr().len();
+                    if isr < min_insync {
+                        return Err(PartitionError::NotEnoughReplicasAfterAppend { isr, min: min_insync });
+                    }
+                    if strict(log.config()) {
+                        log.probe_durable_below("acknowledged write", offset);
+                    }
+                    return Ok(());
+                }
+            }
+            if self.deleted.load(Ordering::Acquire) {
+                return Err(PartitionError::Deleted);
+            }
+            notified.await;
+        }
+    }
+
+    /// Leader: serves a follower's fetch at `fetch_offset` whose last batch has epoch
+    /// `last_fetched_epoch`: the divergence check first, then the follower's new position (which
+    /// may move the high watermark), then up to `max_bytes` of batches up to the log end.
+    pub fn read_for_follower(&self, replica: i32, leader_epoch: i32, fetch_offset: i64, last_fetched_epoch: i32, max_bytes: usize, now_mono_ms: u64) -> Result<ReplicaRead, PartitionError> {
+        let (read, moved) = self.with_log(|st| {
+            match &st.role {
+                Role::Leader(l) if l.leader_epoch == leader_epoch => {}
+                _ => return Err(PartitionError::NotLeader),
+            }
+            let log = st.log.as_ref().expect("checked open");
+            let (log_start, log_end) = (log.log_start_offset(), log.log_end_offset());
+            if let Some(mut d) = diverging_epoch(last_fetched_epoch, fetch_offset, log.epoch_end_offset(last_fetched_epoch)) {
+                if d.0 < 0 {
+                    // No epoch at or below the follower's here: nothing before this log's start
+                    // is shared. (Fetch cannot carry an end offset of -1: it means "no divergence".)
+                    d = (-1, log_start);
+                }
+                return Ok((ReplicaRead { data: Bytes::new(), high_watermark: st.high_watermark, log_start, log_end, diverging: Some(d) }, false));
+            }
+            if fetch_offset < log_start || fetch_offset > log_end {
+                return Err(PartitionError::OutOfRange { offset: fetch_offset, start: log_start, end: log_end });
+            }
+            let Role::Leader(l) = &mut st.role else { unreachable!("checked above") };
+            l.on_fetch(replica, fetch_offset, log_end, now_mono_ms).map_err(|_| PartitionError::NotAReplica(replica))?;
+            let moved = st.advance_hw();
+            let log = st.log.as_ref().expect("checked open");
+            let data = if fetch_offset < log_end { log.read(fetch_offset, max_bytes, log_end).map_err(from_log)?.data } else { Bytes::new() };
+            Ok((ReplicaRead { data, high_watermark: st.high_watermark, log_start, log_end, diverging: None }, moved))
+        })?;
+        if moved {
+            self.hw_moved();
+        }
+        Ok(read)
+    }
+
+    /// Follower: where to fetch from next (the log end and the epoch of its last batch).
+    pub fn fetch_position(&self) -> Result<FetchPosition, PartitionError> {
+        self.with_log(|st| {
+            let log = st.log.as_ref().expect("checked open");
+            Ok(FetchPosition { fetch_offset: log.log_end_offset(), last_fetched_epoch: log.latest_epoch().unwrap_or(-1), log_start: log.log_start_offset() })
+        })
+    }
+
+    fn check_follower(st: &State, leader_epoch: i32) -> Result<(), PartitionError> {
+        match st.role {
+            Role::Follower { .. } if st.leader_epoch == leader_epoch => Ok(()),
+            _ => Err(PartitionError::NotFollower),
+        }
+    }
+
+    /// Follower: appends batches fetched from the leader of `leader_epoch` (offsets and epochs
+    /// kept), then takes the leader's high watermark and log start. Returns the new log end.
+    pub fn append_from_leader(&self, leader_epoch: i32, data: &mut [u8], leader_hw: i64, leader_log_start: i64, now_ms: i64) -> Result<i64, PartitionError> {
+        let (end, appended, moved) = self.with_log(|st| {
+            Self::check_follower(st, leader_epoch)?;
+            let log = st.log.as_mut().expect("checked open");
+            let before = log.log_end_offset();
+            if !data.is_empty() {
+                if let Err(e) = log.append_as_follower(data, now_ms) {
+                    if matches!(e, LogError::Io(_) | LogError::Failed) {
+                        st.failed = true;
+                    }
+                    return Err(from_log(e));
+                }
+            }
+            let end = log.log_end_offset();
+            // The leader's log start moves a follower's too (retention, DeleteRecords), but
+            // never past what this replica knows is committed.
+            let hw = st.high_watermark.max(leader_hw.min(end));
+            if leader_log_start > log.log_start_offset() && leader_log_start <= hw {
+                log.delete_records_before(leader_log_start).map_err(from_log)?;
+            }
+            let moved = hw > st.high_watermark;
+            st.high_watermark = hw;
+            Ok((end, end > before, moved))
+        })?;
+        if appended {
+            self.flush_wanted.notify_one();
+        }
+        if moved {
+            self.hw_moved();
+        }
+        Ok(end)
+    }
+
+    /// Follower: truncates where the leader of `leader_epoch` says this log diverges from its
+    /// own. Returns the new log end.
+    pub fn truncate_diverging(&self, leader_epoch: i32, diverging: EpochEnd) -> Result<i64, PartitionError> {
+        self.with_log(|st| {
+            Self::check_follower(st, leader_epoch)?;
+            let log = st.log.as_mut().expect("checked open");
+            let local = log.epoch_end_offset(diverging.0);
+            let to = truncation_offset(diverging, local, log.log_start_offset(), log.log_end_offset());
+            let result = if to < log.log_start_offset() { log.truncate_fully_and_start_at(to) } else { log.truncate_to(to) };
+            if let Err(e) = result {
+                st.failed = true;
+                return Err(from_log(e));
+            }
+            if to < st.high_watermark {
+                // Only an unclean election makes a replica give up committed records.
+                tracing::warn!(topic = %self.topic, partition = self.index, high_watermark = st.high_watermark, to, "truncating below the high watermark");
+                st.high_watermark = to;
+            }
+            tracing::info!(topic = %self.topic, partition = self.index, ?diverging, to, "truncated a diverging log");
+            Ok(log_end_of(st))
+        })
+    }
+
+    /// Follower: the leader no longer has this replica's fetch offset (its log start passed
+    /// it): empties the log and restarts it at `offset`.
+    pub fn restart_at(&self, leader_epoch: i32, offset: i64) -> Result<(), PartitionError> {
+        self.with_log(|st| {
+            Self::check_follower(st, leader_epoch)?;
+            let log = st.log.as_mut().expect("checked open");
+            if let Err(e) = log.truncate_fully_and_start_at(offset) {
+                st.failed = true;
+                return Err(from_log(e));
+            }
+            st.high_watermark = offset;
+            Ok(())
+        })
+    }
+
+    /// Follower: waits until everything below `offset` is fsynced (nothing to wait for under
+    /// the page-cache policy), before a fetch reports `offset` to the leader.
+    pub async fn wait_flushed(&self, offset: i64) -> Result<(), PartitionError> {
+        loop {
+            let notified = self.progress.notified();
+            {
+                let st = self.lock();
+                if st.failed {
+                    return Err(PartitionError::Storage("fsync failed".into()));
+                }
+                let Some(log) = st.log.as_ref() else {
+                    return Err(PartitionError::Storage("partition is closed".into()));
+                };
+                if !strict(log.config()) || log.flushed_offset() >= offset {
+                    return Ok(());
+                }
+            }
+            if self.deleted.load(Ordering::Acquire) {
+                return Err(PartitionError::Deleted);
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until everything below `offset` is durable on this replica under the partition's
+    /// policy (acks=1, and the single-node case of acks=all).
     pub async fn wait_durable(&self, offset: i64) -> Result<(), PartitionError> {
         loop {
-            let notified = self.flushed.notified();
+            let notified = self.progress.notified();
             {
                 let st = self.lock();
                 if st.failed {
@@ -238,7 +601,7 @@ impl Partition {
         loop {
             self.flush_wanted.notified().await;
             if self.deleted.load(Ordering::Acquire) {
-                self.flushed.notify_waiters();
+                self.progress.notify_waiters();
                 return;
             }
             let (mut files, mut target) = {
@@ -259,7 +622,7 @@ impl Partition {
                 if st.failed {
                     // An append failed meanwhile: the waiters learn it from the state.
                     drop(st);
-                    self.flushed.notify_waiters();
+                    self.progress.notify_waiters();
                     continue;
                 }
                 match st.log.as_mut() {
@@ -278,16 +641,16 @@ impl Partition {
             #[allow(deprecated)] // madsim-tokio deprecates spawn_blocking; in the simulator it runs inline
             let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync())).await;
             let ok = matches!(result, Ok(Ok(()))) || bugs::active(Bug::IgnoreFsyncFailure);
-            {
+            let moved = {
                 let mut st = self.lock();
                 if ok {
-                    if let Some(log) = st.log.as_mut() {
-                        log.mark_flushed(target);
-                        let strict_mode = strict(log.config());
-                        st.unflushed_messages = 0;
-                        if strict_mode && target > st.high_watermark {
-                            st.high_watermark = target;
+                    match st.log.as_mut() {
+                        Some(log) => {
+                            log.mark_flushed(target);
+                            st.unflushed_messages = 0;
+                            st.advance_hw()
                         }
+                        None => false,
                     }
                 } else {
                     tracing::error!(topic = %self.topic, partition = self.index, error = ?result,
@@ -296,10 +659,13 @@ impl Partition {
                     if let Some(log) = st.log.as_mut() {
                         log.mark_failed();
                     }
+                    false
                 }
+            };
+            self.progress.notify_waiters();
+            if moved {
+                self.signals.hw_changed.notify_waiters();
             }
-            self.flushed.notify_waiters();
-            self.hw_changed.notify_waiters();
         }
     }
 
@@ -376,7 +742,7 @@ impl Partition {
         self.deleted.store(true, Ordering::Release);
         let log = self.lock().log.take();
         self.flush_wanted.notify_one();
-        self.flushed.notify_waiters();
+        self.progress.notify_waiters();
         log
     }
 
@@ -384,10 +750,14 @@ impl Partition {
     pub fn close(&self) -> Result<(), PartitionError> {
         let log = self.lock().log.take();
         self.flush_wanted.notify_one();
-        self.flushed.notify_waiters();
+        self.progress.notify_waiters();
         match log {
             Some(log) => log.close().map_err(from_log),
             None => Ok(()),
         }
     }
+}
+
+fn log_end_of(st: &State) -> i64 {
+    st.log.as_ref().map_or(0, |l| l.log_end_offset())
 }

@@ -5,15 +5,17 @@
 //!   shows it has caught up with the metadata log up to its registration.
 //! * A broker that sends no heartbeat for `broker.session.timeout.ms` is fenced; so is one that
 //!   asks to shut down (controlled shutdown, `want_shut_down`), which then learns it may stop.
-//! * Fencing a broker takes leadership from it: its partitions get no leader (leader epoch
-//!   bumped) until a replica in the ISR can lead — with one replica, until it comes back.
-//!   Unfencing elects it again (leader epoch bumped once more).
+//! * Fencing a broker takes it out of every ISR and moves its leaderships to live ISR members
+//!   (see [`super::partitions`]); a partition whose only ISR member it was has no leader until
+//!   it comes back. Unfencing elects it there again (leader epoch bumped once more).
 //! * Heartbeat times live only in the active controller's memory: a new active controller gives
 //!   every broker a full session before fencing it, as Kafka's does.
 
 use std::collections::BTreeMap;
 
-use gregor_core::metadata::{Endpoint, LeaderChange, MetadataImage, MetadataRecord, NO_LEADER};
+use gregor_core::metadata::{Endpoint, MetadataRecord};
+
+use super::partitions::{leaders_away, leaders_back};
 
 use super::Controller;
 use crate::broker::Broker;
@@ -44,32 +46,6 @@ pub struct Sessions {
     last_heartbeat_ms: BTreeMap<i32, u64>,
     /// The quorum epoch these times belong to (a new leader starts over).
     epoch: i32,
-}
-
-/// Records that move leadership off `id` (fencing).
-fn leaders_away(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
-    let mut out = Vec::new();
-    for t in image.topics.values() {
-        for (p, reg) in &t.partitions {
-            if reg.leader == id {
-                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None });
-            }
-        }
-    }
-    out
-}
-
-/// Records that elect `id` where a partition has no leader and `id` is in its ISR (unfencing).
-fn leaders_back(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
-    let mut out = Vec::new();
-    for t in image.topics.values() {
-        for (p, reg) in &t.partitions {
-            if reg.leader == NO_LEADER && reg.isr.contains(&id) {
-                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(id), isr: None, replicas: None });
-            }
-        }
-    }
-    out
 }
 
 impl Controller {

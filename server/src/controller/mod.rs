@@ -18,6 +18,7 @@
 pub mod brokers;
 mod configs;
 mod legacy;
+pub mod partitions;
 mod topics;
 
 use std::collections::BTreeMap;

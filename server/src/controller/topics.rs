@@ -49,13 +49,6 @@ pub fn validate_create(image: &MetadataImage, defaults: &LogConfig, name: &str, 
     if rf as usize > live {
         return Err(placement_error(PlacementError::NotEnoughBrokers { rf, brokers: live }));
     }
-    // Until partitions are replicated, every partition has exactly one replica.
-    if rf > 1 {
-        return Err(AdminError::new(
-            errors::INVALID_REPLICATION_FACTOR,
-            format!("Unable to replicate the partition {rf} time(s): replication factors above 1 are not supported by this broker yet."),
-        ));
-    }
     check_config_values(configs)?;
     log_config_for(defaults, configs).map_err(config_error)
 }

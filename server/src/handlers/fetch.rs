@@ -9,6 +9,11 @@
 //!   the client to keep sending full requests; an incremental fetch for an unknown session gets
 //!   FETCH_SESSION_ID_NOT_FOUND.
 //! * v13+ names topics by id; an unknown id is UNKNOWN_TOPIC_ID.
+//! * A fetch with a replica id (`replica_id` before v15, `replica_state` from v15) is a
+//!   follower's: it is served by [`crate::broker::Partition::read_for_follower`] — the
+//!   diverging-epoch check, the follower's new position (which may move the high watermark),
+//!   records up to the log end rather than the high watermark — and it long-polls on the
+//!   leader's log growing rather than on its high watermark.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,21 +42,32 @@ pub fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
     let min_bytes = req.min_bytes.max(0) as usize;
     // Everything runs in the deferred part: a fetch changes no state, and waiting here keeps the
     // connection's reader free to read the next request.
+    let replica = replica_id(&req, version);
     Reply::Later(Box::pin(async move {
         loop {
-            let notified = broker.hw_changed.notified();
-            let (resp, bytes, has_error) = read_once(&broker, &req, version);
+            let signal = if replica >= 0 { &broker.signals.appended } else { &broker.signals.hw_changed };
+            let notified = signal.notified();
+            let (resp, bytes, has_error) = read_once(&broker, &req, version, replica);
             let elapsed = broker.clock.monotonic_ms().saturating_sub(start);
             if bytes >= min_bytes || has_error || elapsed >= max_wait_ms || broker.is_closing() {
                 return ResponseKind::Fetch(resp);
             }
             let remaining = Duration::from_millis(max_wait_ms - elapsed);
             if tokio::time::timeout(remaining, notified).await.is_err() {
-                let (resp, _, _) = read_once(&broker, &req, version);
+                let (resp, _, _) = read_once(&broker, &req, version, replica);
                 return ResponseKind::Fetch(resp);
             }
         }
     }))
+}
+
+/// The fetching replica's broker id, or -1 for a consumer.
+fn replica_id(req: &FetchRequest, version: i16) -> i32 {
+    if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    }
 }
 
 fn partition_result(index: i32, code: i16) -> PartitionData {
@@ -67,7 +83,7 @@ fn partition_result(index: i32, code: i16) -> PartitionData {
 }
 
 /// One pass over the requested partitions: `(response, bytes of records, any partition error)`.
-fn read_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchResponse, usize, bool) {
+fn read_once(broker: &Broker, req: &FetchRequest, version: i16, replica: i32) -> (FetchResponse, usize, bool) {
     let mut resp = FetchResponse::default();
     resp.error_code = errors::NONE;
     resp.session_id = 0;
@@ -108,6 +124,32 @@ fn read_once(broker: &Broker, req: &FetchRequest, version: i16) -> (FetchRespons
             let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
             let max_bytes = if total == 0 { limit.max(1) } else { limit };
             let mut pd = partition_result(fp.partition, errors::NONE);
+            if replica >= 0 {
+                match partition.read_for_follower(replica, fp.current_leader_epoch, fp.fetch_offset, fp.last_fetched_epoch, max_bytes, broker.clock.monotonic_ms()) {
+                    Ok(r) => {
+                        pd.high_watermark = r.high_watermark;
+                        pd.last_stable_offset = r.high_watermark;
+                        pd.log_start_offset = r.log_start;
+                        if let Some((epoch, end)) = r.diverging {
+                            pd.diverging_epoch.epoch = epoch;
+                            pd.diverging_epoch.end_offset = end;
+                            has_error = true;
+                        }
+                        total += r.data.len();
+                        budget = budget.saturating_sub(r.data.len());
+                        pd.records = Some(r.data);
+                    }
+                    Err(e) => {
+                        has_error = true;
+                        pd.error_code = e.code();
+                        if let PartitionError::OutOfRange { start, .. } = e {
+                            pd.log_start_offset = start;
+                        }
+                    }
+                }
+                tr.partitions.push(pd);
+                continue;
+            }
             let result = if max_bytes == 0 {
                 partition.offsets().map(|o| (bytes::Bytes::new(), o))
             } else {

@@ -33,8 +33,13 @@
 //! sends one batch per partition (Gregor's own tools and the simulator's client encode theirs
 //! with `gregor_net::batch_encode`).
 //!
-//! acks=0 gets no response at all (Kafka's contract); acks=1 and acks=-1 are answered after the
-//! fsync under the default policy (on one node they are the same thing).
+//! acks=0 gets no response at all (Kafka's contract); acks=1 is answered once the leader has the
+//! records durably (after its fsync under the default policy); acks=-1 once the high watermark
+//! covers them — every ISR member has them durably — and the ISR still has
+//! `min.insync.replicas` members (else NOT_ENOUGH_REPLICAS_AFTER_APPEND). With fewer ISR
+//! members than that before the append, acks=-1 is refused with NOT_ENOUGH_REPLICAS and nothing
+//! is written. An acknowledgement not reached within the request's `timeout_ms` is
+//! REQUEST_TIMED_OUT (the records may still become committed; an idempotent retry settles it).
 
 use std::sync::Arc;
 
@@ -167,9 +172,11 @@ fn validate_batch(b: &mut [u8], limits: &Limits) -> Result<i64, Refusal> {
 pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply {
     let acks = req.acks;
     let now_ms = broker.clock.wall_ms();
+    let timeout = std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
     let mut resp = ProduceResponse::default();
-    // (topic index, partition index in response, partition, offset that must be durable)
-    let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    // (topic index, partition index in response, partition, offset that must be acknowledged,
+    // leader epoch of the append, min.insync.replicas)
+    let mut waits: Vec<(usize, usize, Arc<Partition>, i64, i32, usize)> = Vec::new();
     // Leaders named in KIP-951 hints; their endpoints go in the response.
     let mut hinted = std::collections::BTreeSet::new();
     for td in req.topic_data {
@@ -198,6 +205,16 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
                     continue;
                 }
             };
+            let min_insync = broker.min_insync_replicas(&name);
+            if acks == -1 && !internal {
+                let isr = partition.isr_len();
+                if isr < min_insync {
+                    let message = format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_insync} for partition {name}-{index}");
+                    tr.partition_responses.push(partition_error(index, errors::NOT_ENOUGH_REPLICAS, Some(message)));
+                    continue;
+                }
+            }
+            let leader_epoch = partition.leader_epoch();
             let mut buf = pd.records.map(|r| r.to_vec()).unwrap_or_default();
             match produce_partition(&partition, &mut buf, version, internal, now_ms) {
                 Ok(info) => {
@@ -208,7 +225,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
                     r.log_append_time_ms = info.log_append_time_ms;
                     r.log_start_offset = info.log_start_offset;
                     if acks != 0 {
-                        waits.push((resp.responses.len(), tr.partition_responses.len(), partition, info.last_offset + 1));
+                        waits.push((resp.responses.len(), tr.partition_responses.len(), partition, info.last_offset + 1, leader_epoch, min_insync));
                     }
                     tr.partition_responses.push(r);
                 }
@@ -229,11 +246,24 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
     if waits.is_empty() {
         return Reply::Now(ResponseKind::Produce(resp));
     }
+    let clock = broker.clock.clone();
     Reply::Later(Box::pin(async move {
-        for (t, p, partition, offset) in waits {
-            if let Err(e) = partition.wait_durable(offset).await {
+        let deadline = clock.monotonic_ms() + timeout.as_millis() as u64;
+        for (t, p, partition, offset, leader_epoch, min_insync) in waits {
+            // Only acks=-1 waits on other brokers, within the request's timeout; acks=1 waits
+            // for this broker's own disk.
+            let result = if acks == -1 {
+                let left = std::time::Duration::from_millis(deadline.saturating_sub(clock.monotonic_ms()));
+                match tokio::time::timeout(left, partition.wait_replicated(offset, leader_epoch, min_insync)).await {
+                    Ok(r) => r.map_err(|e| (e.code(), e.to_string())),
+                    Err(_) => Err((errors::REQUEST_TIMED_OUT, format!("not acknowledged within the request's timeout of {} ms", timeout.as_millis()))),
+                }
+            } else {
+                partition.wait_durable(offset).await.map_err(|e| (e.code(), e.to_string()))
+            };
+            if let Err((code, message)) = result {
                 let index = resp.responses[t].partition_responses[p].index;
-                resp.responses[t].partition_responses[p] = partition_error(index, e.code(), Some(e.to_string()));
+                resp.responses[t].partition_responses[p] = partition_error(index, code, Some(message));
             }
         }
         ResponseKind::Produce(resp)

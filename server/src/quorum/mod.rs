@@ -406,7 +406,7 @@ impl Driver {
     }
 
     /// Publishes the image of snapshot `id`, just installed in place of the whole log.
-    fn install_snapshot(&mut self, broker: &Broker, id: OffsetAndEpoch, records: &[gregor_core::metadata::MetadataRecord]) -> Result<(), StoreError> {
+    fn install_snapshot(&mut self, broker: &Arc<Broker>, id: OffsetAndEpoch, records: &[gregor_core::metadata::MetadataRecord]) -> Result<(), StoreError> {
         let image = MetadataImage::from_snapshot(id.offset, records).map_err(|e| StoreError::Storage {
             dir: store::DIR_NAME.into(),
             reason: format!("snapshot {} does not rebuild an image: {e}", snapshot::file_name(id)),
@@ -444,7 +444,7 @@ impl Driver {
 
     /// Applies the committed entries below `hw` not applied yet, publishes the image, and
     /// answers the proposals they complete.
-    fn apply_committed(&mut self, broker: &Broker, hw: i64) {
+    fn apply_committed(&mut self, broker: &Arc<Broker>, hw: i64) {
         if hw <= self.applied_end {
             return;
         }

@@ -1,0 +1,158 @@
+"""Replicated partitions on a 3-node Gregor cluster of real processes, with real clients.
+
+Checks, as a user of the README's walkthrough would see them: `gregor topics create
+--replication-factor 3 --config min.insync.replicas=2` gives every partition three replicas, all
+in the ISR; confluent-kafka's idempotent acks=all producer keeps going while the leader of a
+partition is `kill -9`ed, and every acknowledged record is consumed afterwards, once, at one
+offset, in order; the killed broker comes back and re-joins the ISR; with two of three replicas
+down, acks=all is refused with NOT_ENOUGH_REPLICAS while acks=1 still works.
+"""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from conftest import free_port, unique
+from test_cluster import CLUSTER_FORM_TIMEOUT_S, SESSION_TIMEOUT_MS, Node, cluster, gregor, live_brokers, wait_for  # noqa: F401 - cluster is a fixture
+
+
+def describe(node, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+    """partition -> (leader, replicas, isr), from `gregor topics describe`."""
+    r = gregor("topics", "describe", "--bootstrap-server", node.bootstrap, topic)
+    assert r.returncode == 0, r.stderr
+    out = {}
+    for line in r.stdout.splitlines():
+        if "\tPartition: " not in line:
+            continue
+        fields = dict(f.split(": ", 1) for f in line.strip().split("\t") if ": " in f)
+        ids = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
+        leader = -1 if fields["Leader"] == "none" else int(fields["Leader"])
+        out[int(fields["Partition"])] = (leader, ids(fields["Replicas"]), ids(fields["Isr"]))
+    return out
+
+
+def consume_all(bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 40.0) -> dict[int, list[tuple[int, bytes]]]:
+    """Every record of every partition from the start: partition -> [(offset, value)]."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("read"), "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    got: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(partitions)}
+    deadline = time.monotonic() + timeout
+    while sum(len(v) for v in got.values()) < expected and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got[m.partition()].append((m.offset(), m.value()))
+    c.close()
+    return got
+
+
+def test_rf3_partitions_survive_a_leader_kill_under_acks_all(cluster):
+    n1, n2, n3 = cluster
+    topic = unique("orders")
+    r = gregor("topics", "create", "--bootstrap-server", n1.bootstrap, topic, "--partitions", "6",
+               "--replication-factor", "3", "--config", "min.insync.replicas=2")
+    assert r.returncode == 0, r.stderr
+    # Every partition: three replicas, all in sync, leaders spread over the brokers.
+    parts = wait_for(lambda: (lambda d: d if len(d) == 6 and all(len(i) == 3 for _, _, i in d.values()) else None)(describe(n2, topic)),
+                     15, "6 partitions with a full ISR")
+    assert all(sorted(rep) == [1, 2, 3] for _, rep, _ in parts.values()), parts
+    assert sorted({ld for ld, _, _ in parts.values()}) == [1, 2, 3], parts
+
+    acked: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(6)}
+    errors: list[str] = []
+
+    def delivered(err, m):
+        if err is None:
+            acked[m.partition()].append((m.offset(), m.value()))
+        else:
+            errors.append(str(err))
+
+    p = Producer({"bootstrap.servers": f"{n1.bootstrap},{n2.bootstrap},{n3.bootstrap}", "acks": "all", "enable.idempotence": True,
+                  "linger.ms": 5, "message.timeout.ms": 60000})
+    sent = 0
+
+    def produce(count: int):
+        nonlocal sent
+        for _ in range(count):
+            p.produce(topic, value=f"v{sent}".encode(), partition=sent % 6, on_delivery=delivered)
+            sent += 1
+            p.poll(0)
+
+    produce(600)
+    assert p.flush(30) == 0
+    # Kill -9 the leader of partition 0 while producing: its partitions move to ISR members.
+    victim_id = describe(n2, topic)[0][0]
+    victim = cluster[victim_id - 1]
+    others = [n for n in cluster if n is not victim]
+    produce(300)
+    victim.kill9()
+    produce(900)
+    assert p.flush(60) == 0, "records not acknowledged after the leader was killed"
+    moved = wait_for(lambda: (lambda d: d if all(ld not in (-1, victim_id) for ld, _, _ in d.values()) else None)(describe(others[0], topic)),
+                     SESSION_TIMEOUT_MS / 1000 + 15, "every partition led by a live broker")
+    assert all(victim_id not in isr for _, _, isr in moved.values()), moved
+    assert not errors, errors[:5]
+
+    # The killed broker comes back, catches up and re-joins every ISR.
+    victim.start()
+    wait_for(lambda: all(len(isr) == 3 for _, _, isr in describe(others[0], topic).values()), 40, "the restarted broker back in every ISR")
+
+    # Every acknowledged record, once, at its acknowledged offset, in order per partition.
+    total = sum(len(v) for v in acked.values())
+    assert total == sent == 1800
+    got = consume_all(others[1].bootstrap, topic, 6, total)
+    for part in range(6):
+        assert got[part] == sorted(acked[part]), f"partition {part}: read {len(got[part])}, acknowledged {len(acked[part])}"
+        offsets = [o for o, _ in got[part]]
+        assert offsets == list(range(len(offsets))), f"partition {part}: offsets not dense"
+
+
+def test_acks_all_needs_min_insync_replicas(tmp_path):
+    # Three controllers of their own: with two of the three brokers down the quorum still
+    # decides, so the ISR shrinks to the leader (in combined mode it would lose its quorum).
+    cports = [free_port() for _ in range(3)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, c in enumerate(cports))
+    controllers = [Node(tmp_path / f"c{i + 1}", i + 1, free_port(), cports[i], voters, role="controller") for i in range(3)]
+    brokers = [Node(tmp_path / f"b{i + 4}", i + 4, free_port(), free_port(), voters, role="broker", extra=("replica.lag.time.max.ms=4000",)) for i in range(3)]
+    cluster_id = gregor("storage", "random-uuid").stdout.strip()
+    try:
+        for n in controllers + brokers:
+            r = gregor("storage", "format", "--cluster-id", cluster_id, "--config", str(n.config_path))
+            assert r.returncode == 0, r.stderr
+        for n in controllers + brokers:
+            n.start()
+        b4 = brokers[0]
+        wait_for(lambda: live_brokers(b4) == [4, 5, 6], CLUSTER_FORM_TIMEOUT_S, "three live brokers")
+        topic = unique("minisr")
+        r = gregor("topics", "create", "--bootstrap-server", b4.bootstrap, topic, "--partitions", "1", "--replication-factor", "3",
+                   "--config", "min.insync.replicas=2")
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: len(describe(b4, topic)[0][2]) == 3, 15, "a full ISR")
+        leader = describe(b4, topic)[0][0]
+        survivor = next(n for n in brokers if n.node_id == leader)
+        # Both followers stop: fenced after the session timeout, they leave the ISR.
+        for n in brokers:
+            if n is not survivor:
+                n.kill9()
+        wait_for(lambda: describe(survivor, topic)[0][2] == [leader], SESSION_TIMEOUT_MS / 1000 + 20, "the ISR shrunk to the leader")
+
+        outcomes: list = []
+        p = Producer({"bootstrap.servers": survivor.bootstrap, "acks": "all", "enable.idempotence": False, "retries": 0,
+                      "message.timeout.ms": 10000})
+        p.produce(topic, value=b"refused", on_delivery=lambda err, m: outcomes.append(err))
+        p.flush(15)
+        assert len(outcomes) == 1 and outcomes[0] is not None, outcomes
+        assert outcomes[0].code() in (KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND), outcomes[0]
+
+        # acks=1 still works, and a consumer reads it (the high watermark is the leader's alone).
+        ok: list = []
+        p1 = Producer({"bootstrap.servers": survivor.bootstrap, "acks": 1, "enable.idempotence": False})
+        p1.produce(topic, value=b"accepted", on_delivery=lambda err, m: ok.append((err, m.offset())))
+        p1.flush(15)
+        assert len(ok) == 1 and ok[0][0] is None, ok
+        got = consume_all(survivor.bootstrap, topic, 1, 1, timeout=15)
+        assert [v for _, v in got[0]] == [b"accepted"], got
+    finally:
+        for n in brokers + controllers:
+            n.stop()
