@@ -163,7 +163,21 @@ enum TopicsAction {
     /// List topic names.
     List,
     /// Describe one topic, or all.
-    Describe { topic: Option<String> },
+    Describe {
+        topic: Option<String>,
+        /// Only partitions whose ISR is smaller than their replica set.
+        #[arg(long)]
+        under_replicated_partitions: bool,
+        /// Only partitions without a live leader.
+        #[arg(long)]
+        unavailable_partitions: bool,
+        /// Only partitions whose ISR is smaller than the topic's min.insync.replicas.
+        #[arg(long)]
+        under_min_isr_partitions: bool,
+        /// Only partitions whose ISR is exactly the topic's min.insync.replicas.
+        #[arg(long)]
+        at_min_isr_partitions: bool,
+    },
     /// Delete a topic.
     Delete { topic: String },
     /// Set or remove topic config overrides.
@@ -420,7 +434,15 @@ async fn run_tool(command: Command) -> anyhow::Result<()> {
                 cli::topics::create(&bootstrap_server, &topic, partitions, replication_factor, &configs, if_not_exists).await
             }
             TopicsAction::List => cli::topics::list(&bootstrap_server).await,
-            TopicsAction::Describe { topic } => cli::topics::describe(&bootstrap_server, topic.as_deref()).await,
+            TopicsAction::Describe { topic, under_replicated_partitions, unavailable_partitions, under_min_isr_partitions, at_min_isr_partitions } => {
+                let filter = cli::topics::PartitionFilter {
+                    under_replicated: under_replicated_partitions,
+                    unavailable: unavailable_partitions,
+                    under_min_isr: under_min_isr_partitions,
+                    at_min_isr: at_min_isr_partitions,
+                };
+                cli::topics::describe(&bootstrap_server, topic.as_deref(), filter).await
+            }
             TopicsAction::Delete { topic } => cli::topics::delete(&bootstrap_server, &topic).await,
             TopicsAction::AlterConfig { topic, add, delete } => cli::topics::alter_config(&bootstrap_server, &topic, &add, &delete).await,
         },

@@ -627,7 +627,7 @@ async fn settle(sh: Shared, bound: Duration) -> (Option<(usize, i32, i64)>, Vec<
             let Ok(leader) = read_metadata_log(&sh.disks[li]) else { return false };
             sh.disks.iter().all(|d| {
                 read_metadata_log(d).is_ok_and(|log| {
-                    log.covers(hw) && log.entries.range(log.snapshot_end..hw).all(|(o, e)| leader.entries.get(o).is_none_or(|x| x == e))
+                    log.covers(hw) && log.entries.range(log.snapshot_end.min(hw)..hw).all(|(o, e)| leader.entries.get(o).is_none_or(|x| x == e))
                 })
             })
         });

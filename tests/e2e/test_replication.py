@@ -136,6 +136,16 @@ def test_acks_all_needs_min_insync_replicas(tmp_path):
             if n is not survivor:
                 n.kill9()
         wait_for(lambda: describe(survivor, topic)[0][2] == [leader], SESSION_TIMEOUT_MS / 1000 + 20, "the ISR shrunk to the leader")
+        # kafka-topics.sh's filters: only the matching partition lines, no topic line.
+        def filtered(flag: str) -> list[str]:
+            r = gregor("topics", "describe", "--bootstrap-server", survivor.bootstrap, topic, flag)
+            assert r.returncode == 0, r.stderr
+            return [line for line in r.stdout.splitlines() if line.strip()]
+        for flag in ("--under-replicated-partitions", "--under-min-isr-partitions"):
+            lines = filtered(flag)
+            assert len(lines) == 1 and "\tPartition: 0\t" in lines[0] and f"Isr: {leader}\t" in lines[0], (flag, lines)
+        assert filtered("--unavailable-partitions") == []
+        assert filtered("--at-min-isr-partitions") == []
 
         outcomes: list = []
         p = Producer({"bootstrap.servers": survivor.bootstrap, "acks": "all", "enable.idempotence": False, "retries": 0,

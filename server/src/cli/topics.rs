@@ -85,10 +85,52 @@ async fn topic_overrides(client: &mut gregor_net::client::Client, topic: &str) -
     Ok(out)
 }
 
-pub async fn describe(bootstrap: &str, name: Option<&str>) -> anyhow::Result<()> {
+/// A topic's effective `min.insync.replicas` (its override or the broker's).
+async fn topic_min_insync(client: &mut gregor_net::client::Client, topic: &str) -> anyhow::Result<usize> {
+    let mut res = DescribeConfigsResource::default();
+    res.resource_type = 2;
+    res.resource_name = sb(topic);
+    res.configuration_keys = Some(vec![sb("min.insync.replicas")]);
+    let mut req = DescribeConfigsRequest::default();
+    req.resources = vec![res];
+    let resp = client.send(&req).await?;
+    let value = resp.results.iter().flat_map(|r| r.configs.iter()).find(|c| c.name.as_str() == "min.insync.replicas").and_then(|c| c.value.as_ref());
+    Ok(value.and_then(|v| v.parse().ok()).unwrap_or(1))
+}
+
+/// `kafka-topics.sh --describe`'s partition filters. With any of them set only the matching
+/// partitions are printed, without the topic lines, as kafka-topics.sh does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PartitionFilter {
+    pub under_replicated: bool,
+    pub unavailable: bool,
+    pub under_min_isr: bool,
+    pub at_min_isr: bool,
+}
+
+impl PartitionFilter {
+    fn any(&self) -> bool {
+        self.under_replicated || self.unavailable || self.under_min_isr || self.at_min_isr
+    }
+
+    /// Whether a partition is shown, given the live brokers and the topic's min.insync.replicas.
+    fn shows(&self, p: &kafka_protocol::messages::metadata_response::MetadataResponsePartition, live: &[i32], min_isr: usize) -> bool {
+        if !self.any() {
+            return true;
+        }
+        let isr = p.isr_nodes.len();
+        (self.under_replicated && isr < p.replica_nodes.len())
+            || (self.unavailable && (p.leader_id.0 < 0 || !live.contains(&p.leader_id.0)))
+            || (self.under_min_isr && isr < min_isr)
+            || (self.at_min_isr && isr == min_isr)
+    }
+}
+
+pub async fn describe(bootstrap: &str, name: Option<&str>, filter: PartitionFilter) -> anyhow::Result<()> {
     let mut client = connect(bootstrap).await?;
     let names = name.map(|n| vec![n.to_string()]);
     let md = metadata(&mut client, names.as_deref(), false).await?;
+    let live: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
     let mut topics = md.topics;
     topics.sort_by(|a, b| a.name.as_ref().map(|n| n.0.to_string()).cmp(&b.name.as_ref().map(|n| n.0.to_string())));
     for t in topics {
@@ -97,14 +139,18 @@ pub async fn describe(bootstrap: &str, name: Option<&str>) -> anyhow::Result<()>
             anyhow::bail!("Error while executing topic command: Topic '{tname}' {} ({})", error_name(t.error_code), t.error_code);
         }
         let rf = t.partitions.first().map(|p| p.replica_nodes.len()).unwrap_or(0);
-        let configs = topic_overrides(&mut client, &tname).await?.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        // As kafka-topics.sh: no TopicId field for the zero id (a broker that has no topic ids).
-        let topic_id = if t.topic_id.is_nil() { String::new() } else { format!("\tTopicId: {}", base64_uuid(t.topic_id)) };
-        println!("Topic: {tname}{topic_id}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {configs}", t.partitions.len());
+        let overrides = topic_overrides(&mut client, &tname).await?;
+        let min_isr = if filter.under_min_isr || filter.at_min_isr { topic_min_insync(&mut client, &tname).await? } else { 1 };
+        if !filter.any() {
+            let configs = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+            // As kafka-topics.sh: no TopicId field for the zero id (a broker that has no topic ids).
+            let topic_id = if t.topic_id.is_nil() { String::new() } else { format!("\tTopicId: {}", base64_uuid(t.topic_id)) };
+            println!("Topic: {tname}{topic_id}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {configs}", t.partitions.len());
+        }
         let mut parts = t.partitions;
         parts.sort_by_key(|p| p.partition_index);
-        for p in parts {
-            println!("{}", partition_line(&tname, &p));
+        for p in parts.iter().filter(|p| filter.shows(p, &live, min_isr)) {
+            println!("{}", partition_line(&tname, p));
         }
     }
     Ok(())

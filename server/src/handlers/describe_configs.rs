@@ -146,8 +146,21 @@ pub fn topic_config_entries(
                     e
                 }),
         )
+        .chain(
+            // A topic's min.insync.replicas applies whether or not it overrides it.
+            (!overrides.contains_key(MIN_INSYNC_REPLICAS) && keys.is_none_or(|ks| ks.iter().any(|x| x.as_str() == MIN_INSYNC_REPLICAS))).then(|| {
+                let mut e = DescribeConfigsResourceResult::default();
+                e.name = sb(MIN_INSYNC_REPLICAS);
+                e.value = Some(sb(broker.config.replication.min_insync_replicas.to_string()));
+                e.config_source = if broker.config.explicit.contains_key(MIN_INSYNC_REPLICAS) { SOURCE_STATIC_BROKER } else { SOURCE_DEFAULT };
+                e.config_type = TYPE_INT;
+                e
+            }),
+        )
         .collect()
 }
+
+const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
 fn broker_entries(broker: &Broker, keys: Option<&[StrBytes]>) -> Vec<DescribeConfigsResourceResult> {
     let dynamic = broker.broker_config_overrides();
