@@ -53,10 +53,18 @@ pub enum Bug {
     ApplyUncommitted,
     /// A metadata snapshot leaves out the image's last record.
     SnapshotDropsRecord,
+    /// A partition leader never tells a follower its log diverges (no KIP-320 check): the
+    /// follower keeps records the leader does not have.
+    SkipEpochTruncation,
+    /// A partition leader moves its high watermark to its own durable end, ignoring the ISR:
+    /// acks=all is answered before the followers have the records.
+    HwFromLeaderAlone,
+    /// Fencing a partition leader elects the first live replica, in the ISR or not.
+    ElectOutsideIsr,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 21] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -75,6 +83,9 @@ impl Bug {
         Bug::SkipDivergingTruncation,
         Bug::ApplyUncommitted,
         Bug::SnapshotDropsRecord,
+        Bug::SkipEpochTruncation,
+        Bug::HwFromLeaderAlone,
+        Bug::ElectOutsideIsr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +108,9 @@ impl Bug {
             Bug::SkipDivergingTruncation => "skip-diverging-truncation",
             Bug::ApplyUncommitted => "apply-uncommitted",
             Bug::SnapshotDropsRecord => "snapshot-drops-record",
+            Bug::SkipEpochTruncation => "skip-epoch-truncation",
+            Bug::HwFromLeaderAlone => "hw-from-leader-alone",
+            Bug::ElectOutsideIsr => "elect-outside-isr",
         }
     }
 

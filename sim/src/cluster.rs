@@ -33,7 +33,7 @@ use kafka_protocol::records::Compression;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::history::{
+use crate::history::{ReplicaBatch, 
     value_prefix, Ack, ClusterData, CommittedSeen, DiskLog, FinalRead, History, MetadataPoll, MetadataView, PartitionView,
     Produced, QuorumPoll, RecordId, TopicView,
 };
@@ -249,6 +249,63 @@ pub fn read_metadata_log(disk: &MemDisk) -> Result<DiskLog, String> {
         }
     }
     Ok(DiskLog { snapshot_end, entries: out })
+}
+
+/// A partition replica's log read from its node's disk without changing it: every whole batch
+/// of its segment files, in base-offset order (a torn or unparsable tail ends a segment).
+pub fn read_partition_log(disk: &MemDisk, topic: &str, partition: i32) -> Result<Vec<ReplicaBatch>, String> {
+    let dir = Path::new(DATA_DIR).join(format!("{topic}-{partition}"));
+    let names = disk.list_dir(&dir).map_err(|e| format!("list {}: {e}", dir.display()))?;
+    let mut segments: Vec<(i64, String)> = names.into_iter().filter_map(|n| Some((n.strip_suffix(".log")?.parse().ok()?, n))).collect();
+    segments.sort();
+    let mut out = Vec::new();
+    for (_, name) in segments {
+        let path = dir.join(&name);
+        let data = read_all(disk, &path).map_err(|e| format!("read {}: {e}", path.display()))?;
+        let mut rest = &data[..];
+        while let Ok(h) = gregor_core::batch::BatchHeader::parse(rest) {
+            if h.total_len() == 0 || h.total_len() > rest.len() {
+                break;
+            }
+            let (one, tail) = rest.split_at(h.total_len());
+            out.push((h.base_offset, h.base_offset + i64::from(h.last_offset_delta), h.partition_leader_epoch, fnv(one)));
+            rest = tail;
+        }
+    }
+    Ok(out)
+}
+
+/// Waits (up to `bound`) until every replica of every `events` partition holds its leader's
+/// high watermark, then records every replica's log and the leaders.
+async fn record_replicas(sh: &Shared, view: Option<&MetadataView>, read: &crate::history::FinalRead, bound: Duration) {
+    let Some(t) = view.and_then(|v| v.topics.get(&sh.topic)) else { return };
+    let deadline = sh.trace.elapsed() + bound;
+    let disk_of = |id: i32| sh.disks.get(usize::try_from(id - 1).ok()?);
+    let snapshot = || -> BTreeMap<i32, Vec<(i32, Result<Vec<ReplicaBatch>, String>)>> {
+        t.partitions
+            .iter()
+            .map(|(&p, pv)| {
+                let logs = pv.replicas.iter().map(|&id| (id, disk_of(id).ok_or_else(|| format!("no node {id}")).and_then(|d| read_partition_log(d, &sh.topic, p)))).collect();
+                (p, logs)
+            })
+            .collect()
+    };
+    loop {
+        let logs = snapshot();
+        let caught_up = logs.iter().all(|(p, replicas)| {
+            let hw = read.high_watermark.get(p).copied().unwrap_or(0);
+            replicas.iter().all(|(_, l)| l.as_ref().is_ok_and(|b| hw == 0 || b.last().is_some_and(|last| last.1 + 1 >= hw)))
+        });
+        if caught_up || sh.trace.elapsed() >= deadline {
+            sh.trace.event("settle", format!("replicas caught up: {caught_up}"));
+            sh.with_cluster(|c| {
+                c.final_replicas = logs;
+                c.final_leaders = t.partitions.iter().map(|(&p, pv)| (p, pv.leader)).collect();
+            });
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Records the entries of node `i`'s log below the high watermark `hw` it reported.
@@ -1011,7 +1068,12 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         history.lock().liveness_failures.push(format!("the cluster did not converge within {bound:?} of the heal"));
     }
     let ctx = Ctx { history: history.clone(), trace: trace.clone(), stop: Arc::new(AtomicBool::new(false)), broker: sh.addrs[0].clone(), topic: topic.into(), partitions: wk.partitions };
-    let read = checker.spawn(final_read(ctx, sh.clone(), leader_view, bound)).await.unwrap_or_default();
+    let read = checker.spawn(final_read(ctx, sh.clone(), leader_view.clone(), bound)).await.unwrap_or_default();
+    {
+        let sh = sh.clone();
+        let read = read.clone();
+        let _ = checker.spawn(async move { record_replicas(&sh, leader_view.as_ref(), &read, bound).await }).await;
+    }
     history.lock().final_read = read;
 
     let (mut torn, mut lost) = (0, 0);

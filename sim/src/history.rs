@@ -280,7 +280,15 @@ pub struct ClusterData {
     pub final_logs: Vec<(usize, Result<DiskLog, String>)>,
     /// After the heal: every node's Metadata answer (None: it gave none).
     pub final_metadata: Vec<(usize, Option<MetadataView>)>,
+    /// After the heal and the final read: each `events` partition's replicas' logs as on their
+    /// disks (broker id -> batches, or why they could not be read), and its leader.
+    pub final_replicas: BTreeMap<i32, Vec<(i32, Result<Vec<ReplicaBatch>, String>)>>,
+    pub final_leaders: BTreeMap<i32, i32>,
 }
+
+/// One batch of a replica's log as on its disk: (base offset, last offset, leader epoch, digest
+/// of its bytes).
+pub type ReplicaBatch = (i64, i64, i32, u64);
 
 /// A shared handle to the history.
 #[derive(Clone, Default)]

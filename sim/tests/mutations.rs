@@ -121,3 +121,18 @@ fn a_snapshot_missing_a_record_is_caught() {
 fn applying_uncommitted_metadata_is_caught() {
     caught_in(Scenario::Cluster, Bug::ApplyUncommitted, &["metadata-converges"]);
 }
+
+#[test]
+fn skipping_the_epoch_truncation_of_partition_followers_is_caught() {
+    caught_in(Scenario::Cluster, Bug::SkipEpochTruncation, &["replicas-agree", "one-record-per-offset", "lost-ack"]);
+}
+
+#[test]
+fn a_high_watermark_from_the_leader_alone_is_caught() {
+    caught_in(Scenario::Cluster, Bug::HwFromLeaderAlone, &["lost-ack", "one-record-per-offset", "order", "replicas-agree"]);
+}
+
+#[test]
+fn electing_a_leader_outside_the_isr_is_caught() {
+    caught_in(Scenario::Cluster, Bug::ElectOutsideIsr, &["lost-ack", "one-record-per-offset", "order", "replicas-agree"]);
+}

@@ -73,6 +73,9 @@ fn cluster_regression_seeds_pass() {
         (Scenario::Cluster, 317, "same as 118"),
         (Scenario::Cluster5, 14, "same as 118"),
         (Scenario::ClusterSplit, 1, "a controller-only node bound its controller listener twice and exited"),
+        (Scenario::ClusterSplit, 11, "a voter's snapshot beyond the leader's high watermark made the settle check build an empty range backwards (harness bug: panic)"),
+        (Scenario::ClusterSplit, 18, "same as 11"),
+        (Scenario::Cluster, 28, "a follower told its log diverged at its own log end kept the epoch it had begun there as a leader that wrote nothing, and truncated in a loop without ever fetching again"),
     ] {
         let r = run(scenario, seed);
         assert!(r.passed(), "{scenario} regression seed {seed} ({bug}) fails again: {:?}", r.violations);

@@ -1411,6 +1411,12 @@ impl PartitionLog {
     fn truncate_inner(&mut self, offset: i64) -> Result<(), LogError> {
         let leo = self.log_end_offset();
         if offset >= leo {
+            // No record goes, but an epoch begun at the log end without a batch yet (a
+            // leadership that wrote nothing) does: a follower told its log diverges there
+            // must fetch with the epoch before it.
+            if offset == leo && self.epochs.truncate_from_end(offset) {
+                self.epochs_fresh = false;
+            }
             return Ok(());
         }
         self.before_write_io()?;

@@ -484,3 +484,18 @@ fn the_checkpoint_is_trusted_only_after_a_clean_shutdown() {
     assert!(!rep.clean_shutdown);
     assert_eq!(log.epoch_entries(), vec![(0, 0), (1, 2), (3, 4)]);
 }
+
+#[test]
+fn an_epoch_begun_without_batches_goes_with_a_truncation_to_the_log_end() {
+    let (_mem, disk) = new_disk();
+    let mut log = open(&disk, &small());
+    let end = append_epochs(&mut log, &[(2, 1), (2, 1)]);
+    // A leadership at epoch 3 that wrote nothing, then a diverging answer at the log end.
+    log.assign_leader_epoch(3);
+    assert_eq!(log.latest_epoch(), Some(3));
+    assert_eq!(log.epoch_end_offset(1), (1, end));
+    log.truncate_to(end).unwrap();
+    assert_eq!(log.log_end_offset(), end, "no record goes");
+    assert_eq!(log.latest_epoch(), Some(1), "the empty epoch goes");
+    assert_eq!(log.epoch_entries(), vec![(1, 0)]);
+}

@@ -136,7 +136,8 @@ impl State {
     fn advance_hw(&mut self) -> bool {
         let durable = self.durable_end();
         let Role::Leader(l) = &mut self.role else { return false };
-        match l.advance_high_watermark(durable) {
+        let moved = if bugs::active(Bug::HwFromLeaderAlone) { (durable > l.high_watermark()).then_some(durable) } else { l.advance_high_watermark(durable) };
+        match moved {
             Some(hw) => {
                 assert!(hw >= self.high_watermark, "high watermark went back from {} to {hw}", self.high_watermark);
                 self.high_watermark = hw;
@@ -430,7 +431,8 @@ impl Partition {
             }
             let log = st.log.as_ref().expect("checked open");
             let (log_start, log_end) = (log.log_start_offset(), log.log_end_offset());
-            if let Some(mut d) = diverging_epoch(last_fetched_epoch, fetch_offset, log.epoch_end_offset(last_fetched_epoch)) {
+            let diverging = diverging_epoch(last_fetched_epoch, fetch_offset, log.epoch_end_offset(last_fetched_epoch)).filter(|_| !bugs::active(Bug::SkipEpochTruncation));
+            if let Some(mut d) = diverging {
                 if d.0 < 0 {
                     // No epoch at or below the follower's here: nothing before this log's start
                     // is shared. (Fetch cannot carry an end offset of -1: it means "no divergence".)

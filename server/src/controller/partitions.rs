@@ -87,8 +87,14 @@ pub fn leaders_away(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
                 // The last in-sync replica stays in the ISR: only it has every committed record.
                 isr = vec![id];
             }
+            let unclean = gregor_core::bugs::active(gregor_core::bugs::Bug::ElectOutsideIsr);
             let leader = if reg.leader == id {
-                LeaderChange::Set(reg.replicas.iter().copied().find(|r| *r != id && isr.contains(r) && live(image, *r)).unwrap_or(NO_LEADER))
+                let elected = reg.replicas.iter().copied().find(|r| *r != id && (unclean || isr.contains(r)) && live(image, *r)).unwrap_or(NO_LEADER);
+                if elected != NO_LEADER && !isr.contains(&elected) {
+                    // Only under the injected bug: an unclean election (the ISR becomes the leader).
+                    isr = vec![elected];
+                }
+                LeaderChange::Set(elected)
             } else {
                 LeaderChange::Keep
             };

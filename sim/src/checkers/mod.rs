@@ -26,6 +26,7 @@ pub mod no_phantom;
 pub mod one_leader_per_epoch;
 pub mod one_record_per_offset;
 pub mod order;
+pub mod replicas_agree;
 
 /// How many offending records a violation lists.
 pub const EXAMPLES_MAX: usize = 5;
@@ -105,5 +106,6 @@ pub fn check_all(h: &HistoryData, ctx: &CheckContext) -> Vec<Violation> {
     v.extend(metadata_converges::check(h, ctx));
     v.extend(leader_epochs_grow::check(h, ctx));
     v.extend(hw_monotonic::check(h, ctx));
+    v.extend(replicas_agree::check(h, ctx));
     v
 }
