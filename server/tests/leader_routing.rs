@@ -126,5 +126,32 @@ fn only_the_leader_serves_and_clients_are_told_where_it_is() {
         // Batches appended in the new epoch carry it.
         let (read, _) = broker.partition("t", 0).unwrap().read(1, 1 << 20).unwrap();
         assert_eq!(gregor_core::batch::BatchHeader::parse(&read.data).unwrap().partition_leader_epoch, 2);
+
+        // OffsetForLeaderEpoch answers from the leader epoch cache: epoch 0 wrote offset 0,
+        // epoch 1 wrote nothing here, epoch 2 began at 1 and is current (ends at the log end).
+        for (asked, expected) in [(0, (0, 1)), (1, (0, 1)), (2, (2, 2)), (5, (-1, -1))] {
+            assert_eq!(end_offset_for(&broker, asked).await, (errors::NONE, expected), "epoch {asked}");
+        }
     });
+}
+
+/// OffsetForLeaderEpoch v4 for `t-0` at `epoch`: (error, (leader epoch, end offset)).
+async fn end_offset_for(broker: &Arc<Broker>, epoch: i32) -> (i16, (i32, i64)) {
+    let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+    p.partition = 0;
+    p.current_leader_epoch = -1;
+    p.leader_epoch = epoch;
+    let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+    t.topic = TopicName(StrBytes::from_static_str("t"));
+    t.partitions = vec![p];
+    let mut r = OffsetForLeaderEpochRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.topics = vec![t];
+    match call(broker, ApiKey::OffsetForLeaderEpoch, 4, RequestKind::OffsetForLeaderEpoch(r)).await {
+        ResponseKind::OffsetForLeaderEpoch(mut resp) => {
+            let e = resp.topics.remove(0).partitions.remove(0);
+            (e.error_code, (e.leader_epoch, e.end_offset))
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -1,6 +1,9 @@
-//! OffsetForLeaderEpoch (key 23), single-node answer: the only leader epoch is 0, so epoch 0 ends
-//! at the log end; a later epoch is unknown (-1/-1); a current epoch above ours is
-//! UNKNOWN_LEADER_EPOCH. Replication will answer from the leader-epoch cache instead.
+//! OffsetForLeaderEpoch (key 23): where a leader epoch ends in the leader's log, from its leader
+//! epoch cache (Kafka's `endOffsetFor`): the current epoch ends at the log end; an older one at
+//! the start of the next epoch the log has, answered with the largest epoch at or below the one
+//! asked; an epoch below every epoch the log has is answered with the first one's start. Clients
+//! use it after a leader change to check that their position is still in the log (KIP-320).
+//! A current epoch above ours is UNKNOWN_LEADER_EPOCH, below it FENCED_LEADER_EPOCH.
 
 use std::sync::Arc;
 
@@ -21,14 +24,11 @@ pub fn handle(broker: &Arc<Broker>, req: OffsetForLeaderEpochRequest) -> OffsetF
             e.end_offset = -1;
             match broker.leader_partition(&t.topic.0, p.partition, p.current_leader_epoch) {
                 Err(not_served) => e.error_code = not_served.code,
-                // Until leadership moves between replicas there is one epoch per partition
-                // life; its end is the log end.
-                Ok(partition) => match partition.offsets() {
-                    Ok(o) if p.leader_epoch == partition.leader_epoch() => {
-                        e.leader_epoch = partition.leader_epoch();
-                        e.end_offset = o.log_end;
+                Ok(partition) => match partition.with_log_mut(|log, _| Ok(log.epoch_end_offset(p.leader_epoch))) {
+                    Ok((epoch, end)) => {
+                        e.leader_epoch = epoch;
+                        e.end_offset = end;
                     }
-                    Ok(_) => {}
                     Err(err) => e.error_code = err.code(),
                 },
             }
