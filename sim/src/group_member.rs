@@ -66,7 +66,8 @@ pub async fn member(ctx: Ctx, index: u32, incarnation: u64) {
 async fn find_coordinator(ctx: &Ctx, who: &str, c: &mut Client) -> Result<(), Next> {
     let mut req = FindCoordinatorRequest::default();
     req.key = sb(GROUP);
-    match c.send(&req).await {
+    // v3: the last version with one key (v4+ batch keys in `coordinator_keys`).
+    match c.send_at(&req, 3).await {
         Ok(r) if r.error_code == 0 => Ok(()),
         Ok(r) => {
             ctx.trace.event(who, format!("find coordinator: error {}", r.error_code));

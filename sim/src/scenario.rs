@@ -301,6 +301,13 @@ pub async fn groups(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         h.final_commits = commits;
         h.final_read = read;
     }
+    {
+        // The group checkers are only as good as the group: it must have formed at all.
+        let mut h = history.lock();
+        if h.assignments.is_empty() {
+            h.liveness_failures.push("no member was ever assigned partitions: the group never formed".into());
+        }
+    }
     let data = std::mem::take(&mut *history.lock());
     Outcome { history: data, faults }
 }
