@@ -388,6 +388,31 @@ impl Partition {
     /// NOT_LEADER_OR_FOLLOWER if the leadership at `leader_epoch` ends first: the write may or
     /// may not survive, and the producer's retry (idempotent) settles it.
     pub async fn wait_replicated(&self, offset: i64, leader_epoch: i32, min_insync: usize) -> Result<(), PartitionError> {
+        self.wait_for(|st| {
+            let log = st.log.as_ref().expect("checked open");
+            let l = match &st.role {
+                Role::Leader(l) if l.leader_epoch == leader_epoch => l,
+                _ => return Some(Err(PartitionError::NotLeader)),
+            };
+            if st.high_watermark < offset {
+                return None;
+            }
+            let isr = l.isr().len();
+            if isr < min_insync {
+                return Some(Err(PartitionError::NotEnoughReplicasAfterAppend { isr, min: min_insync }));
+            }
+            if strict(log.config()) {
+                log.probe_durable_below("acknowledged write", offset);
+            }
+            Some(Ok(()))
+        })
+        .await
+    }
+
+    /// Waits until `ready` gives an answer, re-checking whenever the partition makes progress
+    /// (a flush, a high watermark move, a role change). A failed, closed or deleted partition
+    /// ends the wait with its error.
+    async fn wait_for(&self, mut ready: impl FnMut(&State) -> Option<Result<(), PartitionError>>) -> Result<(), PartitionError> {
         loop {
             let notified = self.progress.notified();
             {
@@ -395,22 +420,11 @@ impl Partition {
                 if st.failed {
                     return Err(PartitionError::Storage("partition failed after a storage error".into()));
                 }
-                let Some(log) = st.log.as_ref() else {
+                if st.log.is_none() {
                     return Err(PartitionError::Storage("partition is closed".into()));
-                };
-                let Role::Leader(l) = &st.role else { return Err(PartitionError::NotLeader) };
-                if l.leader_epoch != leader_epoch {
-                    return Err(PartitionError::NotLeader);
                 }
-                if st.high_watermark >= offset {
-                    let isr = l.isr().len();
-                    if isr < min_insync {
-                        return Err(PartitionError::NotEnoughReplicasAfterAppend { isr, min: min_insync });
-                    }
-                    if strict(log.config()) {
-                        log.probe_durable_below("acknowledged write", offset);
-                    }
-                    return Ok(());
+                if let Some(answer) = ready(&st) {
+                    return answer;
                 }
             }
             if self.deleted.load(Ordering::Acquire) {
@@ -547,54 +561,29 @@ impl Partition {
     /// Follower: waits until everything below `offset` is fsynced (nothing to wait for under
     /// the page-cache policy), before a fetch reports `offset` to the leader.
     pub async fn wait_flushed(&self, offset: i64) -> Result<(), PartitionError> {
-        loop {
-            let notified = self.progress.notified();
-            {
-                let st = self.lock();
-                if st.failed {
-                    return Err(PartitionError::Storage("fsync failed".into()));
-                }
-                let Some(log) = st.log.as_ref() else {
-                    return Err(PartitionError::Storage("partition is closed".into()));
-                };
-                if !strict(log.config()) || log.flushed_offset() >= offset {
-                    return Ok(());
-                }
-            }
-            if self.deleted.load(Ordering::Acquire) {
-                return Err(PartitionError::Deleted);
-            }
-            notified.await;
-        }
+        self.wait_for(|st| {
+            let log = st.log.as_ref().expect("checked open");
+            (!strict(log.config()) || log.flushed_offset() >= offset).then_some(Ok(()))
+        })
+        .await
     }
 
     /// Waits until everything below `offset` is durable on this replica under the partition's
     /// policy (acks=1, and the single-node case of acks=all).
     pub async fn wait_durable(&self, offset: i64) -> Result<(), PartitionError> {
-        loop {
-            let notified = self.progress.notified();
-            {
-                let st = self.lock();
-                if st.failed {
-                    return Err(PartitionError::Storage("fsync failed".into()));
-                }
-                let Some(log) = st.log.as_ref() else {
-                    return Err(PartitionError::Storage("partition is closed".into()));
-                };
-                if !strict(log.config()) {
-                    return Ok(());
-                }
-                if log.flushed_offset() >= offset || bugs::active(Bug::AckBeforeFsync) {
-                    // The simulator's durability oracle: everything acknowledged must be durable now.
-                    log.probe_durable_below("acknowledged write", offset);
-                    return Ok(());
-                }
+        self.wait_for(|st| {
+            let log = st.log.as_ref().expect("checked open");
+            if !strict(log.config()) {
+                return Some(Ok(()));
             }
-            if self.deleted.load(Ordering::Acquire) {
-                return Err(PartitionError::Deleted);
+            if log.flushed_offset() >= offset || bugs::active(Bug::AckBeforeFsync) {
+                // The simulator's durability oracle: everything acknowledged must be durable now.
+                log.probe_durable_below("acknowledged write", offset);
+                return Some(Ok(()));
             }
-            notified.await;
-        }
+            None
+        })
+        .await
     }
 
     /// The flusher: syncs whatever was appended since the last sync, outside the partition lock,
