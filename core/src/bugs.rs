@@ -61,10 +61,13 @@ pub enum Bug {
     HwFromLeaderAlone,
     /// Fencing a partition leader elects the first live replica, in the ISR or not.
     ElectOutsideIsr,
+    /// A follower's appends do not update its idempotent-producer state, so as a new leader it
+    /// cannot recognise a retry of a batch it replicated.
+    NoFollowerProducerState,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 21] = [
+    pub const ALL: [Bug; 22] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -86,6 +89,7 @@ impl Bug {
         Bug::SkipEpochTruncation,
         Bug::HwFromLeaderAlone,
         Bug::ElectOutsideIsr,
+        Bug::NoFollowerProducerState,
     ];
 
     pub fn name(self) -> &'static str {
@@ -111,6 +115,7 @@ impl Bug {
             Bug::SkipEpochTruncation => "skip-epoch-truncation",
             Bug::HwFromLeaderAlone => "hw-from-leader-alone",
             Bug::ElectOutsideIsr => "elect-outside-isr",
+            Bug::NoFollowerProducerState => "no-follower-producer-state",
         }
     }
 

@@ -27,7 +27,7 @@ use gregor_net::client::Client;
 use gregor_storage::mem_disk::MemDisk;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{CreateTopicsRequest, DescribeQuorumRequest, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{CreateTopicsRequest, DescribeQuorumRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use rand::rngs::SmallRng;
@@ -81,7 +81,9 @@ pub fn cluster_knobs(seed: u64, nodes: usize, controllers: usize) -> Knobs {
     w.partitions = 2 + (seed % 5) as i32;
     w.producers = 2;
     w.acks = vec![-1, -1];
-    w.idempotent = vec![false, false];
+    // Drawn from its own stream, so the other knobs stay what they were for every seed: the
+    // first producer is idempotent in half the seeds (exactly-once across leader changes).
+    w.idempotent = vec![SmallRng::seed_from_u64(seed ^ 0x6964_656d_706f_7465).random_bool(0.5), false];
     w.compression = (0..2).map(|i| w.compression.get(i).copied().unwrap_or(0)).collect();
     w.consumers = 1;
     w.retention_bytes = -1;
@@ -469,7 +471,34 @@ fn leaders_in(view: &MetadataView, topic: &str) -> BTreeMap<i32, String> {
         .collect()
 }
 
-/// An acks=all producer on `events`, routed to each partition's leader.
+/// A new producer id from any broker (InitProducerId), or None.
+async fn init_producer_id(pool: &mut Pool, sh: &Shared, rng: &mut SmallRng) -> Option<(i64, i16)> {
+    let addr = sh.addrs[rng.random_range(0..sh.addrs.len())].clone();
+    let c = pool.get(&addr, &sh.trace).await?;
+    let mut req = InitProducerIdRequest::default();
+    req.transactional_id = None;
+    req.transaction_timeout_ms = 60_000;
+    req.producer_id = ProducerId(-1);
+    req.producer_epoch = -1;
+    match c.send(&req).await {
+        Ok(r) if r.error_code == 0 => {
+            sh.trace.event(&pool.who, format!("producer id {} epoch {}", r.producer_id.0, r.producer_epoch));
+            Some((r.producer_id.0, r.producer_epoch))
+        }
+        Ok(r) => {
+            sh.trace.event(&pool.who, format!("InitProducerId at {addr}: error {}", r.error_code));
+            None
+        }
+        Err(e) => {
+            sh.trace.event(&pool.who, format!("InitProducerId at {addr}: {e}"));
+            pool.drop_conn(&addr);
+            None
+        }
+    }
+}
+
+/// An acks=all producer on `events`, routed to each partition's leader; idempotent (a batch
+/// retried with its sequence until answered, through leader changes) when the knobs say so.
 async fn producer(sh: Shared, index: u32, compression: Compression, wk: crate::knobs::WorkloadKnobs, seed: u64) {
     let who = format!("producer-{index}");
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -477,10 +506,20 @@ async fn producer(sh: Shared, index: u32, compression: Compression, wk: crate::k
     let mut routes: BTreeMap<i32, String> = BTreeMap::new();
     let mut next_n = 0u64;
     let mut pending: Option<Pending> = None;
+    let idempotent = wk.idempotent.get(index as usize).copied().unwrap_or(false);
+    let mut pid: Option<(i64, i16)> = None;
+    let mut next_seq: BTreeMap<i32, i32> = BTreeMap::new();
     while !sh.stopped() {
         tokio::time::sleep(Duration::from_millis(rng.random_range(1..=wk.produce_gap_ms.max(1)))).await;
         if routes.len() < sh.partitions as usize {
             routes = leaders(&mut pool, &sh, &mut rng).await;
+        }
+        if idempotent && pid.is_none() {
+            pid = init_producer_id(&mut pool, &sh, &mut rng).await;
+            next_seq.clear();
+            if pid.is_none() {
+                continue;
+            }
         }
         let mut batch = match pending.take() {
             Some(p) => p,
@@ -499,14 +538,23 @@ async fn producer(sh: Shared, index: u32, compression: Compression, wk: crate::k
                     sh.history.lock().produced.insert(id, r.clone());
                     records.push(r);
                 }
-                Pending { partition, records, base_sequence: -1, attempts: 0 }
+                let base_sequence = if idempotent {
+                    let s = next_seq.entry(partition).or_insert(0);
+                    let base = *s;
+                    *s = s.wrapping_add(n as i32);
+                    base
+                } else {
+                    -1
+                };
+                Pending { partition, records, base_sequence, attempts: 0 }
             }
         };
         let Some(addr) = routes.get(&batch.partition).cloned() else {
             pending = Some(batch);
             continue;
         };
-        let Ok(req) = workload::produce_request(&sh.topic, &batch, -1, -1, -1, compression) else { continue };
+        let (producer_id, epoch) = if idempotent { pid.expect("initialised above") } else { (-1, -1) };
+        let Ok(req) = workload::produce_request(&sh.topic, &batch, -1, producer_id, epoch, compression) else { continue };
         let Some(c) = pool.get(&addr, &sh.trace).await else {
             routes.clear();
             pending = Some(batch);
@@ -516,7 +564,7 @@ async fn producer(sh: Shared, index: u32, compression: Compression, wk: crate::k
         let (first, last) = (batch.records[0].id.1, batch.records[batch.records.len() - 1].id.1);
         sh.history.lock().operations += 1;
         let sent_at = sh.trace.elapsed();
-        let retry_allowed = batch.attempts <= workload::PLAIN_RETRIES_MAX;
+        let retry_allowed = idempotent || batch.attempts <= workload::PLAIN_RETRIES_MAX;
         match c.send(&req).await {
             Ok(resp) => {
                 let pr = resp.responses.first().and_then(|t| t.partition_responses.first());
@@ -526,8 +574,12 @@ async fn producer(sh: Shared, index: u32, compression: Compression, wk: crate::k
                     let at = sh.trace.elapsed();
                     let mut h = sh.history.lock();
                     for (i, r) in batch.records.iter().enumerate() {
-                        h.acks.push(Ack { id: r.id, partition: batch.partition, offset: base + i as i64, sent_at, at, idempotent: false });
+                        h.acks.push(Ack { id: r.id, partition: batch.partition, offset: base + i as i64, sent_at, at, idempotent });
                     }
+                } else if idempotent && matches!(code, 45 | 47 | 59 | 90) {
+                    // The producer's sequence state is gone or fenced: start a new producer id,
+                    // as the Java client does; this batch's fate is unknown.
+                    pid = None;
                 } else if matches!(code, NOT_LEADER_OR_FOLLOWER | UNKNOWN_TOPIC_OR_PARTITION) {
                     // Not written: retry after a metadata refresh, without counting the attempt.
                     batch.attempts -= 1;

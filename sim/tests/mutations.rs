@@ -136,3 +136,8 @@ fn a_high_watermark_from_the_leader_alone_is_caught() {
 fn electing_a_leader_outside_the_isr_is_caught() {
     caught_in(Scenario::Cluster, Bug::ElectOutsideIsr, &["lost-ack", "one-record-per-offset", "order", "replicas-agree"]);
 }
+
+#[test]
+fn a_follower_without_producer_state_is_caught() {
+    caught_in(Scenario::Cluster, Bug::NoFollowerProducerState, &["no-duplicates", "order"]);
+}

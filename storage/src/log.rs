@@ -928,6 +928,9 @@ impl PartitionLog {
         }
         self.prepare_append(end as u64, now_ms)?;
         self.write_appended(&batches[..end], &headers)?;
+        if bugs::active(Bug::NoFollowerProducerState) {
+            self.producers.forget_from(info.base_offset);
+        }
         assert_eq!(self.log_end_offset(), expected);
         Ok(info)
     }
