@@ -166,3 +166,62 @@ def test_acks_all_needs_min_insync_replicas(tmp_path):
     finally:
         for n in brokers + controllers:
             n.stop()
+
+
+def test_a_group_survives_the_loss_of_its_coordinator(cluster):
+    from confluent_kafka.admin import AdminClient
+
+    n1, n2, n3 = cluster
+    topic = unique("grp")
+    r = gregor("topics", "create", "--bootstrap-server", n1.bootstrap, topic, "--partitions", "3", "--replication-factor", "3")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: all(len(i) == 3 for _, _, i in describe(n1, topic).values()), 15, "a full ISR")
+    bootstrap = f"{n1.bootstrap},{n2.bootstrap},{n3.bootstrap}"
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(300):
+        p.produce(topic, value=f"m{i}".encode(), partition=i % 3)
+    assert p.flush(30) == 0
+
+    group = unique("g")
+    # A short session: a member the new coordinator loads but never hears from again expires soon.
+    conf = {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False,
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+    c = Consumer(conf)
+    c.subscribe([topic])
+    first: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while len(first) < 150 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            first.append(m.value())
+    assert len(first) >= 150
+    c.commit(asynchronous=False)
+    c.close()
+
+    # The offsets topic is replicated like any other: the group's coordinator is killed.
+    offsets = describe(n1, "__consumer_offsets")
+    assert offsets and all(len(rep) == 3 for _, rep, _ in offsets.values()), offsets
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    coordinator = admin.describe_consumer_groups([group])[group].result(15).coordinator.id
+    victim = cluster[coordinator - 1]
+    victim.kill9()
+
+    # A member of the same group resumes at the committed offsets on the new coordinator: it
+    # reads the rest, nothing twice, and can commit again.
+    c = Consumer(conf)
+    c.subscribe([topic])
+    rest: list[bytes] = []
+    deadline = time.monotonic() + SESSION_TIMEOUT_MS / 1000 + 40
+    while len(first) + len(rest) < 300 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            rest.append(m.value())
+    c.commit(asynchronous=False)
+    c.close()
+    assert sorted(first + rest, key=lambda v: int(v[1:])) == [f"m{i}".encode() for i in range(300)], (len(first), len(rest))
+    # The committed offsets are the new coordinator's: every partition at its end, no lag.
+    survivor = next(n for n in cluster if n is not victim)
+    r = gregor("groups", "describe", "--bootstrap-server", survivor.bootstrap, group)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.split()[:2] == [group, topic]]
+    assert len(rows) == 3 and all(row[3] == row[4] == "100" for row in rows), r.stdout

@@ -13,7 +13,7 @@ use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartiti
 use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
+    GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
     SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -42,22 +42,7 @@ pub struct GroupMember {
 impl GroupMember {
     /// Finds the coordinator, joins and syncs. Returns the member and its partitions.
     pub async fn join(bootstrap: &str, group: &str, topic: &str, partitions: Vec<i32>) -> anyhow::Result<(GroupMember, Vec<i32>)> {
-        let mut boot = super::connect(bootstrap).await?;
-        let mut fc = FindCoordinatorRequest::default();
-        // v4 moved the key into a list; only the fields of the version in use may be set.
-        if boot.version_for::<FindCoordinatorRequest>().unwrap_or(0) >= 4 {
-            fc.coordinator_keys = vec![sb(group)];
-        } else {
-            fc.key = sb(group);
-        }
-        let resp = boot.send(&fc).await?;
-        let addr = match resp.coordinators.first() {
-            Some(c) if c.error_code == 0 => format!("{}:{}", c.host.as_str(), c.port),
-            Some(c) => anyhow::bail!("FindCoordinator: {} ({})", error_name(c.error_code), c.error_code),
-            None if resp.error_code == 0 => format!("{}:{}", resp.host.as_str(), resp.port),
-            None => anyhow::bail!("FindCoordinator: {} ({})", error_name(resp.error_code), resp.error_code),
-        };
-        let mut coord = super::connect(&addr).await?;
+        let mut coord = super::coordinator(bootstrap, group).await?;
         coord.set_timeout(Duration::from_millis(REBALANCE_TIMEOUT_MS as u64 + 5000));
         let mut m = GroupMember { coord, group: group.to_string(), topic: topic.to_string(), partitions, member_id: String::new(), generation: -1 };
         let assigned = m.rejoin().await?;

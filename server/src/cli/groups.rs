@@ -1,5 +1,7 @@
 //! `gregor groups`: list, describe, reset-offsets and delete consumer groups, shaped like
-//! `kafka-consumer-groups.sh`. Talks to the group coordinator over the wire.
+//! `kafka-consumer-groups.sh`. A group's requests go to its coordinator (found with
+//! FindCoordinator), offset lookups to each partition's leader, and the list is gathered from
+//! every broker, as each lists the groups it coordinates.
 
 use std::collections::BTreeMap;
 
@@ -19,13 +21,17 @@ fn sb(s: &str) -> StrBytes {
 }
 
 pub async fn list(bootstrap: &str) -> anyhow::Result<()> {
-    let mut client = connect(bootstrap).await?;
-    let resp = client.send(&ListGroupsRequest::default()).await?;
-    if resp.error_code != 0 {
-        anyhow::bail!("ListGroups failed: {} ({})", error_name(resp.error_code), resp.error_code);
+    let mut boot = connect(bootstrap).await?;
+    let md = metadata(&mut boot, Some(&[]), false).await?;
+    let mut names = std::collections::BTreeSet::new();
+    for b in &md.brokers {
+        let mut client = connect(&format!("{}:{}", b.host.as_str(), b.port)).await?;
+        let resp = client.send(&ListGroupsRequest::default()).await?;
+        if resp.error_code != 0 {
+            anyhow::bail!("ListGroups at broker {} failed: {} ({})", b.node_id.0, error_name(resp.error_code), resp.error_code);
+        }
+        names.extend(resp.groups.iter().map(|g| g.group_id.0.to_string()));
     }
-    let mut names: Vec<String> = resp.groups.iter().map(|g| g.group_id.0.to_string()).collect();
-    names.sort();
     for n in names {
         println!("{n}");
     }
@@ -61,7 +67,31 @@ async fn committed(client: &mut gregor_net::client::Client, group: &str) -> anyh
     Ok(out)
 }
 
-async fn list_offsets(client: &mut gregor_net::client::Client, parts: &[(String, i32)], ts: i64) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+/// ListOffsets for `parts` at `ts`, each asked of its leader.
+async fn list_offsets(bootstrap: &str, parts: &[(String, i32)], ts: i64) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let mut boot = connect(bootstrap).await?;
+    let topics: Vec<String> = parts.iter().map(|(t, _)| t.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let md = metadata(&mut boot, Some(&topics), false).await?;
+    let addrs: BTreeMap<i32, String> = md.brokers.iter().map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port))).collect();
+    let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    for t in &md.topics {
+        let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        for p in &t.partitions {
+            if parts.contains(&(name.clone(), p.partition_index)) && p.leader_id.0 >= 0 {
+                by_leader.entry(p.leader_id.0).or_default().push((name.clone(), p.partition_index));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (leader, ps) in by_leader {
+        let Some(addr) = addrs.get(&leader) else { continue };
+        let mut client = connect(addr).await?;
+        out.extend(list_offsets_at(&mut client, &ps, ts).await?);
+    }
+    Ok(out)
+}
+
+async fn list_offsets_at(client: &mut gregor_net::client::Client, parts: &[(String, i32)], ts: i64) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (t, p) in parts {
         by_topic.entry(t.as_str()).or_default().push(*p);
@@ -99,7 +129,7 @@ async fn list_offsets(client: &mut gregor_net::client::Client, parts: &[(String,
 }
 
 pub async fn describe(bootstrap: &str, group: &str) -> anyhow::Result<()> {
-    let mut client = connect(bootstrap).await?;
+    let mut client = super::coordinator(bootstrap, group).await?;
     let mut req = DescribeGroupsRequest::default();
     req.groups = vec![GroupId(sb(group))];
     let resp = client.send(&req).await?;
@@ -124,7 +154,7 @@ pub async fn describe(bootstrap: &str, group: &str) -> anyhow::Result<()> {
     parts.extend(owners.keys().cloned());
     parts.sort();
     parts.dedup();
-    let ends = list_offsets(&mut client, &parts, -1).await?;
+    let ends = list_offsets(bootstrap, &parts, -1).await?;
     if d.members.is_empty() {
         println!("\nConsumer group '{group}' has no active members.");
     }
@@ -187,7 +217,7 @@ pub fn parse_datetime(s: &str) -> Result<i64, String> {
 }
 
 pub async fn reset_offsets(bootstrap: &str, group: &str, topic: &str, to: ResetTo, execute: bool) -> anyhow::Result<()> {
-    let mut client = connect(bootstrap).await?;
+    let mut client = super::coordinator(bootstrap, group).await?;
     let mut req = DescribeGroupsRequest::default();
     req.groups = vec![GroupId(sb(group))];
     let d = client.send(&req).await?.groups.into_iter().next().ok_or_else(|| anyhow::anyhow!("empty DescribeGroups response"))?;
@@ -200,14 +230,14 @@ pub async fn reset_offsets(bootstrap: &str, group: &str, topic: &str, to: ResetT
         anyhow::bail!("topic {topic}: {} ({})", error_name(t.error_code), t.error_code);
     }
     let parts: Vec<(String, i32)> = t.partitions.iter().map(|p| (topic.to_string(), p.partition_index)).collect();
-    let start = list_offsets(&mut client, &parts, -2).await?;
-    let end = list_offsets(&mut client, &parts, -1).await?;
+    let start = list_offsets(bootstrap, &parts, -2).await?;
+    let end = list_offsets(bootstrap, &parts, -1).await?;
     let targets: BTreeMap<(String, i32), i64> = match to {
         ResetTo::Earliest => start.clone(),
         ResetTo::Latest => end.clone(),
         ResetTo::Offset(o) => parts.iter().map(|k| (k.clone(), o)).collect(),
         ResetTo::Datetime(ts) => {
-            let found = list_offsets(&mut client, &parts, ts).await?;
+            let found = list_offsets(bootstrap, &parts, ts).await?;
             parts.iter().map(|k| (k.clone(), found.get(k).copied().filter(|&o| o >= 0).or(end.get(k).copied()).unwrap_or(0))).collect()
         }
     };
@@ -258,7 +288,7 @@ pub async fn reset_offsets(bootstrap: &str, group: &str, topic: &str, to: ResetT
 }
 
 pub async fn delete(bootstrap: &str, group: &str) -> anyhow::Result<()> {
-    let mut client = connect(bootstrap).await?;
+    let mut client = super::coordinator(bootstrap, group).await?;
     let mut req = DeleteGroupsRequest::default();
     req.groups_names = vec![GroupId(sb(group))];
     let resp = client.send(&req).await?;

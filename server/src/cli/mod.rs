@@ -26,6 +26,27 @@ pub async fn connect(bootstrap: &str) -> anyhow::Result<Client> {
         .map_err(|e| anyhow::anyhow!("{e} (is a broker running at {bootstrap}?)"))
 }
 
+/// A connection to the coordinator of `group`, found with FindCoordinator at `bootstrap`.
+pub async fn coordinator(bootstrap: &str, group: &str) -> anyhow::Result<Client> {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    let mut boot = connect(bootstrap).await?;
+    let mut fc = FindCoordinatorRequest::default();
+    // v4 moved the key into a list; only the fields of the version in use may be set.
+    if boot.version_for::<FindCoordinatorRequest>().unwrap_or(0) >= 4 {
+        fc.coordinator_keys = vec![kafka_protocol::protocol::StrBytes::from_string(group.to_string())];
+    } else {
+        fc.key = kafka_protocol::protocol::StrBytes::from_string(group.to_string());
+    }
+    let resp = boot.send(&fc).await?;
+    let addr = match resp.coordinators.first() {
+        Some(c) if c.error_code == 0 => format!("{}:{}", c.host.as_str(), c.port),
+        Some(c) => anyhow::bail!("FindCoordinator: {} ({})", error_name(c.error_code), c.error_code),
+        None if resp.error_code == 0 => format!("{}:{}", resp.host.as_str(), resp.port),
+        None => anyhow::bail!("FindCoordinator: {} ({})", error_name(resp.error_code), resp.error_code),
+    };
+    connect(&addr).await
+}
+
 /// Fetches metadata for `topics` (None = all).
 pub async fn metadata(client: &mut Client, topics: Option<&[String]>, auto_create: bool) -> anyhow::Result<MetadataResponse> {
     let mut req = MetadataRequest::default();

@@ -6,6 +6,9 @@
 //! Kafka, deletes the offsets of an Empty group freely; in a group with members it refuses, per
 //! partition with GROUP_SUBSCRIBED_TO_TOPIC, the topics some member's consumer-protocol
 //! subscription names, and refuses a group of another protocol type whole with NON_EMPTY_GROUP.
+//! DescribeGroups, DeleteGroups and OffsetDelete are answered by the group's coordinator only
+//! (NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS elsewhere); ListGroups lists the groups this
+//! broker coordinates.
 
 use std::sync::Arc;
 
@@ -63,9 +66,16 @@ pub fn describe(broker: &Arc<Broker>, req: DescribeGroupsRequest) -> DescribeGro
     let mut resp = DescribeGroupsResponse::default();
     for gid in req.groups {
         let id = gid.0.to_string();
-        let d = broker.groups.with(|c| (c.describe(&id), Vec::new()));
         let mut g = DescribedGroup::default();
         g.group_id = gid.clone();
+        // Only the group's coordinator knows it (as Kafka: NOT_COORDINATOR elsewhere).
+        if let Err(code) = broker.coordination(&id) {
+            g.error_code = code;
+            g.group_state = sb(GroupState::Dead.as_str());
+            resp.groups.push(g);
+            continue;
+        }
+        let d = broker.groups.with(|c| (c.describe(&id), Vec::new()));
         g.error_code = d.error_code;
         // A group with only committed offsets is Empty, not Dead.
         let state = if d.state == GroupState::Dead && broker.offsets.groups().contains(&id) { GroupState::Empty } else { d.state };
@@ -95,6 +105,13 @@ pub async fn delete(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGro
     let mut resp = DeleteGroupsResponse::default();
     for gid in req.groups_names {
         let id = gid.0.to_string();
+        if let Err(code) = broker.coordination(&id) {
+            let mut r = DeletableGroupResult::default();
+            r.group_id = gid;
+            r.error_code = code;
+            resp.results.push(r);
+            continue;
+        }
         let has_offsets = broker.offsets.groups().contains(&id);
         let mut code = broker.groups.with(|c| (c.delete(&id), Vec::new()));
         if code == errors::GROUP_ID_NOT_FOUND && has_offsets {
@@ -122,6 +139,10 @@ pub async fn delete(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGro
 pub async fn offset_delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let id = req.group_id.0.to_string();
     let mut resp = OffsetDeleteResponse::default();
+    if let Err(code) = broker.coordination(&id) {
+        resp.error_code = code;
+        return resp;
+    }
     let d = broker.groups.with(|c| (c.describe(&id), Vec::new()));
     let known = d.state != GroupState::Dead || broker.offsets.groups().contains(&id);
     if !known {
