@@ -538,14 +538,7 @@ async fn producer(sh: Shared, index: u32, compression: Compression, wk: crate::k
                     sh.history.lock().produced.insert(id, r.clone());
                     records.push(r);
                 }
-                let base_sequence = if idempotent {
-                    let s = next_seq.entry(partition).or_insert(0);
-                    let base = *s;
-                    *s = s.wrapping_add(n as i32);
-                    base
-                } else {
-                    -1
-                };
+                let base_sequence = if idempotent { workload::take_sequences(&mut next_seq, partition, n) } else { -1 };
                 Pending { partition, records, base_sequence, attempts: 0 }
             }
         };

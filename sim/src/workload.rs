@@ -212,14 +212,7 @@ pub async fn producer(ctx: Ctx, spec: ProducerSpec, seed: u64) {
                     ctx.history.lock().produced.insert(id, r.clone());
                     records.push(r);
                 }
-                let base_sequence = if idempotent {
-                    let s = next_seq.entry(partition).or_insert(0);
-                    let base = *s;
-                    *s = s.wrapping_add(n as i32);
-                    base
-                } else {
-                    -1
-                };
+                let base_sequence = if idempotent { take_sequences(&mut next_seq, partition, n) } else { -1 };
                 Pending { partition, records, base_sequence, attempts: 0 }
             }
         };
@@ -283,6 +276,15 @@ pub async fn producer(ctx: Ctx, spec: ProducerSpec, seed: u64) {
             }
         }
     }
+}
+
+/// The base sequence of an idempotent producer's next batch of `n` records to `partition`, and
+/// the partition's next sequence moved past it.
+pub(crate) fn take_sequences(next_seq: &mut BTreeMap<i32, i32>, partition: i32, n: u32) -> i32 {
+    let s = next_seq.entry(partition).or_insert(0);
+    let base = *s;
+    *s = s.wrapping_add(n as i32);
+    base
 }
 
 pub(crate) fn produce_request(topic: &str, batch: &Pending, acks: i16, producer_id: i64, epoch: i16, compression: Compression) -> anyhow::Result<ProduceRequest> {
