@@ -218,6 +218,11 @@ pub struct ReplicationConfig {
     pub offsets_topic_replication_factor: i16,
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub hw_checkpoint_interval_ms: u64,
+    /// `auto.leader.rebalance.enable`: the active controller moves leadership back to
+    /// preferred replicas by itself.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms: how often it looks.
+    pub leader_imbalance_check_interval_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -233,6 +238,8 @@ impl Default for ReplicationConfig {
             min_insync_replicas: 1,
             offsets_topic_replication_factor: 3,
             hw_checkpoint_interval_ms: 5_000,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 300_000,
         }
     }
 }
@@ -706,6 +713,8 @@ impl BrokerConfig {
                     c.replication.offsets_topic_replication_factor = parse_positive(k, v, 1)?.min(i32::from(i16::MAX)) as i16;
                 }
                 "replica.high.watermark.checkpoint.interval.ms" => c.replication.hw_checkpoint_interval_ms = parse_ms(k, v, 1)?,
+                "auto.leader.rebalance.enable" => c.replication.auto_leader_rebalance = parse_bool(k, v)?,
+                "leader.imbalance.check.interval.seconds" => c.replication.leader_imbalance_check_interval_ms = parse_ms(k, v, 1)?.saturating_mul(1000),
                 "offsets.topic.num.partitions" => {
                     c.offsets_topic_num_partitions = parse_num(k, v)?;
                     if !(1..=1000).contains(&c.offsets_topic_num_partitions) {
@@ -1238,6 +1247,8 @@ impl BrokerConfig {
             ("replica.fetch.backoff.ms", self.replication.fetch_backoff_ms.to_string()),
             ("num.replica.fetchers", self.replication.num_fetchers.to_string()),
             ("replica.high.watermark.checkpoint.interval.ms", self.replication.hw_checkpoint_interval_ms.to_string()),
+            ("auto.leader.rebalance.enable", self.replication.auto_leader_rebalance.to_string()),
+            ("leader.imbalance.check.interval.seconds", (self.replication.leader_imbalance_check_interval_ms / 1000).to_string()),
             ("offsets.retention.minutes", (self.offsets_retention_ms / 60_000).to_string()),
             ("group.initial.rebalance.delay.ms", self.group_initial_rebalance_delay_ms.to_string()),
             ("group.min.session.timeout.ms", self.group_min_session_timeout_ms.to_string()),

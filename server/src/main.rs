@@ -63,6 +63,26 @@ enum Command {
         #[command(subcommand)]
         action: GroupsAction,
     },
+    /// Elect partition leaders (preferred or unclean), as kafka-leader-election.sh.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["all_topic_partitions", "topic", "path_to_json_file"])))]
+    LeaderElection {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap_server: String,
+        /// preferred or unclean.
+        #[arg(long)]
+        election_type: String,
+        /// Every partition of every topic.
+        #[arg(long)]
+        all_topic_partitions: bool,
+        /// One topic (with --partition).
+        #[arg(long, requires = "partition")]
+        topic: Option<String>,
+        #[arg(long, requires = "topic")]
+        partition: Option<i32>,
+        /// {"partitions": [{"topic": "t", "partition": 0}, ...]}
+        #[arg(long)]
+        path_to_json_file: Option<PathBuf>,
+    },
     /// Produce one event per line of standard input.
     Produce {
         topic: String,
@@ -473,6 +493,16 @@ async fn run_tool(command: Command) -> anyhow::Result<()> {
                 cli::groups::reset_offsets(&bootstrap_server, &group, &topic, to, execute).await
             }
         },
+        Command::LeaderElection { bootstrap_server, election_type, all_topic_partitions, topic, partition, path_to_json_file } => {
+            use cli::leader_election::{read_json_file, run, Partitions};
+            let which = match (all_topic_partitions, topic, partition, path_to_json_file) {
+                (true, ..) => Partitions::All,
+                (_, Some(t), Some(p), _) => Partitions::Named(vec![(t, p)]),
+                (_, _, _, Some(path)) => Partitions::Named(read_json_file(&path)?),
+                _ => anyhow::bail!("one of --all-topic-partitions, --topic with --partition, or --path-to-json-file is required"),
+            };
+            run(&bootstrap_server, &election_type, which).await
+        }
         Command::Produce { topic, bootstrap_server, properties, partition, headers, acks, compression } => {
             cli::produce::run(cli::produce::ProduceOptions {
                 bootstrap: bootstrap_server,

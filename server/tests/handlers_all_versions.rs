@@ -287,6 +287,14 @@ fn sample(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
             r.topics = vec![t];
             RequestKind::OffsetDelete(r)
         }
+        ApiKey::ElectLeaders => {
+            let mut tp = elect_leaders_request::TopicPartitions::default();
+            tp.topic = topic("t");
+            tp.partitions = vec![0];
+            let mut r = ElectLeadersRequest::default();
+            r.topic_partitions = Some(vec![tp]);
+            RequestKind::ElectLeaders(r)
+        }
         other => panic!("no sample request for {other:?}"),
     }
 }
@@ -324,6 +332,9 @@ fn every_supported_version_encodes() {
                     ResponseKind::OffsetCommit(p) => assert_eq!(p.topics[0].partitions[0].error_code, 0, "offset commit v{version}"),
                     ResponseKind::JoinGroup(j) if version >= 4 => assert_eq!(j.error_code, 79, "join v{version} needs a member id first"),
                     ResponseKind::JoinGroup(j) => assert_eq!((j.error_code, j.generation_id), (0, 1), "join v{version}"),
+                    ResponseKind::ElectLeaders(e) => {
+                        assert_eq!(e.replica_election_results[0].partition_result[0].error_code, 84, "elect v{version}: the only replica leads already")
+                    }
                     _ => {}
                 }
                 encode_response(key, version, 9, &body).unwrap_or_else(|e| panic!("{key:?} v{version}: {e}"));

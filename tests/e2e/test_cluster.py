@@ -80,11 +80,11 @@ def gregor(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
     return subprocess.run([str(GREGOR_BIN), *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-@pytest.fixture
-def cluster(request, tmp_path):
+def start_cluster(request, tmp_path, extra: tuple[str, ...] = ()) -> list[Node]:
+    """Three combined broker+controller nodes, formatted and started, with `extra` settings."""
     ports = [(free_port(), free_port()) for _ in range(3)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
-    nodes = [Node(tmp_path / f"node{i + 1}", i + 1, p, c, voters) for i, (p, c) in enumerate(ports)]
+    nodes = [Node(tmp_path / f"node{i + 1}", i + 1, p, c, voters, extra=extra) for i, (p, c) in enumerate(ports)]
     request.node._gregor_brokers = nodes
     cluster_id = gregor("storage", "random-uuid").stdout.strip()
     for n in nodes:
@@ -93,6 +93,12 @@ def cluster(request, tmp_path):
     for n in nodes:
         n.start()
     wait_for(lambda: len(live_brokers(nodes[0])) == 3, CLUSTER_FORM_TIMEOUT_S, "three live brokers")
+    return nodes
+
+
+@pytest.fixture
+def cluster(request, tmp_path):
+    nodes = start_cluster(request, tmp_path)
     yield nodes
     for n in nodes:
         n.stop()

@@ -36,6 +36,24 @@ pub struct PartitionRegistration {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Replicas an ongoing reassignment adds (in `replicas`, not yet in the target's ISR).
+    pub adding: Vec<i32>,
+    /// Replicas an ongoing reassignment removes (in `replicas` until it completes).
+    pub removing: Vec<i32>,
+}
+
+impl PartitionRegistration {
+    /// Whether a reassignment of this partition is under way.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas the partition is meant to have: the reassignment's target while one is
+    /// under way (`replicas` minus `removing`, in order), else `replicas`. Its first replica is
+    /// the preferred leader.
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|r| !self.removing.contains(r)).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +135,13 @@ fn check_partition(p: &PartitionRegistration) -> Result<(), ApplyError> {
     if p.leader_epoch < 0 || p.partition_epoch < 0 {
         return bad("epochs must not be negative");
     }
+    let subset = |v: &[i32]| v.iter().all(|r| p.replicas.contains(r)) && v.iter().collect::<BTreeSet<_>>().len() == v.len();
+    if !subset(&p.adding) || !subset(&p.removing) || p.adding.iter().any(|r| p.removing.contains(r)) {
+        return bad("adding and removing replicas must be distinct replicas, and not both");
+    }
+    if p.target_replicas().is_empty() {
+        return bad("a reassignment must keep at least one replica");
+    }
     Ok(())
 }
 
@@ -194,13 +219,15 @@ impl MetadataImage {
                 self.topic_ids.insert(name.clone(), *topic_id);
                 self.topics.insert(*topic_id, Arc::new(TopicImage { name: name.clone(), id: *topic_id, partitions: BTreeMap::new() }));
             }
-            MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch } => {
+            MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch, adding, removing } => {
                 let reg = PartitionRegistration {
                     replicas: replicas.clone(),
                     isr: isr.clone(),
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    adding: adding.clone(),
+                    removing: removing.clone(),
                 };
                 check_partition(&reg)?;
                 let topic = self.topics.get_mut(topic_id).ok_or(ApplyError::UnknownTopic(*topic_id))?;
@@ -214,7 +241,7 @@ impl MetadataImage {
                 Arc::make_mut(topic).partitions.insert(*partition_id, reg.clone());
                 delta.changed_partitions.insert((*topic_id, *partition_id), reg);
             }
-            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas } => {
+            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas, adding, removing } => {
                 let topic = self.topics.get(topic_id).ok_or(ApplyError::UnknownTopic(*topic_id))?;
                 let old = topic.partitions.get(partition_id).ok_or(ApplyError::UnknownPartition(*topic_id, *partition_id))?;
                 let mut new = old.clone();
@@ -223,6 +250,12 @@ impl MetadataImage {
                 }
                 if let Some(i) = isr {
                     new.isr = i.clone();
+                }
+                if let Some(a) = adding {
+                    new.adding = a.clone();
+                }
+                if let Some(r) = removing {
+                    new.removing = r.clone();
                 }
                 if let LeaderChange::Set(l) = leader {
                     new.leader = *l;
@@ -315,6 +348,8 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    adding: p.adding.clone(),
+                    removing: p.removing.clone(),
                 });
             }
         }

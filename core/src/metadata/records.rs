@@ -48,9 +48,20 @@ pub enum MetadataRecord {
     UnfenceBroker { broker_id: i32, broker_epoch: i64 },
     /// A topic exists; its partitions follow as [`MetadataRecord::Partition`] records.
     Topic { name: String, topic_id: TopicId },
-    Partition { topic_id: TopicId, partition_id: i32, replicas: Vec<i32>, isr: Vec<i32>, leader: i32, leader_epoch: i32, partition_epoch: i32 },
+    /// A partition exists. `adding`/`removing` are the replicas an ongoing reassignment adds
+    /// and removes (both empty when none is ongoing; `replicas` then is the whole assignment).
+    Partition { topic_id: TopicId, partition_id: i32, replicas: Vec<i32>, isr: Vec<i32>, leader: i32, leader_epoch: i32, partition_epoch: i32, adding: Vec<i32>, removing: Vec<i32> },
     /// Every change bumps the partition epoch; a leader change also bumps the leader epoch.
-    PartitionChange { topic_id: TopicId, partition_id: i32, leader: LeaderChange, isr: Option<Vec<i32>>, replicas: Option<Vec<i32>> },
+    /// `None` fields are unchanged.
+    PartitionChange {
+        topic_id: TopicId,
+        partition_id: i32,
+        leader: LeaderChange,
+        isr: Option<Vec<i32>>,
+        replicas: Option<Vec<i32>>,
+        adding: Option<Vec<i32>>,
+        removing: Option<Vec<i32>>,
+    },
     /// Sets (`Some`) or removes (`None`) one config key of a resource. A broker resource named
     /// "" holds the cluster-wide dynamic defaults.
     Config { resource_type: i8, resource_name: String, name: String, value: Option<String> },
@@ -83,8 +94,11 @@ const PRODUCER_IDS: u8 = 8;
 const REMOVE_TOPIC: u8 = 9;
 const FEATURE_LEVEL: u8 = 10;
 
-/// The version every record type is written at today.
+/// The first version of every record type. Partition and PartitionChange records gained the
+/// reassignment fields in version 1, which is written only when those fields are set, so a log
+/// without reassignments stays readable by a Gregor that predates them.
 const VERSION: u8 = 0;
+const WITH_REASSIGNMENT: u8 = 1;
 
 impl MetadataRecord {
     pub fn type_id(&self) -> u8 {
@@ -103,10 +117,20 @@ impl MetadataRecord {
         }
     }
 
+    /// The version this record is written at.
+    fn version(&self) -> u8 {
+        match self {
+            MetadataRecord::Partition { adding, removing, .. } if !adding.is_empty() || !removing.is_empty() => WITH_REASSIGNMENT,
+            MetadataRecord::PartitionChange { adding, removing, .. } if adding.is_some() || removing.is_some() => WITH_REASSIGNMENT,
+            _ => VERSION,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.u8(self.type_id());
-        w.u8(VERSION);
+        let version = self.version();
+        w.u8(version);
         match self {
             MetadataRecord::RegisterBroker { broker_id, incarnation_id, broker_epoch, endpoints, rack, fenced } => {
                 w.i32(*broker_id);
@@ -132,7 +156,7 @@ impl MetadataRecord {
                 w.str(name);
                 w.u128(*topic_id);
             }
-            MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch } => {
+            MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch, adding, removing } => {
                 w.u128(*topic_id);
                 w.i32(*partition_id);
                 w.i32s(replicas);
@@ -140,8 +164,12 @@ impl MetadataRecord {
                 w.i32(*leader);
                 w.i32(*leader_epoch);
                 w.i32(*partition_epoch);
+                if version == WITH_REASSIGNMENT {
+                    w.i32s(adding);
+                    w.i32s(removing);
+                }
             }
-            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas } => {
+            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas, adding, removing } => {
                 w.u128(*topic_id);
                 w.i32(*partition_id);
                 w.i32(match leader {
@@ -150,6 +178,10 @@ impl MetadataRecord {
                 });
                 w.opt_i32s(isr.as_deref());
                 w.opt_i32s(replicas.as_deref());
+                if version == WITH_REASSIGNMENT {
+                    w.opt_i32s(adding.as_deref());
+                    w.opt_i32s(removing.as_deref());
+                }
             }
             MetadataRecord::Config { resource_type, resource_name, name, value } => {
                 w.u8(*resource_type as u8);
@@ -178,10 +210,11 @@ impl MetadataRecord {
         if t > FEATURE_LEVEL {
             return Err(DecodeError::UnknownType(t));
         }
-        if version != VERSION {
+        let known = version == VERSION || (version == WITH_REASSIGNMENT && matches!(t, PARTITION | PARTITION_CHANGE));
+        if !known {
             return Err(DecodeError::UnknownVersion { record_type: t, version });
         }
-        let rec = decode_body(t, &mut r).ok_or(DecodeError::Malformed(t))?;
+        let rec = decode_body(t, version, &mut r).ok_or(DecodeError::Malformed(t))?;
         if r.remaining() != 0 {
             return Err(DecodeError::Malformed(t));
         }
@@ -189,7 +222,8 @@ impl MetadataRecord {
     }
 }
 
-fn decode_body(t: u8, r: &mut Reader<'_>) -> Option<MetadataRecord> {
+fn decode_body(t: u8, version: u8, r: &mut Reader<'_>) -> Option<MetadataRecord> {
+    let reassignment = version == WITH_REASSIGNMENT;
     Some(match t {
         REGISTER_BROKER => {
             let broker_id = r.i32()?;
@@ -221,6 +255,8 @@ fn decode_body(t: u8, r: &mut Reader<'_>) -> Option<MetadataRecord> {
             leader: r.i32()?,
             leader_epoch: r.i32()?,
             partition_epoch: r.i32()?,
+            adding: if reassignment { r.i32s()? } else { Vec::new() },
+            removing: if reassignment { r.i32s()? } else { Vec::new() },
         },
         PARTITION_CHANGE => {
             let topic_id = r.u128()?;
@@ -230,7 +266,9 @@ fn decode_body(t: u8, r: &mut Reader<'_>) -> Option<MetadataRecord> {
                 id if id >= NO_LEADER => LeaderChange::Set(id),
                 _ => return None,
             };
-            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr: r.opt_i32s()?, replicas: r.opt_i32s()? }
+            let (isr, replicas) = (r.opt_i32s()?, r.opt_i32s()?);
+            let (adding, removing) = if reassignment { (r.opt_i32s()?, r.opt_i32s()?) } else { (None, None) };
+            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas, adding, removing }
         }
         CONFIG => MetadataRecord::Config { resource_type: r.u8()? as i8, resource_name: r.str()?, name: r.str()?, value: r.opt_str()? },
         PRODUCER_IDS => MetadataRecord::ProducerIds { broker_id: r.i32()?, broker_epoch: r.i64()?, next_producer_id: r.i64()? },

@@ -14,17 +14,20 @@ fn sample_records() -> Vec<MetadataRecord> {
         MetadataRecord::UnfenceBroker { broker_id: 1, broker_epoch: 1 },
         MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 2 },
         MetadataRecord::Topic { name: "t".into(), topic_id: 7 },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 1, replicas: vec![2], isr: vec![2], leader: 2, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 1, replicas: vec![2], isr: vec![2], leader: 2, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
         MetadataRecord::Config { resource_type: RESOURCE_TOPIC, resource_name: "t".into(), name: "retention.ms".into(), value: Some("1000".into()) },
         MetadataRecord::Config { resource_type: RESOURCE_BROKER, resource_name: String::new(), name: "log.retention.ms".into(), value: Some("5".into()) },
         MetadataRecord::ProducerIds { broker_id: 1, broker_epoch: 1, next_producer_id: 1000 },
         MetadataRecord::FenceBroker { broker_id: 2, broker_epoch: 2 },
-        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 1, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 1, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None },
         MetadataRecord::UnregisterBroker { broker_id: 2, broker_epoch: 2 },
         MetadataRecord::Topic { name: "gone".into(), topic_id: 9 },
-        MetadataRecord::Partition { topic_id: 9, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
+        MetadataRecord::Partition { topic_id: 9, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
         MetadataRecord::RemoveTopic { topic_id: 9 },
+        // A reassignment from [1] to [2] under way, then completed.
+        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![2, 1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![2], removing: vec![1] },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 2, leader: LeaderChange::Set(2), isr: Some(vec![2]), replicas: Some(vec![2]), adding: Some(vec![]), removing: Some(vec![]) },
     ]
 }
 
@@ -54,6 +57,23 @@ fn every_record_round_trips_and_damage_is_refused() {
         assert!(matches!(MetadataRecord::decode(&future), Err(DecodeError::UnknownVersion { .. })));
     }
     assert_eq!(MetadataRecord::decode(&[200, 0]), Err(DecodeError::UnknownType(200)));
+}
+
+#[test]
+fn reassignment_fields_are_written_only_when_set() {
+    // Logs written before reassignments existed hold version-0 partition records; a partition
+    // without a reassignment is still written that way, and both versions decode.
+    for r in sample_records() {
+        let bytes = r.encode();
+        let reassigning = matches!(&r, MetadataRecord::Partition { adding, removing, .. } if !adding.is_empty() || !removing.is_empty())
+            || matches!(&r, MetadataRecord::PartitionChange { adding, removing, .. } if adding.is_some() || removing.is_some());
+        assert_eq!(bytes[1], u8::from(reassigning), "{r:?}");
+    }
+    let (image, _) = build(&sample_records());
+    let p = &image.topic("t").unwrap().partitions[&2];
+    assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.is_reassigning()), (vec![2], vec![2], 2, false));
+    let p = PartitionRegistration { replicas: vec![3, 1, 2], isr: vec![1, 2], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![3], removing: vec![2] };
+    assert_eq!(p.target_replicas(), vec![3, 1]);
 }
 
 #[test]
@@ -108,15 +128,15 @@ fn an_image_from_a_snapshot_and_its_diff_from_an_older_one() {
     assert_eq!(loaded, expected);
     assert!(newer.diff(&newer).is_empty());
     let d = older.diff(&newer);
-    // Partition 7-1 lost its leader; 7-0 is unchanged; broker 2 went; configs and producer ids
-    // changed; topic 9 never existed in either.
-    assert_eq!(d.changed_partitions.keys().copied().collect::<Vec<_>>(), vec![(7, 1)]);
+    // Partition 7-1 lost its leader and 7-2 was created; 7-0 is unchanged; broker 2 went;
+    // configs and producer ids changed; topic 9 never existed in either.
+    assert_eq!(d.changed_partitions.keys().copied().collect::<Vec<_>>(), vec![(7, 1), (7, 2)]);
     assert_eq!(d.changed_brokers.iter().copied().collect::<Vec<_>>(), vec![2]);
     assert!(d.producer_ids_changed);
     assert!(d.changed_configs.contains(&(RESOURCE_BROKER, String::new())));
     assert!(d.removed_topics.is_empty());
     let back = newer.diff(&MetadataImage::new());
-    assert_eq!(back.removed_topics[&7], ("t".to_string(), vec![0, 1]));
+    assert_eq!(back.removed_topics[&7], ("t".to_string(), vec![0, 1, 2]));
     // A snapshot whose records do not fit is refused, not half-loaded.
     assert!(MetadataImage::from_snapshot(5, &records[6..7]).is_err());
 }
@@ -127,13 +147,13 @@ fn records_that_do_not_fit_are_refused_and_change_nothing() {
     let bad = [
         MetadataRecord::Topic { name: "t".into(), topic_id: 99 },
         MetadataRecord::Topic { name: "x".into(), topic_id: 7 },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 5, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
-        MetadataRecord::Partition { topic_id: 8, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1, 1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1], isr: vec![1], leader: 3, leader_epoch: 0, partition_epoch: 0 },
-        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(4), isr: None, replicas: None },
-        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 9, leader: LeaderChange::Keep, isr: None, replicas: None },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 5, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
+        MetadataRecord::Partition { topic_id: 8, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1, 1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1], isr: vec![1], leader: 3, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(4), isr: None, replicas: None, adding: None, removing: None },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 9, leader: LeaderChange::Keep, isr: None, replicas: None, adding: None, removing: None },
         MetadataRecord::FenceBroker { broker_id: 1, broker_epoch: 0 },
         MetadataRecord::UnfenceBroker { broker_id: 5, broker_epoch: 1 },
         MetadataRecord::RegisterBroker { broker_id: 1, incarnation_id: 1, broker_epoch: 1, endpoints: vec![], rack: None, fenced: false },
@@ -159,11 +179,13 @@ fn arb_record() -> impl Strategy<Value = MetadataRecord> {
         (0i32..4, 0i64..4).prop_map(|(broker_id, broker_epoch)| MetadataRecord::UnfenceBroker { broker_id, broker_epoch }),
         (0i32..4, 0i64..4).prop_map(|(broker_id, broker_epoch)| MetadataRecord::UnregisterBroker { broker_id, broker_epoch }),
         ("[a-c]", 0u128..4).prop_map(|(name, topic_id)| MetadataRecord::Topic { name, topic_id }),
-        (0u128..4, 0i32..3, ids.clone(), ids.clone(), -1i32..4, 0i32..3)
-            .prop_map(|(topic_id, partition_id, replicas, isr, leader, leader_epoch)| MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch: 0 }),
-        (0u128..4, 0i32..3, prop::option::of(-1i32..4), prop::option::of(ids.clone()), prop::option::of(ids)).prop_map(|(topic_id, partition_id, leader, isr, replicas)| {
-            MetadataRecord::PartitionChange { topic_id, partition_id, leader: leader.map_or(LeaderChange::Keep, LeaderChange::Set), isr, replicas }
-        }),
+        (0u128..4, 0i32..3, ids.clone(), ids.clone(), -1i32..4, 0i32..3, ids.clone(), ids.clone()).prop_map(
+            |(topic_id, partition_id, replicas, isr, leader, leader_epoch, adding, removing)| MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch: 0, adding, removing }
+        ),
+        (0u128..4, 0i32..3, prop::option::of(-1i32..4), prop::option::of(ids.clone()), prop::option::of(ids.clone()), prop::option::of(ids.clone()), prop::option::of(ids))
+            .prop_map(|(topic_id, partition_id, leader, isr, replicas, adding, removing)| {
+                MetadataRecord::PartitionChange { topic_id, partition_id, leader: leader.map_or(LeaderChange::Keep, LeaderChange::Set), isr, replicas, adding, removing }
+            }),
         ("[a-c]", "[xy]", prop::option::of("[0-9]{1,2}"))
             .prop_map(|(resource_name, name, value)| MetadataRecord::Config { resource_type: RESOURCE_TOPIC, resource_name, name, value }),
         (0i64..3000).prop_map(|next_producer_id| MetadataRecord::ProducerIds { broker_id: 1, broker_epoch: 1, next_producer_id }),

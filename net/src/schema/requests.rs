@@ -449,6 +449,53 @@ pub const OFFSET_DELETE: Message = Message {
     ],
 };
 
+pub const ELECT_LEADERS: Message = Message {
+    api_key: 43,
+    name: "ElectLeaders",
+    versions: (0, 2),
+    flexible_from: Some(2),
+    fields: &[
+        f("election_type", 1, I8),
+        f("topic_partitions", 0, array(&[
+            f("topic", 0, STRING),
+            f("partitions", 0, array_of(I32)),
+        ])).nullable(),
+        f("timeout_ms", 0, I32),
+    ],
+};
+
+pub const ALTER_PARTITION_REASSIGNMENTS: Message = Message {
+    api_key: 45,
+    name: "AlterPartitionReassignments",
+    versions: (0, 1),
+    flexible_from: Some(0),
+    fields: &[
+        f("timeout_ms", 0, I32),
+        f("allow_replication_factor_change", 1, BOOL),
+        f("topics", 0, array(&[
+            f("name", 0, STRING),
+            f("partitions", 0, array(&[
+                f("partition_index", 0, I32),
+                f("replicas", 0, array_of(I32)).nullable(),
+            ])),
+        ])),
+    ],
+};
+
+pub const LIST_PARTITION_REASSIGNMENTS: Message = Message {
+    api_key: 46,
+    name: "ListPartitionReassignments",
+    versions: (0, 0),
+    flexible_from: Some(0),
+    fields: &[
+        f("timeout_ms", 0, I32),
+        f("topics", 0, array(&[
+            f("name", 0, STRING),
+            f("partition_indexes", 0, array_of(I32)),
+        ])).nullable(),
+    ],
+};
+
 pub const DESCRIBE_CLUSTER: Message = Message {
     api_key: 60,
     name: "DescribeCluster",
@@ -657,4 +704,4 @@ pub const ALLOCATE_PRODUCER_IDS: Message = Message {
 };
 
 /// Every request schema, by API key.
-pub const ALL: &[&Message] = &[&PRODUCE, &FETCH, &LIST_OFFSETS, &METADATA, &OFFSET_COMMIT, &OFFSET_FETCH, &FIND_COORDINATOR, &JOIN_GROUP, &HEARTBEAT, &LEAVE_GROUP, &SYNC_GROUP, &DESCRIBE_GROUPS, &LIST_GROUPS, &API_VERSIONS, &CREATE_TOPICS, &DELETE_TOPICS, &DELETE_RECORDS, &INIT_PRODUCER_ID, &OFFSET_FOR_LEADER_EPOCH, &DESCRIBE_CONFIGS, &ALTER_CONFIGS, &CREATE_PARTITIONS, &DELETE_GROUPS, &INCREMENTAL_ALTER_CONFIGS, &OFFSET_DELETE, &DESCRIBE_CLUSTER, &VOTE, &BEGIN_QUORUM_EPOCH, &END_QUORUM_EPOCH, &DESCRIBE_QUORUM, &ALTER_PARTITION, &FETCH_SNAPSHOT, &BROKER_REGISTRATION, &BROKER_HEARTBEAT, &ALLOCATE_PRODUCER_IDS];
+pub const ALL: &[&Message] = &[&PRODUCE, &FETCH, &LIST_OFFSETS, &METADATA, &OFFSET_COMMIT, &OFFSET_FETCH, &FIND_COORDINATOR, &JOIN_GROUP, &HEARTBEAT, &LEAVE_GROUP, &SYNC_GROUP, &DESCRIBE_GROUPS, &LIST_GROUPS, &API_VERSIONS, &CREATE_TOPICS, &DELETE_TOPICS, &DELETE_RECORDS, &INIT_PRODUCER_ID, &OFFSET_FOR_LEADER_EPOCH, &DESCRIBE_CONFIGS, &ALTER_CONFIGS, &CREATE_PARTITIONS, &DELETE_GROUPS, &INCREMENTAL_ALTER_CONFIGS, &OFFSET_DELETE, &ELECT_LEADERS, &ALTER_PARTITION_REASSIGNMENTS, &LIST_PARTITION_REASSIGNMENTS, &DESCRIBE_CLUSTER, &VOTE, &BEGIN_QUORUM_EPOCH, &END_QUORUM_EPOCH, &DESCRIBE_QUORUM, &ALTER_PARTITION, &FETCH_SNAPSHOT, &BROKER_REGISTRATION, &BROKER_HEARTBEAT, &ALLOCATE_PRODUCER_IDS];

@@ -21,6 +21,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{AdminError, Broker, NewTopic};
+use crate::controller::elections::{ElectionResult, ElectionType, Selection};
 use crate::errors;
 
 /// How long a forwarded change waits for this broker's image to show it.
@@ -199,4 +200,37 @@ pub async fn allocate_producer_ids(broker: &Broker) -> Result<std::ops::Range<i6
     }
     let start = resp.producer_id_start.0;
     Ok(start..start + i64::from(resp.producer_id_len))
+}
+
+/// ElectLeaders at the active controller; waits until this broker's image shows the elections.
+pub async fn elect_leaders(broker: &Broker, ty: ElectionType, selection: &Selection) -> Result<Vec<(String, i32, ElectionResult)>, AdminError> {
+    let mut c = connect(broker).await?;
+    let mut req = ElectLeadersRequest::default();
+    req.election_type = match ty {
+        ElectionType::Preferred => 0,
+        ElectionType::Unclean => 1,
+    };
+    req.timeout_ms = FORWARD_TIMEOUT_MS as i32;
+    req.topic_partitions = selection.as_ref().map(|s| {
+        s.iter()
+            .map(|(t, ps)| {
+                let mut tp = elect_leaders_request::TopicPartitions::default();
+                tp.topic = TopicName(sb(t));
+                tp.partitions = ps.clone();
+                tp
+            })
+            .collect()
+    });
+    let epochs_before = |img: &MetadataImage, t: &str, p: i32| img.partition(t, p).map_or(-1, |r| r.leader_epoch);
+    let before = broker.image();
+    let resp = c.send(&req).await.map_err(|e| transport(e))?;
+    answer(resp.error_code, None)?;
+    let results: Vec<(String, i32, ElectionResult)> = resp
+        .replica_election_results
+        .iter()
+        .flat_map(|t| t.partition_result.iter().map(move |p| (t.topic.0.to_string(), p.partition_id, (p.error_code, p.error_message.as_ref().map(|m| m.to_string())))))
+        .collect();
+    let elected: Vec<(String, i32, i32)> = results.iter().filter(|(_, _, (code, _))| *code == errors::NONE).map(|(t, p, _)| (t.clone(), *p, epochs_before(&before, t, *p))).collect();
+    caught_up(broker, |img| elected.iter().all(|(t, p, e)| epochs_before(img, t, *p) > *e)).await;
+    Ok(results)
 }

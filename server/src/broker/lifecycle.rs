@@ -199,14 +199,30 @@ pub async fn controlled_shutdown(broker: &Arc<Broker>, timeout: Duration) {
     tracing::warn!("controlled shutdown not confirmed by the controller; stopping anyway");
 }
 
-/// On voters: fence expired sessions whenever this node is the active controller.
-pub async fn fence_expired_sessions(weak: std::sync::Weak<Broker>) {
+/// Runs `action` every `period` while the broker is open (the controller's periodic duties;
+/// each does nothing unless this node is the active controller).
+async fn every<F, Fut>(weak: std::sync::Weak<Broker>, period: Duration, action: F)
+where
+    F: Fn(Arc<Broker>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     loop {
-        tokio::time::sleep(Duration::from_millis(FENCE_CHECK_MS)).await;
+        tokio::time::sleep(period).await;
         let Some(b) = weak.upgrade() else { return };
         if b.is_closing() {
             return;
         }
-        b.controller.fence_expired(&b).await;
+        action(b).await;
     }
+}
+
+/// On voters: fence expired sessions whenever this node is the active controller.
+pub async fn fence_expired_sessions(weak: std::sync::Weak<Broker>) {
+    every(weak, Duration::from_millis(FENCE_CHECK_MS), |b| async move { b.controller.fence_expired(&b).await }).await
+}
+
+/// On voters with `auto.leader.rebalance.enable`: every `leader.imbalance.check.interval.seconds`,
+/// move leadership back to preferred replicas whenever this node is the active controller.
+pub async fn balance_leaders(weak: std::sync::Weak<Broker>, period_ms: u64) {
+    every(weak, Duration::from_millis(period_ms), |b| async move { b.controller.balance_leaders(&b).await }).await
 }

@@ -38,6 +38,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::controller::elections::{ElectionResult, ElectionType, Selection};
 use crate::controller::Controller;
 use crate::errors;
 pub use log_configs::{ACCEPTED_TOPIC_KEYS, DYNAMIC_BROKER_KEYS};
@@ -272,6 +273,9 @@ impl Broker {
             }
             if broker.config.roles.controller {
                 tokio::spawn(lifecycle::fence_expired_sessions(Arc::downgrade(&broker)));
+                if broker.config.replication.auto_leader_rebalance {
+                    tokio::spawn(lifecycle::balance_leaders(Arc::downgrade(&broker), broker.config.replication.leader_imbalance_check_interval_ms));
+                }
             }
         }
 
@@ -617,6 +621,15 @@ impl Broker {
             return self.controller.create_partitions(self, name, count, validate_only).await;
         }
         forward::create_partitions(self, name, count, validate_only).await
+    }
+
+    /// Elects leaders (ElectLeaders): one result per partition tried, see
+    /// [`crate::controller::elections`].
+    pub async fn elect_leaders(&self, ty: ElectionType, selection: Selection) -> Result<Vec<(String, i32, ElectionResult)>, AdminError> {
+        if self.controls() {
+            return self.controller.elect_leaders(self, ty, selection).await;
+        }
+        forward::elect_leaders(self, ty, &selection).await
     }
 
     /// Replaces a topic's config overrides.

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod consume;
 pub mod group_member;
 pub mod groups;
+pub mod leader_election;
 pub mod produce;
 pub mod storage;
 pub mod topics;

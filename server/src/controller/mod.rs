@@ -17,8 +17,10 @@
 
 pub mod brokers;
 mod configs;
+pub mod elections;
 mod legacy;
 pub mod partitions;
+pub mod reassignments;
 mod topics;
 
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@
 
 use gregor_core::metadata::{LeaderChange, MetadataImage, MetadataRecord, PartitionRegistration, TopicId, NO_LEADER};
 
-use super::Controller;
+use super::{reassignments, Controller};
 use crate::broker::Broker;
 use crate::errors;
 
@@ -70,7 +70,11 @@ pub fn plan_isr_change(image: &MetadataImage, from: i32, c: &IsrChange) -> Resul
     if current == isr {
         return Ok(None);
     }
-    Ok(Some(MetadataRecord::PartitionChange { topic_id: c.topic_id, partition_id: c.partition, leader: LeaderChange::Keep, isr: Some(ordered), replicas: None }))
+    if reg.is_reassigning() {
+        // The change may be the one that completes a reassignment.
+        return Ok(reassignments::plan_isr_with_reassignment(image, reg, ordered).record(c.topic_id, c.partition, reg));
+    }
+    Ok(Some(MetadataRecord::PartitionChange { topic_id: c.topic_id, partition_id: c.partition, leader: LeaderChange::Keep, isr: Some(ordered), replicas: None, adding: None, removing: None }))
 }
 
 /// Records that take broker `id` out of every ISR and move its leaderships to the first live
@@ -102,7 +106,7 @@ pub fn leaders_away(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
             if matches!(leader, LeaderChange::Keep) && isr_change.is_none() {
                 continue;
             }
-            out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader, isr: isr_change, replicas: None });
+            out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader, isr: isr_change, replicas: None, adding: None, removing: None });
         }
     }
     out
@@ -115,7 +119,7 @@ pub fn leaders_back(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
     for t in image.topics.values() {
         for (p, reg) in &t.partitions {
             if reg.leader == NO_LEADER && reg.isr.contains(&id) {
-                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(id), isr: None, replicas: None });
+                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(id), isr: None, replicas: None, adding: None, removing: None });
             }
         }
     }
@@ -171,7 +175,7 @@ mod tests {
         image.apply(off, &MetadataRecord::Topic { name: "t".into(), topic_id: 7 }, &mut d).unwrap();
         off += 1;
         image
-            .apply(off, &MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: replicas.to_vec(), isr: isr.to_vec(), leader, leader_epoch: 3, partition_epoch: 5 }, &mut d)
+            .apply(off, &MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: replicas.to_vec(), isr: isr.to_vec(), leader, leader_epoch: 3, partition_epoch: 5, adding: vec![], removing: vec![] }, &mut d)
             .unwrap();
         image
     }
@@ -211,18 +215,18 @@ mod tests {
     fn fencing_removes_from_the_isr_and_elects_only_from_it() {
         let img = image(&[1, 2, 3], &[1, 3], 1, &[]);
         let r = leaders_away(&img, 1);
-        assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(3), isr: Some(vec![3]), replicas: None }]);
+        assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(3), isr: Some(vec![3]), replicas: None, adding: None, removing: None }]);
         // A follower leaves the ISR; the leader stays.
         let r = leaders_away(&img, 3);
-        assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Keep, isr: Some(vec![1]), replicas: None }]);
+        assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Keep, isr: Some(vec![1]), replicas: None, adding: None, removing: None }]);
         // Not in the ISR: nothing to do.
         assert!(leaders_away(&img, 2).is_empty());
         // The last ISR member keeps its place and the partition has no leader.
         let img = image(&[1, 2, 3], &[1], 1, &[]);
-        assert_eq!(leaders_away(&img, 1), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None }]);
+        assert_eq!(leaders_away(&img, 1), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None }]);
         // A fenced ISR member is not elected.
         let img = image(&[1, 2, 3], &[1, 2], 1, &[2]);
-        assert_eq!(leaders_away(&img, 1), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: Some(vec![2]), replicas: None }]);
+        assert_eq!(leaders_away(&img, 1), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: Some(vec![2]), replicas: None, adding: None, removing: None }]);
         assert_eq!(leaders_back(&image(&[1, 2, 3], &[2], NO_LEADER, &[]), 2).len(), 1);
     }
 }

@@ -65,7 +65,7 @@ fn new_topic_id(image: &MetadataImage, taken: &BTreeSet<TopicId>, rng: &mut Smal
 fn partition_records(topic_id: TopicId, first: i32, assignments: Vec<Vec<i32>>, out: &mut BTreeMap<i32, PartitionRegistration>, records: &mut Vec<MetadataRecord>) {
     for (i, replicas) in assignments.into_iter().enumerate() {
         let partition_id = first + i as i32;
-        let reg = PartitionRegistration { leader: replicas[0], isr: replicas.clone(), replicas, leader_epoch: 0, partition_epoch: 0 };
+        let reg = PartitionRegistration { leader: replicas[0], isr: replicas.clone(), replicas, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] };
         records.push(MetadataRecord::Partition {
             topic_id,
             partition_id,
@@ -74,6 +74,8 @@ fn partition_records(topic_id: TopicId, first: i32, assignments: Vec<Vec<i32>>, 
             leader: reg.leader,
             leader_epoch: reg.leader_epoch,
             partition_epoch: reg.partition_epoch,
+            adding: vec![],
+            removing: vec![],
         });
         out.insert(partition_id, reg);
     }

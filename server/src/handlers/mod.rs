@@ -15,6 +15,7 @@ mod describe_cluster;
 mod describe_quorum;
 mod init_producer_id;
 mod describe_configs;
+mod elect_leaders;
 mod alter_configs;
 mod fetch;
 mod find_coordinator;
@@ -70,6 +71,7 @@ pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest, peer: &str) -> 
         RequestKind::DescribeCluster(r) => Reply::Now(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r))),
         RequestKind::DescribeQuorum(r) => Reply::Now(ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version, &client_id).await)),
         RequestKind::InitProducerId(r) => Reply::Now(ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version).await)),
+        RequestKind::ElectLeaders(r) => Reply::Now(ResponseKind::ElectLeaders(elect_leaders::handle(broker, r, version).await)),
         RequestKind::DeleteRecords(r) => Reply::Now(ResponseKind::DeleteRecords(delete_records::handle(broker, r))),
         RequestKind::OffsetForLeaderEpoch(r) => {
             Reply::Now(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r)))

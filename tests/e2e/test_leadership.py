@@ -1,0 +1,125 @@
+"""Leadership on a 3-node cluster of real processes: preferred leader elections asked for by hand
+(`gregor leader-election`, shaped like kafka-leader-election.sh, and kafka-python's
+`elect_leaders`, the ElectLeaders API) and made by the controller itself
+(`auto.leader.rebalance.enable`).
+
+A broker that stops (SIGTERM: controlled shutdown) hands its leaderships to other ISR members;
+when it comes back it re-joins the ISRs as a follower and leads nothing until a preferred election
+moves its partitions back. No acknowledged record is lost on the way.
+"""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import Producer
+from kafka import KafkaAdminClient
+
+from conftest import unique
+from test_cluster import SESSION_TIMEOUT_MS, cluster, gregor, start_cluster, wait_for  # noqa: F401 - cluster is a fixture
+from test_replication import consume_all, describe
+
+PARTITIONS = 6
+
+
+def preferred_led(d: dict) -> bool:
+    return all(leader == replicas[0] for leader, replicas, _ in d.values())
+
+
+def produce(bootstrap: str, topic: str, start: int, count: int) -> None:
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+    for i in range(start, start + count):
+        p.produce(topic, value=f"v{i}".encode(), partition=i % PARTITIONS)
+    assert p.flush(30) == 0
+
+
+def knock_leadership_off(nodes, topic: str) -> int:
+    """Stops and restarts the preferred leader of partition 0; returns its id once it is back in
+    every ISR. Its partitions are then led by other brokers."""
+    victim_id = describe(nodes[0], topic)[0][1][0]
+    victim = nodes[victim_id - 1]
+    other = next(n for n in nodes if n is not victim)
+    victim.stop()
+    wait_for(lambda: all(ld not in (-1, victim_id) for ld, _, _ in describe(other, topic).values()),
+             SESSION_TIMEOUT_MS / 1000 + 15, "every partition led by a live broker")
+    victim.start()
+    wait_for(lambda: all(len(isr) == 3 for _, _, isr in describe(other, topic).values()), 40, "the restarted broker back in every ISR")
+    return victim_id
+
+
+def create(node, topic: str) -> None:
+    r = gregor("topics", "create", "--bootstrap-server", node.bootstrap, topic, "--partitions", str(PARTITIONS), "--replication-factor", "3")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: (lambda d: len(d) == PARTITIONS and all(len(i) == 3 for _, _, i in d.values()))(describe(node, topic)), 15, "a full ISR")
+
+
+def test_preferred_election_moves_leadership_back_by_hand(cluster):
+    n1, n2, n3 = cluster
+    bootstrap = f"{n1.bootstrap},{n2.bootstrap},{n3.bootstrap}"
+    topic = unique("pref")
+    create(n1, topic)
+    assert preferred_led(describe(n1, topic))
+    produce(bootstrap, topic, 0, 600)
+
+    victim = knock_leadership_off(cluster, topic)
+    d = describe(n1, topic)
+    away = sorted(p for p, (ld, rep, _) in d.items() if ld != rep[0])
+    assert away and all(d[p][1][0] == victim for p in away), d
+    time.sleep(2)
+    assert describe(n1, topic) == d, "leadership moved back without an election (auto.leader.rebalance is at its 300 s default)"
+
+    # A partition whose preferred replica leads already: nothing to do.
+    home = next(p for p in range(PARTITIONS) if p not in away)
+    r = gregor("leader-election", "--bootstrap-server", n2.bootstrap, "--election-type", "preferred", "--topic", topic, "--partition", str(home))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"Valid replica already elected for partitions {topic}-{home}", r.stdout
+
+    # kafka-python's ElectLeaders for one of the moved partitions.
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    try:
+        resp = admin.elect_leaders(0, {topic: [away[0]]})
+        results = [(t, p, code) for t, parts in resp.replica_election_results for p, code, *_ in parts]
+        assert results == [(topic, away[0], 0)], results
+    finally:
+        admin.close()
+    wait_for(lambda: describe(n3, topic)[away[0]][0] == victim, 10, "the preferred replica leading again")
+
+    # The CLI for every other partition: only those that moved are reported, as Kafka does.
+    r = gregor("leader-election", "--bootstrap-server", n3.bootstrap, "--election-type", "PREFERRED", "--all-topic-partitions")
+    assert r.returncode == 0, r.stderr
+    rest = away[1:]
+    if rest:
+        line = r.stdout.strip()
+        prefix = "Successfully completed leader election (PREFERRED) for partitions "
+        assert line.startswith(prefix) and sorted(line[len(prefix):].split(", ")) == sorted(f"{topic}-{p}" for p in rest), r.stdout
+    else:
+        assert r.stdout.strip() == "", r.stdout
+    wait_for(lambda: preferred_led(describe(n1, topic)), 10, "every partition led by its preferred replica")
+
+    # Bad input: a usage error, and a named failure for a partition that does not exist.
+    r = gregor("leader-election", "--bootstrap-server", n1.bootstrap, "--election-type", "preferred")
+    assert r.returncode != 0 and "--all-topic-partitions" in r.stderr, r.stderr
+    r = gregor("leader-election", "--bootstrap-server", n1.bootstrap, "--election-type", "preferred", "--topic", topic, "--partition", "99")
+    assert r.returncode != 0 and f"for partition: {topic}-99: UNKNOWN_TOPIC_OR_PARTITION" in r.stdout, (r.stdout, r.stderr)
+
+    # Nothing acknowledged was lost; the new leaders take writes.
+    produce(bootstrap, topic, 600, 600)
+    got = consume_all(n2.bootstrap, topic, PARTITIONS, 1200)
+    for p in range(PARTITIONS):
+        values = [v for _, v in got[p]]
+        assert values == [f"v{i}".encode() for i in range(p, 1200, PARTITIONS)], f"partition {p}: {len(values)} records"
+
+
+def test_the_controller_moves_leadership_back_by_itself(request, tmp_path):
+    nodes = start_cluster(request, tmp_path, extra=("leader.imbalance.check.interval.seconds=1",))
+    try:
+        topic = unique("auto")
+        create(nodes[0], topic)
+        produce(",".join(n.bootstrap for n in nodes), topic, 0, 300)
+        knock_leadership_off(nodes, topic)
+        wait_for(lambda: preferred_led(describe(nodes[1], topic)), 15, "leadership back at the preferred replicas")
+        got = consume_all(nodes[2].bootstrap, topic, PARTITIONS, 300)
+        assert sum(len(v) for v in got.values()) == 300
+    finally:
+        for n in nodes:
+            n.stop()
