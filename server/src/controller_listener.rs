@@ -43,7 +43,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 /// the broker listener's versions.
 /// DescribeQuorum is served here too, as Kafka's controllers serve it to
 /// `kafka-metadata-quorum.sh --bootstrap-controller` and to brokers that forward it.
-const FORWARDED: &[ApiKey] = &[ApiKey::CreateTopics, ApiKey::DeleteTopics, ApiKey::CreatePartitions, ApiKey::AlterConfigs, ApiKey::DescribeQuorum, ApiKey::ElectLeaders];
+const FORWARDED: &[ApiKey] = &[ApiKey::CreateTopics, ApiKey::DeleteTopics, ApiKey::CreatePartitions, ApiKey::AlterConfigs, ApiKey::DescribeQuorum, ApiKey::ElectLeaders, ApiKey::AlterPartitionReassignments];
 
 fn all_supported() -> impl Iterator<Item = (ApiKey, i16, i16)> {
     SUPPORTED.iter().copied().chain(crate::handlers::SUPPORTED.iter().copied().filter(|(k, _, _)| FORWARDED.contains(k)))

@@ -63,6 +63,13 @@ enum Command {
         #[command(subcommand)]
         action: GroupsAction,
     },
+    /// Move partition replicas between brokers.
+    Partitions {
+        #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+        bootstrap_server: String,
+        #[command(subcommand)]
+        action: PartitionsAction,
+    },
     /// Elect partition leaders (preferred or unclean), as kafka-leader-election.sh.
     #[command(group(clap::ArgGroup::new("which").required(true).args(["all_topic_partitions", "topic", "path_to_json_file"])))]
     LeaderElection {
@@ -207,6 +214,42 @@ enum TopicsAction {
         add: Vec<(String, String)>,
         #[arg(long = "delete-config", value_name = "KEY")]
         delete: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PartitionsAction {
+    /// Generate, execute, verify, cancel or list replica reassignments, as
+    /// kafka-reassign-partitions.sh.
+    #[command(group(clap::ArgGroup::new("mode").required(true).args(["generate", "execute", "verify", "cancel", "list"])))]
+    Reassign {
+        /// {"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2,3]}]}
+        #[arg(long, required_if_eq_any([("execute", "true"), ("verify", "true"), ("cancel", "true")]))]
+        reassignment_json_file: Option<PathBuf>,
+        /// With --generate: {"version":1,"topics":[{"topic":"t"}]}
+        #[arg(long, requires = "generate")]
+        topics_to_move_json_file: Option<PathBuf>,
+        /// With --generate: the brokers to place the replicas on, e.g. 1,2,3.
+        #[arg(long, requires = "generate", value_delimiter = ',')]
+        broker_list: Vec<i32>,
+        /// Propose an assignment of the topics' partitions over --broker-list.
+        #[arg(long, requires_all = ["topics_to_move_json_file", "broker_list"])]
+        generate: bool,
+        /// Start the reassignments of the file.
+        #[arg(long)]
+        execute: bool,
+        /// Report whether the file's reassignments completed.
+        #[arg(long)]
+        verify: bool,
+        /// Cancel the file's reassignments still in progress.
+        #[arg(long)]
+        cancel: bool,
+        /// List every reassignment in progress.
+        #[arg(long)]
+        list: bool,
+        /// With --execute: start even while other reassignments are in progress.
+        #[arg(long, requires = "execute")]
+        additional: bool,
     },
 }
 
@@ -491,6 +534,27 @@ async fn run_tool(command: Command) -> anyhow::Result<()> {
                     _ => anyhow::bail!("choose one of --to-earliest, --to-latest, --to-offset, --to-datetime"),
                 };
                 cli::groups::reset_offsets(&bootstrap_server, &group, &topic, to, execute).await
+            }
+        },
+        Command::Partitions { bootstrap_server, action } => match action {
+            PartitionsAction::Reassign { reassignment_json_file, topics_to_move_json_file, broker_list, generate, execute, verify, cancel, list, additional } => {
+                use cli::reassign;
+                let read = |p: &Option<PathBuf>| -> anyhow::Result<String> {
+                    let p = p.as_ref().expect("required by the argument rules");
+                    std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+                };
+                if generate {
+                    return reassign::generate(&bootstrap_server, &read(&topics_to_move_json_file)?, &broker_list).await;
+                }
+                if list {
+                    return reassign::list(&bootstrap_server).await;
+                }
+                let plan = reassign::parse_reassignment(&read(&reassignment_json_file)?)?;
+                match (execute, verify, cancel) {
+                    (true, _, _) => reassign::execute(&bootstrap_server, &plan, additional).await,
+                    (_, true, _) => reassign::verify(&bootstrap_server, &plan).await,
+                    _ => reassign::cancel(&bootstrap_server, &plan).await,
+                }
             }
         },
         Command::LeaderElection { bootstrap_server, election_type, all_topic_partitions, topic, partition, path_to_json_file } => {

@@ -295,6 +295,18 @@ fn sample(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
             r.topic_partitions = Some(vec![tp]);
             RequestKind::ElectLeaders(r)
         }
+        ApiKey::AlterPartitionReassignments => {
+            let mut p = alter_partition_reassignments_request::ReassignablePartition::default();
+            p.replicas = Some(vec![BrokerId(1)]);
+            let mut t = alter_partition_reassignments_request::ReassignableTopic::default();
+            t.name = topic("t");
+            t.partitions = vec![p];
+            let mut r = AlterPartitionReassignmentsRequest::default();
+            r.allow_replication_factor_change = version >= 1;
+            r.topics = vec![t];
+            RequestKind::AlterPartitionReassignments(r)
+        }
+        ApiKey::ListPartitionReassignments => RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default()),
         other => panic!("no sample request for {other:?}"),
     }
 }
@@ -332,6 +344,10 @@ fn every_supported_version_encodes() {
                     ResponseKind::OffsetCommit(p) => assert_eq!(p.topics[0].partitions[0].error_code, 0, "offset commit v{version}"),
                     ResponseKind::JoinGroup(j) if version >= 4 => assert_eq!(j.error_code, 79, "join v{version} needs a member id first"),
                     ResponseKind::JoinGroup(j) => assert_eq!((j.error_code, j.generation_id), (0, 1), "join v{version}"),
+                    ResponseKind::AlterPartitionReassignments(a) => {
+                        assert_eq!((a.error_code, a.responses[0].partitions[0].error_code), (0, 0), "reassign v{version}: to the current replicas")
+                    }
+                    ResponseKind::ListPartitionReassignments(l) => assert!(l.topics.is_empty(), "nothing is being reassigned"),
                     ResponseKind::ElectLeaders(e) => {
                         assert_eq!(e.replica_election_results[0].partition_result[0].error_code, 84, "elect v{version}: the only replica leads already")
                     }

@@ -22,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{AdminError, Broker, NewTopic};
 use crate::controller::elections::{ElectionResult, ElectionType, Selection};
+use crate::controller::reassignments::Reassignment;
 use crate::errors;
 
 /// How long a forwarded change waits for this broker's image to show it.
@@ -232,5 +233,47 @@ pub async fn elect_leaders(broker: &Broker, ty: ElectionType, selection: &Select
         .collect();
     let elected: Vec<(String, i32, i32)> = results.iter().filter(|(_, _, (code, _))| *code == errors::NONE).map(|(t, p, _)| (t.clone(), *p, epochs_before(&before, t, *p))).collect();
     caught_up(broker, |img| elected.iter().all(|(t, p, e)| epochs_before(img, t, *p) > *e)).await;
+    Ok(results)
+}
+
+/// AlterPartitionReassignments at the active controller; waits until this broker's image shows
+/// the accepted changes began (or ended).
+pub async fn alter_reassignments(broker: &Broker, changes: &[Reassignment], allow_rf_change: bool) -> Result<Vec<Result<(), AdminError>>, AdminError> {
+    use alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let mut c = connect(broker).await?;
+    let mut req = AlterPartitionReassignmentsRequest::default();
+    req.timeout_ms = FORWARD_TIMEOUT_MS as i32;
+    req.allow_replication_factor_change = allow_rf_change;
+    for (topic, partition, target) in changes {
+        let mut p = ReassignablePartition::default();
+        p.partition_index = *partition;
+        p.replicas = target.as_ref().map(|t| t.iter().map(|b| BrokerId(*b)).collect());
+        match req.topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+            Some(t) => t.partitions.push(p),
+            None => {
+                let mut t = ReassignableTopic::default();
+                t.name = TopicName(sb(topic));
+                t.partitions.push(p);
+                req.topics.push(t);
+            }
+        }
+    }
+    let epoch = |img: &MetadataImage, t: &str, p: i32| img.partition(t, p).map_or(-1, |r| r.partition_epoch);
+    let before = broker.image();
+    let resp = c.send(&req).await.map_err(|e| transport(e))?;
+    answer(resp.error_code, resp.error_message.as_ref())?;
+    let results: Vec<Result<(), AdminError>> = changes
+        .iter()
+        .map(|(topic, partition, _)| {
+            let r = resp.responses.iter().filter(|t| t.name.0.as_str() == topic).flat_map(|t| t.partitions.iter()).find(|p| p.partition_index == *partition);
+            match r {
+                Some(r) => answer(r.error_code, r.error_message.as_ref()),
+                None => Err(AdminError::new(errors::UNKNOWN_SERVER_ERROR, "the active controller did not answer for this partition")),
+            }
+        })
+        .collect();
+    // Only changes that were made move the partition epoch; one equal to the assignment does not.
+    let accepted: Vec<(String, i32, i32)> = changes.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|((t, p, _), _)| (t.clone(), *p, epoch(&before, t, *p))).collect();
+    caught_up(broker, |img| accepted.iter().all(|(t, p, e)| epoch(img, t, *p) > *e || img.partition(t, *p).is_some_and(|r| !r.is_reassigning()))).await;
     Ok(results)
 }

@@ -39,6 +39,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::controller::elections::{ElectionResult, ElectionType, Selection};
+use crate::controller::reassignments::Reassignment;
 use crate::controller::Controller;
 use crate::errors;
 pub use log_configs::{ACCEPTED_TOPIC_KEYS, DYNAMIC_BROKER_KEYS};
@@ -630,6 +631,15 @@ impl Broker {
             return self.controller.elect_leaders(self, ty, selection).await;
         }
         forward::elect_leaders(self, ty, &selection).await
+    }
+
+    /// Starts, changes or cancels partition reassignments (AlterPartitionReassignments): one
+    /// result per partition, see [`crate::controller::reassignments`].
+    pub async fn alter_reassignments(&self, changes: Vec<Reassignment>, allow_rf_change: bool) -> Result<Vec<Result<(), AdminError>>, AdminError> {
+        if self.controls() {
+            return self.controller.alter_reassignments(self, changes, allow_rf_change).await;
+        }
+        forward::alter_reassignments(self, &changes, allow_rf_change).await
     }
 
     /// Replaces a topic's config overrides.

@@ -7,6 +7,7 @@ pub mod group_member;
 pub mod groups;
 pub mod leader_election;
 pub mod produce;
+pub mod reassign;
 pub mod storage;
 pub mod topics;
 

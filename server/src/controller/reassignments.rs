@@ -199,7 +199,9 @@ pub fn list(image: &MetadataImage, selection: Option<&[(String, Vec<i32>)]>) -> 
 impl Controller {
     /// AlterPartitionReassignments: one result per partition, in request order; the records of
     /// every accepted partition are committed together.
-    pub async fn alter_reassignments(&self, broker: &Broker, changes: Vec<Reassignment>) -> Result<Vec<Result<(), AdminError>>, AdminError> {
+    /// With `allow_rf_change` false (KIP-860), a target of another size than the partition's
+    /// current target is refused with INVALID_REPLICATION_FACTOR.
+    pub async fn alter_reassignments(&self, broker: &Broker, changes: Vec<Reassignment>, allow_rf_change: bool) -> Result<Vec<Result<(), AdminError>>, AdminError> {
         let mut state = self.active().await?;
         let image = broker.image();
         let mut records = Vec::new();
@@ -209,6 +211,10 @@ impl Controller {
                 let t = image.topic(topic).ok_or_else(|| AdminError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, format!("Unable to find a topic named {topic}.")))?;
                 let reg = t.partitions.get(partition).ok_or_else(|| AdminError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, format!("Unable to find partition {topic}:{partition}.")))?;
                 let planned = match target {
+                    Some(target) if !allow_rf_change && target.len() != reg.target_replicas().len() => {
+                        let message = format!("The replication factor is changed from {} to {} but allowReplicationFactorChange is false.", reg.target_replicas().len(), target.len());
+                        return Err(AdminError::new(errors::INVALID_REPLICATION_FACTOR, message));
+                    }
                     Some(target) => plan_start(&image, reg, target)?,
                     None => plan_cancel(&image, topic, *partition, reg)?,
                 };

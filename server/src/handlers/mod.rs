@@ -27,6 +27,7 @@ mod offset_commit;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod reassignments;
 pub mod records;
 
 use std::future::Future;
@@ -72,6 +73,10 @@ pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest, peer: &str) -> 
         RequestKind::DescribeQuorum(r) => Reply::Now(ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version, &client_id).await)),
         RequestKind::InitProducerId(r) => Reply::Now(ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version).await)),
         RequestKind::ElectLeaders(r) => Reply::Now(ResponseKind::ElectLeaders(elect_leaders::handle(broker, r, version).await)),
+        RequestKind::AlterPartitionReassignments(r) => {
+            Reply::Now(ResponseKind::AlterPartitionReassignments(reassignments::alter(broker, r, version).await))
+        }
+        RequestKind::ListPartitionReassignments(r) => Reply::Now(ResponseKind::ListPartitionReassignments(reassignments::list(broker, r))),
         RequestKind::DeleteRecords(r) => Reply::Now(ResponseKind::DeleteRecords(delete_records::handle(broker, r))),
         RequestKind::OffsetForLeaderEpoch(r) => {
             Reply::Now(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r)))
