@@ -64,10 +64,13 @@ pub enum Bug {
     /// A follower's appends do not update its idempotent-producer state, so as a new leader it
     /// cannot recognise a retry of a batch it replicated.
     NoFollowerProducerState,
+    /// A partition reassignment completes as soon as it starts, before its new replicas have
+    /// caught up: the old replicas, the only ones with the records, are removed.
+    CompleteReassignmentEarly,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 23] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -90,6 +93,7 @@ impl Bug {
         Bug::HwFromLeaderAlone,
         Bug::ElectOutsideIsr,
         Bug::NoFollowerProducerState,
+        Bug::CompleteReassignmentEarly,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +120,7 @@ impl Bug {
             Bug::HwFromLeaderAlone => "hw-from-leader-alone",
             Bug::ElectOutsideIsr => "elect-outside-isr",
             Bug::NoFollowerProducerState => "no-follower-producer-state",
+            Bug::CompleteReassignmentEarly => "complete-reassignment-early",
         }
     }
 

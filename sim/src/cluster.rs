@@ -96,24 +96,24 @@ pub fn cluster_knobs(seed: u64, nodes: usize, controllers: usize) -> Knobs {
 /// What every cluster client shares: the nodes' addresses, and (for the observer) their disks
 /// and process-start counters.
 #[derive(Clone)]
-struct Shared {
+pub(crate) struct Shared {
     /// Client (broker listener) addresses of the nodes that have the broker role.
-    addrs: Vec<String>,
+    pub(crate) addrs: Vec<String>,
     /// The node index of each of `addrs`.
-    serving: Vec<usize>,
-    disks: Vec<MemDisk>,
-    starts: Vec<Arc<AtomicU64>>,
-    history: History,
-    trace: Trace,
-    stop: Arc<AtomicBool>,
-    topic: String,
-    partitions: i32,
+    pub(crate) serving: Vec<usize>,
+    pub(crate) disks: Vec<MemDisk>,
+    pub(crate) starts: Vec<Arc<AtomicU64>>,
+    pub(crate) history: History,
+    pub(crate) trace: Trace,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) topic: String,
+    pub(crate) partitions: i32,
     /// Replication factor of the topics created.
-    replication_factor: i16,
+    pub(crate) replication_factor: i16,
 }
 
 impl Shared {
-    fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
 
@@ -146,18 +146,18 @@ async fn connect(addr: &str, who: &str, trace: &Trace, timeout_ms: u64) -> Optio
 }
 
 /// Connections of one client, one per node address.
-struct Pool {
+pub(crate) struct Pool {
     who: String,
     timeout_ms: u64,
     clients: BTreeMap<String, Client>,
 }
 
 impl Pool {
-    fn new(who: &str, timeout_ms: u64) -> Pool {
+    pub(crate) fn new(who: &str, timeout_ms: u64) -> Pool {
         Pool { who: who.to_string(), timeout_ms, clients: BTreeMap::new() }
     }
 
-    async fn get(&mut self, addr: &str, trace: &Trace) -> Option<&mut Client> {
+    pub(crate) async fn get(&mut self, addr: &str, trace: &Trace) -> Option<&mut Client> {
         if !self.clients.contains_key(addr) {
             let c = connect(addr, &self.who, trace, self.timeout_ms).await?;
             self.clients.insert(addr.to_string(), c);
@@ -165,7 +165,7 @@ impl Pool {
         self.clients.get_mut(addr)
     }
 
-    fn drop_conn(&mut self, addr: &str) {
+    pub(crate) fn drop_conn(&mut self, addr: &str) {
         self.clients.remove(addr);
     }
 }
@@ -292,11 +292,19 @@ async fn record_replicas(sh: &Shared, view: Option<&MetadataView>, read: &crate:
             })
             .collect()
     };
+    let below = |batches: &[ReplicaBatch], hw: i64| batches.iter().copied().filter(|b| b.0 < hw).collect::<Vec<_>>();
     loop {
         let logs = snapshot();
+        // Caught up: every replica has reached the high watermark and holds the leader's batches
+        // below it. A replica that still holds a diverging tail has not yet fetched from the new
+        // leader since the heal; it is given until the bound to truncate it.
         let caught_up = logs.iter().all(|(p, replicas)| {
             let hw = read.high_watermark.get(p).copied().unwrap_or(0);
-            replicas.iter().all(|(_, l)| l.as_ref().is_ok_and(|b| hw == 0 || b.last().is_some_and(|last| last.1 + 1 >= hw)))
+            let leader = t.partitions.get(p).map(|pv| pv.leader);
+            let leader_log = replicas.iter().find(|(id, _)| Some(*id) == leader).and_then(|(_, l)| l.as_ref().ok()).map(|b| below(b, hw));
+            replicas.iter().all(|(_, l)| {
+                l.as_ref().is_ok_and(|b| (hw == 0 || b.last().is_some_and(|last| last.1 + 1 >= hw)) && leader_log.as_ref().is_none_or(|want| below(b, hw) == *want))
+            })
         });
         if caught_up || sh.trace.elapsed() >= deadline {
             sh.trace.event("settle", format!("replicas caught up: {caught_up}"));
@@ -953,7 +961,7 @@ enum Role {
 }
 
 /// The settings of node `i` (node.id `i + 1`).
-fn node_settings(i: usize, role: Role, voters: &str, ip: &str, snapshot_bytes: u64) -> Vec<(String, String)> {
+fn node_settings(i: usize, role: Role, voters: &str, ip: &str, ck: &ClusterKnobs) -> Vec<(String, String)> {
     let broker_port = crate::world::BROKER_PORT;
     let (roles, listeners, advertised) = match role {
         Role::Combined => ("broker,controller", format!("PLAINTEXT://0.0.0.0:{broker_port},CONTROLLER://0.0.0.0:{CONTROLLER_PORT}"), format!("PLAINTEXT://{ip}:{broker_port}")),
@@ -978,7 +986,10 @@ fn node_settings(i: usize, role: Role, voters: &str, ip: &str, snapshot_bytes: u
         ("offsets.topic.num.partitions", "3".into()),
         ("offsets.topic.replication.factor", "1".into()),
         ("group.initial.rebalance.delay.ms", "0".into()),
-        ("metadata.log.max.record.bytes.between.snapshots", snapshot_bytes.to_string()),
+        ("metadata.log.max.record.bytes.between.snapshots", ck.snapshot_bytes.to_string()),
+        // With an operator moving leaders and replicas, the controller moves leadership back
+        // to preferred replicas too (else only after Kafka's 300 s, beyond a run).
+        ("leader.imbalance.check.interval.seconds", if ck.operator_gap_ms > 0 { "4" } else { "300" }.into()),
         // Short enough that a paused, clogged or lagging follower leaves the ISR (and re-joins)
         // within a run, not only a fenced one.
         ("replica.lag.time.max.ms", "4000".into()),
@@ -1011,7 +1022,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let mut id_rng = SmallRng::seed_from_u64(seed ^ 0x636c_7573_7465_7269);
     let cluster_id = gregor_server::meta_properties::random_uuid(&mut id_rng);
     for i in 0..n {
-        let index = world.add_broker_prepared(node_settings(i, role(i), &voters, &ips[i], ck.snapshot_bytes), fk.crash_faults(), |disk| {
+        let index = world.add_broker_prepared(node_settings(i, role(i), &voters, &ips[i], &ck), fk.crash_faults(), |disk| {
             gregor_server::meta_properties::format(disk, &[DATA_DIR.into()], &cluster_id, (i + 1) as i32, false, &mut id_rng)
                 .expect("formatting a fresh simulated disk");
         });
@@ -1076,6 +1087,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         tasks.push(node.spawn(consumer(sh.clone(), i, seed ^ (0xc0_0000 + u64::from(i)))));
     }
     tasks.push(admin_node.spawn(admin(sh.clone(), ck.create_gap_ms, seed ^ 0xad31)));
+    let operator = (ck.operator_gap_ms > 0).then(|| world.add_client("operator").spawn(crate::operator::operator(sh.clone(), ck.operator_gap_ms, seed ^ 0x0be7_a70e)));
 
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x6e65_6d65_7369_7300);
     let mut faults = BTreeMap::new();
@@ -1091,6 +1103,12 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     for t in tasks {
         if tokio::time::timeout(Duration::from_millis(STOP_GRACE_MS), t).await.is_err() {
             history.lock().liveness_failures.push("a client task did not stop within its grace period".into());
+        }
+    }
+    if let Some(op) = operator {
+        match tokio::time::timeout(Duration::from_millis(STOP_GRACE_MS), op).await {
+            Ok(Ok(counts)) => faults.extend(counts),
+            _ => history.lock().liveness_failures.push("the operator did not stop within its grace period".into()),
         }
     }
 

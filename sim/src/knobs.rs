@@ -132,6 +132,10 @@ pub struct ClusterKnobs {
     /// Replication factor of every topic the clients create: 1 (each partition lives and dies
     /// with one broker), 3, or (with five brokers) 5.
     pub replication_factor: i16,
+    /// Mean simulated milliseconds between two operator actions (preferred elections and
+    /// replica reassignments of the `events` partitions), or 0: no operator. With an operator,
+    /// the controller also rebalances leaders by itself every few seconds.
+    pub operator_gap_ms: u64,
 }
 
 impl ClusterKnobs {
@@ -159,6 +163,7 @@ impl ClusterKnobs {
                 let choices: &[i16] = if brokers >= 5 { &[1, 3, 3, 5, 5] } else { &[1, 3, 3] };
                 pick(&mut SmallRng::seed_from_u64(seed ^ 0x7265_706c_6963_6173), choices)
             },
+            operator_gap_ms: pick(&mut SmallRng::seed_from_u64(seed ^ 0x6f70_6572_6174_6f72), &[0, 2_000, 5_000]),
         };
         if k.kill_weight + k.power_loss_weight + k.isolate_weight + k.one_way_weight + k.bridge_weight + k.swizzle_weight + k.pause_weight == 0 {
             k.kill_weight = 1;

@@ -15,6 +15,7 @@ pub mod group_member;
 pub mod history;
 pub mod knobs;
 pub mod nemesis;
+mod operator;
 pub mod scenario;
 pub mod trace;
 pub mod workload;

@@ -141,3 +141,8 @@ fn electing_a_leader_outside_the_isr_is_caught() {
 fn a_follower_without_producer_state_is_caught() {
     caught_in(Scenario::Cluster, Bug::NoFollowerProducerState, &["no-duplicates", "order"]);
 }
+
+#[test]
+fn completing_a_reassignment_before_its_replicas_catch_up_is_caught() {
+    caught_in(Scenario::Cluster, Bug::CompleteReassignmentEarly, &["lost-ack", "one-record-per-offset", "order", "replicas-agree"]);
+}

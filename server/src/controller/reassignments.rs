@@ -56,8 +56,12 @@ impl Planned {
         if self.adding.is_empty() && self.removing.is_empty() {
             return;
         }
-        let isr: Vec<i32> = self.isr.iter().copied().filter(|r| !self.removing.contains(r)).collect();
+        let mut isr: Vec<i32> = self.isr.iter().copied().filter(|r| !self.removing.contains(r)).collect();
         let replicas: Vec<i32> = self.replicas.iter().copied().filter(|r| !self.removing.contains(r)).collect();
+        if gregor_core::bugs::active(gregor_core::bugs::Bug::CompleteReassignmentEarly) {
+            // Only under the injected bug: the new replicas count as in sync before they are.
+            isr = replicas.clone();
+        }
         if isr.is_empty() || replicas.is_empty() || !replicas.iter().all(|r| isr.contains(r)) {
             return;
         }
