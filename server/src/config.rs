@@ -223,6 +223,8 @@ pub struct ReplicationConfig {
     pub auto_leader_rebalance: bool,
     /// `leader.imbalance.check.interval.seconds`, in ms: how often it looks.
     pub leader_imbalance_check_interval_ms: u64,
+    /// `unclean.leader.election.enable`: the default for topics that do not set it.
+    pub unclean_leader_election: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -240,6 +242,7 @@ impl Default for ReplicationConfig {
             hw_checkpoint_interval_ms: 5_000,
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: 300_000,
+            unclean_leader_election: false,
         }
     }
 }
@@ -714,7 +717,15 @@ impl BrokerConfig {
                 }
                 "replica.high.watermark.checkpoint.interval.ms" => c.replication.hw_checkpoint_interval_ms = parse_ms(k, v, 1)?,
                 "auto.leader.rebalance.enable" => c.replication.auto_leader_rebalance = parse_bool(k, v)?,
+                "unclean.leader.election.enable" => c.replication.unclean_leader_election = parse_bool(k, v)?,
                 "leader.imbalance.check.interval.seconds" => c.replication.leader_imbalance_check_interval_ms = parse_ms(k, v, 1)?.saturating_mul(1000),
+                // Validated and, as in KRaft, not used: every imbalanced partition is rebalanced.
+                "leader.imbalance.per.broker.percentage" => {
+                    let n = parse_positive(k, v, 0)?;
+                    if n > 100 {
+                        return Err(invalid(k, v, "must be between 0 and 100"));
+                    }
+                }
                 "offsets.topic.num.partitions" => {
                     c.offsets_topic_num_partitions = parse_num(k, v)?;
                     if !(1..=1000).contains(&c.offsets_topic_num_partitions) {
@@ -1248,6 +1259,7 @@ impl BrokerConfig {
             ("num.replica.fetchers", self.replication.num_fetchers.to_string()),
             ("replica.high.watermark.checkpoint.interval.ms", self.replication.hw_checkpoint_interval_ms.to_string()),
             ("auto.leader.rebalance.enable", self.replication.auto_leader_rebalance.to_string()),
+            ("unclean.leader.election.enable", self.replication.unclean_leader_election.to_string()),
             ("leader.imbalance.check.interval.seconds", (self.replication.leader_imbalance_check_interval_ms / 1000).to_string()),
             ("offsets.retention.minutes", (self.offsets_retention_ms / 60_000).to_string()),
             ("group.initial.rebalance.delay.ms", self.group_initial_rebalance_delay_ms.to_string()),
@@ -1470,6 +1482,12 @@ mod tests {
         refused(&s(&[("controller.quorum.election.timeout.ms", "0")]), "controller.quorum.election.timeout.ms", "at least 1");
         refused(&s(&[("broker.session.timeout.ms", "-5")]), "broker.session.timeout.ms", "at least 1");
         refused(&s(&[("metadata.log.segment.bytes", "1048576")]), "metadata.log.segment.bytes", "metadata.log.segment.min.bytes");
+        refused(&s(&[("auto.leader.rebalance.enable", "yes")]), "auto.leader.rebalance.enable", "true or false");
+        refused(&s(&[("leader.imbalance.check.interval.seconds", "0")]), "leader.imbalance.check.interval.seconds", "at least 1");
+        refused(&s(&[("leader.imbalance.per.broker.percentage", "101")]), "leader.imbalance.per.broker.percentage", "between 0 and 100");
+        let c = BrokerConfig::from_settings(&s(&[("auto.leader.rebalance.enable", "false"), ("leader.imbalance.check.interval.seconds", "7"), ("leader.imbalance.per.broker.percentage", "20")])).unwrap();
+        assert_eq!((c.replication.auto_leader_rebalance, c.replication.leader_imbalance_check_interval_ms), (false, 7_000));
+        assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
     }
 
     #[test]

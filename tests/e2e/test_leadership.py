@@ -123,3 +123,75 @@ def test_the_controller_moves_leadership_back_by_itself(request, tmp_path):
     finally:
         for n in nodes:
             n.stop()
+
+
+def test_unclean_leader_election_trades_lost_records_for_availability(cluster):
+    """As Kafka: with `unclean.leader.election.enable=true` a partition whose whole ISR is down
+    takes a live out-of-sync replica as leader, and what only the ISR had is gone; with the
+    default it waits, leaderless, for an ISR member to return."""
+    n1, n2, n3 = cluster
+    bootstrap = f"{n1.bootstrap},{n2.bootstrap},{n3.bootstrap}"
+    risky, safe = unique("unclean"), unique("clean")
+    r = gregor("topics", "create", "--bootstrap-server", n1.bootstrap, risky, "--partitions", "1", "--replication-factor", "2",
+               "--config", "unclean.leader.election.enable=true")
+    assert r.returncode == 0, r.stderr
+    r = gregor("topics", "create", "--bootstrap-server", n1.bootstrap, safe, "--partitions", "1", "--replication-factor", "2")
+    assert r.returncode == 0, r.stderr
+    replicas = wait_for(lambda: (lambda d: d[0][1] if len(d[0][2]) == 2 else None)(describe(n1, risky)), 15, "a full ISR")
+    # Both topics on the same two brokers.
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    try:
+        from kafka import TopicPartition
+        admin.alter_partition_reassignments({TopicPartition(safe, 0): replicas})
+    finally:
+        admin.close()
+    wait_for(lambda: describe(n1, safe)[0][1] == replicas and len(describe(n1, safe)[0][2]) == 2, 20, "the clean topic on the same replicas")
+    r = gregor("topics", "alter-config", "--bootstrap-server", n1.bootstrap, safe, "--add-config", "unclean.leader.election.enable=maybe")
+    assert r.returncode != 0 and "true or false" in r.stderr, r.stderr
+
+    leader_id, follower_id = describe(n1, risky)[0][0], next(b for b in replicas if b != describe(n1, risky)[0][0])
+    leader, follower = cluster[leader_id - 1], cluster[follower_id - 1]
+    third = next(n for n in cluster if n.node_id not in replicas)
+    for t in (risky, safe):
+        wait_for(lambda: describe(third, t)[0][0] in replicas, 10, "the third node knowing both topics")
+
+    def produce(topic: str, values: list[bytes], acks) -> None:
+        p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "enable.idempotence": False})
+        for v in values:
+            p.produce(topic, value=v, partition=0)
+        assert p.flush(30) == 0
+
+    def read(topic: str, expected: int) -> list[bytes]:
+        """Without a group: two brokers are too few for the offsets topic's three replicas."""
+        from kafka import KafkaConsumer, TopicPartition as TP
+        c = KafkaConsumer(bootstrap_servers=third.bootstrap, group_id=None, enable_auto_commit=False, consumer_timeout_ms=2000)
+        c.assign([TP(topic, 0)])
+        c.seek_to_beginning()
+        got: list[bytes] = []
+        deadline = time.monotonic() + 15
+        while len(got) < expected and time.monotonic() < deadline:
+            for batch in c.poll(timeout_ms=500).values():
+                got.extend(m.value for m in batch)
+        # Anything beyond what is expected would arrive now.
+        for batch in c.poll(timeout_ms=1000).values():
+            got.extend(m.value for m in batch)
+        c.close()
+        return got
+
+    for t in (risky, safe):
+        produce(t, [b"both-have-it"] * 10, "all")
+    # The follower goes; once fenced it leaves the ISR and the leader alone takes more records.
+    follower.kill9()
+    wait_for(lambda: all(describe(third, t)[0][2] == [leader_id] for t in (risky, safe)), SESSION_TIMEOUT_MS / 1000 + 15, "the ISR shrunk to the leader")
+    for t in (risky, safe):
+        produce(t, [b"only-the-leader-has-it"] * 5, 1)
+    # Then the leader goes too, and the follower comes back.
+    leader.kill9()
+    follower.start()
+    d = wait_for(lambda: (lambda d: d if d[0][0] == follower_id else None)(describe(third, risky)), SESSION_TIMEOUT_MS / 1000 + 30, "the out-of-sync replica elected")
+    assert d[0][2] == [follower_id], d
+    assert describe(third, safe)[0][0] == -1, "a topic without unclean elections waits for its ISR"
+    assert read(risky, 10) == [b"both-have-it"] * 10, "what only the lost ISR had is gone, as in Kafka"
+    leader.start()
+    wait_for(lambda: describe(third, safe)[0][0] == leader_id, SESSION_TIMEOUT_MS / 1000 + 30, "the clean topic led again by its ISR member")
+    assert read(safe, 15) == [b"both-have-it"] * 10 + [b"only-the-leader-has-it"] * 5, "the clean topic kept every record"

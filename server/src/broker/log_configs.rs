@@ -26,9 +26,11 @@ pub fn config_error(e: LogConfigError) -> AdminError {
     AdminError::new(errors::INVALID_CONFIG, e.to_string())
 }
 
-/// Kafka topic configs that Gregor accepts, stores and reports but does not act on yet (they
-/// concern replication, compaction, tiered storage or broker-side recompression). Accepting them
-/// lets existing topic definitions and tools work; everything else unknown is INVALID_CONFIG.
+/// Kafka topic configs that are not log settings: some the controller and the replicas act on
+/// (`min.insync.replicas`, `unclean.leader.election.enable`), the others are accepted, stored and
+/// reported but not acted on yet (compaction, throttles, tiered storage, broker-side
+/// recompression). Accepting them lets existing topic definitions and tools work; everything
+/// else unknown is INVALID_CONFIG.
 pub const ACCEPTED_TOPIC_KEYS: &[&str] = &[
     "min.insync.replicas",
     "unclean.leader.election.enable",
@@ -64,8 +66,14 @@ pub fn log_config_for(defaults: &LogConfig, configs: &BTreeMap<String, String>) 
 /// length; this leaves room and bounds what one AlterConfigs can make every node store).
 pub const CONFIG_STRING_BYTES_MAX: usize = 32 * 1024;
 
-/// Refuses keys and values too long to store.
+/// Refuses keys and values too long to store, and values of the accepted keys that Kafka would
+/// refuse.
 pub fn check_config_values(configs: &BTreeMap<String, String>) -> Result<(), AdminError> {
+    if let Some(v) = configs.get("unclean.leader.election.enable") {
+        if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") {
+            return Err(AdminError::new(errors::INVALID_CONFIG, format!("Invalid value {v} for configuration unclean.leader.election.enable: Expected value to be either true or false")));
+        }
+    }
     for (k, v) in configs {
         if k.len() > CONFIG_STRING_BYTES_MAX || v.len() > CONFIG_STRING_BYTES_MAX {
             return Err(AdminError::new(

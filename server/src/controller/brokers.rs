@@ -13,9 +13,9 @@
 
 use std::collections::BTreeMap;
 
-use gregor_core::metadata::{Endpoint, MetadataRecord};
+use gregor_core::metadata::{Endpoint, MetadataImage, MetadataRecord};
 
-use super::partitions::{leaders_away, leaders_back};
+use super::partitions::{leaders_away, leaders_back, unclean_allowed};
 
 use super::Controller;
 use crate::broker::Broker;
@@ -46,6 +46,11 @@ pub struct Sessions {
     last_heartbeat_ms: BTreeMap<i32, u64>,
     /// The quorum epoch these times belong to (a new leader starts over).
     epoch: i32,
+}
+
+/// This controller's unclean-election rule for the topics of `image`.
+fn unclean<'a>(broker: &'a Broker, image: &'a MetadataImage) -> impl Fn(&str) -> bool + 'a {
+    move |topic| unclean_allowed(image, topic, broker.config.replication.unclean_leader_election)
 }
 
 impl Controller {
@@ -88,7 +93,7 @@ impl Controller {
         }];
         // A broker that comes back with a new incarnation was not shut down cleanly: it leads
         // nothing until it is unfenced again.
-        records.extend(leaders_away(&image, r.broker_id));
+        records.extend(leaders_away(&image, r.broker_id, &unclean(broker, &image)));
         self.commit(broker, &mut state, records).await.map_err(|e| e.code)?;
         self.sessions(broker).last_heartbeat_ms.insert(r.broker_id, broker.clock.monotonic_ms());
         tracing::info!(broker = r.broker_id, epoch, "registered broker");
@@ -108,13 +113,13 @@ impl Controller {
         let mut fenced = reg.fenced;
         if want_shut_down && !fenced {
             let mut records = vec![MetadataRecord::FenceBroker { broker_id: id, broker_epoch: epoch }];
-            records.extend(leaders_away(&image, id));
+            records.extend(leaders_away(&image, id, &unclean(broker, &image)));
             self.commit(broker, &mut state, records).await.map_err(|e| e.code)?;
             tracing::info!(broker = id, "controlled shutdown: broker fenced");
             fenced = true;
         } else if !want_shut_down && fenced && is_caught_up {
             let mut records = vec![MetadataRecord::UnfenceBroker { broker_id: id, broker_epoch: epoch }];
-            records.extend(leaders_back(&image, id));
+            records.extend(leaders_back(&image, id, &unclean(broker, &image)));
             self.commit(broker, &mut state, records).await.map_err(|e| e.code)?;
             tracing::info!(broker = id, "broker unfenced");
             fenced = false;
@@ -153,7 +158,7 @@ impl Controller {
                 continue;
             }
             let mut records = vec![MetadataRecord::FenceBroker { broker_id: id, broker_epoch: epoch }];
-            records.extend(leaders_away(&image, id));
+            records.extend(leaders_away(&image, id, &unclean(broker, &image)));
             match self.commit(broker, &mut state, records).await {
                 Ok(()) => tracing::warn!(broker = id, timeout_ms = timeout, "broker fenced: no heartbeat within broker.session.timeout.ms"),
                 Err(e) => tracing::debug!(broker = id, error = %e.message, "could not fence broker"),

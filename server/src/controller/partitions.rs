@@ -77,10 +77,19 @@ pub fn plan_isr_change(image: &MetadataImage, from: i32, c: &IsrChange) -> Resul
     Ok(Some(MetadataRecord::PartitionChange { topic_id: c.topic_id, partition_id: c.partition, leader: LeaderChange::Keep, isr: Some(ordered), replicas: None, adding: None, removing: None }))
 }
 
+/// Whether `topic` allows unclean leader elections: its `unclean.leader.election.enable`, else
+/// the controller's own setting (`default`).
+pub fn unclean_allowed(image: &MetadataImage, topic: &str, default: bool) -> bool {
+    image.topic_configs(topic).get("unclean.leader.election.enable").map_or(default, |v| v.eq_ignore_ascii_case("true"))
+}
+
 /// Records that take broker `id` out of every ISR and move its leaderships to the first live
-/// ISR member (fencing, controlled shutdown, re-registration of a new incarnation).
-pub fn leaders_away(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+/// ISR member (fencing, controlled shutdown, re-registration of a new incarnation). Where no ISR
+/// member is live and `unclean(topic)` allows it, the first live replica becomes the leader and
+/// the whole ISR, giving up what only the lost ISR held (Kafka's `unclean.leader.election.enable`).
+pub fn leaders_away(image: &MetadataImage, id: i32, unclean: &dyn Fn(&str) -> bool) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
+    let bug = gregor_core::bugs::active(gregor_core::bugs::Bug::ElectOutsideIsr);
     for t in image.topics.values() {
         for (p, reg) in &t.partitions {
             if reg.leader != id && !reg.isr.contains(&id) {
@@ -91,11 +100,17 @@ pub fn leaders_away(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
                 // The last in-sync replica stays in the ISR: only it has every committed record.
                 isr = vec![id];
             }
-            let unclean = gregor_core::bugs::active(gregor_core::bugs::Bug::ElectOutsideIsr);
             let leader = if reg.leader == id {
-                let elected = reg.replicas.iter().copied().find(|r| *r != id && (unclean || isr.contains(r)) && live(image, *r)).unwrap_or(NO_LEADER);
+                let any_live = || reg.replicas.iter().copied().find(|r| *r != id && live(image, *r));
+                let elected = if bug {
+                    // Only under the injected bug: the first live replica, in the ISR or not.
+                    any_live()
+                } else {
+                    reg.replicas.iter().copied().find(|r| *r != id && isr.contains(r) && live(image, *r)).or_else(|| if unclean(&t.name) { any_live() } else { None })
+                }
+                .unwrap_or(NO_LEADER);
                 if elected != NO_LEADER && !isr.contains(&elected) {
-                    // Only under the injected bug: an unclean election (the ISR becomes the leader).
+                    // An unclean election: the new leader's log is the partition's from now on.
                     isr = vec![elected];
                 }
                 LeaderChange::Set(elected)
@@ -113,14 +128,23 @@ pub fn leaders_away(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
 }
 
 /// Records that elect broker `id` where a partition has no leader and `id` is in its ISR
-/// (unfencing).
-pub fn leaders_back(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+/// (unfencing) — or, where `unclean(topic)` allows it, is any of its replicas (then the whole
+/// ISR).
+pub fn leaders_back(image: &MetadataImage, id: i32, unclean: &dyn Fn(&str) -> bool) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for t in image.topics.values() {
         for (p, reg) in &t.partitions {
-            if reg.leader == NO_LEADER && reg.isr.contains(&id) {
-                out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(id), isr: None, replicas: None, adding: None, removing: None });
+            if reg.leader != NO_LEADER || !reg.replicas.contains(&id) {
+                continue;
             }
+            let isr = if reg.isr.contains(&id) {
+                None
+            } else if unclean(&t.name) {
+                Some(vec![id])
+            } else {
+                continue;
+            };
+            out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(id), isr, replicas: None, adding: None, removing: None });
         }
     }
     out
@@ -211,22 +235,46 @@ mod tests {
         assert!(matches!(ok, MetadataRecord::PartitionChange { isr: Some(ref i), .. } if *i == vec![1, 2, 3]), "ordered as assigned");
     }
 
+    fn clean(_: &str) -> bool {
+        false
+    }
+
+    fn unclean(_: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn with_unclean_elections_allowed_a_lost_isr_is_replaced_by_a_live_replica() {
+        // The last ISR member (1, the leader) is fenced; 2 and 3 are live but out of sync.
+        let img = image(&[1, 2, 3], &[1], 1, &[]);
+        assert_eq!(leaders_away(&img, 1, &clean)[0], MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None });
+        assert_eq!(leaders_away(&img, 1, &unclean)[0], MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(2), isr: Some(vec![2]), replicas: None, adding: None, removing: None });
+        // A live ISR member is still preferred.
+        let img = image(&[1, 2, 3], &[1, 3], 1, &[]);
+        assert!(matches!(leaders_away(&img, 1, &unclean)[0], MetadataRecord::PartitionChange { leader: LeaderChange::Set(3), .. }));
+        // A leaderless partition takes a returning out-of-sync replica only when allowed.
+        let img = image(&[1, 2, 3], &[1], NO_LEADER, &[]);
+        assert!(leaders_back(&img, 2, &clean).is_empty());
+        assert!(matches!(&leaders_back(&img, 2, &unclean)[0], MetadataRecord::PartitionChange { leader: LeaderChange::Set(2), isr: Some(i), .. } if *i == vec![2]));
+        assert!(!unclean_allowed(&img, "t", false) && unclean_allowed(&img, "t", true));
+    }
+
     #[test]
     fn fencing_removes_from_the_isr_and_elects_only_from_it() {
         let img = image(&[1, 2, 3], &[1, 3], 1, &[]);
-        let r = leaders_away(&img, 1);
+        let r = leaders_away(&img, 1, &clean);
         assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(3), isr: Some(vec![3]), replicas: None, adding: None, removing: None }]);
         // A follower leaves the ISR; the leader stays.
-        let r = leaders_away(&img, 3);
+        let r = leaders_away(&img, 3, &clean);
         assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Keep, isr: Some(vec![1]), replicas: None, adding: None, removing: None }]);
         // Not in the ISR: nothing to do.
-        assert!(leaders_away(&img, 2).is_empty());
+        assert!(leaders_away(&img, 2, &clean).is_empty());
         // The last ISR member keeps its place and the partition has no leader.
         let img = image(&[1, 2, 3], &[1], 1, &[]);
-        assert_eq!(leaders_away(&img, 1), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None }]);
+        assert_eq!(leaders_away(&img, 1, &clean), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None }]);
         // A fenced ISR member is not elected.
         let img = image(&[1, 2, 3], &[1, 2], 1, &[2]);
-        assert_eq!(leaders_away(&img, 1), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: Some(vec![2]), replicas: None, adding: None, removing: None }]);
-        assert_eq!(leaders_back(&image(&[1, 2, 3], &[2], NO_LEADER, &[]), 2).len(), 1);
+        assert_eq!(leaders_away(&img, 1, &clean), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: Some(vec![2]), replicas: None, adding: None, removing: None }]);
+        assert_eq!(leaders_back(&image(&[1, 2, 3], &[2], NO_LEADER, &[]), 2, &clean).len(), 1);
     }
 }
