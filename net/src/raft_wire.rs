@@ -26,7 +26,10 @@ use kafka_protocol::records::RecordBatchDecoder;
 pub const VOTE_VERSION: i16 = 2;
 pub const BEGIN_QUORUM_EPOCH_VERSION: i16 = 1;
 pub const END_QUORUM_EPOCH_VERSION: i16 = 1;
-pub const FETCH_VERSION: i16 = 16;
+/// Fetch of `__cluster_metadata`: sent at the highest of these the peer takes (v18 carries the
+/// fetcher's high watermark, KIP-1166); v16 is what Gregor spoke before.
+pub const FETCH_VERSION_MIN: i16 = 16;
+pub const FETCH_VERSION: i16 = 18;
 pub const FETCH_SNAPSHOT_VERSION: i16 = 1;
 
 /// Kafka's fixed topic id of `__cluster_metadata` (`AAAAAAAAAAAAAAAAAAAAAQ`).
@@ -324,6 +327,8 @@ pub fn fetch_request(r: &m::FetchRequest) -> k::FetchRequest {
     p.last_fetched_epoch = r.last_fetched_epoch;
     p.log_start_offset = r.log_start_offset;
     p.partition_max_bytes = i32::MAX;
+    // Kafka's "not supported" value where the fetcher does not say.
+    p.high_watermark = r.high_watermark.unwrap_or(i64::MAX);
     let mut t = k::fetch_request::FetchTopic::default();
     t.topic_id = METADATA_TOPIC_ID;
     t.partitions = vec![p];
@@ -358,6 +363,8 @@ pub fn fetch_request_from(req: &k::FetchRequest, version: i16) -> Result<(i32, m
             fetch_offset: p.fetch_offset,
             last_fetched_epoch: p.last_fetched_epoch,
             log_start_offset: p.log_start_offset,
+            // -1 is "unknown" and i64::MAX "not supported" (KIP-1166); neither is a position.
+            high_watermark: (version >= 18 && (0..i64::MAX).contains(&p.high_watermark)).then_some(p.high_watermark),
         },
     ))
 }
@@ -522,10 +529,15 @@ mod tests {
         assert_eq!(end_request_from(&wire(&end_request(&e), END_QUORUM_EPOCH_VERSION), END_QUORUM_EPOCH_VERSION).unwrap(), (1, e));
         let er = m::EndQuorumEpochResponse { error_code: 0, partition_index: 0, partition_error_code: 6, leader_id: -1, leader_epoch: 8 };
         assert_eq!(end_response_from(&wire(&end_response(&er), END_QUORUM_EPOCH_VERSION)).unwrap(), er);
-        let f = m::FetchRequest { cluster_id: Some("c".into()), replica_id: 4, max_wait_ms: 500, partition: 0, current_leader_epoch: 7, fetch_offset: 12, last_fetched_epoch: 6, log_start_offset: 0 };
+        let f = m::FetchRequest { cluster_id: Some("c".into()), replica_id: 4, max_wait_ms: 500, partition: 0, current_leader_epoch: 7, fetch_offset: 12, last_fetched_epoch: 6, log_start_offset: 0, high_watermark: Some(9) };
         let fk = wire(&fetch_request(&f), FETCH_VERSION);
         assert!(is_metadata_fetch(&fk));
-        assert_eq!(fetch_request_from(&fk, FETCH_VERSION).unwrap(), (4, f));
+        assert_eq!(fetch_request_from(&fk, FETCH_VERSION).unwrap(), (4, f.clone()));
+        // An older peer's v16 has no high watermark; -1 ("unknown") is none either.
+        let old = wire(&fetch_request(&f), FETCH_VERSION_MIN);
+        assert_eq!(fetch_request_from(&old, FETCH_VERSION_MIN).unwrap().1.high_watermark, None);
+        let unknown = m::FetchRequest { high_watermark: Some(-1), ..f.clone() };
+        assert_eq!(fetch_request_from(&wire(&fetch_request(&unknown), FETCH_VERSION), FETCH_VERSION).unwrap().1.high_watermark, None);
         for (diverging, snapshot) in [(None, None), (Some(OffsetAndEpoch::new(10, 4)), None), (None, Some(OffsetAndEpoch::new(100, 3)))] {
             let fr = m::FetchResponse {
                 error_code: 0,

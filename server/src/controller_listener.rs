@@ -27,7 +27,7 @@ use crate::handlers::Reply;
 
 /// (API key, min version, max version) served on the controller listener.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Fetch, wire::FETCH_VERSION, wire::FETCH_VERSION),
+    (ApiKey::Fetch, wire::FETCH_VERSION_MIN, wire::FETCH_VERSION),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::Vote, wire::VOTE_VERSION, wire::VOTE_VERSION),
     (ApiKey::BeginQuorumEpoch, wire::BEGIN_QUORUM_EPOCH_VERSION, wire::BEGIN_QUORUM_EPOCH_VERSION),

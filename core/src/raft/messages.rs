@@ -157,6 +157,10 @@ pub struct FetchRequest {
     /// Epoch of the entry before `fetch_offset` in the fetcher's log.
     pub last_fetched_epoch: i32,
     pub log_start_offset: i64,
+    /// The high watermark the fetcher knows (KIP-1166; `None` where the wire version has no
+    /// field for it): a leader answers at once rather than holding the Fetch when it knows a
+    /// higher one, so a commit reaches every follower without waiting out the long poll.
+    pub high_watermark: Option<i64>,
 }
 
 /// `FetchResponse.PartitionData.CurrentLeader`, `DivergingEpoch` and `SnapshotId` use -1 for

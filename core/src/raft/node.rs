@@ -1498,10 +1498,13 @@ impl RaftNode {
             // Long poll: nothing to send yet, so wait for new entries or a new high watermark,
             // at most max_wait_ms, one waiting Fetch per replica and a bounded number in all. A
             // Fetch that moved the high watermark is answered at once, so the new high watermark
-            // reaches this follower without waiting out the poll (as Kafka does).
+            // reaches this follower without waiting out the poll (as Kafka does); so is one from
+            // a fetcher that says it knows an older high watermark (KIP-1166), which is how a
+            // follower whose Fetch came after the one that moved it learns of it.
             let parked_max = self.config.voters.len() + self.config.observers_max;
             let hw_moved = self.high_watermark > hw_before;
-            let wait = !hw_moved && r.fetch_offset >= self.log.end_offset() && r.max_wait_ms > 0 && r.replica_id >= 0;
+            let behind = r.high_watermark.is_some_and(|known| known < self.high_watermark);
+            let wait = !hw_moved && !behind && r.fetch_offset >= self.log.end_offset() && r.max_wait_ms > 0 && r.replica_id >= 0;
             if let (true, Role::Leader(l)) = (wait, &mut self.role) {
                 if l.parked.len() < parked_max || l.parked.contains_key(&r.replica_id) {
                     let deadline_ms = now_ms + i64::from(r.max_wait_ms);
@@ -1657,6 +1660,7 @@ impl RaftNode {
             fetch_offset: self.log.end_offset(),
             last_fetched_epoch: last_fetched_epoch.min(self.epoch),
             log_start_offset: self.log.start_offset(),
+            high_watermark: Some(self.high_watermark),
         }
     }
 

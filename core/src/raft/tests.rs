@@ -258,6 +258,7 @@ fn peer_input_errors_are_kafka_codes() {
             fetch_offset: 1_000,
             last_fetched_epoch: 5,
             log_start_offset: 0,
+            high_watermark: None,
         }),
     };
     n.step(fetch, 2);
@@ -354,6 +355,7 @@ fn arb_message() -> impl Strategy<Value = Message> {
                 fetch_offset: o,
                 last_fetched_epoch: le,
                 log_start_offset: 0,
+                high_watermark: None,
             })
         }),
         (id.clone(), epoch.clone(), offset.clone(), offset.clone(), epoch.clone(), 0usize..4).prop_map(
@@ -466,6 +468,7 @@ fn fetch(from: i32, correlation_id: i32, epoch: i32, offset: i64, last_epoch: i3
             fetch_offset: offset,
             last_fetched_epoch: last_epoch,
             log_start_offset: 0,
+            high_watermark: None,
         }),
     }
 }
@@ -551,6 +554,32 @@ fn long_poll_waits_for_new_entries() {
     let r = n.ready();
     assert_eq!(fetch_responses(&r).len(), 1);
     assert!(fetch_responses(&r)[0].2.records.is_empty());
+}
+
+#[test]
+fn a_fetcher_behind_on_the_high_watermark_is_answered_at_once() {
+    let mut n = leader_of_one();
+    n.persisted(OffsetAndEpoch::new(1, 1), 1);
+    let _ = n.ready();
+    assert_eq!(n.high_watermark(), 1);
+    let with_hw = |corr: i32, known: Option<i64>| {
+        let mut req = fetch(50, corr, 1, 1, 1);
+        if let Message::FetchRequest(f) = &mut req.message {
+            f.max_wait_ms = 500;
+            f.high_watermark = known;
+        }
+        req
+    };
+    // Caught up on entries but not on the commit: the new high watermark goes out now (KIP-1166).
+    n.step(with_hw(1, Some(0)), 10);
+    let r = n.ready();
+    assert_eq!(fetch_responses(&r).iter().map(|(_, c, f)| (*c, f.high_watermark)).collect::<Vec<_>>(), vec![(1, 1)]);
+    // Knowing it already, or not saying (an older fetcher), it waits.
+    n.step(with_hw(2, Some(1)), 20);
+    assert!(fetch_responses(&n.ready()).is_empty());
+    n.step(with_hw(3, None), 30);
+    let r = n.ready();
+    assert_eq!(fetch_responses(&r).iter().map(|(_, c, _)| *c).collect::<Vec<_>>(), vec![2], "the replaced wait is answered, the new one waits");
 }
 
 #[test]

@@ -97,7 +97,11 @@ async fn send(c: &mut Client, m: &Message) -> Result<Message, String> {
         Message::EndQuorumEpochRequest(r) => Message::EndQuorumEpochResponse(wire::end_response_from(
             &c.send_at(&wire::end_request(r), wire::END_QUORUM_EPOCH_VERSION).await.map_err(err)?,
         )?),
-        Message::FetchRequest(r) => Message::FetchResponse(wire::fetch_response_from(&c.send_at(&wire::fetch_request(r), wire::FETCH_VERSION).await.map_err(err)?)?),
+        Message::FetchRequest(r) => {
+            // The highest version the peer takes: an older Gregor speaks v16 only.
+            let version = c.version_for::<kafka_protocol::messages::FetchRequest>().unwrap_or(wire::FETCH_VERSION_MIN).clamp(wire::FETCH_VERSION_MIN, wire::FETCH_VERSION);
+            Message::FetchResponse(wire::fetch_response_from(&c.send_at(&wire::fetch_request(r), version).await.map_err(err)?)?)
+        }
         Message::FetchSnapshotRequest(r) => Message::FetchSnapshotResponse(wire::fetch_snapshot_response_from(
             &c.send_at(&wire::fetch_snapshot_request(r), wire::FETCH_SNAPSHOT_VERSION).await.map_err(err)?,
         )?),
