@@ -67,10 +67,14 @@ pub enum Bug {
     /// A partition reassignment completes as soon as it starts, before its new replicas have
     /// caught up: the old replicas, the only ones with the records, are removed.
     CompleteReassignmentEarly,
+    /// A partition leader forgets an in-flight ISR expansion whenever its AlterPartition fails,
+    /// though the controller may have committed it: the high watermark stops waiting for a
+    /// replica the committed ISR holds.
+    ForgetPendingIsr,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 23] = [
+    pub const ALL: [Bug; 24] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -94,6 +98,7 @@ impl Bug {
         Bug::ElectOutsideIsr,
         Bug::NoFollowerProducerState,
         Bug::CompleteReassignmentEarly,
+        Bug::ForgetPendingIsr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -121,6 +126,7 @@ impl Bug {
             Bug::ElectOutsideIsr => "elect-outside-isr",
             Bug::NoFollowerProducerState => "no-follower-producer-state",
             Bug::CompleteReassignmentEarly => "complete-reassignment-early",
+            Bug::ForgetPendingIsr => "forget-pending-isr",
         }
     }
 

@@ -76,6 +76,7 @@ fn cluster_regression_seeds_pass() {
         (Scenario::ClusterSplit, 11, "a voter's snapshot beyond the leader's high watermark made the settle check build an empty range backwards (harness bug: panic)"),
         (Scenario::ClusterSplit, 18, "same as 11"),
         (Scenario::Cluster, 28, "a follower told its log diverged at its own log end kept the epoch it had begun there as a leader that wrote nothing, and truncated in a loop without ever fetching again"),
+        (Scenario::ClusterSplit, 314, "a leader forgot an ISR expansion whose AlterPartition failed (NOT_CONTROLLER, then INVALID_UPDATE_VERSION) though the controller had committed it, acknowledged acks=all records from itself alone, and the new leader from the committed ISR lacked them"),
         (Scenario::Cluster5, 26, "the replica comparison ran while a follower, cut off until the heal, still held the old leader's tail it had not yet fetched past (harness bug: the settle now waits for every replica to agree)"),
     ] {
         let r = run(scenario, seed);

@@ -13,9 +13,14 @@
 //!   for removal.
 //! * A replica joins the ISR only when its log end has reached both the high watermark and the
 //!   offset this leadership began at, so a new member holds every committed record.
-//! * At most one ISR change is in flight ([`Leadership::propose_isr`]); until the controller
-//!   commits or rejects it, a shrink still counts the leaving replica toward the high watermark
-//!   (the old, larger ISR), and an expansion already counts the joining one.
+//! * At most one ISR change is in flight ([`Leadership::propose_isr`]); until the metadata shows
+//!   the controller's decision, a shrink still counts the leaving replica toward the high
+//!   watermark (the old, larger ISR), and an expansion already counts the joining one. A failed
+//!   request drops the change only when the controller's answer proves it was not applied
+//!   ([`IsrFailure::NotApplied`]); after any other failure the change may have been committed
+//!   (a lost answer, a controller that moved, a stale partition epoch), so it keeps counting
+//!   until the metadata says — as Kafka's `Partition` does. Forgetting it there would let the
+//!   leader acknowledge records a committed ISR member lacks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,8 +46,10 @@ pub struct Leadership {
     pub replicas: Vec<i32>,
     /// The committed ISR (as the metadata image says).
     isr: BTreeSet<i32>,
-    /// An ISR change sent to the controller and not yet answered.
+    /// An ISR change sent to the controller whose outcome the metadata does not show yet.
     pending: Option<BTreeSet<i32>>,
+    /// Whether `pending` is to be sent again (its request failed on the way).
+    resend: bool,
     followers: BTreeMap<i32, FollowerState>,
     high_watermark: i64,
     /// The leader's log end when this leadership began: the first offset of its epoch.
@@ -76,6 +83,7 @@ impl Leadership {
             replicas: replicas.to_vec(),
             isr,
             pending: None,
+            resend: false,
             followers,
             high_watermark: high_watermark.min(log_end),
             epoch_start_offset: log_end,
@@ -104,6 +112,7 @@ impl Leadership {
         self.isr = new_isr;
         // The controller has decided: whatever was in flight is answered by this registration.
         self.pending = None;
+        self.resend = false;
     }
 
     /// The committed ISR.
@@ -169,8 +178,8 @@ impl Leadership {
     /// `lag_time_max_ms` leave; caught-up replicas (see the module docs) that `eligible` allows
     /// (registered and unfenced) join. `None` while a change is in flight or nothing changes.
     pub fn wanted_isr(&self, now_ms: u64, lag_time_max_ms: u64, eligible: impl Fn(i32) -> bool) -> Option<Vec<i32>> {
-        if self.pending.is_some() {
-            return None;
+        if let Some(p) = &self.pending {
+            return self.resend.then(|| p.iter().copied().collect());
         }
         let mut next = self.isr.clone();
         next.insert(self.me);
@@ -187,17 +196,40 @@ impl Leadership {
         (next != self.isr).then(|| next.into_iter().collect())
     }
 
-    /// Marks an ISR change as sent to the controller.
+    /// Marks an ISR change as sent to the controller (a new one, or the one in flight again).
     pub fn propose_isr(&mut self, isr: &[i32]) {
-        assert!(self.pending.is_none(), "one ISR change in flight at a time");
+        let proposed: BTreeSet<i32> = isr.iter().copied().collect();
+        assert!(self.pending.as_ref().is_none_or(|p| self.resend && *p == proposed), "one ISR change in flight at a time");
         assert!(isr.contains(&self.me), "the leader stays in its own ISR");
-        self.pending = Some(isr.iter().copied().collect());
+        self.pending = Some(proposed);
+        self.resend = false;
     }
 
-    /// The controller refused the change, or it got lost: it may be proposed again.
-    pub fn isr_change_failed(&mut self) {
-        self.pending = None;
+    /// The ISR change in flight failed; `why` says what may be assumed about it.
+    pub fn isr_change_failed(&mut self, why: IsrFailure) {
+        match why {
+            IsrFailure::NotApplied => {
+                self.pending = None;
+                self.resend = false;
+            }
+            IsrFailure::Retry => self.resend = true,
+            IsrFailure::AwaitMetadata => self.resend = false,
+        }
     }
+}
+
+/// What a failed ISR change request leaves the leader knowing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrFailure {
+    /// The controller checked the request at the current partition epoch and refused it: it was
+    /// not applied, and another change may be proposed.
+    NotApplied,
+    /// The request or its answer was lost, or the controller could not act: it may have been
+    /// applied. The same change is sent again.
+    Retry,
+    /// The controller has newer state (another partition or leader epoch): the change may have
+    /// been applied; the metadata will tell.
+    AwaitMetadata,
 }
 
 #[cfg(test)]
@@ -285,7 +317,21 @@ mod tests {
         assert_eq!(want, vec![1, 2, 3]);
         l.propose_isr(&want);
         assert!(l.maximal_isr().contains(&3), "a joining replica counts at once");
-        l.isr_change_failed();
+        // A lost answer: the change may be committed, so 3 still counts, and it is sent again.
+        l.isr_change_failed(IsrFailure::Retry);
+        assert!(l.maximal_isr().contains(&3));
+        assert_eq!(l.wanted_isr(1_002, 30_000, |_| true), Some(vec![1, 2, 3]));
+        l.propose_isr(&want);
+        // A stale partition epoch: still counted, not sent again, until the metadata decides.
+        l.isr_change_failed(IsrFailure::AwaitMetadata);
+        assert!(l.maximal_isr().contains(&3));
+        assert_eq!(l.wanted_isr(1_003, 30_000, |_| true), None);
+        l.update(8, &[1, 2, 3], &[1, 2, 3], 1_004);
+        assert_eq!((l.isr(), l.pending_isr()), (vec![1, 2, 3], None));
+        // Refused at the current epoch: dropped.
+        let mut l = three(&[1, 2]);
+        l.propose_isr(&[1, 2, 3]);
+        l.isr_change_failed(IsrFailure::NotApplied);
         assert!(!l.maximal_isr().contains(&3));
     }
 

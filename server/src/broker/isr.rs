@@ -5,14 +5,16 @@
 //! epochs of joining replicas), as Kafka's `AlterPartitionManager` does.
 //!
 //! A change stays in flight (and no other is proposed for that partition) until the metadata
-//! image shows the controller's decision or the controller refuses it; a request that fails on
-//! the way clears every change it carried, so they are proposed again.
+//! image shows the controller's decision. A failed request drops it only when the answer proves
+//! it was not applied; a lost or unanswered one is sent again, and one refused for stale state
+//! waits for the metadata (see [`gregor_core::replica::leader::IsrFailure`]).
 
 use std::sync::Weak;
 use std::time::Duration;
 
 use kafka_protocol::messages::alter_partition_request::{BrokerState, PartitionData, TopicData};
 use kafka_protocol::messages::{AlterPartitionRequest, BrokerId};
+use gregor_core::replica::leader::IsrFailure;
 use uuid::Uuid;
 
 use super::{forward, Broker, Partition};
@@ -68,9 +70,30 @@ fn propose(broker: &Broker) -> Vec<Proposed> {
     out
 }
 
+/// What an AlterPartition error says about the change (Kafka's `handleAlterPartitionError`).
+fn failure(code: i16) -> IsrFailure {
+    if gregor_core::bugs::active(gregor_core::bugs::Bug::ForgetPendingIsr) {
+        // Only under the injected bug: every failure forgets the change.
+        return IsrFailure::NotApplied;
+    }
+    match code {
+        // Checked at the current partition epoch and refused.
+        errors::INELIGIBLE_REPLICA | errors::INVALID_REQUEST => IsrFailure::NotApplied,
+        // The controller knows newer partition, leader or broker state: the metadata will show it.
+        errors::INVALID_UPDATE_VERSION
+        | errors::FENCED_LEADER_EPOCH
+        | errors::NOT_LEADER_OR_FOLLOWER
+        | errors::UNKNOWN_TOPIC_OR_PARTITION
+        | errors::UNKNOWN_TOPIC_ID
+        | errors::STALE_BROKER_EPOCH => IsrFailure::AwaitMetadata,
+        // Lost, timed out, no controller: perhaps applied; send it again.
+        _ => IsrFailure::Retry,
+    }
+}
+
 fn failed(p: &Proposed, code: i16) {
     tracing::info!(topic = %p.partition.topic, partition = p.partition.index, error = errors::name(code), "ISR change not made");
-    p.partition.with_leadership(p.change.leader_epoch, |l| l.isr_change_failed());
+    p.partition.with_leadership(p.change.leader_epoch, |l| l.isr_change_failed(failure(code)));
 }
 
 async fn send(broker: &std::sync::Arc<Broker>, proposed: Vec<Proposed>) {
