@@ -225,7 +225,20 @@ pub struct ReplicationConfig {
     pub leader_imbalance_check_interval_ms: u64,
     /// `unclean.leader.election.enable`: the default for topics that do not set it.
     pub unclean_leader_election: bool,
+    /// `leader.replication.throttled.rate` (bytes/s): what this broker, leading, sends to
+    /// throttled out-of-sync followers (see `broker::throttle`).
+    pub leader_throttled_rate: u64,
+    /// `follower.replication.throttled.rate` (bytes/s): what this broker, following, fetches
+    /// for its throttled out-of-sync replicas.
+    pub follower_throttled_rate: u64,
+    /// `replication.quota.window.num`: samples the throttle rate is measured over.
+    pub quota_window_num: u32,
+    /// `replication.quota.window.size.seconds`, in ms: the length of one sample.
+    pub quota_window_ms: u64,
 }
+
+/// Kafka's default throttle rate (`Long.MAX_VALUE`): unthrottled.
+pub const THROTTLE_RATE_UNLIMITED: u64 = i64::MAX as u64;
 
 impl Default for ReplicationConfig {
     fn default() -> Self {
@@ -243,6 +256,10 @@ impl Default for ReplicationConfig {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: 300_000,
             unclean_leader_election: false,
+            leader_throttled_rate: THROTTLE_RATE_UNLIMITED,
+            follower_throttled_rate: THROTTLE_RATE_UNLIMITED,
+            quota_window_num: 11,
+            quota_window_ms: 1_000,
         }
     }
 }
@@ -718,6 +735,10 @@ impl BrokerConfig {
                 "replica.high.watermark.checkpoint.interval.ms" => c.replication.hw_checkpoint_interval_ms = parse_ms(k, v, 1)?,
                 "auto.leader.rebalance.enable" => c.replication.auto_leader_rebalance = parse_bool(k, v)?,
                 "unclean.leader.election.enable" => c.replication.unclean_leader_election = parse_bool(k, v)?,
+                "leader.replication.throttled.rate" => c.replication.leader_throttled_rate = parse_ms(k, v.trim(), 0)?,
+                "follower.replication.throttled.rate" => c.replication.follower_throttled_rate = parse_ms(k, v.trim(), 0)?,
+                "replication.quota.window.num" => c.replication.quota_window_num = parse_positive(k, v, 1)?.min(1_000) as u32,
+                "replication.quota.window.size.seconds" => c.replication.quota_window_ms = (parse_positive(k, v, 1)? as u64) * 1000,
                 "leader.imbalance.check.interval.seconds" => c.replication.leader_imbalance_check_interval_ms = parse_ms(k, v, 1)?.saturating_mul(1000),
                 // Validated and, as in KRaft, not used: every imbalanced partition is rebalanced.
                 "leader.imbalance.per.broker.percentage" => {
@@ -1261,6 +1282,10 @@ impl BrokerConfig {
             ("auto.leader.rebalance.enable", self.replication.auto_leader_rebalance.to_string()),
             ("unclean.leader.election.enable", self.replication.unclean_leader_election.to_string()),
             ("leader.imbalance.check.interval.seconds", (self.replication.leader_imbalance_check_interval_ms / 1000).to_string()),
+            ("leader.replication.throttled.rate", self.replication.leader_throttled_rate.to_string()),
+            ("follower.replication.throttled.rate", self.replication.follower_throttled_rate.to_string()),
+            ("replication.quota.window.num", self.replication.quota_window_num.to_string()),
+            ("replication.quota.window.size.seconds", (self.replication.quota_window_ms / 1000).to_string()),
             ("offsets.retention.minutes", (self.offsets_retention_ms / 60_000).to_string()),
             ("group.initial.rebalance.delay.ms", self.group_initial_rebalance_delay_ms.to_string()),
             ("group.min.session.timeout.ms", self.group_min_session_timeout_ms.to_string()),

@@ -250,6 +250,14 @@ enum PartitionsAction {
         /// With --execute: start even while other reassignments are in progress.
         #[arg(long, requires = "execute")]
         additional: bool,
+        /// With --execute: throttle replication for the moves to this many bytes/s per broker
+        /// (leader.replication.throttled.rate / follower.replication.throttled.rate) until
+        /// --verify sees them complete.
+        #[arg(long, requires = "execute")]
+        throttle: Option<u64>,
+        /// With --verify: keep the throttles when the reassignments are complete.
+        #[arg(long, requires = "verify")]
+        preserve_throttles: bool,
     },
 }
 
@@ -537,7 +545,19 @@ async fn run_tool(command: Command) -> anyhow::Result<()> {
             }
         },
         Command::Partitions { bootstrap_server, action } => match action {
-            PartitionsAction::Reassign { reassignment_json_file, topics_to_move_json_file, broker_list, generate, execute, verify, cancel, list, additional } => {
+            PartitionsAction::Reassign {
+                reassignment_json_file,
+                topics_to_move_json_file,
+                broker_list,
+                generate,
+                execute,
+                verify,
+                cancel,
+                list,
+                additional,
+                throttle,
+                preserve_throttles,
+            } => {
                 use cli::reassign;
                 let read = |p: &Option<PathBuf>| -> anyhow::Result<String> {
                     let p = p.as_ref().expect("required by the argument rules");
@@ -551,8 +571,8 @@ async fn run_tool(command: Command) -> anyhow::Result<()> {
                 }
                 let plan = reassign::parse_reassignment(&read(&reassignment_json_file)?)?;
                 match (execute, verify, cancel) {
-                    (true, _, _) => reassign::execute(&bootstrap_server, &plan, additional).await,
-                    (_, true, _) => reassign::verify(&bootstrap_server, &plan).await,
+                    (true, _, _) => reassign::execute(&bootstrap_server, &plan, additional, throttle).await,
+                    (_, true, _) => reassign::verify(&bootstrap_server, &plan, preserve_throttles).await,
                     _ => reassign::cancel(&bootstrap_server, &plan).await,
                 }
             }

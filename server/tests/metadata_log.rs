@@ -39,7 +39,7 @@ async fn populate(broker: &Broker) {
     broker.set_topic_configs("b", c, false).await.unwrap();
     let mut d = BTreeMap::new();
     d.insert("log.retention.ms".to_string(), "7200000".to_string());
-    broker.set_broker_configs(d, false).await.unwrap();
+    broker.set_broker_configs("", d, false).await.unwrap();
     assert_eq!(broker.allocate_producer_id().await.unwrap(), 0);
 }
 

@@ -4,6 +4,8 @@ reassign` (shaped like kafka-reassign-partitions.sh) and kafka-python's
 an acks=all producer keeps writing; every acknowledged record is still there afterwards, once, in
 order, and a replica that was moved away deletes its copy. A reassignment that cannot finish (its
 new replica is stopped) is listed, reported in progress, and cancelled back to the old replicas.
+A throttled reassignment (`--throttle`) copies at the throttle's rate until the throttle is lifted,
+and `--verify` removes the throttles once it is complete.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import json
 import signal
 
+import time
+
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 from kafka import KafkaAdminClient, TopicPartition
 
 from conftest import unique
@@ -68,7 +73,8 @@ def test_replicas_move_between_brokers_with_no_data_loss(cluster, tmp_path):
         v = reassign(n3, "--verify", "--reassignment-json-file", plan)
         return v if v.returncode == 0 else None
     v = wait_for(verified, 40, "the reassignments completed")
-    assert v.stdout.splitlines() == ["Status of partition reassignment:", f"Reassignment of partition {topic}-0 is completed.", f"Reassignment of partition {topic}-1 is completed."], v.stdout
+    assert v.stdout.splitlines() == ["Status of partition reassignment:", f"Reassignment of partition {topic}-0 is completed.", f"Reassignment of partition {topic}-1 is completed.",
+                                     "", "Clearing broker-level throttles on brokers 1,2,3", f"Clearing topic-level throttles on topic {topic}"], v.stdout
     after = wait_for(lambda: (lambda d: d if all(sorted(i) == sorted(targets[q]) for q, (_, _, i) in d.items()) else None)(describe(n1, topic)), 20, "full ISRs of the targets")
     assert {q: rep for q, (_, rep, _) in after.items()} == targets, after
     assert after[0][0] in targets[0], "the leader is a target replica"
@@ -138,3 +144,73 @@ def test_a_reassignment_that_cannot_finish_is_listed_and_cancelled(cluster, tmp_
         cluster[spare - 1].signal(signal.SIGCONT)
     # The stopped broker comes back and drops the replica it no longer hosts.
     wait_for(lambda: not (cluster[spare - 1].data_dir / f"{topic}-0").exists(), SESSION_TIMEOUT_MS / 1000 + 20, "the cancelled replica's copy deleted")
+
+
+RATE_UNLIMITED = str(2**63 - 1)
+
+
+def broker_config(admin: AdminClient, broker: int, key: str) -> tuple[str, int]:
+    res = ConfigResource(ResourceType.BROKER, str(broker))
+    e = admin.describe_configs([res], request_timeout=20)[res].result(timeout=20)[key]
+    return e.value, e.source
+
+
+def test_a_throttled_reassignment_copies_at_the_throttle_rate(cluster, tmp_path):
+    n1, n2, n3 = cluster
+    bootstrap = f"{n1.bootstrap},{n2.bootstrap},{n3.bootstrap}"
+    topic = unique("thr")
+    r = gregor("topics", "create", "--bootstrap-server", n1.bootstrap, topic, "--partitions", "1", "--replication-factor", "1")
+    assert r.returncode == 0, r.stderr
+    leader = wait_for(lambda: (lambda d: d[0][0] if d and d[0][0] > 0 else None)(describe(n1, topic)), 15, "a leader")
+    for n in cluster:
+        wait_for(lambda: describe(n, topic).get(0, (0,))[0] == leader, 10, f"node {n.node_id} knowing the topic")
+    # 3 MB: unthrottled, a new replica copies it in well under a second.
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 20})
+    values = [b"%06d" % i + b"x" * 994 for i in range(3000)]
+    for v in values:
+        p.produce(topic, value=v, partition=0)
+        p.poll(0)
+    assert p.flush(30) == 0
+    new = next(b for b in (1, 2, 3) if b != leader)
+    plan = write_plan(tmp_path, "plan.json", topic, {0: [leader, new]})
+    rate = 100_000
+    r = reassign(n1, "--execute", "--reassignment-json-file", plan, "--throttle", str(rate))
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert "Warning: You must run --verify periodically, until the reassignment completes, to ensure the throttle is removed." in lines, lines
+    assert f"The inter-broker throttle limit was set to {rate} B/s" in lines, lines
+    assert lines[-1] == f"Successfully started partition reassignment for {topic}-0", lines
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    tres = ConfigResource(ResourceType.TOPIC, topic)
+    tconf = admin.describe_configs([tres], request_timeout=20)[tres].result(timeout=20)
+    assert tconf["leader.replication.throttled.replicas"].value == f"0:{leader}"
+    assert tconf["follower.replication.throttled.replicas"].value == f"0:{new}"
+    for b in (leader, new):
+        value, source = broker_config(admin, b, "leader.replication.throttled.rate")
+        assert value == str(rate) and source == 2, (b, value, source)  # DYNAMIC_BROKER_CONFIG
+        assert broker_config(admin, b, "follower.replication.throttled.rate")[0] == str(rate)
+    third = next(b for b in (1, 2, 3) if b not in (leader, new))
+    assert broker_config(admin, third, "leader.replication.throttled.rate")[0] == RATE_UNLIMITED
+
+    # At 100 kB/s (after the burst Kafka's rate window allows) 3 MB takes tens of seconds.
+    time.sleep(4)
+    v = reassign(n2, "--verify", "--reassignment-json-file", plan)
+    assert v.returncode != 0 and f"Reassignment of partition {topic}-0 is still in progress." in v.stdout, v.stdout + v.stderr
+    assert "Clearing" not in v.stdout, "throttles stay while the reassignment runs"
+    copied = sum(f.stat().st_size for f in (cluster[new - 1].data_dir / f"{topic}-0").glob("*.log"))
+    assert copied < 2_500_000, f"the throttled replica already holds {copied} bytes"
+
+    # Lifting the throttle (on the brokers: the cluster default stays unlimited) lets it finish.
+    for b in (leader, new):
+        res = ConfigResource(ResourceType.BROKER, str(b), incremental_configs=[
+            ConfigEntry("leader.replication.throttled.rate", None, incremental_operation=AlterConfigOpType.DELETE),
+            ConfigEntry("follower.replication.throttled.rate", None, incremental_operation=AlterConfigOpType.DELETE)])
+        admin.incremental_alter_configs([res], request_timeout=20)[res].result(timeout=20)
+    v = wait_for(lambda: (lambda x: x if x.returncode == 0 else None)(reassign(n3, "--verify", "--reassignment-json-file", plan)), 30, "the reassignment completed")
+    assert v.stdout.splitlines()[-2:] == ["Clearing broker-level throttles on brokers 1,2,3", f"Clearing topic-level throttles on topic {topic}"], v.stdout
+    tconf = admin.describe_configs([tres], request_timeout=20)[tres].result(timeout=20)
+    assert "leader.replication.throttled.replicas" not in tconf or tconf["leader.replication.throttled.replicas"].value in (None, ""), tconf
+    assert broker_config(admin, new, "follower.replication.throttled.rate")[0] == RATE_UNLIMITED
+    got = consume_all(cluster[new - 1].bootstrap, topic, 1, len(values))
+    assert [v for _, v in got[0]] == values

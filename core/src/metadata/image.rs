@@ -172,6 +172,21 @@ impl MetadataImage {
         self.configs.get(&(RESOURCE_BROKER, String::new())).cloned().unwrap_or_default()
     }
 
+    /// Dynamic config of one broker: its own overrides (the broker resource named by its id)
+    /// over the cluster-wide ones.
+    pub fn broker_configs(&self, id: i32) -> BTreeMap<String, String> {
+        let mut out = self.cluster_broker_configs();
+        if let Some(own) = self.configs.get(&(RESOURCE_BROKER, id.to_string())) {
+            out.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        out
+    }
+
+    /// The overrides stored for one config resource (empty if none).
+    pub fn resource_configs(&self, resource_type: i8, name: &str) -> BTreeMap<String, String> {
+        self.configs.get(&(resource_type, name.to_string())).cloned().unwrap_or_default()
+    }
+
     /// Brokers that are registered and not fenced.
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
         self.brokers.values().filter(|b| !b.fenced)

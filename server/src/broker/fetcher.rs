@@ -9,6 +9,9 @@
 //!   out-of-range answer below the leader's log start restarts the log there.
 //! * Under fsync-before-ack, a fetch reports an offset only after everything below it is
 //!   fsynced on this broker: the leader counts it as durable here.
+//! * Replication throttles (`super::throttle`): a partition throttled on this follower and not
+//!   in the ISR is left out of the request while the follower quota is used up; the bytes
+//!   fetched for throttled partitions count against it.
 //! * Every wait is bounded: connecting, each request (`replica.fetch.wait.max.ms` plus the
 //!   request timeout), and the backoff after a failure (`replica.fetch.backoff.ms`).
 
@@ -224,7 +227,14 @@ async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut C
     req.session_epoch = -1;
     let mut topics: BTreeMap<String, FetchTopic> = BTreeMap::new();
     let mut asked: BTreeMap<TopicPartition, (Followed, i64)> = BTreeMap::new();
+    let image = broker.image();
+    let me = broker.config.node_id;
+    let quota_used_up = broker.throttles.follower_exceeded(now);
     for ((topic, index), f) in followed {
+        let in_isr = image.partition(&topic, index).is_some_and(|r| r.isr.contains(&me));
+        if quota_used_up && !in_isr && broker.throttles.follower_marked(&topic, index) {
+            continue;
+        }
         let pos = match f.partition.fetch_position() {
             Ok(p) => p,
             Err(_) => continue,
@@ -245,6 +255,7 @@ async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut C
         t.partitions.push(p);
         asked.insert((topic, index), (f, pos.fetch_offset));
     }
+    drop(image);
     if asked.is_empty() {
         return Ok(false);
     }
@@ -271,6 +282,9 @@ async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut C
                 }
                 errors::NONE => {
                     let mut data = pd.records.map(|r| r.to_vec()).unwrap_or_default();
+                    if broker.throttles.follower_marked(&key.0, key.1) {
+                        broker.throttles.record_follower(broker.clock.monotonic_ms(), data.len() as u64);
+                    }
                     match p.append_from_leader(f.leader_epoch, &mut data, pd.high_watermark, pd.log_start_offset, broker.clock.wall_ms()) {
                         Ok(end) => {
                             if end > fetch_offset {

@@ -181,8 +181,7 @@ pub async fn alter_configs(broker: &Broker, resource_type: i8, name: &str, confi
         let want = configs.clone();
         let name = name.to_string();
         caught_up(broker, move |img| {
-            let have = if resource_type == gregor_core::metadata::RESOURCE_TOPIC { img.topic_configs(&name) } else { img.cluster_broker_configs() };
-            have == want
+            img.resource_configs(resource_type, &name) == want
         })
         .await;
     }

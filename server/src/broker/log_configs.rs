@@ -9,8 +9,11 @@ use super::AdminError;
 use crate::config::BrokerConfig;
 use crate::errors;
 
-/// Broker settings that AlterConfigs may change at runtime (they only set topic defaults).
+/// Broker settings that AlterConfigs may change at runtime: topic defaults, and the
+/// replication throttle rates.
 pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
+    super::throttle::LEADER_THROTTLED_RATE,
+    super::throttle::FOLLOWER_THROTTLED_RATE,
     "log.retention.ms",
     "log.retention.bytes",
     "log.segment.bytes",
@@ -27,9 +30,9 @@ pub fn config_error(e: LogConfigError) -> AdminError {
 }
 
 /// Kafka topic configs that are not log settings: some the controller and the replicas act on
-/// (`min.insync.replicas`, `unclean.leader.election.enable`), the others are accepted, stored and
-/// reported but not acted on yet (compaction, throttles, tiered storage, broker-side
-/// recompression). Accepting them lets existing topic definitions and tools work; everything
+/// (`min.insync.replicas`, `unclean.leader.election.enable`, the replication throttles), the
+/// others are accepted, stored and reported but not acted on yet (compaction, tiered storage,
+/// broker-side recompression). Accepting them lets existing topic definitions and tools work; everything
 /// else unknown is INVALID_CONFIG.
 pub const ACCEPTED_TOPIC_KEYS: &[&str] = &[
     "min.insync.replicas",
@@ -74,6 +77,11 @@ pub fn check_config_values(configs: &BTreeMap<String, String>) -> Result<(), Adm
             return Err(AdminError::new(errors::INVALID_CONFIG, format!("Invalid value {v} for configuration unclean.leader.election.enable: Expected value to be either true or false")));
         }
     }
+    for key in [super::throttle::LEADER_THROTTLED_REPLICAS, super::throttle::FOLLOWER_THROTTLED_REPLICAS] {
+        if let Some(v) = configs.get(key) {
+            super::throttle::parse_throttled_replicas(key, v).map_err(|e| AdminError::new(errors::INVALID_CONFIG, e))?;
+        }
+    }
     for (k, v) in configs {
         if k.len() > CONFIG_STRING_BYTES_MAX || v.len() > CONFIG_STRING_BYTES_MAX {
             return Err(AdminError::new(
@@ -85,12 +93,17 @@ pub fn check_config_values(configs: &BTreeMap<String, String>) -> Result<(), Adm
     Ok(())
 }
 
-/// The topic defaults given the static config and dynamic broker overrides.
-pub fn effective_log_defaults(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Result<LogConfig, crate::config::ConfigError> {
+/// The broker's config with its dynamic overrides applied (validated as static settings are).
+pub fn effective_config(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Result<BrokerConfig, crate::config::ConfigError> {
     if overrides.is_empty() {
-        return Ok(config.log_defaults.clone());
+        return Ok(config.clone());
     }
     let mut settings: Vec<(String, String)> = config.explicit.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     settings.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-    Ok(BrokerConfig::from_settings(&settings)?.log_defaults)
+    BrokerConfig::from_settings(&settings)
+}
+
+/// The topic defaults given the static config and dynamic broker overrides.
+pub fn effective_log_defaults(config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Result<LogConfig, crate::config::ConfigError> {
+    Ok(effective_config(config, overrides)?.log_defaults)
 }

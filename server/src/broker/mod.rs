@@ -23,6 +23,7 @@ pub mod log_configs;
 pub mod offsets;
 pub mod partition;
 pub mod replica_manager;
+pub mod throttle;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ use crate::controller::reassignments::Reassignment;
 use crate::controller::Controller;
 use crate::errors;
 pub use log_configs::{ACCEPTED_TOPIC_KEYS, DYNAMIC_BROKER_KEYS};
-use log_configs::{effective_log_defaults, log_config_for};
+use log_configs::{effective_config, log_config_for};
 pub use partition::{Offsets, Partition, PartitionError, RoleChange, Signals};
 pub use replica_manager::{check_leader_epoch, ReplicaManager};
 
@@ -149,6 +150,8 @@ pub struct Broker {
     closing: std::sync::atomic::AtomicBool,
     /// Topic log defaults: the static `log.*` settings with dynamic broker overrides applied.
     log_defaults: Mutex<LogConfig>,
+    /// Replication throttles: the quotas and the throttled partitions.
+    pub throttles: throttle::Throttles,
     /// This broker's epoch from its registration with the active controller (-1: not registered).
     pub broker_epoch: std::sync::atomic::AtomicI64,
     /// Set once clients may be served (see [`Broker::wait_serving`]).
@@ -203,10 +206,13 @@ impl Broker {
         let (controller, startup) = Controller::open(&config, &cluster_id, disk.clone(), clock.as_ref(), rng.random())?;
         let signals = Signals::default();
         let image = startup.local;
-        let log_defaults = effective_log_defaults(&config, &image.cluster_broker_configs()).unwrap_or_else(|e| {
+        let effective = effective_config(&config, &image.broker_configs(config.node_id)).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "ignoring invalid stored dynamic broker config");
-            config.log_defaults.clone()
+            config.clone()
         });
+        let log_defaults = effective.log_defaults.clone();
+        let throttles = throttle::Throttles::new(&effective.replication);
+        throttles.update(&image, config.node_id, &effective.replication);
         let group_config = gregor_core::group::GroupConfig {
             min_session_timeout_ms: config.group_min_session_timeout_ms,
             max_session_timeout_ms: config.group_max_session_timeout_ms,
@@ -225,6 +231,7 @@ impl Broker {
             fetchers: fetcher::Fetchers::default(),
             image_changed: Notify::new(),
             log_defaults: Mutex::new(log_defaults),
+            throttles,
             closing: std::sync::atomic::AtomicBool::new(false),
             coordination: Default::default(),
             offsets: offsets::OffsetCache::default(),
@@ -377,10 +384,16 @@ impl Broker {
     /// makes the hosted partitions and configs follow it.
     pub fn publish(self: &Arc<Self>, image: MetadataImage, delta: &MetadataDelta) {
         let me = self.config.node_id;
-        if delta.changed_configs.iter().any(|(t, _)| *t == RESOURCE_BROKER) {
-            match effective_log_defaults(&self.config, &image.cluster_broker_configs()) {
-                Ok(d) => *self.log_defaults.lock().expect("log defaults lock") = d,
-                Err(e) => tracing::error!(error = %e, "committed dynamic broker config is invalid; keeping the previous defaults"),
+        let broker_configs_changed = delta.changed_configs.iter().any(|(t, name)| *t == RESOURCE_BROKER && (name.is_empty() || *name == me.to_string()));
+        if !delta.changed_configs.is_empty() || !delta.removed_topics.is_empty() {
+            match effective_config(&self.config, &image.broker_configs(me)) {
+                Ok(c) => {
+                    if broker_configs_changed {
+                        *self.log_defaults.lock().expect("log defaults lock") = c.log_defaults.clone();
+                    }
+                    self.throttles.update(&image, me, &c.replication);
+                }
+                Err(e) => tracing::error!(error = %e, "committed dynamic broker config is invalid; keeping the previous settings"),
             }
         }
         // Removed topics first: a name removed and created again in one delta (a topic deleted
@@ -423,7 +436,7 @@ impl Broker {
             }
         }
         // Config changes: re-derive the effective log config of every affected topic.
-        let broker_defaults_changed = delta.changed_configs.iter().any(|(t, _)| *t == RESOURCE_BROKER);
+        let broker_defaults_changed = broker_configs_changed;
         for t in image.topics.values() {
             let topic_changed = delta.changed_configs.contains(&(gregor_core::metadata::RESOURCE_TOPIC, t.name.clone()));
             if !(broker_defaults_changed || topic_changed) {
@@ -552,9 +565,9 @@ impl Broker {
         log_config_for(&self.log_defaults(), configs).unwrap_or_else(|_| self.log_defaults())
     }
 
-    /// Dynamic broker config overrides (cluster-wide).
+    /// This broker's dynamic config overrides: its own over the cluster-wide ones.
     pub fn broker_config_overrides(&self) -> BTreeMap<String, String> {
-        self.image().cluster_broker_configs()
+        self.image().broker_configs(self.config.node_id)
     }
 
     /// Whether admin changes are made here (this node leads the metadata quorum, or is the
@@ -650,12 +663,13 @@ impl Broker {
         forward::alter_configs(self, gregor_core::metadata::RESOURCE_TOPIC, name, &configs, validate_only).await
     }
 
-    /// Replaces the dynamic broker config overrides (only [`DYNAMIC_BROKER_KEYS`]).
-    pub async fn set_broker_configs(&self, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
+    /// Replaces the dynamic config overrides of the broker resource `name` ("" for the cluster
+    /// defaults, or a broker id; only [`DYNAMIC_BROKER_KEYS`]).
+    pub async fn set_broker_configs(&self, name: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
         if self.controls() {
-            return self.controller.set_broker_configs(self, overrides, validate_only).await;
+            return self.controller.set_broker_configs(self, name, overrides, validate_only).await;
         }
-        forward::alter_configs(self, RESOURCE_BROKER, "", &overrides, validate_only).await
+        forward::alter_configs(self, RESOURCE_BROKER, name, &overrides, validate_only).await
     }
 
     /// Starts shutdown: waiting fetches are answered with what they have.

@@ -437,7 +437,20 @@ impl Partition {
     /// Leader: serves a follower's fetch at `fetch_offset` whose last batch has epoch
     /// `last_fetched_epoch`: the divergence check first, then the follower's new position (which
     /// may move the high watermark), then up to `max_bytes` of batches up to the log end.
-    pub fn read_for_follower(&self, replica: i32, leader_epoch: i32, fetch_offset: i64, last_fetched_epoch: i32, max_bytes: usize, now_mono_ms: u64) -> Result<ReplicaRead, PartitionError> {
+    ///
+    /// `throttled` (the partition is throttled here and the leader quota is used up) withholds
+    /// the data from a replica outside the ISR; its position still counts.
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_for_follower(
+        &self,
+        replica: i32,
+        leader_epoch: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        max_bytes: usize,
+        throttled: bool,
+        now_mono_ms: u64,
+    ) -> Result<ReplicaRead, PartitionError> {
         let (read, moved) = self.with_log(|st| {
             match &st.role {
                 Role::Leader(l) if l.leader_epoch == leader_epoch => {}
@@ -459,9 +472,10 @@ impl Partition {
             }
             let Role::Leader(l) = &mut st.role else { unreachable!("checked above") };
             l.on_fetch(replica, fetch_offset, log_end, now_mono_ms).map_err(|_| PartitionError::NotAReplica(replica))?;
+            let withheld = throttled && !l.maximal_isr().contains(&replica);
             let moved = st.advance_hw();
             let log = st.log.as_ref().expect("checked open");
-            let data = if fetch_offset < log_end { log.read(fetch_offset, max_bytes, log_end).map_err(from_log)?.data } else { Bytes::new() };
+            let data = if fetch_offset < log_end && !withheld { log.read(fetch_offset, max_bytes, log_end).map_err(from_log)?.data } else { Bytes::new() };
             Ok((ReplicaRead { data, high_watermark: st.high_watermark, log_start, log_end, diverging: None }, moved))
         })?;
         if moved {

@@ -66,6 +66,40 @@ pub async fn metadata(client: &mut Client, topics: Option<&[String]>, auto_creat
 }
 
 /// Splits `key=value`.
+/// IncrementalAlterConfigs on one resource: SET each of `set`, DELETE each of `delete`. The
+/// error names Kafka's code and message.
+pub async fn alter_config_ops(client: &mut Client, resource_type: i8, name: &str, set: &[(String, String)], delete: &[String]) -> anyhow::Result<()> {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let mut res = AlterConfigsResource::default();
+    res.resource_type = resource_type;
+    res.resource_name = StrBytes::from_string(name.to_string());
+    let mut ops: std::collections::BTreeMap<String, AlterableConfig> = std::collections::BTreeMap::new();
+    for (k, v) in set {
+        let mut c = AlterableConfig::default();
+        c.name = StrBytes::from_string(k.clone());
+        c.config_operation = 0;
+        c.value = Some(StrBytes::from_string(v.clone()));
+        ops.insert(k.clone(), c);
+    }
+    for k in delete {
+        let mut c = AlterableConfig::default();
+        c.name = StrBytes::from_string(k.clone());
+        c.config_operation = 1;
+        c.value = None;
+        ops.insert(k.clone(), c);
+    }
+    res.configs = ops.into_values().collect();
+    let mut req = kafka_protocol::messages::IncrementalAlterConfigsRequest::default();
+    req.resources = vec![res];
+    let resp = client.send(&req).await?;
+    for r in resp.responses {
+        if r.error_code != 0 {
+            anyhow::bail!("{} ({}){}", error_name(r.error_code), r.error_code, r.error_message.map(|m| format!(": {m}")).unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
 pub fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.to_string()))

@@ -15,7 +15,11 @@ use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId, Lis
 use kafka_protocol::protocol::StrBytes;
 use serde_json::{json, Value};
 
-use super::{connect, error_name, metadata};
+use super::{alter_config_ops, connect, error_name, metadata};
+use crate::broker::throttle::{FOLLOWER_THROTTLED_RATE, FOLLOWER_THROTTLED_REPLICAS, LEADER_THROTTLED_RATE, LEADER_THROTTLED_REPLICAS};
+
+const RESOURCE_TOPIC: i8 = gregor_core::metadata::RESOURCE_TOPIC;
+const RESOURCE_BROKER: i8 = gregor_core::metadata::RESOURCE_BROKER;
 
 /// (topic, partition) → replicas, sorted by topic then partition.
 pub type Assignment = BTreeMap<(String, i32), Vec<i32>>;
@@ -226,9 +230,64 @@ pub async fn generate(bootstrap: &str, topics_json: &str, brokers: &[i32]) -> an
     Ok(())
 }
 
+const YOU_MUST_VERIFY: &str = "Warning: You must run --verify periodically, until the reassignment completes, to ensure the throttle is removed.";
+
+/// The throttle settings of a reassignment, as Kafka's tool computes them: on every topic with a
+/// moving partition, its current replicas throttle as leaders and its new replicas as
+/// followers; the rate applies on every broker taking part.
+fn throttle_plan(before: &Assignment, plan: &Assignment) -> (BTreeMap<String, (Vec<String>, Vec<String>)>, BTreeSet<i32>) {
+    let mut topics: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut brokers = BTreeSet::new();
+    for ((t, p), target) in plan {
+        let Some(now) = before.get(&(t.clone(), *p)) else { continue };
+        if now == target {
+            continue;
+        }
+        let entry = topics.entry(t.clone()).or_default();
+        entry.0.extend(now.iter().map(|b| format!("{p}:{b}")));
+        entry.1.extend(target.iter().filter(|b| !now.contains(b)).map(|b| format!("{p}:{b}")));
+        brokers.extend(now.iter().chain(target).copied());
+    }
+    (topics, brokers)
+}
+
+/// Sets the reassignment's throttles (`--throttle`, bytes/s).
+async fn set_throttles(client: &mut gregor_net::client::Client, before: &Assignment, plan: &Assignment, rate: u64) -> anyhow::Result<()> {
+    let (topics, brokers) = throttle_plan(before, plan);
+    for (t, (leaders, followers)) in &topics {
+        let mut set = vec![(LEADER_THROTTLED_REPLICAS.to_string(), leaders.join(","))];
+        // An empty follower list would throttle nothing; Kafka's tool writes it all the same.
+        set.push((FOLLOWER_THROTTLED_REPLICAS.to_string(), followers.join(",")));
+        alter_config_ops(client, RESOURCE_TOPIC, t, &set, &[]).await.map_err(|e| anyhow::anyhow!("cannot set the throttled replicas of topic {t}: {e}"))?;
+    }
+    for b in &brokers {
+        let set = [(LEADER_THROTTLED_RATE.to_string(), rate.to_string()), (FOLLOWER_THROTTLED_RATE.to_string(), rate.to_string())];
+        alter_config_ops(client, RESOURCE_BROKER, &b.to_string(), &set, &[]).await.map_err(|e| anyhow::anyhow!("cannot set the throttle rate of broker {b}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Removes every reassignment throttle: the rates on all `brokers`, the throttled replicas of
+/// `topics` (what `--verify` does once the reassignments are complete).
+async fn clear_throttles(client: &mut gregor_net::client::Client, brokers: &[i32], topics: &BTreeSet<String>) -> anyhow::Result<()> {
+    println!();
+    println!("Clearing broker-level throttles on brokers {}", brokers.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","));
+    for b in brokers {
+        let delete = [LEADER_THROTTLED_RATE.to_string(), FOLLOWER_THROTTLED_RATE.to_string()];
+        alter_config_ops(client, RESOURCE_BROKER, &b.to_string(), &[], &delete).await.map_err(|e| anyhow::anyhow!("cannot clear the throttle rate of broker {b}: {e}"))?;
+    }
+    println!("Clearing topic-level throttles on topic{} {}", if topics.len() == 1 { "" } else { "s" }, topics.iter().cloned().collect::<Vec<_>>().join(","));
+    for t in topics {
+        let delete = [LEADER_THROTTLED_REPLICAS.to_string(), FOLLOWER_THROTTLED_REPLICAS.to_string()];
+        alter_config_ops(client, RESOURCE_TOPIC, t, &[], &delete).await.map_err(|e| anyhow::anyhow!("cannot clear the throttled replicas of topic {t}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// `--execute`: starts the reassignments of the file. Refused while any reassignment is under
-/// way unless `additional`.
-pub async fn execute(bootstrap: &str, plan: &Assignment, additional: bool) -> anyhow::Result<()> {
+/// way unless `additional`. With `throttle` (bytes/s), replication for the moves is throttled
+/// first, until `--verify` sees them complete.
+pub async fn execute(bootstrap: &str, plan: &Assignment, additional: bool, throttle: Option<u64>) -> anyhow::Result<()> {
     let mut client = connect(bootstrap).await?;
     if !additional && !ongoing(&mut client, None).await?.is_empty() {
         anyhow::bail!(
@@ -248,6 +307,11 @@ pub async fn execute(bootstrap: &str, plan: &Assignment, additional: bool) -> an
     }
     let before: Assignment = now.into_iter().filter(|(k, _)| plan.contains_key(k)).collect();
     println!("Current partition replica assignment\n\n{}\n\nSave this to use as the --reassignment-json-file option during rollback", format_assignment(&before));
+    if let Some(rate) = throttle {
+        println!("{YOU_MUST_VERIFY}");
+        set_throttles(&mut client, &before, plan, rate).await?;
+        println!("The inter-broker throttle limit was set to {rate} B/s");
+    }
     let targets = plan.iter().map(|(k, r)| (k.clone(), Some(r.clone()))).collect();
     let failed = alter(&mut client, &targets).await?;
     if !failed.is_empty() {
@@ -262,8 +326,9 @@ pub async fn execute(bootstrap: &str, plan: &Assignment, additional: bool) -> an
 }
 
 /// `--verify`: whether each reassignment of the file has completed. Fails while any is still
-/// in progress or ended with another replica set.
-pub async fn verify(bootstrap: &str, plan: &Assignment) -> anyhow::Result<()> {
+/// in progress or ended with another replica set. Once all are complete, the throttles are
+/// removed unless `preserve_throttles`.
+pub async fn verify(bootstrap: &str, plan: &Assignment, preserve_throttles: bool) -> anyhow::Result<()> {
     let mut client = connect(bootstrap).await?;
     let running = ongoing(&mut client, Some(plan)).await?;
     let topics: BTreeSet<String> = plan.keys().map(|(t, _)| t.clone()).collect();
@@ -286,6 +351,12 @@ pub async fn verify(bootstrap: &str, plan: &Assignment) -> anyhow::Result<()> {
     }
     if unfinished > 0 {
         anyhow::bail!("{unfinished} partition reassignment(s) not completed");
+    }
+    if !preserve_throttles {
+        let mut brokers: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
+        brokers.sort_unstable();
+        let topics: BTreeSet<String> = plan.keys().map(|(t, _)| t.clone()).collect();
+        clear_throttles(&mut client, &brokers, &topics).await?;
     }
     Ok(())
 }
@@ -348,5 +419,17 @@ mod tests {
         assert!(err(r#"{"partitions":[{"topic":"a","partition":0,"replicas":[1]},{"topic":"a","partition":0,"replicas":[2]}]}"#).contains("duplicate topic partitions: a-0"));
         assert!(err(r#"{"partitions":[{"topic":"a","partition":0,"replicas":[1],"log_dirs":["/x"]}]}"#).contains("one log directory"));
         assert!(err("not json").contains("not JSON"));
+    }
+
+    #[test]
+    fn throttles_cover_current_replicas_as_leaders_and_new_ones_as_followers() {
+        let a = |v: &[(&str, i32, &[i32])]| v.iter().map(|(t, p, r)| ((t.to_string(), *p), r.to_vec())).collect::<Assignment>();
+        let before = a(&[("t", 0, &[1, 2]), ("t", 1, &[2, 3]), ("u", 0, &[1])]);
+        let plan = a(&[("t", 0, &[2, 4]), ("t", 1, &[2, 3]), ("u", 0, &[1])]);
+        let (topics, brokers) = throttle_plan(&before, &plan);
+        // t-1 and u-0 do not move: u gets no throttle, t only for partition 0.
+        assert_eq!(topics.len(), 1);
+        assert_eq!(topics["t"], (vec!["0:1".to_string(), "0:2".to_string()], vec!["0:4".to_string()]));
+        assert_eq!(brokers, [1, 2, 4].into());
     }
 }

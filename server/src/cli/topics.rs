@@ -1,15 +1,10 @@
 //! `gregor topics`: create, list, describe, delete and alter-config, shaped like
 //! `kafka-topics.sh` / `kafka-configs.sh`.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
-use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
-};
+use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{connect, error_name, metadata};
@@ -212,33 +207,7 @@ pub async fn alter_config(bootstrap: &str, name: &str, add: &[(String, String)],
         anyhow::bail!("nothing to change: give --add-config k=v and/or --delete-config k");
     }
     let mut client = connect(bootstrap).await?;
-    let mut res = AlterConfigsResource::default();
-    res.resource_type = 2;
-    res.resource_name = sb(name);
-    let mut ops: BTreeMap<String, AlterableConfig> = BTreeMap::new();
-    for (k, v) in add {
-        let mut c = AlterableConfig::default();
-        c.name = sb(k);
-        c.config_operation = 0;
-        c.value = Some(sb(v));
-        ops.insert(k.clone(), c);
-    }
-    for k in delete {
-        let mut c = AlterableConfig::default();
-        c.name = sb(k);
-        c.config_operation = 1;
-        c.value = None;
-        ops.insert(k.clone(), c);
-    }
-    res.configs = ops.into_values().collect();
-    let mut req = IncrementalAlterConfigsRequest::default();
-    req.resources = vec![res];
-    let resp = client.send(&req).await?;
-    for r in resp.responses {
-        if r.error_code != 0 {
-            anyhow::bail!("Error while altering config: {} ({}){}", error_name(r.error_code), r.error_code, r.error_message.map(|m| format!(": {m}")).unwrap_or_default());
-        }
-    }
+    super::alter_config_ops(&mut client, 2, name, add, delete).await.map_err(|e| anyhow::anyhow!("Error while altering config: {e}"))?;
     println!("Completed updating config for topic {name}.");
     Ok(())
 }

@@ -32,16 +32,23 @@ pub fn plan_topic_configs(image: &MetadataImage, defaults: &LogConfig, name: &st
     Ok(diff(RESOURCE_TOPIC, name, &image.topic_configs(name), configs))
 }
 
-/// Dynamic broker configs are cluster-wide (the broker resource named ""), and only
+/// Dynamic broker configs: the cluster-wide defaults (the broker resource named "") or one
+/// broker's own (named by its id), which win over the defaults on that broker. Only
 /// [`DYNAMIC_BROKER_KEYS`] may be set; every topic's effective config must stay valid.
-pub fn plan_broker_configs(image: &MetadataImage, config: &BrokerConfig, overrides: &BTreeMap<String, String>) -> Result<Vec<MetadataRecord>, AdminError> {
+pub fn plan_broker_configs(image: &MetadataImage, config: &BrokerConfig, name: &str, overrides: &BTreeMap<String, String>) -> Result<Vec<MetadataRecord>, AdminError> {
     if let Some(k) = overrides.keys().find(|k| !DYNAMIC_BROKER_KEYS.contains(&k.as_str())) {
         return Err(AdminError::new(errors::INVALID_CONFIG, format!("Cannot update these configs dynamically: {k}")));
     }
     check_config_values(overrides)?;
-    let defaults = effective_log_defaults(config, overrides).map_err(|e| AdminError::new(errors::INVALID_CONFIG, e.to_string()))?;
+    let mut effective = image.cluster_broker_configs();
+    if name.is_empty() {
+        effective = overrides.clone();
+    } else {
+        effective.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let defaults = effective_log_defaults(config, &effective).map_err(|e| AdminError::new(errors::INVALID_CONFIG, e.to_string()))?;
     for t in image.topics.values() {
         log_config_for(&defaults, &image.topic_configs(&t.name)).map_err(config_error)?;
     }
-    Ok(diff(RESOURCE_BROKER, "", &image.cluster_broker_configs(), overrides))
+    Ok(diff(RESOURCE_BROKER, name, &image.resource_configs(RESOURCE_BROKER, name), overrides))
 }

@@ -266,10 +266,10 @@ impl Controller {
         self.commit(broker, &mut state, records).await
     }
 
-    pub async fn set_broker_configs(&self, broker: &Broker, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
+    pub async fn set_broker_configs(&self, broker: &Broker, name: &str, overrides: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
         let mut state = self.active().await?;
         let image = broker.image();
-        let records = configs::plan_broker_configs(&image, &broker.config, &overrides)?;
+        let records = configs::plan_broker_configs(&image, &broker.config, name, &overrides)?;
         if validate_only {
             return Ok(());
         }

@@ -1,8 +1,11 @@
 //! AlterConfigs (key 33, replaces a resource's whole override set) and IncrementalAlterConfigs
 //! (key 44, SET / DELETE / APPEND / SUBTRACT per key), for topics and the broker.
 //!
-//! Broker resources accept only the settings in `DYNAMIC_BROKER_KEYS` (topic defaults); others
-//! are INVALID_CONFIG ("cannot be updated dynamically"), as in Kafka.
+//! Broker resources accept only the settings in `DYNAMIC_BROKER_KEYS` (topic defaults and the
+//! replication throttle rates); others are INVALID_CONFIG ("cannot be updated dynamically"), as
+//! in Kafka. The resource named "" holds the cluster-wide defaults, one named by a broker id that
+//! broker's own settings (which win there). Any broker takes either: the change is the
+//! controller's to make.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,10 +30,10 @@ fn current(broker: &Broker, resource_type: i8, name: &str) -> Result<BTreeMap<St
             .map(|t| t.configs.clone())
             .ok_or_else(|| AdminError::new(errors::UNKNOWN_TOPIC_OR_PARTITION, format!("Topic '{name}' does not exist."))),
         RESOURCE_BROKER => {
-            if name.is_empty() || name == broker.config.node_id.to_string() {
-                Ok(broker.broker_config_overrides())
+            if name.is_empty() || name.parse::<i32>().is_ok_and(|id| id >= 0) {
+                Ok(broker.image().resource_configs(RESOURCE_BROKER, name))
             } else {
-                Err(AdminError::new(errors::INVALID_REQUEST, format!("Unexpected broker id {name}")))
+                Err(AdminError::new(errors::INVALID_REQUEST, format!("Invalid broker name {name}")))
             }
         }
         other => Err(AdminError::new(errors::INVALID_REQUEST, format!("Unsupported resource type {other}"))),
@@ -41,7 +44,7 @@ async fn apply(broker: &Broker, resource_type: i8, name: &str, configs: BTreeMap
     if resource_type == RESOURCE_TOPIC {
         broker.set_topic_configs(name, configs, validate_only).await
     } else {
-        broker.set_broker_configs(configs, validate_only).await
+        broker.set_broker_configs(name, configs, validate_only).await
     }
 }
 

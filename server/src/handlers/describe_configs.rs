@@ -18,6 +18,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
@@ -26,6 +27,19 @@ const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
 const TYPE_LIST: i8 = 7;
+
+/// Where a dynamic broker setting in force on this broker comes from: its own resource
+/// (DYNAMIC_BROKER_CONFIG) or the cluster-wide one (DYNAMIC_DEFAULT_BROKER_CONFIG).
+fn dynamic_source(broker: &Broker, key: &str) -> Option<i8> {
+    let image = broker.image();
+    if image.resource_configs(RESOURCE_BROKER, &broker.config.node_id.to_string()).contains_key(key) {
+        Some(SOURCE_DYNAMIC_BROKER)
+    } else if image.cluster_broker_configs().contains_key(key) {
+        Some(SOURCE_DYNAMIC_DEFAULT_BROKER)
+    } else {
+        None
+    }
+}
 
 /// The broker setting that supplies a topic config's default (Kafka's synonym).
 fn broker_synonym(topic_key: &str) -> Option<&'static str> {
@@ -102,7 +116,6 @@ pub fn topic_config_entries(
     log_config: &LogConfig,
     keys: Option<&[StrBytes]>,
 ) -> Vec<DescribeConfigsResourceResult> {
-    let dynamic_broker = broker.broker_config_overrides();
     LogConfig::KEYS
         .iter()
         .filter(|k| keys.is_none_or(|ks| ks.iter().any(|x| x.as_str() == **k)))
@@ -116,8 +129,8 @@ pub fn topic_config_entries(
             let synonym = broker_synonym(key);
             e.config_source = if overrides.contains_key(key) {
                 SOURCE_DYNAMIC_TOPIC
-            } else if synonym.is_some_and(|s| dynamic_broker.contains_key(s)) {
-                SOURCE_DYNAMIC_BROKER
+            } else if let Some(source) = synonym.and_then(|s| dynamic_source(broker, s)) {
+                source
             } else if synonym.is_some_and(|s| broker.config.explicit.contains_key(s)) {
                 SOURCE_STATIC_BROKER
             } else {
@@ -187,8 +200,8 @@ fn broker_entries(broker: &Broker, keys: Option<&[StrBytes]>) -> Vec<DescribeCon
             e.name = sb(k.clone());
             e.value = Some(sb(value));
             e.read_only = !crate::broker::DYNAMIC_BROKER_KEYS.contains(&k.as_str());
-            e.config_source = if dynamic.contains_key(&k) {
-                SOURCE_DYNAMIC_BROKER
+            e.config_source = if let Some(source) = dynamic_source(broker, &k) {
+                source
             } else if explicit {
                 SOURCE_STATIC_BROKER
             } else {

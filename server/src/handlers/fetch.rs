@@ -14,6 +14,9 @@
 //!   diverging-epoch check, the follower's new position (which may move the high watermark),
 //!   records up to the log end rather than the high watermark — and it long-polls on the
 //!   leader's log growing rather than on its high watermark.
+//! * Replication throttles (`broker::throttle`): for a partition throttled on this leader, a
+//!   follower outside the ISR gets no records while the leader quota is used up; what is sent
+//!   for throttled partitions counts against it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,15 +50,14 @@ pub fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
         loop {
             let signal = if replica >= 0 { &broker.signals.appended } else { &broker.signals.hw_changed };
             let notified = signal.notified();
-            let (resp, bytes, has_error) = read_once(&broker, &req, version, replica);
+            let read = read_once(&broker, &req, version, replica);
             let elapsed = broker.clock.monotonic_ms().saturating_sub(start);
-            if bytes >= min_bytes || has_error || elapsed >= max_wait_ms || broker.is_closing() {
-                return ResponseKind::Fetch(resp);
+            if read.bytes >= min_bytes || read.has_error || elapsed >= max_wait_ms || broker.is_closing() {
+                return ResponseKind::Fetch(read.answered(&broker));
             }
             let remaining = Duration::from_millis(max_wait_ms - elapsed);
             if tokio::time::timeout(remaining, notified).await.is_err() {
-                let (resp, _, _) = read_once(&broker, &req, version, replica);
-                return ResponseKind::Fetch(resp);
+                return ResponseKind::Fetch(read_once(&broker, &req, version, replica).answered(&broker));
             }
         }
     }))
@@ -82,8 +84,28 @@ fn partition_result(index: i32, code: i16) -> PartitionData {
     pd
 }
 
-/// One pass over the requested partitions: `(response, bytes of records, any partition error)`.
-fn read_once(broker: &Broker, req: &FetchRequest, version: i16, replica: i32) -> (FetchResponse, usize, bool) {
+/// One pass over the requested partitions.
+struct Read {
+    resp: FetchResponse,
+    /// Bytes of records in it.
+    bytes: usize,
+    /// Whether any partition has an error.
+    has_error: bool,
+    /// Bytes of records of leader-throttled partitions (a follower's fetch).
+    throttled_bytes: usize,
+}
+
+impl Read {
+    /// The response to send; what it carries of throttled partitions counts against the
+    /// leader's replication quota (only what is sent: a long poll reads more than once).
+    fn answered(self, broker: &Broker) -> FetchResponse {
+        broker.throttles.record_leader(broker.clock.monotonic_ms(), self.throttled_bytes as u64);
+        self.resp
+    }
+}
+
+fn read_once(broker: &Broker, req: &FetchRequest, version: i16, replica: i32) -> Read {
+    let mut throttled_bytes = 0usize;
     let mut resp = FetchResponse::default();
     resp.error_code = errors::NONE;
     resp.session_id = 0;
@@ -125,8 +147,14 @@ fn read_once(broker: &Broker, req: &FetchRequest, version: i16, replica: i32) ->
             let max_bytes = if total == 0 { limit.max(1) } else { limit };
             let mut pd = partition_result(fp.partition, errors::NONE);
             if replica >= 0 {
-                match partition.read_for_follower(replica, fp.current_leader_epoch, fp.fetch_offset, fp.last_fetched_epoch, max_bytes, broker.clock.monotonic_ms()) {
+                let now = broker.clock.monotonic_ms();
+                let marked = broker.throttles.leader_marked(name, fp.partition);
+                let throttled = marked && broker.throttles.leader_exceeded(now);
+                match partition.read_for_follower(replica, fp.current_leader_epoch, fp.fetch_offset, fp.last_fetched_epoch, max_bytes, throttled, now) {
                     Ok(r) => {
+                        if marked {
+                            throttled_bytes += r.data.len();
+                        }
                         pd.high_watermark = r.high_watermark;
                         pd.last_stable_offset = r.high_watermark;
                         pd.log_start_offset = r.log_start;
@@ -186,5 +214,5 @@ fn read_once(broker: &Broker, req: &FetchRequest, version: i16, replica: i32) ->
     if version >= 16 {
         resp.node_endpoints = super::endpoint_list!(broker, &hinted, NodeEndpoint);
     }
-    (resp, total, has_error)
+    Read { resp, bytes: total, has_error, throttled_bytes }
 }
