@@ -71,10 +71,13 @@ pub enum Bug {
     /// though the controller may have committed it: the high watermark stops waiting for a
     /// replica the committed ISR holds.
     ForgetPendingIsr,
+    /// Under fsync-before-ack, a follower reports its log end to the leader before that log is
+    /// fsynced: the leader counts records as durable on a replica that a power loss takes back.
+    FollowerReportsBeforeFsync,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 25] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -99,6 +102,7 @@ impl Bug {
         Bug::NoFollowerProducerState,
         Bug::CompleteReassignmentEarly,
         Bug::ForgetPendingIsr,
+        Bug::FollowerReportsBeforeFsync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -127,6 +131,7 @@ impl Bug {
             Bug::NoFollowerProducerState => "no-follower-producer-state",
             Bug::CompleteReassignmentEarly => "complete-reassignment-early",
             Bug::ForgetPendingIsr => "forget-pending-isr",
+            Bug::FollowerReportsBeforeFsync => "follower-reports-before-fsync",
         }
     }
 

@@ -159,3 +159,8 @@ fn forgetting_an_isr_change_whose_request_failed_is_caught() {
     // It needs an AlterPartition that failed on the way yet was committed: seed 314 found it.
     caught_from(Scenario::ClusterSplit, Bug::ForgetPendingIsr, 301, &["lost-ack", "one-record-per-offset", "order", "replicas-agree"]);
 }
+
+#[test]
+fn a_follower_reporting_an_offset_before_its_fsync_is_caught() {
+    caught_in(Scenario::Cluster, Bug::FollowerReportsBeforeFsync, &["durable-at-ack", "lost-ack"]);
+}

@@ -195,3 +195,100 @@ def test_unclean_leader_election_trades_lost_records_for_availability(cluster):
     leader.start()
     wait_for(lambda: describe(third, safe)[0][0] == leader_id, SESSION_TIMEOUT_MS / 1000 + 30, "the clean topic led again by its ISR member")
     assert read(safe, 15) == [b"both-have-it"] * 10 + [b"only-the-leader-has-it"] * 5, "the clean topic kept every record"
+
+
+def test_a_rolling_restart_gives_clients_no_errors(cluster):
+    """Each broker in turn is stopped with SIGTERM (controlled shutdown: its leaderships move to
+    other ISR members first) and started again, and the next one waits until it is back in every
+    ISR. An idempotent acks=all producer writing the whole time gets no failed delivery, a
+    consumer group reading the whole time sees every acknowledged record, and nothing is lost."""
+    import threading
+
+    from confluent_kafka import Consumer
+
+    n1, n2, n3 = cluster
+    bootstrap = f"{n1.bootstrap},{n2.bootstrap},{n3.bootstrap}"
+    topic = unique("roll")
+    r = gregor("topics", "create", "--bootstrap-server", n1.bootstrap, topic, "--partitions", str(PARTITIONS), "--replication-factor", "3",
+               "--config", "min.insync.replicas=2")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: (lambda d: len(d) == PARTITIONS and all(len(i) == 3 for _, _, i in d.values()))(describe(n1, topic)), 15, "a full ISR")
+    for n in (n2, n3):
+        wait_for(lambda: len(describe(n, topic)) == PARTITIONS, 10, f"node {n.node_id} knowing the topic")
+
+    acked: list[bytes] = []
+    failed: list[str] = []
+    seen: set[bytes] = set()
+    consumer_errors: list[str] = []
+    stop = threading.Event()
+    stop_reading = threading.Event()
+
+    def on_delivery(err, m):
+        if err is None:
+            acked.append(m.value())
+        else:
+            failed.append(str(err))
+
+    def produce():
+        # A delivery timeout a leader failover by session expiry (kill -9) would exceed: the
+        # leaderships must have moved before each broker stops.
+        p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                      "message.timeout.ms": 2500})
+        i = 0
+        while not stop.is_set():
+            # Every partition in turn (a keyless producer would avoid a partition whose leader
+            # is unreachable and hide a slow failover).
+            p.produce(topic, value=f"r{i}".encode(), partition=i % PARTITIONS, on_delivery=on_delivery)
+            p.poll(0)
+            i += 1
+            time.sleep(0.002)
+        if p.flush(30) != 0:
+            failed.append("undelivered at the end")
+
+    def consume():
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("roll-group"), "auto.offset.reset": "earliest",
+                      "session.timeout.ms": 10000})
+        c.subscribe([topic])
+        while not stop_reading.is_set():
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                consumer_errors.append(str(m.error()))
+            else:
+                seen.add(m.value())
+        c.close()
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2)
+        for node in cluster:
+            assert node.stop() == 0, f"node {node.node_id} exits cleanly on SIGTERM"
+            # A restart takes a while (a new binary, a config change): longer than the
+            # producer's delivery timeout, so nothing may wait for this broker.
+            time.sleep(3)
+            node.start()
+            others = [n for n in cluster if n is not node]
+            wait_for(lambda: all(len(isr) == 3 for _, _, isr in describe(others[0], topic).values()), 40,
+                     f"node {node.node_id} back in every ISR")
+            time.sleep(1)
+    finally:
+        stop.set()
+        threads[0].join(90)
+        # The group reads on until it has everything acknowledged (or the wait ends).
+        deadline = time.monotonic() + 30
+        while not set(acked) <= seen and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stop_reading.set()
+        threads[1].join(30)
+    assert not failed, f"{len(failed)} failed deliveries, e.g. {failed[:3]}"
+    assert not consumer_errors, consumer_errors[:5]
+    assert len(acked) > 500, f"only {len(acked)} records acknowledged"
+    missing = set(acked) - seen
+    assert not missing, f"the group missed {len(missing)} acknowledged records while it ran"
+    got = consume_all(n1.bootstrap, topic, PARTITIONS, len(acked))
+    values = [v for part in got.values() for _, v in part]
+    assert len(values) == len(set(values)), "a record stored twice"
+    assert set(values) == set(acked)

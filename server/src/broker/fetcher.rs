@@ -8,7 +8,8 @@
 //! * A diverging-epoch answer truncates before anything else is fetched (KIP-320), an
 //!   out-of-range answer below the leader's log start restarts the log there.
 //! * Under fsync-before-ack, a fetch reports an offset only after everything below it is
-//!   fsynced on this broker: the leader counts it as durable here.
+//!   fsynced on this broker (the wait is where the request is built): the leader counts it as
+//!   durable here.
 //! * Replication throttles (`super::throttle`): a partition throttled on this follower and not
 //!   in the ISR is left out of the request while the follower quota is used up; the bytes
 //!   fetched for throttled partitions count against it.
@@ -196,8 +197,8 @@ async fn wait_or_change(shared: &FetcherShared, d: Duration) {
     let _ = tokio::time::timeout(d, shared.changed.notified()).await;
 }
 
-/// One fetch round: request every partition not backing off, apply the answers, wait until
-/// what was appended is durable. Ok(false) when there was nothing to request.
+/// One fetch round: request every partition not backing off (each at a position that is durable
+/// here), apply the answers. Ok(false) when there was nothing to request.
 async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut Client) -> Result<bool, String> {
     let now = broker.clock.monotonic_ms();
     let followed: Vec<(TopicPartition, Followed)> =
@@ -230,12 +231,18 @@ async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut C
     let image = broker.image();
     let me = broker.config.node_id;
     let quota_used_up = broker.throttles.follower_exceeded(now);
+    let mut positions = Vec::new();
     for ((topic, index), f) in followed {
         let in_isr = image.partition(&topic, index).is_some_and(|r| r.isr.contains(&me));
         if quota_used_up && !in_isr && broker.throttles.follower_marked(&topic, index) {
             continue;
         }
-        let pos = match f.partition.fetch_position() {
+        positions.push(((topic, index), f));
+    }
+    drop(image);
+    for ((topic, index), f) in positions {
+        // Report nothing to the leader that is not durable here.
+        let pos = match f.partition.durable_fetch_position().await {
             Ok(p) => p,
             Err(_) => continue,
         };
@@ -255,7 +262,6 @@ async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut C
         t.partitions.push(p);
         asked.insert((topic, index), (f, pos.fetch_offset));
     }
-    drop(image);
     if asked.is_empty() {
         return Ok(false);
     }
@@ -264,7 +270,6 @@ async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut C
     if resp.error_code != errors::NONE {
         return Err(format!("fetch refused with error {}", resp.error_code));
     }
-    let mut appended: Vec<(Arc<Partition>, i64)> = Vec::new();
     let mut failed: Vec<TopicPartition> = Vec::new();
     for tr in resp.responses {
         for pd in tr.partitions {
@@ -285,15 +290,7 @@ async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut C
                     if broker.throttles.follower_marked(&key.0, key.1) {
                         broker.throttles.record_follower(broker.clock.monotonic_ms(), data.len() as u64);
                     }
-                    match p.append_from_leader(f.leader_epoch, &mut data, pd.high_watermark, pd.log_start_offset, broker.clock.wall_ms()) {
-                        Ok(end) => {
-                            if end > fetch_offset {
-                                appended.push((p.clone(), end));
-                            }
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
+                    p.append_from_leader(f.leader_epoch, &mut data, pd.high_watermark, pd.log_start_offset, broker.clock.wall_ms()).map(|_| ())
                 }
                 errors::OFFSET_OUT_OF_RANGE if pd.log_start_offset > fetch_offset => p.restart_at(f.leader_epoch, pd.log_start_offset),
                 code => {
@@ -319,11 +316,6 @@ async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut C
             }
         }
     }
-    // Report nothing to the leader that is not durable here.
-    for (p, end) in appended {
-        if let Err(e) = p.wait_flushed(end).await {
-            tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "follower partition not flushed");
-        }
-    }
+    // The next round reports these appends only once they are durable (`durable_fetch_position`).
     Ok(true)
 }

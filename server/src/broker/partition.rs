@@ -572,14 +572,28 @@ impl Partition {
         })
     }
 
-    /// Follower: waits until everything below `offset` is fsynced (nothing to wait for under
-    /// the page-cache policy), before a fetch reports `offset` to the leader.
-    pub async fn wait_flushed(&self, offset: i64) -> Result<(), PartitionError> {
-        self.wait_for(|st| {
+    /// Follower: where the next fetch starts, once everything below it is fsynced here (nothing
+    /// to wait for under the page-cache policy). The leader counts a reported fetch offset as
+    /// durable on this replica, so the wait sits right where the offset is reported, whichever
+    /// fetcher appended last.
+    pub async fn durable_fetch_position(&self) -> Result<FetchPosition, PartitionError> {
+        let pos = self.fetch_position()?;
+        if !bugs::active(Bug::FollowerReportsBeforeFsync) {
+            self.wait_for(|st| {
+                let log = st.log.as_ref().expect("checked open");
+                (!strict(log.config()) || log.flushed_offset() >= pos.fetch_offset).then_some(Ok(()))
+            })
+            .await?;
+        }
+        self.with_log(|st| {
             let log = st.log.as_ref().expect("checked open");
-            (!strict(log.config()) || log.flushed_offset() >= offset).then_some(Ok(()))
-        })
-        .await
+            if strict(log.config()) {
+                // The simulator's durability oracle: a reported offset must be durable now.
+                log.probe_durable_below("fetch offset reported to the leader", pos.fetch_offset);
+            }
+            Ok(())
+        })?;
+        Ok(pos)
     }
 
     /// Waits until everything below `offset` is durable on this replica under the partition's
