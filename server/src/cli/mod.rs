@@ -21,11 +21,20 @@ pub fn error_name(code: i16) -> &'static str {
     gregor_core::errors::name(code)
 }
 
-/// Connects to the bootstrap broker with a helpful error.
+/// Connects to a bootstrap broker: `bootstrap` is one `host:port` or a comma-separated list of
+/// them, as Kafka's tools take, tried in order until one answers; the error names them all.
 pub async fn connect(bootstrap: &str) -> anyhow::Result<Client> {
-    Client::connect(bootstrap, "gregor-cli")
-        .await
-        .map_err(|e| anyhow::anyhow!("{e} (is a broker running at {bootstrap}?)"))
+    let mut last = None;
+    for addr in bootstrap.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match Client::connect(addr, "gregor-cli").await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(anyhow::anyhow!("{e} (is a broker running at {bootstrap}?)")),
+        None => Err(anyhow::anyhow!("--bootstrap-server names no broker")),
+    }
 }
 
 /// A connection to the coordinator of `group`, found with FindCoordinator at `bootstrap`.
