@@ -267,7 +267,7 @@ async fn session(ctx: &Ctx, who: &str, c: &mut Client, member_id: &mut String, r
                 let mut m = MemberIdentity::default();
                 m.member_id = sb(member_id);
                 req.members = vec![m];
-                let r = c.send(&req).await.map(|r| r.error_code);
+                let r = c.send(&req).await.map(|r| r.error_code).map_err(|e| e.to_string());
                 ctx.trace.event(who, format!("leave: {r:?}"));
                 member_id.clear();
                 tokio::time::sleep(Duration::from_millis(rng.random_range(0..=3_000))).await;

@@ -39,6 +39,9 @@ impl Trace {
     pub fn event(&self, node: &str, what: impl AsRef<str>) {
         let t = self.elapsed();
         let line = format!("{:>4}.{:06}s {node:<10} {}", t.as_secs(), t.subsec_micros(), what.as_ref());
+        // A backtrace (an anyhow error's Debug form under RUST_BACKTRACE) names the caller's
+        // source lines, so a hash over it would differ between two runs of one seed.
+        assert!(!line.contains("Stack backtrace:"), "trace line with a backtrace (format the error with Display): {line}");
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for b in line.as_bytes().iter().chain(b"\n") {
             inner.hash ^= u64::from(*b);

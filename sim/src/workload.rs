@@ -681,7 +681,9 @@ pub async fn final_read_of(ctx: Ctx, probe_producer: u32, bound: Duration, parti
             let (mut log_start, hw) = match (list_offset(&mut c, &ctx.topic, p, -2).await, list_offset(&mut c, &ctx.topic, p, -1).await) {
                 (Ok(s), Ok(h)) => (s, h),
                 (a, b) => {
-                    ctx.trace.event(who, format!("list offsets p{p}: {:?} {:?}", a.err(), b.err()));
+                    // Display, not Debug: an anyhow error's Debug form carries a backtrace when
+                    // RUST_BACKTRACE is set, and the trace (its hash) must not depend on the caller.
+                    ctx.trace.event(who, format!("list offsets p{p}: {:?} {:?}", a.err().map(|e| e.to_string()), b.err().map(|e| e.to_string())));
                     break 'partitions;
                 }
             };
