@@ -74,10 +74,13 @@ pub enum Bug {
     /// Under fsync-before-ack, a follower reports its log end to the leader before that log is
     /// fsynced: the leader counts records as durable on a replica that a power loss takes back.
     FollowerReportsBeforeFsync,
+    /// A partition leader answers acks=all without checking `min.insync.replicas`: with the ISR
+    /// shrunk to the leader alone, a write is acknowledged from one replica.
+    AckBelowMinIsr,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 26] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -103,6 +106,7 @@ impl Bug {
         Bug::CompleteReassignmentEarly,
         Bug::ForgetPendingIsr,
         Bug::FollowerReportsBeforeFsync,
+        Bug::AckBelowMinIsr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -132,11 +136,13 @@ impl Bug {
             Bug::CompleteReassignmentEarly => "complete-reassignment-early",
             Bug::ForgetPendingIsr => "forget-pending-isr",
             Bug::FollowerReportsBeforeFsync => "follower-reports-before-fsync",
+            Bug::AckBelowMinIsr => "ack-below-min-isr",
         }
     }
 
     #[cfg_attr(not(madsim), allow(dead_code))]
     fn bit(self) -> u32 {
+        const _: () = assert!(Bug::ALL.len() <= 32, "the active set is a u32 mask");
         1 << (self as u32)
     }
 }

@@ -14,6 +14,12 @@
 //! drives it) and collected by the simulator after the run ([`take_findings`]), which fails the
 //! seed with them.
 //!
+//! # Acknowledged writes
+//! Where a partition leader answers an acks=all produce it calls [`acknowledged`]. The simulator
+//! registers an observer ([`set_ack_observer`]) that, at that very moment, looks at every node's
+//! disk and counts the replicas that hold the write durably: that is how it checks
+//! `min.insync.replicas` from outside the broker, which only knows its own disk.
+//!
 //! # Crash points
 //! [`crash_point`] marks moments right after which a power loss is most interesting (a segment
 //! roll, a rename, a completed checkpoint write). The simulator's disk draws from its seed whether
@@ -95,6 +101,45 @@ pub fn enabled() -> bool {
 #[cfg(madsim)]
 pub fn take_findings() -> (u64, Vec<String>) {
     FINDINGS.with(|f| std::mem::take(&mut *f.borrow_mut()))
+}
+
+/// An acks=all write a partition leader acknowledged: every record of `topic`-`partition` below
+/// `end_offset`, answered by broker `node_id`.
+#[derive(Clone, Copy, Debug)]
+pub struct AckedWrite<'a> {
+    pub node_id: i32,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub end_offset: i64,
+}
+
+/// What the simulator runs whenever a leader acknowledges an acks=all write.
+#[cfg(madsim)]
+pub type AckObserver = Box<dyn FnMut(&AckedWrite<'_>)>;
+
+#[cfg(madsim)]
+thread_local! {
+    static ACK_OBSERVER: std::cell::RefCell<Option<AckObserver>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets (or with `None` removes) the observer of acknowledged writes for worlds driven by this
+/// thread.
+#[cfg(madsim)]
+pub fn set_ack_observer(observer: Option<AckObserver>) {
+    ACK_OBSERVER.with(|o| *o.borrow_mut() = observer);
+}
+
+/// A partition leader is about to answer an acks=all write (see the module doc).
+#[inline]
+pub fn acknowledged(write: AckedWrite<'_>) {
+    #[cfg(madsim)]
+    ACK_OBSERVER.with(|o| {
+        if let Some(f) = o.borrow_mut().as_mut() {
+            f(&write);
+        }
+    });
+    #[cfg(not(madsim))]
+    let _ = write;
 }
 
 /// A crash point: the simulated disk may lose power here (see the module doc).

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use gregor_core::disk::{read_all, Disk};
 use gregor_net::client::Client;
 use gregor_storage::mem_disk::MemDisk;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{CreateTopicsRequest, DescribeQuorumRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     pub(crate) partitions: i32,
     /// Replication factor of the topics created.
     pub(crate) replication_factor: i16,
+    /// `min.insync.replicas` of `topic`.
+    pub(crate) min_insync: i16,
 }
 
 impl Shared {
@@ -117,7 +119,7 @@ impl Shared {
         self.stop.load(Ordering::SeqCst)
     }
 
-    fn with_cluster<T>(&self, f: impl FnOnce(&mut ClusterData) -> T) -> T {
+    pub(crate) fn with_cluster<T>(&self, f: impl FnOnce(&mut ClusterData) -> T) -> T {
         let mut h = self.history.lock();
         f(h.cluster.get_or_insert_with(ClusterData::default))
     }
@@ -221,7 +223,7 @@ async fn describe_quorum(c: &mut Client) -> Result<(i16, i32, i32, i64, Option<i
 }
 
 /// FNV-1a, for entry digests.
-fn fnv(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
@@ -400,12 +402,19 @@ async fn observer(sh: Shared, stop: Arc<AtomicBool>) {
 }
 
 /// Creates `topic` on node `node` once; Some(error code) if answered.
+/// The scenario's own topic is created with its `min.insync.replicas`.
 async fn create_once(pool: &mut Pool, sh: &Shared, addr: &str, topic: &str, partitions: i32) -> Option<i16> {
     let c = pool.get(addr, &sh.trace).await?;
     let mut t = CreatableTopic::default();
     t.name = workload::name(topic);
     t.num_partitions = partitions;
     t.replication_factor = sh.replication_factor;
+    if topic == sh.topic {
+        let mut config = CreatableTopicConfig::default();
+        config.name = StrBytes::from_static_str("min.insync.replicas");
+        config.value = Some(StrBytes::from_string(sh.min_insync.to_string()));
+        t.configs = vec![config];
+    }
     let mut req = CreateTopicsRequest::default();
     req.topics = vec![t];
     req.timeout_ms = 10_000;
@@ -1043,7 +1052,9 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         topic: topic.to_string(),
         partitions: wk.partitions,
         replication_factor: ck.replication_factor,
+        min_insync: ck.min_insync_replicas,
     };
+    gregor_core::probe::set_ack_observer(Some(crate::ack_replicas::observer(sh.clone())));
     let observer_stop = Arc::new(AtomicBool::new(false));
     let observer_task = world.add_client("observer").spawn(observer(sh.clone(), observer_stop.clone()));
 
@@ -1150,6 +1161,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
             faults.insert(k.to_string(), v);
         }
     }
+    gregor_core::probe::set_ack_observer(None);
     let data = std::mem::take(&mut *history.lock());
     Outcome { history: data, faults }
 }

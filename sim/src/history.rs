@@ -284,6 +284,24 @@ pub struct ClusterData {
     /// disks (broker id -> batches, or why they could not be read), and its leader.
     pub final_replicas: BTreeMap<i32, Vec<(i32, Result<Vec<ReplicaBatch>, String>)>>,
     pub final_leaders: BTreeMap<i32, i32>,
+    /// acks=all writes on the scenario's topic whose replicas were counted when acknowledged.
+    pub acks_checked: u64,
+    /// Those acknowledged while fewer than `min.insync.replicas` replicas held them durably.
+    pub short_acks: Vec<ShortAck>,
+}
+
+/// An acks=all write acknowledged while too few replicas held it durably (`ack_replicas`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShortAck {
+    pub at: Duration,
+    /// The leader that acknowledged it.
+    pub node_id: i32,
+    pub partition: i32,
+    /// Every record below this offset was acknowledged.
+    pub end_offset: i64,
+    /// The nodes whose disks held the acknowledged batch durably at that moment.
+    pub holders: Vec<i32>,
+    pub min_insync: i16,
 }
 
 /// One batch of a replica's log as on its disk: (base offset, last offset, leader epoch, digest

@@ -132,6 +132,10 @@ pub struct ClusterKnobs {
     /// Replication factor of every topic the clients create: 1 (each partition lives and dies
     /// with one broker), 3, or (with five brokers) 5.
     pub replication_factor: i16,
+    /// `min.insync.replicas` of the `events` topic: 1 with a replication factor of 1, else
+    /// 1 or a majority of the replicas (2 of 3, 3 of 5), so that acks=all writes are refused
+    /// with NOT_ENOUGH_REPLICAS while too few replicas are in sync.
+    pub min_insync_replicas: i16,
     /// Mean simulated milliseconds between two operator actions (preferred elections and
     /// replica reassignments of the `events` partitions), or 0: no operator. With an operator,
     /// the controller also rebalances leaders by itself every few seconds.
@@ -164,7 +168,12 @@ impl ClusterKnobs {
                 pick(&mut SmallRng::seed_from_u64(seed ^ 0x7265_706c_6963_6173), choices)
             },
             operator_gap_ms: pick(&mut SmallRng::seed_from_u64(seed ^ 0x6f70_6572_6174_6f72), &[0, 2_000, 5_000]),
+            min_insync_replicas: 1,
         };
+        if k.replication_factor > 1 {
+            let majority = k.replication_factor / 2 + 1;
+            k.min_insync_replicas = pick(&mut SmallRng::seed_from_u64(seed ^ 0x6d69_6e5f_6973_7221), &[1, majority, majority]);
+        }
         if k.kill_weight + k.power_loss_weight + k.isolate_weight + k.one_way_weight + k.bridge_weight + k.swizzle_weight + k.pause_weight == 0 {
             k.kill_weight = 1;
             k.isolate_weight = 1;
@@ -266,9 +275,10 @@ impl fmt::Display for Knobs {
         if let Some(c) = &self.cluster {
             write!(
                 f,
-                "\n  cluster: {} nodes ({} controller-only); faults every ~{} ms; weights kill={} power-loss={} power-loss-all={} isolate={} one-way={} bridge={} swizzle={} pause={}; target controller {}; CreateTopics every ~{} ms",
+                "\n  cluster: {} nodes ({} controller-only); faults every ~{} ms; weights kill={} power-loss={} power-loss-all={} isolate={} one-way={} bridge={} swizzle={} pause={}; target controller {}; CreateTopics every ~{} ms; replication factor {}, min.insync.replicas {}; operator every ~{} ms",
                 c.nodes, c.controllers, c.mean_gap_ms, c.kill_weight, c.power_loss_weight, c.power_loss_all_weight, c.isolate_weight, c.one_way_weight,
-                c.bridge_weight, c.swizzle_weight, c.pause_weight, c.target_controller_chance, c.create_gap_ms
+                c.bridge_weight, c.swizzle_weight, c.pause_weight, c.target_controller_chance, c.create_gap_ms, c.replication_factor,
+                c.min_insync_replicas, c.operator_gap_ms
             )?;
         }
         Ok(())

@@ -9,6 +9,7 @@
 
 #![cfg(madsim)]
 
+mod ack_replicas;
 pub mod checkers;
 pub mod cluster;
 pub mod group_member;
@@ -141,6 +142,8 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
     RECORD_PANICS.with(|r| r.set(false));
     let panics = PANICS.with(|p| std::mem::take(&mut *p.borrow_mut()));
     gregor_core::bugs::set_active(&[]);
+    // A scenario that panicked did not remove its observer of acknowledged writes.
+    gregor_core::probe::set_ack_observer(None);
     let findings = gregor_core::probe::take_findings();
     match result {
         Ok((mut outcome, trace_hash, trace_lines, sim_time)) => {

@@ -164,3 +164,8 @@ fn forgetting_an_isr_change_whose_request_failed_is_caught() {
 fn a_follower_reporting_an_offset_before_its_fsync_is_caught() {
     caught_in(Scenario::Cluster, Bug::FollowerReportsBeforeFsync, &["durable-at-ack", "lost-ack"]);
 }
+
+#[test]
+fn acknowledging_below_min_insync_replicas_is_caught() {
+    caught_in(Scenario::Cluster, Bug::AckBelowMinIsr, &["acked-min-isr", "lost-ack"]);
+}

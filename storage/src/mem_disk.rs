@@ -149,6 +149,19 @@ impl State {
         p > 0.0 && self.rng.random::<f64>() < p
     }
 
+    /// The names of the files and directories right inside `dir`, sorted.
+    fn children(&self, dir: &Path) -> Vec<String> {
+        let mut out = BTreeSet::new();
+        for p in self.names.keys().chain(self.dirs.iter()) {
+            if p.parent() == Some(dir) {
+                if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                    out.insert(name.to_string());
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// Drops an inode nobody can reach any more (no name, no durable name, no open handle).
     fn gc(&mut self, ino: u64) {
         debug_assert_eq!(
@@ -453,6 +466,23 @@ impl MemDisk {
         None
     }
 
+    /// The names in directory `dir` now (empty if there is none), also while a crash point
+    /// keeps the power off: for the simulator's observers, which must not change the disk.
+    pub fn peek_dir(&self, dir: &Path) -> Vec<String> {
+        let st = lock(&self.state);
+        if st.dirs.contains(dir) { st.children(dir) } else { Vec::new() }
+    }
+
+    /// The length of the file at `path` and its bytes `range` now (`None`: no such file, or the
+    /// range passes its end), also while a crash point keeps the power off; no handle is opened
+    /// and no fault drawn.
+    pub fn peek(&self, path: &Path, range: std::ops::Range<u64>) -> Option<(u64, Vec<u8>)> {
+        let st = lock(&self.state);
+        let n = st.inodes.get(st.names.get(path)?)?;
+        let (start, end) = (usize::try_from(range.start).ok()?, usize::try_from(range.end).ok()?);
+        Some((n.data.len() as u64, n.data.get(start..end)?.to_vec()))
+    }
+
     /// Whether any file has unsynced data or any directory unsynced entries (test helper).
     pub fn has_unsynced(&self) -> bool {
         let st = lock(&self.state);
@@ -643,16 +673,7 @@ impl Disk for MemDisk {
         if !st.dirs.contains(path) {
             return Err(not_found(path));
         }
-        let mut out = BTreeSet::new();
-        let children = st.names.keys().chain(st.dirs.iter());
-        for p in children {
-            if p.parent() == Some(path) {
-                if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
-                    out.insert(name.to_string());
-                }
-            }
-        }
-        Ok(out.into_iter().collect())
+        Ok(st.children(path))
     }
 
     fn exists(&self, path: &Path) -> bool {

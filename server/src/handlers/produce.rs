@@ -44,7 +44,9 @@
 use std::sync::Arc;
 
 use gregor_core::batch::{self, BatchError, BatchHeader, ATTR_LOG_APPEND_TIME};
+use gregor_core::bugs::{self, Bug};
 use gregor_core::compression::CODEC_ZSTD;
+use gregor_core::probe;
 use gregor_core::records::{validate_records, RecordsError};
 use gregor_storage::TimestampType;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
@@ -206,7 +208,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
                 }
             };
             let min_insync = broker.min_insync_replicas(&name);
-            if acks == -1 && !internal {
+            if acks == -1 && !internal && !bugs::active(Bug::AckBelowMinIsr) {
                 let isr = partition.isr_len();
                 if isr < min_insync {
                     let message = format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_insync} for partition {name}-{index}");
@@ -247,6 +249,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
         return Reply::Now(ResponseKind::Produce(resp));
     }
     let clock = broker.clock.clone();
+    let node_id = broker.config.node_id;
     Reply::Later(Box::pin(async move {
         let deadline = clock.monotonic_ms() + timeout.as_millis() as u64;
         for (t, p, partition, offset, leader_epoch, min_insync) in waits {
@@ -254,8 +257,14 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
             // for this broker's own disk.
             let result = if acks == -1 {
                 let left = std::time::Duration::from_millis(deadline.saturating_sub(clock.monotonic_ms()));
+                // The injected bug forgets min.insync.replicas here as well as before the append.
+                let min_insync = if bugs::active(Bug::AckBelowMinIsr) { 1 } else { min_insync };
                 match tokio::time::timeout(left, partition.wait_replicated(offset, leader_epoch, min_insync)).await {
-                    Ok(r) => r.map_err(|e| (e.code(), e.to_string())),
+                    Ok(Ok(())) => {
+                        probe::acknowledged(probe::AckedWrite { node_id, topic: &partition.topic, partition: partition.index, end_offset: offset });
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err((e.code(), e.to_string())),
                     Err(_) => Err((errors::REQUEST_TIMED_OUT, format!("not acknowledged within the request's timeout of {} ms", timeout.as_millis()))),
                 }
             } else {

@@ -1,0 +1,94 @@
+//! Who holds an acknowledged write: the observer the cluster scenario registers with
+//! `gregor_core::probe::set_ack_observer`. Whenever a partition leader answers an acks=all
+//! produce on the scenario's topic, it looks at every node's simulated disk at that very moment
+//! and counts the replicas whose log holds the acknowledged batch (the same bytes as the
+//! leader's) durably: within a segment whose directory entry and bytes up to the batch's end a
+//! power loss would not take back. Fewer holders than the topic's `min.insync.replicas` is a
+//! finding for the `acked-min-isr` checker.
+//!
+//! The count does not ask the broker anything: a leader that miscounts its ISR, or forgets the
+//! setting, is caught by what the disks hold.
+
+use std::path::{Path, PathBuf};
+
+use gregor_core::batch::{BatchHeader, HEADER_LEN};
+use gregor_core::probe::{AckObserver, AckedWrite};
+use gregor_storage::mem_disk::MemDisk;
+
+use crate::cluster::Shared;
+use crate::history::ShortAck;
+use crate::world::DATA_DIR;
+
+/// The observer for `sh`'s topic, whose `min.insync.replicas` is `sh.min_insync`.
+pub(crate) fn observer(sh: Shared) -> AckObserver {
+    Box::new(move |w: &AckedWrite<'_>| {
+        if w.topic != sh.topic {
+            return;
+        }
+        let leader = usize::try_from(w.node_id - 1).ok().and_then(|i| sh.disks.get(i));
+        let Some(leader_batch) = leader.and_then(|d| last_batch(d, w.topic, w.partition, w.end_offset)) else {
+            // The leader acknowledged a write its own log does not end a batch at: that is a
+            // shortfall as well (no replica can be shown to hold it).
+            record(&sh, w, Vec::new());
+            return;
+        };
+        let holders: Vec<i32> = sh
+            .disks
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| last_batch(d, w.topic, w.partition, w.end_offset).is_some_and(|b| b.digest == leader_batch.digest && b.durable))
+            .map(|(i, _)| i as i32 + 1)
+            .collect();
+        record(&sh, w, holders);
+    })
+}
+
+fn record(sh: &Shared, w: &AckedWrite<'_>, holders: Vec<i32>) {
+    let at = sh.trace.elapsed();
+    let min = sh.min_insync;
+    let short = holders.len() < usize::try_from(min).unwrap_or(usize::MAX);
+    if short {
+        sh.trace.event("checker", format!("acknowledged p{} below {} by node {}: durable on {holders:?} only", w.partition, w.end_offset, w.node_id));
+    }
+    sh.with_cluster(|c| {
+        c.acks_checked += 1;
+        if short {
+            c.short_acks.push(ShortAck { at, node_id: w.node_id, partition: w.partition, end_offset: w.end_offset, holders, min_insync: min });
+        }
+    });
+}
+
+/// The batch of a replica's log whose last offset is `end_offset - 1`, if there is one.
+struct Found {
+    digest: u64,
+    /// Whether a power loss now would leave the batch (and its segment's name) in place.
+    durable: bool,
+}
+
+/// Finds the batch ending at `end_offset - 1` in `disk`'s replica of `topic`-`partition`,
+/// reading batch headers only, in the last segment that starts at or below it.
+fn last_batch(disk: &MemDisk, topic: &str, partition: i32, end_offset: i64) -> Option<Found> {
+    let dir = Path::new(DATA_DIR).join(format!("{topic}-{partition}"));
+    let last = end_offset - 1;
+    let (_, name) = disk.peek_dir(&dir).into_iter().filter_map(|n| Some((n.strip_suffix(".log")?.parse::<i64>().ok()?, n))).filter(|&(b, _)| b <= last).max()?;
+    let path: PathBuf = dir.join(name);
+    let mut pos = 0u64;
+    loop {
+        let (len, header) = disk.peek(&path, pos..pos + HEADER_LEN as u64)?;
+        let h = BatchHeader::parse(&header).ok()?;
+        let total = h.total_len() as u64;
+        if total == 0 || pos + total > len {
+            return None;
+        }
+        let batch_last = h.base_offset + i64::from(h.last_offset_delta);
+        if batch_last >= last {
+            if batch_last != last {
+                return None;
+            }
+            let (_, bytes) = disk.peek(&path, pos..pos + total)?;
+            let durable = disk.durability_gap(&path, 0..pos + total).is_none();
+            return Some(Found { digest: crate::cluster::fnv(&bytes), durable });
+        }
+        pos += total;
+    }
+}
