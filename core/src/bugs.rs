@@ -77,10 +77,13 @@ pub enum Bug {
     /// A partition leader answers acks=all without checking `min.insync.replicas`: with the ISR
     /// shrunk to the leader alone, a write is acknowledged from one replica.
     AckBelowMinIsr,
+    /// A new partition leader answers a client's ListOffsets "latest" with a high watermark that
+    /// lags behind the start of its epoch (no KIP-207 check): below what its predecessor said.
+    ListOffsetsLaggingHw,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 26] = [
+    pub const ALL: [Bug; 27] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -107,6 +110,7 @@ impl Bug {
         Bug::ForgetPendingIsr,
         Bug::FollowerReportsBeforeFsync,
         Bug::AckBelowMinIsr,
+        Bug::ListOffsetsLaggingHw,
     ];
 
     pub fn name(self) -> &'static str {
@@ -137,6 +141,7 @@ impl Bug {
             Bug::ForgetPendingIsr => "forget-pending-isr",
             Bug::FollowerReportsBeforeFsync => "follower-reports-before-fsync",
             Bug::AckBelowMinIsr => "ack-below-min-isr",
+            Bug::ListOffsetsLaggingHw => "list-offsets-lagging-hw",
         }
     }
 

@@ -27,15 +27,16 @@ use gregor_net::client::Client;
 use gregor_storage::mem_disk::MemDisk;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{CreateTopicsRequest, DescribeQuorumRequest, InitProducerIdRequest, MetadataRequest, MetadataResponse, ProducerId, TopicName};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, DescribeQuorumRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, MetadataResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::history::{ReplicaBatch, 
-    value_prefix, Ack, ClusterData, CommittedSeen, DiskLog, FinalRead, History, MetadataPoll, MetadataView, PartitionView,
-    Produced, QuorumPoll, RecordId, TopicView,
+use crate::history::{
+    value_prefix, Ack, ClusterData, CommittedSeen, DiskLog, FinalRead, History, LatestPoll, MetadataPoll, MetadataView, PartitionView,
+    Produced, QuorumPoll, RecordId, ReplicaBatch, TopicView,
 };
 use crate::knobs::{ClusterKnobs, Durability, Knobs};
 use crate::scenario::{Outcome, LIVENESS_BOUND_MS, PROBE_PRODUCER};
@@ -222,6 +223,27 @@ async fn describe_quorum(c: &mut Client) -> Result<(i16, i32, i32, i64, Option<i
     Ok((pd.error_code, pd.leader_id.0, pd.leader_epoch, pd.high_watermark, leader_end))
 }
 
+/// Every partition of `topic` from ListOffsets "latest" (timestamp -1) as a client asks it (replica
+/// id -1, no current leader epoch): (partition, error, offset, leader epoch).
+async fn latest_offsets(c: &mut Client, topic: &str, partitions: i32) -> Result<Vec<(i32, i16, i64, i32)>, String> {
+    let mut t = ListOffsetsTopic::default();
+    t.name = workload::name(topic);
+    t.partitions = (0..partitions)
+        .map(|i| {
+            let mut p = ListOffsetsPartition::default();
+            p.partition_index = i;
+            p.timestamp = -1;
+            p.current_leader_epoch = -1;
+            p
+        })
+        .collect();
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.topics = vec![t];
+    let resp = c.send(&req).await.map_err(|e| e.to_string())?;
+    Ok(resp.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.error_code, p.offset, p.leader_epoch))).collect())
+}
+
 /// FNV-1a, for entry digests.
 pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
@@ -383,6 +405,23 @@ async fn observer(sh: Shared, stop: Arc<AtomicBool>) {
                 Err(_) => {
                     clients[i] = None;
                     continue;
+                }
+            }
+            if round % 2 == 1 {
+                let c = clients[i].as_mut().expect("connected above");
+                let sent_at = sh.trace.elapsed();
+                match latest_offsets(c, &sh.topic, sh.partitions).await {
+                    Ok(answers) if sh.incarnation(i) == before => {
+                        let at = sh.trace.elapsed();
+                        sh.with_cluster(|c| {
+                            let ok = answers.into_iter().filter(|a| a.1 == 0);
+                            c.latest_polls.extend(ok.map(|(partition, _, offset, leader_epoch)| LatestPoll { node: i, partition, sent_at, at, offset, leader_epoch }));
+                        });
+                    }
+                    Ok(_) | Err(_) => {
+                        clients[i] = None;
+                        continue;
+                    }
                 }
             }
             if round % 2 == 0 {

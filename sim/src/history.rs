@@ -288,6 +288,20 @@ pub struct ClusterData {
     pub acks_checked: u64,
     /// Those acknowledged while fewer than `min.insync.replicas` replicas held them durably.
     pub short_acks: Vec<ShortAck>,
+    /// Every ListOffsets "latest" answer (error 0) the observer got for the scenario's topic.
+    pub latest_polls: Vec<LatestPoll>,
+}
+
+/// One partition's ListOffsets "latest" answer from one node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatestPoll {
+    pub node: usize,
+    pub partition: i32,
+    pub sent_at: Duration,
+    pub at: Duration,
+    pub offset: i64,
+    /// The leader epoch the answering leader gave.
+    pub leader_epoch: i32,
 }
 
 /// An acks=all write acknowledged while too few replicas held it durably (`ack_replicas`).

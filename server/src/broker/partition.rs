@@ -68,6 +68,8 @@ pub enum PartitionError {
     NotAReplica(i32),
     #[error("the write was appended but the ISR has {isr} replicas, fewer than min.insync.replicas {min}")]
     NotEnoughReplicasAfterAppend { isr: usize, min: usize },
+    #[error("this partition's high watermark ({high_watermark}) is lagging behind the start offset of its leader epoch ({epoch_start})")]
+    HighWatermarkLagging { high_watermark: i64, epoch_start: i64 },
 }
 
 impl PartitionError {
@@ -83,6 +85,7 @@ impl PartitionError {
             PartitionError::Producer(ProducerError::OutOfOrderSequence { .. }) => OUT_OF_ORDER_SEQUENCE_NUMBER,
             PartitionError::NotLeader | PartitionError::NotFollower | PartitionError::NotAReplica(_) => NOT_LEADER_OR_FOLLOWER,
             PartitionError::NotEnoughReplicasAfterAppend { .. } => NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+            PartitionError::HighWatermarkLagging { .. } => OFFSET_NOT_AVAILABLE,
         }
     }
 }
@@ -205,6 +208,32 @@ pub struct Offsets {
     pub log_start: i64,
     pub high_watermark: i64,
     pub log_end: i64,
+    /// While this broker leads: the first offset of its leader epoch (its log end when the
+    /// leadership began). A new leader's high watermark may lag behind it, and so behind the
+    /// high watermark its predecessor reported, until its followers fetch again.
+    pub epoch_start: Option<i64>,
+}
+
+impl Offsets {
+    /// KIP-207: a leader whose high watermark lags behind the start of its epoch does not answer
+    /// a client's ListOffsets with it (it may be below what the previous leader reported, and a
+    /// client's "latest" would go back), but with OFFSET_NOT_AVAILABLE, which clients retry.
+    pub fn lagging(&self) -> Result<(), PartitionError> {
+        match self.epoch_start {
+            Some(epoch_start) if epoch_start > self.high_watermark && !bugs::active(Bug::ListOffsetsLaggingHw) => {
+                Err(PartitionError::HighWatermarkLagging { high_watermark: self.high_watermark, epoch_start })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn offsets_of(st: &State, log: &PartitionLog) -> Offsets {
+    let epoch_start = match &st.role {
+        Role::Leader(l) => Some(l.epoch_start_offset),
+        _ => None,
+    };
+    Offsets { log_start: log.log_start_offset(), high_watermark: st.high_watermark, log_end: log.log_end_offset(), epoch_start }
 }
 
 fn strict(config: &LogConfig) -> bool {
@@ -712,7 +741,7 @@ impl Partition {
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<(ReadResult, Offsets), PartitionError> {
         self.with_log(|st| {
             let log = st.log.as_ref().expect("checked open");
-            let offsets = Offsets { log_start: log.log_start_offset(), high_watermark: st.high_watermark, log_end: log.log_end_offset() };
+            let offsets = offsets_of(st, log);
             if offset > st.high_watermark && offset <= offsets.log_end {
                 // Between the high watermark and the log end: nothing visible yet, not an error.
                 return Ok((ReadResult { data: bytes::Bytes::new(), log_start_offset: offsets.log_start, log_end_offset: offsets.log_end }, offsets));
@@ -729,7 +758,7 @@ impl Partition {
     pub fn offsets(&self) -> Result<Offsets, PartitionError> {
         self.with_log(|st| {
             let log = st.log.as_ref().expect("checked open");
-            Ok(Offsets { log_start: log.log_start_offset(), high_watermark: st.high_watermark, log_end: log.log_end_offset() })
+            Ok(offsets_of(st, log))
         })
     }
 
@@ -779,4 +808,19 @@ impl Partition {
 
 fn log_end_of(st: &State) -> i64 {
     st.log.as_ref().map_or(0, |l| l.log_end_offset())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leader_whose_high_watermark_lags_its_epoch_start_answers_offset_not_available() {
+        let o = Offsets { log_start: 0, high_watermark: 5, log_end: 9, epoch_start: Some(9) };
+        let e = o.lagging().expect_err("lagging");
+        assert_eq!(e.code(), crate::errors::OFFSET_NOT_AVAILABLE);
+        assert!(e.to_string().contains("high watermark (5) is lagging behind the start offset of its leader epoch (9)"), "{e}");
+        assert!(Offsets { high_watermark: 9, ..o }.lagging().is_ok());
+        assert!(Offsets { epoch_start: None, ..o }.lagging().is_ok());
+    }
 }

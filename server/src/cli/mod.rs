@@ -17,6 +17,12 @@ use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 /// Kafka's name of an error code the tools print.
+/// How long the tools retry a ListOffsets a new leader answers OFFSET_NOT_AVAILABLE (its high
+/// watermark still lags, KIP-207), as Kafka's admin client retries that retriable error.
+pub(crate) const OFFSET_NOT_AVAILABLE_RETRY_MS: u64 = 5_000;
+/// The pause between two such attempts.
+pub(crate) const OFFSET_NOT_AVAILABLE_BACKOFF_MS: u64 = 100;
+
 pub fn error_name(code: i16) -> &'static str {
     gregor_core::errors::name(code)
 }

@@ -1,6 +1,9 @@
 //! ListOffsets (key 2): offsets by special timestamp or by record time.
 //!
 //! * -1 latest: the high watermark (the log end consumers can see), not the last batch's offset.
+//!   A new leader whose high watermark still lags behind the start of its epoch answers clients
+//!   OFFSET_NOT_AVAILABLE instead (KIP-207), as it does a timestamp lookup it finds nothing for:
+//!   its high watermark may be below the one its predecessor answered.
 //! * -2 earliest and -4 earliest-local: the log start offset.
 //! * -3 max timestamp: the first record carrying the largest timestamp (KIP-734).
 //! * -5 latest-tiered: -1 (there is no tiered storage).
@@ -16,24 +19,28 @@ use super::records;
 use crate::broker::{Broker, Partition, PartitionError};
 use crate::errors;
 
-fn lookup(partition: &Partition, ts: i64) -> Result<(i64, i64), PartitionError> {
+/// `client`: the request comes from a consumer or admin client (replica id -1), to which a
+/// new leader whose high watermark still lags says OFFSET_NOT_AVAILABLE (KIP-207) rather than
+/// an offset below what its predecessor answered.
+fn lookup(partition: &Partition, ts: i64, client: bool) -> Result<(i64, i64), PartitionError> {
     let offsets = partition.offsets()?;
+    let lagging = || if client { offsets.lagging() } else { Ok(()) };
     match ts {
-        -1 => Ok((-1, offsets.high_watermark)),
+        -1 => lagging().map(|()| (-1, offsets.high_watermark)),
         -2 | -4 => Ok((-1, offsets.log_start)),
         -5 => Ok((-1, -1)),
         -3 => {
             let batch = partition.with_log_mut(|log, _| log.batch_with_max_timestamp())?;
             match batch.and_then(|b| records::max_timestamp_record(&b)) {
                 Some((offset, t)) if offset < offsets.high_watermark => Ok((t, offset)),
-                _ => Ok((-1, -1)),
+                _ => lagging().map(|()| (-1, -1)),
             }
         }
         t if t >= 0 => {
             let batch = partition.with_log_mut(|log, _| log.batch_for_timestamp(t))?;
             match batch.and_then(|b| records::first_at_or_after(&b, t)) {
                 Some((offset, found)) if offset < offsets.high_watermark => Ok((found, offset.max(offsets.log_start))),
-                _ => Ok((-1, -1)),
+                _ => lagging().map(|()| (-1, -1)),
             }
         }
         _ => Err(PartitionError::Corrupt("invalid timestamp".into())),
@@ -42,6 +49,7 @@ fn lookup(partition: &Partition, ts: i64) -> Result<(i64, i64), PartitionError> 
 
 pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
+    let client = req.replica_id.0 == -1;
     for t in req.topics {
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
@@ -53,7 +61,7 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
             pr.leader_epoch = -1;
             match broker.leader_partition(&t.name.0, p.partition_index, p.current_leader_epoch) {
                 Err(not_served) => pr.error_code = not_served.code,
-                Ok(partition) => match lookup(&partition, p.timestamp) {
+                Ok(partition) => match lookup(&partition, p.timestamp, client) {
                     Ok((ts, offset)) => {
                         pr.error_code = errors::NONE;
                         // The field exists from v4; the codec refuses non-default values below that.

@@ -18,6 +18,7 @@ pub mod group_commits;
 pub mod group_generation;
 pub mod group_resume;
 pub mod hw_monotonic;
+pub mod latest_monotonic;
 pub mod leader_epochs_grow;
 pub mod liveness;
 pub mod lost_ack;
@@ -108,6 +109,7 @@ pub fn check_all(h: &HistoryData, ctx: &CheckContext) -> Vec<Violation> {
     v.extend(metadata_converges::check(h, ctx));
     v.extend(leader_epochs_grow::check(h, ctx));
     v.extend(hw_monotonic::check(h, ctx));
+    v.extend(latest_monotonic::check(h, ctx));
     v.extend(replicas_agree::check(h, ctx));
     v
 }
