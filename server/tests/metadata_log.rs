@@ -33,7 +33,7 @@ async fn populate(broker: &Broker) {
     broker.create_topic("b", 1, 1, Default::default(), false).await.unwrap();
     broker.create_topic("gone", 2, 1, Default::default(), false).await.unwrap();
     broker.delete_topic("gone").await.unwrap();
-    broker.create_partitions("b", 4, false).await.unwrap();
+    broker.create_partitions("b", 4, None, false).await.unwrap();
     let mut c = BTreeMap::new();
     c.insert("segment.bytes".to_string(), "1048576".to_string());
     broker.set_topic_configs("b", c, false).await.unwrap();

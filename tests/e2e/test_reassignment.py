@@ -15,9 +15,10 @@ import signal
 
 import time
 
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, ResourceType
 from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import NewTopic as KpNewTopic
 
 from conftest import unique
 from test_cluster import SESSION_TIMEOUT_MS, active_controller, cluster, gregor, wait_for  # noqa: F401 - cluster is a fixture
@@ -214,3 +215,47 @@ def test_a_throttled_reassignment_copies_at_the_throttle_rate(cluster, tmp_path)
     assert broker_config(admin, new, "follower.replication.throttled.rate")[0] == RATE_UNLIMITED
     got = consume_all(cluster[new - 1].bootstrap, topic, 1, len(values))
     assert [v for _, v in got[0]] == values
+
+
+def test_explicit_replica_assignments_of_topics_and_new_partitions(cluster):
+    """kafka-python's admin client creates a topic and confluent-kafka's adds partitions on replica
+    lists they name (CreateTopics / CreatePartitions assignments, asked of any node):
+    the partitions live there, led by the first replica; lists Kafka refuses are refused with its
+    error and message, and a refused request changes nothing."""
+    n1, n2, n3 = cluster
+    admin = AdminClient({"bootstrap.servers": n2.bootstrap})
+    topic = unique("manual")
+    # (confluent-kafka's NewTopic refuses replica_assignment locally, whatever the counts.)
+    kp = KafkaAdminClient(bootstrap_servers=n3.bootstrap)
+    kp.create_topics([KpNewTopic(topic, num_partitions=-1, replication_factor=-1, replica_assignments={0: [1, 2], 1: [2, 3], 2: [3, 1]})])
+    kp.close()
+    wait_for(lambda: len(describe(n1, topic)) == 3 and all(len(i) == 2 for _, _, i in describe(n1, topic).values()), 15, "the topic on its lists")
+    d = describe(n3, topic)
+    assert {p: (ld, r) for p, (ld, r, _) in d.items()} == {0: (1, [1, 2]), 1: (2, [2, 3]), 2: (3, [3, 1])}, d
+
+    def refused(new_parts: list[NewPartitions]) -> str:
+        fs = admin.create_partitions(new_parts)
+        try:
+            fs[topic].result(15)
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, e
+            return e.args[0].str()
+        raise AssertionError(f"{new_parts} was accepted")
+
+    assert "includes the broker 3 more than once" in refused([NewPartitions(topic, 4, [[3, 3]])])
+    assert "includes broker 9, but no such broker is registered" in refused([NewPartitions(topic, 4, [[1, 9]])])
+    assert "a partition with 3 replica(s), but this is not consistent with previous partitions, which have 2" in refused([NewPartitions(topic, 4, [[1, 2, 3]])])
+    assert "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified" in refused([NewPartitions(topic, 5, [[1, 2]])])
+    assert len(describe(n1, topic)) == 3
+
+    admin.create_partitions([NewPartitions(topic, 5, [[3, 2], [1, 3]])])[topic].result(15)
+    wait_for(lambda: len(describe(n1, topic)) == 5, 15, "five partitions")
+    d = describe(n1, topic)
+    assert {p: (ld, r) for p, (ld, r, _) in d.items() if p >= 3} == {3: (3, [3, 2]), 4: (1, [1, 3])}, d
+
+    p = Producer({"bootstrap.servers": n1.bootstrap, "acks": "all"})
+    for i in range(50):
+        p.produce(topic, value=f"m{i}".encode(), partition=i % 5)
+    assert p.flush(30) == 0
+    got = consume_all(n1.bootstrap, topic, 5, 50)
+    assert sorted(v for recs in got.values() for _, v in recs) == sorted(f"m{i}".encode() for i in range(50))

@@ -14,8 +14,8 @@ use std::time::Duration;
 use gregor_core::metadata::MetadataImage;
 use gregor_net::client::Client;
 use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -86,8 +86,22 @@ pub async fn create_topics(broker: &Broker, new: &[NewTopic], validate_only: boo
         .map(|t| {
             let mut ct = CreatableTopic::default();
             ct.name = TopicName(sb(&t.name));
-            ct.num_partitions = t.partitions;
-            ct.replication_factor = t.replication_factor;
+            match &t.assignments {
+                Some(lists) => {
+                    (ct.num_partitions, ct.replication_factor) = (-1, -1);
+                    ct.assignments = lists
+                        .iter()
+                        .enumerate()
+                        .map(|(i, l)| {
+                            let mut a = CreatableReplicaAssignment::default();
+                            a.partition_index = i as i32;
+                            a.broker_ids = l.iter().map(|&b| BrokerId(b)).collect();
+                            a
+                        })
+                        .collect();
+                }
+                None => (ct.num_partitions, ct.replication_factor) = (t.partitions, t.replication_factor),
+            }
             ct.configs = t
                 .configs
                 .iter()
@@ -138,7 +152,7 @@ pub async fn delete_topic(broker: &Broker, name: &str) -> Result<(), AdminError>
     Ok(())
 }
 
-pub async fn create_partitions(broker: &Broker, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+pub async fn create_partitions(broker: &Broker, name: &str, count: i32, assignments: Option<&[Vec<i32>]>, validate_only: bool) -> Result<(), AdminError> {
     let mut c = connect(broker).await?;
     let mut req = CreatePartitionsRequest::default();
     req.timeout_ms = FORWARD_TIMEOUT_MS as i32;
@@ -146,6 +160,16 @@ pub async fn create_partitions(broker: &Broker, name: &str, count: i32, validate
     let mut t = CreatePartitionsTopic::default();
     t.name = TopicName(sb(name));
     t.count = count;
+    t.assignments = assignments.map(|lists| {
+        lists
+            .iter()
+            .map(|l| {
+                let mut a = CreatePartitionsAssignment::default();
+                a.broker_ids = l.iter().map(|&b| BrokerId(b)).collect();
+                a
+            })
+            .collect()
+    });
     req.topics = vec![t];
     let resp = c.send(&req).await.map_err(|e| transport(e))?;
     let r = resp.results.first().ok_or_else(|| AdminError::new(errors::UNKNOWN_SERVER_ERROR, "empty CreatePartitions answer"))?;

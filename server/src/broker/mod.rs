@@ -74,6 +74,9 @@ pub struct NewTopic {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// Explicit replica lists, partition 0 first (then `partitions` and `replication_factor`
+    /// are what they imply); `None`: the controller places the replicas.
+    pub assignments: Option<Vec<Vec<i32>>>,
 }
 
 /// An admin failure: a Kafka error code and a message for the client.
@@ -599,7 +602,7 @@ impl Broker {
 
     /// Creates a topic (or only validates it).
     pub async fn create_topic(&self, name: &str, partitions: i32, replication_factor: i16, configs: BTreeMap<String, String>, validate_only: bool) -> Result<Topic, AdminError> {
-        let new = NewTopic { name: name.to_string(), partitions, replication_factor, configs };
+        let new = NewTopic { name: name.to_string(), partitions, replication_factor, configs, assignments: None };
         self.create_topics(vec![new], validate_only).await.pop().expect("one result per topic")
     }
 
@@ -629,12 +632,13 @@ impl Broker {
         Ok(id)
     }
 
-    /// Grows a topic to `count` partitions.
-    pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+    /// Grows a topic to `count` partitions, placed by the controller or on the replica lists
+    /// `assignments` names (one per new partition).
+    pub async fn create_partitions(&self, name: &str, count: i32, assignments: Option<&[Vec<i32>]>, validate_only: bool) -> Result<(), AdminError> {
         if self.controls() {
-            return self.controller.create_partitions(self, name, count, validate_only).await;
+            return self.controller.create_partitions(self, name, count, assignments, validate_only).await;
         }
-        forward::create_partitions(self, name, count, validate_only).await
+        forward::create_partitions(self, name, count, assignments, validate_only).await
     }
 
     /// Elects leaders (ElectLeaders): one result per partition tried, see

@@ -246,10 +246,10 @@ impl Controller {
         Ok(Uuid::from_u128(id))
     }
 
-    pub async fn create_partitions(&self, broker: &Broker, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
+    pub async fn create_partitions(&self, broker: &Broker, name: &str, count: i32, assignments: Option<&[Vec<i32>]>, validate_only: bool) -> Result<(), AdminError> {
         let mut state = self.active().await?;
         let image = broker.image();
-        let records = topics::plan_create_partitions(&image, name, count, &mut state.rng)?;
+        let records = topics::plan_create_partitions(&image, name, count, assignments, &mut state.rng)?;
         if validate_only {
             return Ok(());
         }

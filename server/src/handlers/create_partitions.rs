@@ -1,4 +1,5 @@
-//! CreatePartitions (key 37): grow a topic. Explicit assignments must name only this broker.
+//! CreatePartitions (key 37): grow a topic, its new partitions placed by the controller or on
+//! the replica lists the request names (one per new partition, checked as CreateTopics' are).
 
 use std::sync::Arc;
 
@@ -14,13 +15,8 @@ pub async fn handle(broker: &Arc<Broker>, req: CreatePartitionsRequest) -> Creat
     for t in req.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = t.name.clone();
-        let node = broker.config.node_id;
-        let bad_assignment = t.assignments.as_ref().is_some_and(|a| a.iter().any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != node));
-        let result = if bad_assignment {
-            Err(crate::broker::AdminError::new(errors::INVALID_REPLICA_ASSIGNMENT, format!("Assignments may only name broker {node}.")))
-        } else {
-            broker.create_partitions(&t.name.0, t.count, req.validate_only).await
-        };
+        let assignments: Option<Vec<Vec<i32>>> = t.assignments.as_ref().map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
+        let result = broker.create_partitions(&t.name.0, t.count, assignments.as_deref(), req.validate_only).await;
         match result {
             Ok(()) => r.error_code = errors::NONE,
             Err(e) => {

@@ -1,9 +1,10 @@
 //! CreateTopics (key 19): validate names, partition counts, replication factors and configs;
 //! `validate_only` checks everything and creates nothing.
 //!
-//! On one node, a replication factor above 1 is INVALID_REPLICATION_FACTOR, and explicit replica
-//! assignments are accepted only when every replica list is exactly this broker (anything else is
-//! INVALID_REPLICA_ASSIGNMENT).
+//! A replication factor above the live brokers is INVALID_REPLICATION_FACTOR. Explicit replica
+//! assignments (instead of a partition count and replication factor) are checked by the
+//! controller as Kafka's: consecutive partitions from 0, registered brokers, none twice, one
+//! replication factor, at least one unfenced replica each (else INVALID_REPLICA_ASSIGNMENT).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -82,7 +83,7 @@ pub async fn handle(broker: &Arc<Broker>, req: CreateTopicsRequest, version: i16
 /// What one topic of the request asks for, checked as far as it can be without the broker's
 /// state (assignments, partition count and replication factor defaults, config values).
 fn new_topic(broker: &Arc<Broker>, t: &kafka_protocol::messages::create_topics_request::CreatableTopic) -> Result<NewTopic, AdminError> {
-    let node = broker.config.node_id;
+    let mut assignments = None;
     let (partitions, rf) = if !t.assignments.is_empty() {
         if t.num_partitions != -1 || t.replication_factor != -1 {
             return Err(AdminError::new(errors::INVALID_REQUEST, "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time."));
@@ -92,12 +93,12 @@ fn new_topic(broker: &Arc<Broker>, t: &kafka_protocol::messages::create_topics_r
         if indexes.iter().enumerate().any(|(i, &p)| p != i as i32) {
             return Err(AdminError::new(errors::INVALID_REPLICA_ASSIGNMENT, "Partitions should be a consecutive 0-based integer sequence."));
         }
-        for a in &t.assignments {
-            if a.broker_ids.len() != 1 || a.broker_ids[0].0 != node {
-                return Err(AdminError::new(errors::INVALID_REPLICA_ASSIGNMENT, format!("Replica assignment {:?} names brokers that are not registered; this cluster has only broker {node}.", a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>())));
-            }
-        }
-        (t.assignments.len() as i32, 1i16)
+        let mut lists: Vec<(i32, Vec<i32>)> = t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
+        lists.sort_unstable();
+        let lists: Vec<Vec<i32>> = lists.into_iter().map(|(_, l)| l).collect();
+        let rf = lists.first().map_or(0, |l| l.len() as i16);
+        assignments = Some(lists);
+        (t.assignments.len() as i32, rf)
     } else {
         let p = if t.num_partitions == -1 { broker.config.num_partitions } else { t.num_partitions };
         let rf = if t.replication_factor == -1 { broker.config.default_replication_factor } else { t.replication_factor };
@@ -112,7 +113,7 @@ fn new_topic(broker: &Arc<Broker>, t: &kafka_protocol::messages::create_topics_r
             None => return Err(AdminError::new(errors::INVALID_CONFIG, format!("Null value not supported for topic configs: {}", c.name))),
         }
     }
-    Ok(NewTopic { name: t.name.0.to_string(), partitions, replication_factor: rf, configs })
+    Ok(NewTopic { name: t.name.0.to_string(), partitions, replication_factor: rf, configs, assignments })
 }
 
 fn config_entries(broker: &Arc<Broker>, topic: &Topic) -> Vec<CreatableTopicConfigs> {

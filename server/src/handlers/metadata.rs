@@ -114,6 +114,7 @@ pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) ->
                     partitions: broker.config.num_partitions,
                     replication_factor: broker.config.default_replication_factor,
                     configs: BTreeMap::new(),
+                    assignments: None,
                 })
                 .collect();
             let created = broker.create_topics(batch, false).await;
