@@ -14,11 +14,12 @@
 //! drives it) and collected by the simulator after the run ([`take_findings`]), which fails the
 //! seed with them.
 //!
-//! # Acknowledged writes
-//! Where a partition leader answers an acks=all produce it calls [`acknowledged`]. The simulator
-//! registers an observer ([`set_ack_observer`]) that, at that very moment, looks at every node's
-//! disk and counts the replicas that hold the write durably: that is how it checks
-//! `min.insync.replicas` from outside the broker, which only knows its own disk.
+//! # Observed moments
+//! Where a partition leader answers an acks=all produce, and where a metadata image applies a
+//! committed ISR, the broker calls [`observe`]. The simulator registers an observer
+//! ([`set_observer`]) that, at an acknowledgement, looks at every node's disk and counts the
+//! replicas that hold the write durably — that is how it checks `min.insync.replicas` and the
+//! committed ISR from outside the broker, which only knows its own disk and its own view.
 //!
 //! # Crash points
 //! [`crash_point`] marks moments right after which a power loss is most interesting (a segment
@@ -113,33 +114,42 @@ pub struct AckedWrite<'a> {
     pub end_offset: i64,
 }
 
-/// What the simulator runs whenever a leader acknowledges an acks=all write.
+/// What the simulator's observer is told (see the module doc).
+#[derive(Clone, Copy, Debug)]
+pub enum Observed<'a> {
+    /// A partition leader is about to answer an acks=all write.
+    Acknowledged(AckedWrite<'a>),
+    /// A node's metadata image applied the committed record at `offset` of the metadata log,
+    /// which gave `topic`-`partition` the ISR `isr`.
+    IsrApplied { topic: &'a str, partition: i32, isr: &'a [i32], offset: i64 },
+}
+
+/// What the simulator runs at each [`Observed`] moment.
 #[cfg(madsim)]
-pub type AckObserver = Box<dyn FnMut(&AckedWrite<'_>)>;
+pub type Observer = Box<dyn FnMut(&Observed<'_>)>;
 
 #[cfg(madsim)]
 thread_local! {
-    static ACK_OBSERVER: std::cell::RefCell<Option<AckObserver>> = const { std::cell::RefCell::new(None) };
+    static OBSERVER: std::cell::RefCell<Option<Observer>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Sets (or with `None` removes) the observer of acknowledged writes for worlds driven by this
-/// thread.
+/// Sets (or with `None` removes) the observer for worlds driven by this thread.
 #[cfg(madsim)]
-pub fn set_ack_observer(observer: Option<AckObserver>) {
-    ACK_OBSERVER.with(|o| *o.borrow_mut() = observer);
+pub fn set_observer(observer: Option<Observer>) {
+    OBSERVER.with(|o| *o.borrow_mut() = observer);
 }
 
-/// A partition leader is about to answer an acks=all write (see the module doc).
+/// Tells the simulator's observer, if any, what just happened (no-op outside the simulator).
 #[inline]
-pub fn acknowledged(write: AckedWrite<'_>) {
+pub fn observe(what: Observed<'_>) {
     #[cfg(madsim)]
-    ACK_OBSERVER.with(|o| {
+    OBSERVER.with(|o| {
         if let Some(f) = o.borrow_mut().as_mut() {
-            f(&write);
+            f(&what);
         }
     });
     #[cfg(not(madsim))]
-    let _ = write;
+    let _ = what;
 }
 
 /// A crash point: the simulated disk may lose power here (see the module doc).

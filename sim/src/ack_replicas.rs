@@ -1,59 +1,82 @@
 //! Who holds an acknowledged write: the observer the cluster scenario registers with
-//! `gregor_core::probe::set_ack_observer`. Whenever a partition leader answers an acks=all
-//! produce on the scenario's topic, it looks at every node's simulated disk at that very moment
-//! and counts the replicas whose log holds the acknowledged batch (the same bytes as the
-//! leader's) durably: within a segment whose directory entry and bytes up to the batch's end a
-//! power loss would not take back. Fewer holders than the topic's `min.insync.replicas` is a
-//! finding for the `acked-min-isr` checker.
+//! `gregor_core::probe::set_observer`. Whenever a partition leader answers an acks=all produce on
+//! the scenario's topic, it looks at every node's simulated disk at that very moment and counts
+//! the replicas whose log holds the acknowledged batch (the same bytes as the leader's) durably:
+//! within a segment whose directory entry and bytes up to the batch's end a power loss would not
+//! take back (also on a disk whose power a crash point cut: what it holds is what survives).
 //!
-//! The count does not ask the broker anything: a leader that miscounts its ISR, or forgets the
-//! setting, is caught by what the disks hold.
+//! Two findings, for two checkers:
+//! * fewer holders than the topic's `min.insync.replicas` (`acked-min-isr`);
+//! * a member of the committed ISR that does not hold it (`committed-isr-holds`). The committed
+//!   ISR is the one of the newest committed metadata record any node's image has applied
+//!   (`Observed::IsrApplied`), which may lag the controller but never runs ahead of it; a
+//!   leader must count every member of it (and any member its in-flight change adds) before it
+//!   acknowledges, so a replica the controller may elect always has every acknowledged record.
+//!
+//! Neither asks the broker anything: a leader that miscounts its ISR, forgets a change it asked
+//! for, or forgets the setting, is caught by what the disks hold.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use gregor_core::batch::{BatchHeader, HEADER_LEN};
-use gregor_core::probe::{AckObserver, AckedWrite};
+use gregor_core::probe::{AckedWrite, Observed, Observer};
 use gregor_storage::mem_disk::MemDisk;
 
 use crate::cluster::Shared;
-use crate::history::ShortAck;
+use crate::history::{IsrLacking, ShortAck};
 use crate::world::DATA_DIR;
 
 /// The observer for `sh`'s topic, whose `min.insync.replicas` is `sh.min_insync`.
-pub(crate) fn observer(sh: Shared) -> AckObserver {
-    Box::new(move |w: &AckedWrite<'_>| {
-        if w.topic != sh.topic {
-            return;
+pub(crate) fn observer(sh: Shared) -> Observer {
+    // Partition -> (metadata offset, ISR) of the newest committed ISR any node applied.
+    let mut committed: BTreeMap<i32, (i64, Vec<i32>)> = BTreeMap::new();
+    Box::new(move |what: &Observed<'_>| match what {
+        Observed::IsrApplied { topic, partition, isr, offset } if *topic == sh.topic => {
+            let newer = committed.get(partition).is_none_or(|(at, _)| offset > at);
+            if newer {
+                committed.insert(*partition, (*offset, isr.to_vec()));
+            }
         }
-        let leader = usize::try_from(w.node_id - 1).ok().and_then(|i| sh.disks.get(i));
-        let Some(leader_batch) = leader.and_then(|d| last_batch(d, w.topic, w.partition, w.end_offset)) else {
-            // The leader acknowledged a write its own log does not end a batch at: that is a
-            // shortfall as well (no replica can be shown to hold it).
-            record(&sh, w, Vec::new());
-            return;
-        };
-        let holders: Vec<i32> = sh
-            .disks
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| last_batch(d, w.topic, w.partition, w.end_offset).is_some_and(|b| b.digest == leader_batch.digest && b.durable))
-            .map(|(i, _)| i as i32 + 1)
-            .collect();
-        record(&sh, w, holders);
+        Observed::Acknowledged(w) if w.topic == sh.topic => {
+            let holders = holders(&sh, w);
+            record(&sh, w, &holders, committed.get(&w.partition));
+        }
+        _ => {}
     })
 }
 
-fn record(sh: &Shared, w: &AckedWrite<'_>, holders: Vec<i32>) {
+/// The nodes holding the acknowledged batch durably, with the same bytes as the leader's.
+fn holders(sh: &Shared, w: &AckedWrite<'_>) -> Vec<i32> {
+    let leader = usize::try_from(w.node_id - 1).ok().and_then(|i| sh.disks.get(i));
+    // A leader whose own log does not end a batch there holds nothing anyone can be shown to hold.
+    let Some(leader_batch) = leader.and_then(|d| last_batch(d, w.topic, w.partition, w.end_offset)) else { return Vec::new() };
+    sh.disks
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| last_batch(d, w.topic, w.partition, w.end_offset).is_some_and(|b| b.digest == leader_batch.digest && b.durable))
+        .map(|(i, _)| i as i32 + 1)
+        .collect()
+}
+
+fn record(sh: &Shared, w: &AckedWrite<'_>, holders: &[i32], committed: Option<&(i64, Vec<i32>)>) {
     let at = sh.trace.elapsed();
     let min = sh.min_insync;
     let short = holders.len() < usize::try_from(min).unwrap_or(usize::MAX);
-    if short {
-        sh.trace.event("checker", format!("acknowledged p{} below {} by node {}: durable on {holders:?} only", w.partition, w.end_offset, w.node_id));
+    let lacking: Vec<i32> = committed.map(|(_, isr)| isr.iter().copied().filter(|id| !holders.contains(id)).collect()).unwrap_or_default();
+    if short || !lacking.is_empty() {
+        sh.trace.event(
+            "checker",
+            format!("acknowledged p{} below {} by node {}: durable on {holders:?} only (committed ISR {committed:?})", w.partition, w.end_offset, w.node_id),
+        );
     }
     sh.with_cluster(|c| {
         c.acks_checked += 1;
         if short {
-            c.short_acks.push(ShortAck { at, node_id: w.node_id, partition: w.partition, end_offset: w.end_offset, holders, min_insync: min });
+            c.short_acks.push(ShortAck { at, node_id: w.node_id, partition: w.partition, end_offset: w.end_offset, holders: holders.to_vec(), min_insync: min });
+        }
+        if let (false, Some((offset, isr))) = (lacking.is_empty(), committed) {
+            c.isr_lacking.push(IsrLacking { at, node_id: w.node_id, partition: w.partition, end_offset: w.end_offset, isr: isr.clone(), metadata_offset: *offset, lacking });
         }
     });
 }

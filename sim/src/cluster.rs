@@ -304,10 +304,10 @@ pub fn read_partition_log(disk: &MemDisk, topic: &str, partition: i32) -> Result
 /// Waits (up to `bound`) until every replica of every `events` partition holds its leader's
 /// high watermark, then records every replica's log and the leaders.
 async fn record_replicas(sh: &Shared, view: Option<&MetadataView>, read: &crate::history::FinalRead, bound: Duration) {
-    let Some(t) = view.and_then(|v| v.topics.get(&sh.topic)) else { return };
+    let Some(mut t) = view.and_then(|v| v.topics.get(&sh.topic)).cloned() else { return };
     let deadline = sh.trace.elapsed() + bound;
     let disk_of = |id: i32| sh.disks.get(usize::try_from(id - 1).ok()?);
-    let snapshot = || -> BTreeMap<i32, Vec<(i32, Result<Vec<ReplicaBatch>, String>)>> {
+    let snapshot = |t: &TopicView| -> BTreeMap<i32, Vec<(i32, Result<Vec<ReplicaBatch>, String>)>> {
         t.partitions
             .iter()
             .map(|(&p, pv)| {
@@ -317,8 +317,14 @@ async fn record_replicas(sh: &Shared, view: Option<&MetadataView>, read: &crate:
             .collect()
     };
     let below = |batches: &[ReplicaBatch], hw: i64| batches.iter().copied().filter(|b| b.0 < hw).collect::<Vec<_>>();
+    let mut pool = Pool::new(LOCAL_VIEW_CLIENT_ID, POLL_TIMEOUT_MS);
     loop {
-        let logs = snapshot();
+        // The assignment as the cluster has it now: a reassignment the operator asked for last
+        // may complete (and delete the removed replicas' logs) after the convergence was seen.
+        if let Some(fresh) = current_topic_view(sh, &mut pool).await {
+            t = fresh;
+        }
+        let logs = snapshot(&t);
         // Caught up: every replica has reached the high watermark and holds the leader's batches
         // below it. A replica that still holds a diverging tail has not yet fetched from the new
         // leader since the heal; it is given until the bound to truncate it.
@@ -340,6 +346,22 @@ async fn record_replicas(sh: &Shared, view: Option<&MetadataView>, read: &crate:
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The scenario topic's partitions as the first node that answers Metadata has them now.
+async fn current_topic_view(sh: &Shared, pool: &mut Pool) -> Option<TopicView> {
+    for addr in &sh.addrs {
+        let Some(c) = pool.get(addr, &sh.trace).await else { continue };
+        match metadata(c).await {
+            Ok(view) => {
+                if let Some(t) = view.topics.get(&sh.topic) {
+                    return Some(t.clone());
+                }
+            }
+            Err(_) => pool.drop_conn(addr),
+        }
+    }
+    None
 }
 
 /// Records the entries of node `i`'s log below the high watermark `hw` it reported.
@@ -1093,7 +1115,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         replication_factor: ck.replication_factor,
         min_insync: ck.min_insync_replicas,
     };
-    gregor_core::probe::set_ack_observer(Some(crate::ack_replicas::observer(sh.clone())));
+    gregor_core::probe::set_observer(Some(crate::ack_replicas::observer(sh.clone())));
     let observer_stop = Arc::new(AtomicBool::new(false));
     let observer_task = world.add_client("observer").spawn(observer(sh.clone(), observer_stop.clone()));
 
@@ -1200,7 +1222,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
             faults.insert(k.to_string(), v);
         }
     }
-    gregor_core::probe::set_ack_observer(None);
+    gregor_core::probe::set_observer(None);
     let data = std::mem::take(&mut *history.lock());
     Outcome { history: data, faults }
 }

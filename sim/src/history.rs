@@ -288,8 +288,24 @@ pub struct ClusterData {
     pub acks_checked: u64,
     /// Those acknowledged while fewer than `min.insync.replicas` replicas held them durably.
     pub short_acks: Vec<ShortAck>,
+    /// Acknowledged writes some member of the committed ISR did not hold durably.
+    pub isr_lacking: Vec<IsrLacking>,
     /// Every ListOffsets "latest" answer (error 0) the observer got for the scenario's topic.
     pub latest_polls: Vec<LatestPoll>,
+}
+
+/// An acks=all write acknowledged while members of the committed ISR lacked it (`ack_replicas`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IsrLacking {
+    pub at: Duration,
+    pub node_id: i32,
+    pub partition: i32,
+    pub end_offset: i64,
+    /// The committed ISR, from the metadata record at `metadata_offset`.
+    pub isr: Vec<i32>,
+    pub metadata_offset: i64,
+    /// Its members that did not hold the write durably.
+    pub lacking: Vec<i32>,
 }
 
 /// One partition's ListOffsets "latest" answer from one node.

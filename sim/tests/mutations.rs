@@ -138,7 +138,12 @@ fn skipping_the_epoch_truncation_of_partition_followers_is_caught() {
 
 #[test]
 fn a_high_watermark_from_the_leader_alone_is_caught() {
-    caught_in(Scenario::Cluster, Bug::HwFromLeaderAlone, &["lost-ack", "one-record-per-offset", "order", "replicas-agree"]);
+    caught_in(Scenario::Cluster, Bug::HwFromLeaderAlone, &["lost-ack", "one-record-per-offset", "order", "replicas-agree", "committed-isr-holds", "acked-min-isr"]);
+}
+
+#[test]
+fn an_acknowledgement_the_committed_isr_lacks_is_caught_when_made() {
+    caught_in(Scenario::Cluster, Bug::HwFromLeaderAlone, &["committed-isr-holds"]);
 }
 
 #[test]

@@ -253,6 +253,7 @@ impl MetadataImage {
                 if *partition_id != topic.partitions.len() as i32 {
                     return Err(ApplyError::InvalidPartition(format!("partition {partition_id} is not the next partition id")));
                 }
+                crate::probe::observe(crate::probe::Observed::IsrApplied { topic: &topic.name, partition: *partition_id, isr: &reg.isr, offset });
                 Arc::make_mut(topic).partitions.insert(*partition_id, reg.clone());
                 delta.changed_partitions.insert((*topic_id, *partition_id), reg);
             }
@@ -279,6 +280,7 @@ impl MetadataImage {
                 new.partition_epoch = old.partition_epoch.checked_add(1).ok_or_else(|| ApplyError::InvalidPartition("partition epoch overflow".into()))?;
                 check_partition(&new)?;
                 let topic = self.topics.get_mut(topic_id).expect("checked above");
+                crate::probe::observe(crate::probe::Observed::IsrApplied { topic: &topic.name, partition: *partition_id, isr: &new.isr, offset });
                 Arc::make_mut(topic).partitions.insert(*partition_id, new.clone());
                 delta.changed_partitions.insert((*topic_id, *partition_id), new);
             }

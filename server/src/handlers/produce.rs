@@ -261,7 +261,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
                 let min_insync = if bugs::active(Bug::AckBelowMinIsr) { 1 } else { min_insync };
                 match tokio::time::timeout(left, partition.wait_replicated(offset, leader_epoch, min_insync)).await {
                     Ok(Ok(())) => {
-                        probe::acknowledged(probe::AckedWrite { node_id, topic: &partition.topic, partition: partition.index, end_offset: offset });
+                        probe::observe(probe::Observed::Acknowledged(probe::AckedWrite { node_id, topic: &partition.topic, partition: partition.index, end_offset: offset }));
                         Ok(())
                     }
                     Ok(Err(e)) => Err((e.code(), e.to_string())),

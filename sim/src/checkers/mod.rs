@@ -10,6 +10,7 @@ use crate::history::HistoryData;
 use crate::knobs::Durability;
 
 pub mod acked_min_isr;
+pub mod committed_isr_holds;
 pub mod committed_prefix;
 pub mod delete_records;
 pub mod dense_offsets;
@@ -94,6 +95,7 @@ pub fn check_all(h: &HistoryData, ctx: &CheckContext) -> Vec<Violation> {
     v.extend(liveness::check(h, ctx));
     v.extend(durable_at_ack::check(h, ctx));
     v.extend(acked_min_isr::check(h, ctx));
+    v.extend(committed_isr_holds::check(h, ctx));
     v.extend(delete_records::check(h, ctx));
     v.extend(lost_ack::check(h, ctx));
     v.extend(one_record_per_offset::check(h, ctx));
