@@ -21,6 +21,12 @@
 //! replicas that hold the write durably — that is how it checks `min.insync.replicas` and the
 //! committed ISR from outside the broker, which only knows its own disk and its own view.
 //!
+//! # Lost answers
+//! [`fault_point`] marks a message the simulator may lose after its receiver acted on it — the
+//! controller's answer to an AlterPartition it committed — so that the sender's handling of "it
+//! may or may not have happened" runs in many seeds rather than in the rare schedule where a
+//! network fault lands exactly there.
+//!
 //! # Crash points
 //! [`crash_point`] marks moments right after which a power loss is most interesting (a segment
 //! roll, a rename, a completed checkpoint write). The simulator's disk draws from its seed whether
@@ -150,6 +156,54 @@ pub fn observe(what: Observed<'_>) {
     });
     #[cfg(not(madsim))]
     let _ = what;
+}
+
+/// A message the simulator may lose after its receiver acted on it (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// The active controller's answer to an AlterPartition it has committed.
+    AlterPartitionAnswer,
+}
+
+#[cfg(madsim)]
+thread_local! {
+    /// The fault points' random source and chance, and how many fired.
+    static FAULT_POINTS: std::cell::RefCell<Option<(rand::rngs::SmallRng, f64, u64)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Arms the fault points for worlds driven by this thread: each one reached fires with
+/// probability `chance`, drawn from `seed`; `None` disarms them. Returns how many fired since the
+/// last call.
+#[cfg(madsim)]
+pub fn arm_fault_points(armed: Option<(u64, f64)>) -> u64 {
+    use rand::SeedableRng;
+    FAULT_POINTS.with(|f| {
+        let fired = f.borrow().as_ref().map_or(0, |(_, _, n)| *n);
+        *f.borrow_mut() = armed.map(|(seed, chance)| (rand::rngs::SmallRng::seed_from_u64(seed), chance, 0));
+        fired
+    })
+}
+
+/// Whether the simulator loses this message now (never outside the simulator).
+#[inline]
+pub fn fault_point(point: FaultPoint) -> bool {
+    #[cfg(madsim)]
+    {
+        use rand::Rng;
+        let _ = point;
+        FAULT_POINTS.with(|f| {
+            let mut f = f.borrow_mut();
+            let Some((rng, chance, fired)) = f.as_mut() else { return false };
+            let fire = *chance > 0.0 && rng.random_bool(chance.min(1.0));
+            *fired += u64::from(fire);
+            fire
+        })
+    }
+    #[cfg(not(madsim))]
+    {
+        let _ = point;
+        false
+    }
 }
 
 /// A crash point: the simulated disk may lose power here (see the module doc).

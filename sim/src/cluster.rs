@@ -1165,11 +1165,16 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let mut faults = BTreeMap::new();
     let until = trace.elapsed() + Duration::from_millis(knobs.safety_ms);
     world.arm_crash_points(fk.crash_point_chance, fk.crash_points_max);
+    gregor_core::probe::arm_fault_points(Some((seed ^ 0x6661_756c_7470_7473, ck.lost_alter_partition_answer)));
     nemesis(&mut world, &ck, &history, &mut rng, until, &mut faults).await;
     tokio::time::sleep(until.saturating_sub(trace.elapsed())).await;
 
     stop.store(true, Ordering::SeqCst);
     world.heal();
+    let lost = gregor_core::probe::arm_fault_points(None);
+    if lost > 0 {
+        faults.insert("AlterPartition answer lost".to_string(), lost);
+    }
     crate::scenario::note_crash_points(&world, &history, &mut faults);
     history.lock().healed_at = Some(trace.elapsed());
     for t in tasks {

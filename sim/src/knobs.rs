@@ -136,6 +136,10 @@ pub struct ClusterKnobs {
     /// 1 or a majority of the replicas (2 of 3, 3 of 5), so that acks=all writes are refused
     /// with NOT_ENOUGH_REPLICAS while too few replicas are in sync.
     pub min_insync_replicas: i16,
+    /// Chance that the active controller's answer to an AlterPartition it committed is lost
+    /// (`gregor_core::probe::FaultPoint::AlterPartitionAnswer`): the leader must keep counting
+    /// the change as possibly made.
+    pub lost_alter_partition_answer: f64,
     /// Mean simulated milliseconds between two operator actions (preferred elections and
     /// replica reassignments of the `events` partitions), or 0: no operator. With an operator,
     /// the controller also rebalances leaders by itself every few seconds.
@@ -169,6 +173,7 @@ impl ClusterKnobs {
             },
             operator_gap_ms: pick(&mut SmallRng::seed_from_u64(seed ^ 0x6f70_6572_6174_6f72), &[0, 2_000, 5_000]),
             min_insync_replicas: 1,
+            lost_alter_partition_answer: pick(&mut SmallRng::seed_from_u64(seed ^ 0x6c6f_7374_5f61_6e73), &[0.0, 0.1, 0.3]),
         };
         if k.replication_factor > 1 {
             let majority = k.replication_factor / 2 + 1;
@@ -275,10 +280,10 @@ impl fmt::Display for Knobs {
         if let Some(c) = &self.cluster {
             write!(
                 f,
-                "\n  cluster: {} nodes ({} controller-only); faults every ~{} ms; weights kill={} power-loss={} power-loss-all={} isolate={} one-way={} bridge={} swizzle={} pause={}; target controller {}; CreateTopics every ~{} ms; replication factor {}, min.insync.replicas {}; operator every ~{} ms",
+                "\n  cluster: {} nodes ({} controller-only); faults every ~{} ms; weights kill={} power-loss={} power-loss-all={} isolate={} one-way={} bridge={} swizzle={} pause={}; target controller {}; CreateTopics every ~{} ms; replication factor {}, min.insync.replicas {}; operator every ~{} ms; AlterPartition answers lost {}",
                 c.nodes, c.controllers, c.mean_gap_ms, c.kill_weight, c.power_loss_weight, c.power_loss_all_weight, c.isolate_weight, c.one_way_weight,
                 c.bridge_weight, c.swizzle_weight, c.pause_weight, c.target_controller_chance, c.create_gap_ms, c.replication_factor,
-                c.min_insync_replicas, c.operator_gap_ms
+                c.min_insync_replicas, c.operator_gap_ms, c.lost_alter_partition_answer
             )?;
         }
         Ok(())

@@ -144,6 +144,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
     gregor_core::bugs::set_active(&[]);
     // A scenario that panicked did not remove its observer of acknowledged writes.
     gregor_core::probe::set_observer(None);
+    gregor_core::probe::arm_fault_points(None);
     let findings = gregor_core::probe::take_findings();
     match result {
         Ok((mut outcome, trace_hash, trace_lines, sim_time)) => {

@@ -100,7 +100,7 @@ async fn send(broker: &std::sync::Arc<Broker>, proposed: Vec<Proposed>) {
     let me = broker.config.node_id;
     let epoch = broker.broker_epoch.load(std::sync::atomic::Ordering::SeqCst);
     let changes: Vec<IsrChange> = proposed.iter().map(|p| p.change.clone()).collect();
-    let results: Result<Vec<i16>, i16> = if broker.controls() {
+    let mut results: Result<Vec<i16>, i16> = if broker.controls() {
         match broker.controller.alter_partition(broker, me, epoch, changes).await {
             Ok(rs) => Ok(rs.into_iter().map(|r| r.err().unwrap_or(errors::NONE)).collect()),
             Err(code) => Err(code),
@@ -108,6 +108,10 @@ async fn send(broker: &std::sync::Arc<Broker>, proposed: Vec<Proposed>) {
     } else {
         remote(broker, epoch, &changes).await
     };
+    if results.is_ok() && gregor_core::probe::fault_point(gregor_core::probe::FaultPoint::AlterPartitionAnswer) {
+        // Simulator only: the controller decided, but its answer is lost on the way.
+        results = Err(errors::REQUEST_TIMED_OUT);
+    }
     match results {
         Ok(codes) => {
             for (p, code) in proposed.iter().zip(codes) {
