@@ -78,20 +78,12 @@ async fn list_offset(client: &mut gregor_net::client::Client, topic: &str, parti
     let mut req = ListOffsetsRequest::default();
     req.replica_id = BrokerId(-1);
     req.topics = vec![t];
-    let mut attempts = super::OFFSET_NOT_AVAILABLE_RETRY_MS / super::OFFSET_NOT_AVAILABLE_BACKOFF_MS;
-    loop {
-        let resp = client.send(&req).await?;
-        let pr = resp.topics.first().and_then(|t| t.partitions.first()).ok_or_else(|| anyhow::anyhow!("empty ListOffsets response"))?;
-        if pr.error_code == gregor_core::errors::OFFSET_NOT_AVAILABLE && attempts > 0 {
-            attempts -= 1;
-            tokio::time::sleep(Duration::from_millis(super::OFFSET_NOT_AVAILABLE_BACKOFF_MS)).await;
-            continue;
-        }
-        if pr.error_code != 0 {
-            anyhow::bail!("ListOffsets for {topic}-{partition}: {} ({})", error_name(pr.error_code), pr.error_code);
-        }
-        return Ok(pr.offset);
+    let resp = super::list_offsets(client, &req).await?;
+    let pr = resp.topics.first().and_then(|t| t.partitions.first()).ok_or_else(|| anyhow::anyhow!("empty ListOffsets response"))?;
+    if pr.error_code != 0 {
+        anyhow::bail!("ListOffsets for {topic}-{partition}: {} ({})", error_name(pr.error_code), pr.error_code);
     }
+    Ok(pr.offset)
 }
 
 pub async fn run(opts: ConsumeOptions) -> anyhow::Result<()> {

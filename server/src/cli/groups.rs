@@ -50,16 +50,7 @@ async fn committed(client: &mut gregor_net::client::Client, group: &str) -> anyh
         req.group_id = GroupId(sb(group));
         req.topics = None;
     }
-    let mut attempts = super::OFFSET_NOT_AVAILABLE_RETRY_MS / super::OFFSET_NOT_AVAILABLE_BACKOFF_MS;
-    let resp = loop {
-        let resp = client.send(&req).await?;
-        let lagging = resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == gregor_core::errors::OFFSET_NOT_AVAILABLE);
-        if !lagging || attempts == 0 {
-            break resp;
-        }
-        attempts -= 1;
-        tokio::time::sleep(std::time::Duration::from_millis(super::OFFSET_NOT_AVAILABLE_BACKOFF_MS)).await;
-    };
+    let resp = client.send(&req).await?;
     let mut out = BTreeMap::new();
     for t in resp.topics {
         for p in t.partitions {
@@ -125,16 +116,7 @@ async fn list_offsets_at(client: &mut gregor_net::client::Client, parts: &[(Stri
             lt
         })
         .collect();
-    let mut attempts = super::OFFSET_NOT_AVAILABLE_RETRY_MS / super::OFFSET_NOT_AVAILABLE_BACKOFF_MS;
-    let resp = loop {
-        let resp = client.send(&req).await?;
-        let lagging = resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == gregor_core::errors::OFFSET_NOT_AVAILABLE);
-        if !lagging || attempts == 0 {
-            break resp;
-        }
-        attempts -= 1;
-        tokio::time::sleep(std::time::Duration::from_millis(super::OFFSET_NOT_AVAILABLE_BACKOFF_MS)).await;
-    };
+    let resp = super::list_offsets(client, &req).await?;
     let mut out = BTreeMap::new();
     for t in resp.topics {
         for p in t.partitions {

@@ -19,9 +19,24 @@ use kafka_protocol::protocol::StrBytes;
 /// Kafka's name of an error code the tools print.
 /// How long the tools retry a ListOffsets a new leader answers OFFSET_NOT_AVAILABLE (its high
 /// watermark still lags, KIP-207), as Kafka's admin client retries that retriable error.
-pub(crate) const OFFSET_NOT_AVAILABLE_RETRY_MS: u64 = 5_000;
+const OFFSET_NOT_AVAILABLE_RETRY_MS: u64 = 5_000;
 /// The pause between two such attempts.
-pub(crate) const OFFSET_NOT_AVAILABLE_BACKOFF_MS: u64 = 100;
+const OFFSET_NOT_AVAILABLE_BACKOFF_MS: u64 = 100;
+
+/// Sends `req`, again while some partition's answer is OFFSET_NOT_AVAILABLE (for up to
+/// [`OFFSET_NOT_AVAILABLE_RETRY_MS`]); the last answer is returned as it is.
+pub(crate) async fn list_offsets(client: &mut Client, req: &kafka_protocol::messages::ListOffsetsRequest) -> anyhow::Result<kafka_protocol::messages::ListOffsetsResponse> {
+    let mut attempts = OFFSET_NOT_AVAILABLE_RETRY_MS / OFFSET_NOT_AVAILABLE_BACKOFF_MS;
+    loop {
+        let resp = client.send(req).await?;
+        let lagging = resp.topics.iter().flat_map(|t| &t.partitions).any(|p| p.error_code == gregor_core::errors::OFFSET_NOT_AVAILABLE);
+        if !lagging || attempts == 0 {
+            return Ok(resp);
+        }
+        attempts -= 1;
+        tokio::time::sleep(std::time::Duration::from_millis(OFFSET_NOT_AVAILABLE_BACKOFF_MS)).await;
+    }
+}
 
 pub fn error_name(code: i16) -> &'static str {
     gregor_core::errors::name(code)
