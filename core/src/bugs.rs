@@ -80,10 +80,14 @@ pub enum Bug {
     /// A new partition leader answers a client's ListOffsets "latest" with a high watermark that
     /// lags behind the start of its epoch (no KIP-207 check): below what its predecessor said.
     ListOffsetsLaggingHw,
+    /// A partition leader advances its high watermark while its ISR is below
+    /// `min.insync.replicas` (no KIP-966 rule): an eligible leader replica the controller may
+    /// elect lacks records consumers have read.
+    HwUnderMinIsr,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 27] = [
+    pub const ALL: [Bug; 28] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -111,6 +115,7 @@ impl Bug {
         Bug::FollowerReportsBeforeFsync,
         Bug::AckBelowMinIsr,
         Bug::ListOffsetsLaggingHw,
+        Bug::HwUnderMinIsr,
     ];
 
     pub fn name(self) -> &'static str {
@@ -142,6 +147,7 @@ impl Bug {
             Bug::FollowerReportsBeforeFsync => "follower-reports-before-fsync",
             Bug::AckBelowMinIsr => "ack-below-min-isr",
             Bug::ListOffsetsLaggingHw => "list-offsets-lagging-hw",
+            Bug::HwUnderMinIsr => "hw-under-min-isr",
         }
     }
 

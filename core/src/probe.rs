@@ -126,8 +126,8 @@ pub enum Observed<'a> {
     /// A partition leader is about to answer an acks=all write.
     Acknowledged(AckedWrite<'a>),
     /// A node's metadata image applied the committed record at `offset` of the metadata log,
-    /// which gave `topic`-`partition` the ISR `isr`.
-    IsrApplied { topic: &'a str, partition: i32, isr: &'a [i32], offset: i64 },
+    /// which gave `topic`-`partition` this registration (leader, ISR, eligible leader replicas).
+    IsrApplied { topic: &'a str, partition: i32, registration: &'a crate::metadata::PartitionRegistration, offset: i64 },
 }
 
 /// What the simulator runs at each [`Observed`] moment.

@@ -166,6 +166,7 @@ pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest, peer: &str) -> 
                     .map(|l| Endpoint { name: l.name.to_string(), host: l.host.to_string(), port: l.port, security_protocol: l.security_protocol })
                     .collect(),
                 rack: r.rack.as_ref().map(|x| x.to_string()),
+                previous_broker_epoch: r.previous_broker_epoch,
             };
             let mut resp = kafka_protocol::messages::BrokerRegistrationResponse::default();
             match broker.controller.register_broker(broker, reg).await {

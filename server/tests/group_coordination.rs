@@ -23,7 +23,7 @@ fn move_leadership(broker: &Arc<Broker>, group: &str, leader: i32) {
     let t = image.topic(OFFSETS_TOPIC).unwrap().clone();
     let p = partition_for(group, t.partitions.len() as i32);
     let mut delta = MetadataDelta::default();
-    let record = MetadataRecord::PartitionChange { topic_id: t.id, partition_id: p, leader: LeaderChange::Set(leader), isr: None, replicas: None, adding: None, removing: None };
+    let record = MetadataRecord::PartitionChange { topic_id: t.id, partition_id: p, leader: LeaderChange::Set(leader), isr: None, replicas: None, adding: None, removing: None, elr: None, last_known_elr: None };
     image.apply(image.offset + 1, &record, &mut delta).unwrap();
     broker.publish(image, &delta);
 }

@@ -96,7 +96,7 @@ fn only_the_leader_serves_and_clients_are_told_where_it_is() {
                     rack: None,
                     fenced: false,
                 },
-                MetadataRecord::PartitionChange { topic_id, partition_id: 0, leader: LeaderChange::Set(OTHER), isr: Some(vec![me, OTHER]), replicas: Some(vec![me, OTHER]), adding: None, removing: None },
+                MetadataRecord::PartitionChange { topic_id, partition_id: 0, leader: LeaderChange::Set(OTHER), isr: Some(vec![me, OTHER]), replicas: Some(vec![me, OTHER]), adding: None, removing: None, elr: None, last_known_elr: None },
             ],
         );
         let (p, endpoints) = produce(&broker, 10).await;
@@ -116,7 +116,7 @@ fn only_the_leader_serves_and_clients_are_told_where_it_is() {
 
         // Leadership comes back (epoch 2), the other broker out of the ISR (it never fetches
         // here, so acks=all could not complete with it in): served again, the old epoch fenced.
-        commit(&broker, &[MetadataRecord::PartitionChange { topic_id, partition_id: 0, leader: LeaderChange::Set(me), isr: Some(vec![me]), replicas: None, adding: None, removing: None }]);
+        commit(&broker, &[MetadataRecord::PartitionChange { topic_id, partition_id: 0, leader: LeaderChange::Set(me), isr: Some(vec![me]), replicas: None, adding: None, removing: None, elr: None, last_known_elr: None }]);
         let (p, _) = produce(&broker, 10).await;
         assert_eq!(p.error_code, errors::NONE);
         assert_eq!(p.base_offset, 1, "the partition kept its data while another broker led it");

@@ -262,7 +262,7 @@ fn a_topic_deleted_and_created_again_in_one_image_change_is_hosted_anew() {
         let records = [
             MetadataRecord::RemoveTopic { topic_id: old_id },
             MetadataRecord::Topic { name: "x".into(), topic_id: old_id + 1 },
-            MetadataRecord::Partition { topic_id: old_id + 1, partition_id: 0, replicas: vec![me], isr: vec![me], leader: me, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
+            MetadataRecord::Partition { topic_id: old_id + 1, partition_id: 0, replicas: vec![me], isr: vec![me], leader: me, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] },
         ];
         for r in &records {
             image.apply(image.offset + 1, r, &mut delta).unwrap();

@@ -40,6 +40,14 @@ pub struct PartitionRegistration {
     pub adding: Vec<i32>,
     /// Replicas an ongoing reassignment removes (in `replicas` until it completes).
     pub removing: Vec<i32>,
+    /// KIP-966's eligible leader replicas: replicas that left the ISR while it was smaller than
+    /// `min.insync.replicas`, when the high watermark could no longer advance, so each holds
+    /// every committed record and may be elected when no ISR member is left. Disjoint from the
+    /// ISR; empty whenever the ISR has `min.insync.replicas` members.
+    pub elr: Vec<i32>,
+    /// Replicas that were eligible but lost their place by an unclean shutdown (they may have
+    /// lost committed records): what an operator looks at before an unclean election.
+    pub last_known_elr: Vec<i32>,
 }
 
 impl PartitionRegistration {
@@ -53,6 +61,34 @@ impl PartitionRegistration {
     /// the preferred leader.
     pub fn target_replicas(&self) -> Vec<i32> {
         self.replicas.iter().copied().filter(|r| !self.removing.contains(r)).collect()
+    }
+
+    /// This registration with `change` (a [`MetadataRecord::PartitionChange`] of it) applied:
+    /// the fields it sets replaced, the partition epoch bumped, and the leader epoch too when it
+    /// sets the leader. Refused if the result is not a valid registration.
+    pub fn changed(&self, change: &MetadataRecord) -> Result<PartitionRegistration, ApplyError> {
+        let MetadataRecord::PartitionChange { leader, isr, replicas, adding, removing, elr, last_known_elr, .. } = change else {
+            return Err(ApplyError::InvalidPartition("not a partition change".into()));
+        };
+        let mut new = self.clone();
+        let set = |field: &mut Vec<i32>, value: &Option<Vec<i32>>| {
+            if let Some(v) = value {
+                field.clone_from(v);
+            }
+        };
+        set(&mut new.replicas, replicas);
+        set(&mut new.isr, isr);
+        set(&mut new.adding, adding);
+        set(&mut new.removing, removing);
+        set(&mut new.elr, elr);
+        set(&mut new.last_known_elr, last_known_elr);
+        if let LeaderChange::Set(l) = leader {
+            new.leader = *l;
+            new.leader_epoch = self.leader_epoch.checked_add(1).ok_or_else(|| ApplyError::InvalidPartition("leader epoch overflow".into()))?;
+        }
+        new.partition_epoch = self.partition_epoch.checked_add(1).ok_or_else(|| ApplyError::InvalidPartition("partition epoch overflow".into()))?;
+        check_partition(&new)?;
+        Ok(new)
     }
 }
 
@@ -120,6 +156,13 @@ pub enum ApplyError {
     ProducerIdsBackwards { got: i64, current: i64 },
 }
 
+/// `min.insync.replicas` as KIP-966 counts it for a partition of `replicas`: at least 1, never
+/// more than the replicas. The leader's high watermark and the controller's eligible leader
+/// replicas both count against this one value.
+pub fn effective_min_insync(configured: usize, replicas: usize) -> usize {
+    configured.clamp(1, replicas.max(1))
+}
+
 fn check_partition(p: &PartitionRegistration) -> Result<(), ApplyError> {
     let bad = |why: &str| Err(ApplyError::InvalidPartition(why.to_string()));
     let distinct: BTreeSet<_> = p.replicas.iter().collect();
@@ -131,6 +174,13 @@ fn check_partition(p: &PartitionRegistration) -> Result<(), ApplyError> {
     }
     if p.leader != NO_LEADER && !p.isr.contains(&p.leader) {
         return bad("the leader must be in the ISR");
+    }
+    let distinct_replicas = |v: &[i32]| v.iter().all(|r| p.replicas.contains(r)) && v.iter().collect::<BTreeSet<_>>().len() == v.len();
+    if !distinct_replicas(&p.elr) || p.elr.iter().any(|r| p.isr.contains(r)) {
+        return bad("eligible leader replicas must be distinct replicas outside the ISR");
+    }
+    if !distinct_replicas(&p.last_known_elr) {
+        return bad("last known eligible leader replicas must be distinct replicas");
     }
     if p.leader_epoch < 0 || p.partition_epoch < 0 {
         return bad("epochs must not be negative");
@@ -163,6 +213,13 @@ impl MetadataImage {
     }
 
     /// Config overrides of a topic (empty if none).
+    /// The `min.insync.replicas` of topic `name`: its own setting, else `default`, made
+    /// [`effective_min_insync`] for a partition of `replicas` (`usize::MAX`: as configured).
+    pub fn min_insync_replicas(&self, name: &str, default: i32, replicas: usize) -> usize {
+        let own = self.configs.get(&(RESOURCE_TOPIC, name.to_string())).and_then(|c| c.get("min.insync.replicas")).and_then(|v| v.trim().parse::<i32>().ok());
+        effective_min_insync(usize::try_from(own.unwrap_or(default)).unwrap_or(1), replicas)
+    }
+
     pub fn topic_configs(&self, name: &str) -> BTreeMap<String, String> {
         self.configs.get(&(RESOURCE_TOPIC, name.to_string())).cloned().unwrap_or_default()
     }
@@ -234,7 +291,7 @@ impl MetadataImage {
                 self.topic_ids.insert(name.clone(), *topic_id);
                 self.topics.insert(*topic_id, Arc::new(TopicImage { name: name.clone(), id: *topic_id, partitions: BTreeMap::new() }));
             }
-            MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch, adding, removing } => {
+            MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch, adding, removing, elr, last_known_elr } => {
                 let reg = PartitionRegistration {
                     replicas: replicas.clone(),
                     isr: isr.clone(),
@@ -243,6 +300,8 @@ impl MetadataImage {
                     partition_epoch: *partition_epoch,
                     adding: adding.clone(),
                     removing: removing.clone(),
+                    elr: elr.clone(),
+                    last_known_elr: last_known_elr.clone(),
                 };
                 check_partition(&reg)?;
                 let topic = self.topics.get_mut(topic_id).ok_or(ApplyError::UnknownTopic(*topic_id))?;
@@ -253,34 +312,16 @@ impl MetadataImage {
                 if *partition_id != topic.partitions.len() as i32 {
                     return Err(ApplyError::InvalidPartition(format!("partition {partition_id} is not the next partition id")));
                 }
-                crate::probe::observe(crate::probe::Observed::IsrApplied { topic: &topic.name, partition: *partition_id, isr: &reg.isr, offset });
+                crate::probe::observe(crate::probe::Observed::IsrApplied { topic: &topic.name, partition: *partition_id, registration: &reg, offset });
                 Arc::make_mut(topic).partitions.insert(*partition_id, reg.clone());
                 delta.changed_partitions.insert((*topic_id, *partition_id), reg);
             }
-            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas, adding, removing } => {
+            MetadataRecord::PartitionChange { topic_id, partition_id, .. } => {
                 let topic = self.topics.get(topic_id).ok_or(ApplyError::UnknownTopic(*topic_id))?;
                 let old = topic.partitions.get(partition_id).ok_or(ApplyError::UnknownPartition(*topic_id, *partition_id))?;
-                let mut new = old.clone();
-                if let Some(r) = replicas {
-                    new.replicas = r.clone();
-                }
-                if let Some(i) = isr {
-                    new.isr = i.clone();
-                }
-                if let Some(a) = adding {
-                    new.adding = a.clone();
-                }
-                if let Some(r) = removing {
-                    new.removing = r.clone();
-                }
-                if let LeaderChange::Set(l) = leader {
-                    new.leader = *l;
-                    new.leader_epoch = old.leader_epoch.checked_add(1).ok_or_else(|| ApplyError::InvalidPartition("leader epoch overflow".into()))?;
-                }
-                new.partition_epoch = old.partition_epoch.checked_add(1).ok_or_else(|| ApplyError::InvalidPartition("partition epoch overflow".into()))?;
-                check_partition(&new)?;
+                let new = old.changed(record)?;
                 let topic = self.topics.get_mut(topic_id).expect("checked above");
-                crate::probe::observe(crate::probe::Observed::IsrApplied { topic: &topic.name, partition: *partition_id, isr: &new.isr, offset });
+                crate::probe::observe(crate::probe::Observed::IsrApplied { topic: &topic.name, partition: *partition_id, registration: &new, offset });
                 Arc::make_mut(topic).partitions.insert(*partition_id, new.clone());
                 delta.changed_partitions.insert((*topic_id, *partition_id), new);
             }
@@ -367,6 +408,8 @@ impl MetadataImage {
                     partition_epoch: p.partition_epoch,
                     adding: p.adding.clone(),
                     removing: p.removing.clone(),
+                    elr: p.elr.clone(),
+                    last_known_elr: p.last_known_elr.clone(),
                 });
             }
         }

@@ -14,5 +14,5 @@ mod records;
 #[cfg(test)]
 mod tests;
 
-pub use image::{ApplyError, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration, TopicImage};
+pub use image::{effective_min_insync, ApplyError, BrokerRegistration, ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration, TopicImage};
 pub use records::{decode_entry, encode_entry, DecodeError, Endpoint, LeaderChange, MetadataRecord, TopicId, NO_LEADER, RESOURCE_BROKER, RESOURCE_TOPIC};

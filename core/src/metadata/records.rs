@@ -50,7 +50,21 @@ pub enum MetadataRecord {
     Topic { name: String, topic_id: TopicId },
     /// A partition exists. `adding`/`removing` are the replicas an ongoing reassignment adds
     /// and removes (both empty when none is ongoing; `replicas` then is the whole assignment).
-    Partition { topic_id: TopicId, partition_id: i32, replicas: Vec<i32>, isr: Vec<i32>, leader: i32, leader_epoch: i32, partition_epoch: i32, adding: Vec<i32>, removing: Vec<i32> },
+    /// `elr` and `last_known_elr` are KIP-966's eligible leader replicas (see
+    /// [`super::PartitionRegistration`]).
+    Partition {
+        topic_id: TopicId,
+        partition_id: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+        elr: Vec<i32>,
+        last_known_elr: Vec<i32>,
+    },
     /// Every change bumps the partition epoch; a leader change also bumps the leader epoch.
     /// `None` fields are unchanged.
     PartitionChange {
@@ -61,6 +75,8 @@ pub enum MetadataRecord {
         replicas: Option<Vec<i32>>,
         adding: Option<Vec<i32>>,
         removing: Option<Vec<i32>>,
+        elr: Option<Vec<i32>>,
+        last_known_elr: Option<Vec<i32>>,
     },
     /// Sets (`Some`) or removes (`None`) one config key of a resource. A broker resource named
     /// "" holds the cluster-wide dynamic defaults.
@@ -95,10 +111,12 @@ const REMOVE_TOPIC: u8 = 9;
 const FEATURE_LEVEL: u8 = 10;
 
 /// The first version of every record type. Partition and PartitionChange records gained the
-/// reassignment fields in version 1, which is written only when those fields are set, so a log
-/// without reassignments stays readable by a Gregor that predates them.
+/// reassignment fields in version 1 and the eligible leader replicas in version 2; each is
+/// written only when its fields are set, so a log without them stays readable by a Gregor that
+/// predates them.
 const VERSION: u8 = 0;
 const WITH_REASSIGNMENT: u8 = 1;
+const WITH_ELR: u8 = 2;
 
 impl MetadataRecord {
     pub fn type_id(&self) -> u8 {
@@ -120,6 +138,8 @@ impl MetadataRecord {
     /// The version this record is written at.
     fn version(&self) -> u8 {
         match self {
+            MetadataRecord::Partition { elr, last_known_elr, .. } if !elr.is_empty() || !last_known_elr.is_empty() => WITH_ELR,
+            MetadataRecord::PartitionChange { elr, last_known_elr, .. } if elr.is_some() || last_known_elr.is_some() => WITH_ELR,
             MetadataRecord::Partition { adding, removing, .. } if !adding.is_empty() || !removing.is_empty() => WITH_REASSIGNMENT,
             MetadataRecord::PartitionChange { adding, removing, .. } if adding.is_some() || removing.is_some() => WITH_REASSIGNMENT,
             _ => VERSION,
@@ -156,7 +176,7 @@ impl MetadataRecord {
                 w.str(name);
                 w.u128(*topic_id);
             }
-            MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch, adding, removing } => {
+            MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch, adding, removing, elr, last_known_elr } => {
                 w.u128(*topic_id);
                 w.i32(*partition_id);
                 w.i32s(replicas);
@@ -164,12 +184,16 @@ impl MetadataRecord {
                 w.i32(*leader);
                 w.i32(*leader_epoch);
                 w.i32(*partition_epoch);
-                if version == WITH_REASSIGNMENT {
+                if version >= WITH_REASSIGNMENT {
                     w.i32s(adding);
                     w.i32s(removing);
                 }
+                if version >= WITH_ELR {
+                    w.i32s(elr);
+                    w.i32s(last_known_elr);
+                }
             }
-            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas, adding, removing } => {
+            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas, adding, removing, elr, last_known_elr } => {
                 w.u128(*topic_id);
                 w.i32(*partition_id);
                 w.i32(match leader {
@@ -178,9 +202,13 @@ impl MetadataRecord {
                 });
                 w.opt_i32s(isr.as_deref());
                 w.opt_i32s(replicas.as_deref());
-                if version == WITH_REASSIGNMENT {
+                if version >= WITH_REASSIGNMENT {
                     w.opt_i32s(adding.as_deref());
                     w.opt_i32s(removing.as_deref());
+                }
+                if version >= WITH_ELR {
+                    w.opt_i32s(elr.as_deref());
+                    w.opt_i32s(last_known_elr.as_deref());
                 }
             }
             MetadataRecord::Config { resource_type, resource_name, name, value } => {
@@ -210,7 +238,7 @@ impl MetadataRecord {
         if t > FEATURE_LEVEL {
             return Err(DecodeError::UnknownType(t));
         }
-        let known = version == VERSION || (version == WITH_REASSIGNMENT && matches!(t, PARTITION | PARTITION_CHANGE));
+        let known = version == VERSION || ((version == WITH_REASSIGNMENT || version == WITH_ELR) && matches!(t, PARTITION | PARTITION_CHANGE));
         if !known {
             return Err(DecodeError::UnknownVersion { record_type: t, version });
         }
@@ -223,7 +251,8 @@ impl MetadataRecord {
 }
 
 fn decode_body(t: u8, version: u8, r: &mut Reader<'_>) -> Option<MetadataRecord> {
-    let reassignment = version == WITH_REASSIGNMENT;
+    let reassignment = version >= WITH_REASSIGNMENT;
+    let with_elr = version >= WITH_ELR;
     Some(match t {
         REGISTER_BROKER => {
             let broker_id = r.i32()?;
@@ -257,6 +286,8 @@ fn decode_body(t: u8, version: u8, r: &mut Reader<'_>) -> Option<MetadataRecord>
             partition_epoch: r.i32()?,
             adding: if reassignment { r.i32s()? } else { Vec::new() },
             removing: if reassignment { r.i32s()? } else { Vec::new() },
+            elr: if with_elr { r.i32s()? } else { Vec::new() },
+            last_known_elr: if with_elr { r.i32s()? } else { Vec::new() },
         },
         PARTITION_CHANGE => {
             let topic_id = r.u128()?;
@@ -268,7 +299,8 @@ fn decode_body(t: u8, version: u8, r: &mut Reader<'_>) -> Option<MetadataRecord>
             };
             let (isr, replicas) = (r.opt_i32s()?, r.opt_i32s()?);
             let (adding, removing) = if reassignment { (r.opt_i32s()?, r.opt_i32s()?) } else { (None, None) };
-            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas, adding, removing }
+            let (elr, last_known_elr) = if with_elr { (r.opt_i32s()?, r.opt_i32s()?) } else { (None, None) };
+            MetadataRecord::PartitionChange { topic_id, partition_id, leader, isr, replicas, adding, removing, elr, last_known_elr }
         }
         CONFIG => MetadataRecord::Config { resource_type: r.u8()? as i8, resource_name: r.str()?, name: r.str()?, value: r.opt_str()? },
         PRODUCER_IDS => MetadataRecord::ProducerIds { broker_id: r.i32()?, broker_epoch: r.i64()?, next_producer_id: r.i64()? },

@@ -14,20 +14,23 @@ fn sample_records() -> Vec<MetadataRecord> {
         MetadataRecord::UnfenceBroker { broker_id: 1, broker_epoch: 1 },
         MetadataRecord::UnfenceBroker { broker_id: 2, broker_epoch: 2 },
         MetadataRecord::Topic { name: "t".into(), topic_id: 7 },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 1, replicas: vec![2], isr: vec![2], leader: 2, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 1, replicas: vec![2], isr: vec![2], leader: 2, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] },
         MetadataRecord::Config { resource_type: RESOURCE_TOPIC, resource_name: "t".into(), name: "retention.ms".into(), value: Some("1000".into()) },
         MetadataRecord::Config { resource_type: RESOURCE_BROKER, resource_name: String::new(), name: "log.retention.ms".into(), value: Some("5".into()) },
         MetadataRecord::ProducerIds { broker_id: 1, broker_epoch: 1, next_producer_id: 1000 },
         MetadataRecord::FenceBroker { broker_id: 2, broker_epoch: 2 },
-        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 1, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 1, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None, elr: None, last_known_elr: None },
         MetadataRecord::UnregisterBroker { broker_id: 2, broker_epoch: 2 },
         MetadataRecord::Topic { name: "gone".into(), topic_id: 9 },
-        MetadataRecord::Partition { topic_id: 9, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
+        MetadataRecord::Partition { topic_id: 9, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] },
         MetadataRecord::RemoveTopic { topic_id: 9 },
         // A reassignment from [1] to [2] under way, then completed.
-        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![2, 1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![2], removing: vec![1] },
-        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 2, leader: LeaderChange::Set(2), isr: Some(vec![2]), replicas: Some(vec![2]), adding: Some(vec![]), removing: Some(vec![]) },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![2, 1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![2], removing: vec![1], elr: vec![], last_known_elr: vec![] },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 2, leader: LeaderChange::Set(2), isr: Some(vec![2]), replicas: Some(vec![2]), adding: Some(vec![]), removing: Some(vec![]), elr: None, last_known_elr: None },
+        // Eligible leader replicas: a partition created with them, and a change that sets them.
+        MetadataRecord::Partition { topic_id: 7, partition_id: 3, replicas: vec![1, 2], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![2], last_known_elr: vec![] },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 3, leader: LeaderChange::Keep, isr: None, replicas: None, adding: None, removing: None, elr: Some(vec![]), last_known_elr: Some(vec![2]) },
     ]
 }
 
@@ -60,19 +63,22 @@ fn every_record_round_trips_and_damage_is_refused() {
 }
 
 #[test]
-fn reassignment_fields_are_written_only_when_set() {
-    // Logs written before reassignments existed hold version-0 partition records; a partition
-    // without a reassignment is still written that way, and both versions decode.
+fn reassignment_and_elr_fields_are_written_only_when_set() {
+    // Logs written before reassignments existed hold version-0 partition records, and before
+    // eligible leader replicas at most version 1; a partition without them is still written
+    // that way, and every version decodes.
     for r in sample_records() {
         let bytes = r.encode();
         let reassigning = matches!(&r, MetadataRecord::Partition { adding, removing, .. } if !adding.is_empty() || !removing.is_empty())
             || matches!(&r, MetadataRecord::PartitionChange { adding, removing, .. } if adding.is_some() || removing.is_some());
-        assert_eq!(bytes[1], u8::from(reassigning), "{r:?}");
+        let with_elr = matches!(&r, MetadataRecord::Partition { elr, last_known_elr, .. } if !elr.is_empty() || !last_known_elr.is_empty())
+            || matches!(&r, MetadataRecord::PartitionChange { elr, last_known_elr, .. } if elr.is_some() || last_known_elr.is_some());
+        assert_eq!(bytes[1], if with_elr { 2 } else { u8::from(reassigning) }, "{r:?}");
     }
     let (image, _) = build(&sample_records());
     let p = &image.topic("t").unwrap().partitions[&2];
     assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader, p.is_reassigning()), (vec![2], vec![2], 2, false));
-    let p = PartitionRegistration { replicas: vec![3, 1, 2], isr: vec![1, 2], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![3], removing: vec![2] };
+    let p = PartitionRegistration { replicas: vec![3, 1, 2], isr: vec![1, 2], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![3], removing: vec![2], elr: vec![], last_known_elr: vec![] };
     assert_eq!(p.target_replicas(), vec![3, 1]);
 }
 
@@ -128,15 +134,15 @@ fn an_image_from_a_snapshot_and_its_diff_from_an_older_one() {
     assert_eq!(loaded, expected);
     assert!(newer.diff(&newer).is_empty());
     let d = older.diff(&newer);
-    // Partition 7-1 lost its leader and 7-2 was created; 7-0 is unchanged; broker 2 went;
-    // configs and producer ids changed; topic 9 never existed in either.
-    assert_eq!(d.changed_partitions.keys().copied().collect::<Vec<_>>(), vec![(7, 1), (7, 2)]);
+    // Partition 7-1 lost its leader, 7-2 and 7-3 were created; 7-0 is unchanged; broker 2
+    // went; configs and producer ids changed; topic 9 never existed in either.
+    assert_eq!(d.changed_partitions.keys().copied().collect::<Vec<_>>(), vec![(7, 1), (7, 2), (7, 3)]);
     assert_eq!(d.changed_brokers.iter().copied().collect::<Vec<_>>(), vec![2]);
     assert!(d.producer_ids_changed);
     assert!(d.changed_configs.contains(&(RESOURCE_BROKER, String::new())));
     assert!(d.removed_topics.is_empty());
     let back = newer.diff(&MetadataImage::new());
-    assert_eq!(back.removed_topics[&7], ("t".to_string(), vec![0, 1, 2]));
+    assert_eq!(back.removed_topics[&7], ("t".to_string(), vec![0, 1, 2, 3]));
     // A snapshot whose records do not fit is refused, not half-loaded.
     assert!(MetadataImage::from_snapshot(5, &records[6..7]).is_err());
 }
@@ -147,13 +153,13 @@ fn records_that_do_not_fit_are_refused_and_change_nothing() {
     let bad = [
         MetadataRecord::Topic { name: "t".into(), topic_id: 99 },
         MetadataRecord::Topic { name: "x".into(), topic_id: 7 },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 5, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
-        MetadataRecord::Partition { topic_id: 8, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1, 1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
-        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1], isr: vec![1], leader: 3, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] },
-        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(4), isr: None, replicas: None, adding: None, removing: None },
-        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 9, leader: LeaderChange::Keep, isr: None, replicas: None, adding: None, removing: None },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 5, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] },
+        MetadataRecord::Partition { topic_id: 8, partition_id: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1, 1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] },
+        MetadataRecord::Partition { topic_id: 7, partition_id: 2, replicas: vec![1], isr: vec![1], leader: 3, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(4), isr: None, replicas: None, adding: None, removing: None, elr: None, last_known_elr: None },
+        MetadataRecord::PartitionChange { topic_id: 7, partition_id: 9, leader: LeaderChange::Keep, isr: None, replicas: None, adding: None, removing: None, elr: None, last_known_elr: None },
         MetadataRecord::FenceBroker { broker_id: 1, broker_epoch: 0 },
         MetadataRecord::UnfenceBroker { broker_id: 5, broker_epoch: 1 },
         MetadataRecord::RegisterBroker { broker_id: 1, incarnation_id: 1, broker_epoch: 1, endpoints: vec![], rack: None, fenced: false },
@@ -180,11 +186,11 @@ fn arb_record() -> impl Strategy<Value = MetadataRecord> {
         (0i32..4, 0i64..4).prop_map(|(broker_id, broker_epoch)| MetadataRecord::UnregisterBroker { broker_id, broker_epoch }),
         ("[a-c]", 0u128..4).prop_map(|(name, topic_id)| MetadataRecord::Topic { name, topic_id }),
         (0u128..4, 0i32..3, ids.clone(), ids.clone(), -1i32..4, 0i32..3, ids.clone(), ids.clone()).prop_map(
-            |(topic_id, partition_id, replicas, isr, leader, leader_epoch, adding, removing)| MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch: 0, adding, removing }
+            |(topic_id, partition_id, replicas, isr, leader, leader_epoch, adding, removing)| MetadataRecord::Partition { topic_id, partition_id, replicas, isr, leader, leader_epoch, partition_epoch: 0, adding, removing, elr: vec![], last_known_elr: vec![] }
         ),
         (0u128..4, 0i32..3, prop::option::of(-1i32..4), prop::option::of(ids.clone()), prop::option::of(ids.clone()), prop::option::of(ids.clone()), prop::option::of(ids))
             .prop_map(|(topic_id, partition_id, leader, isr, replicas, adding, removing)| {
-                MetadataRecord::PartitionChange { topic_id, partition_id, leader: leader.map_or(LeaderChange::Keep, LeaderChange::Set), isr, replicas, adding, removing }
+                MetadataRecord::PartitionChange { topic_id, partition_id, leader: leader.map_or(LeaderChange::Keep, LeaderChange::Set), isr, replicas, adding, removing, elr: None, last_known_elr: None }
             }),
         ("[a-c]", "[xy]", prop::option::of("[0-9]{1,2}"))
             .prop_map(|(resource_name, name, value)| MetadataRecord::Config { resource_type: RESOURCE_TOPIC, resource_name, name, value }),

@@ -7,6 +7,10 @@
 //!   durable end as the broker reports it, and each follower's last fetch offset (a follower
 //!   fetches past an offset only once everything below it is durable on its disk). It never
 //!   moves back and never passes the leader's durable end.
+//! * It does not advance while the committed ISR is smaller than `min.insync.replicas` (made
+//!   effective for the replica count: `gregor_core::metadata::effective_min_insync`), as
+//!   KIP-966 requires: a replica that left the ISR then is an eligible leader replica the
+//!   controller may elect, and it must hold every committed record.
 //! * A follower counts as caught up at a fetch that reaches the leader's log end, or that
 //!   reaches what the leader's log end was at its previous fetch (then as of that fetch), as
 //!   Kafka's `isCaughtUp`; an ISR member not caught up for `replica.lag.time.max.ms` is proposed
@@ -54,6 +58,8 @@ pub struct Leadership {
     high_watermark: i64,
     /// The leader's log end when this leadership began: the first offset of its epoch.
     pub epoch_start_offset: i64,
+    /// The topic's `min.insync.replicas` as configured.
+    min_insync: usize,
 }
 
 /// Why a follower's fetch is not taken.
@@ -87,7 +93,14 @@ impl Leadership {
             followers,
             high_watermark: high_watermark.min(log_end),
             epoch_start_offset: log_end,
+            min_insync: 1,
         }
+    }
+
+    /// Takes the topic's `min.insync.replicas` (at the start of a leadership and whenever the
+    /// config changes).
+    pub fn set_min_insync(&mut self, configured: usize) {
+        self.min_insync = configured;
     }
 
     /// Takes a newer registration of the same leadership (an ISR or replica change committed by
@@ -157,6 +170,10 @@ impl Leadership {
     /// Recomputes the high watermark from the leader's durable log end; returns the new value
     /// when it moved.
     pub fn advance_high_watermark(&mut self, leader_durable_end: i64) -> Option<i64> {
+        let under_min = self.isr.len() < crate::metadata::effective_min_insync(self.min_insync, self.replicas.len());
+        if under_min && !crate::bugs::active(crate::bugs::Bug::HwUnderMinIsr) {
+            return None;
+        }
         let mut hw = leader_durable_end;
         for id in self.maximal_isr() {
             if id == self.me {
@@ -238,6 +255,28 @@ mod tests {
 
     fn three(isr: &[i32]) -> Leadership {
         Leadership::new(1, 5, 7, &[1, 2, 3], isr, 100, 90, 1_000)
+    }
+
+    #[test]
+    fn high_watermark_waits_while_the_committed_isr_is_below_min_insync() {
+        let mut l = three(&[1, 2]);
+        l.set_min_insync(2);
+        l.on_fetch(2, 100, 100, 1_100).unwrap();
+        assert_eq!(l.advance_high_watermark(100), Some(100), "two in sync: the watermark moves");
+        l.update(8, &[1, 2, 3], &[1], 1_200);
+        assert_eq!(l.advance_high_watermark(120), None, "the leader alone is below min.insync.replicas");
+        // A shrink in flight still counts the old ISR, which meets min.insync.replicas.
+        let mut l = three(&[1, 2]);
+        l.set_min_insync(2);
+        l.propose_isr(&[1]);
+        l.on_fetch(2, 110, 110, 1_100).unwrap();
+        assert_eq!(l.advance_high_watermark(110), Some(110));
+        // Never more than the replicas: min.insync.replicas 5 on three replicas counts as 3.
+        let mut l = three(&[1, 2, 3]);
+        l.set_min_insync(5);
+        l.on_fetch(2, 100, 100, 1_100).unwrap();
+        l.on_fetch(3, 100, 100, 1_100).unwrap();
+        assert_eq!(l.advance_high_watermark(100), Some(100));
     }
 
     #[test]

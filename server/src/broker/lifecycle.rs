@@ -82,7 +82,7 @@ async fn register(broker: &Arc<Broker>, reg: &Registration, link_slot: &mut Opti
         })
         .collect();
     req.rack = reg.rack.clone().map(StrBytes::from_string);
-    req.previous_broker_epoch = -1;
+    req.previous_broker_epoch = reg.previous_broker_epoch;
     let client = &mut link_slot.as_mut().expect("linked").client;
     match client.send(&req).await {
         Ok(r) if r.error_code == errors::NONE => Ok(r.broker_epoch),
@@ -135,6 +135,8 @@ pub async fn run(broker: Arc<Broker>) {
                 incarnation_id: rng.random::<u128>() | 1,
                 endpoints: endpoints(&b),
                 rack: b.config.rack.clone(),
+                // This process's own session, else the one before it if it ended cleanly.
+                previous_broker_epoch: Some(b.broker_epoch.load(std::sync::atomic::Ordering::SeqCst)).filter(|e| *e >= 0).unwrap_or(b.previous_broker_epoch),
             };
             let backoff = Duration::from_millis(b.config.quorum_retry_backoff_ms.max(100));
             (reg, backoff, Duration::from_millis(b.config.broker_heartbeat_interval_ms.max(10)))

@@ -11,6 +11,7 @@
 //!   a delete) are removed at startup, so a re-created topic never inherits old data.
 //! * Admin operations go through the [`Controller`], the only writer of metadata records.
 
+pub mod clean_shutdown;
 pub mod fetcher;
 pub mod group_loading;
 pub mod group_store;
@@ -157,6 +158,9 @@ pub struct Broker {
     pub throttles: throttle::Throttles,
     /// This broker's epoch from its registration with the active controller (-1: not registered).
     pub broker_epoch: std::sync::atomic::AtomicI64,
+    /// The epoch of the previous process's session if it ended in a clean shutdown, else -1
+    /// (see [`clean_shutdown`]).
+    pub previous_broker_epoch: i64,
     /// Set once clients may be served (see [`Broker::wait_serving`]).
     serving: std::sync::atomic::AtomicBool,
     serving_changed: Notify,
@@ -222,7 +226,9 @@ impl Broker {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             max_size: config.group_max_size as usize,
         };
+        let previous_broker_epoch = clean_shutdown::take(disk.as_ref(), &config.metadata_log_dir);
         let broker = Arc::new(Broker {
+            previous_broker_epoch,
             config,
             clock,
             disk,
@@ -263,6 +269,7 @@ impl Broker {
                 // With a quorum of voters the local log may hold uncommitted changes: leadership
                 // waits for the committed image (published as the quorum commits).
                 if embedded {
+                    p.set_min_insync(image.min_insync_replicas(&t.name, broker.config.replication.min_insync_replicas, usize::MAX));
                     p.apply_registration(broker.config.node_id, reg, broker.clock.monotonic_ms());
                 }
                 opened.push(p);
@@ -412,7 +419,7 @@ impl Broker {
         for ((topic_id, index), reg) in &delta.changed_partitions {
             let Some(t) = image.topic_by_id(*topic_id) else { continue };
             match self.replicas.get(&t.name, *index) {
-                Some(p) if reg.replicas.contains(&me) => self.apply_role(&p, *topic_id, reg),
+                Some(p) if reg.replicas.contains(&me) => self.apply_role(&image, &p, *topic_id, reg),
                 Some(_) => self.stop_replica(&t.name, *index, true),
                 None if reg.replicas.contains(&me) => {
                     let lc = match log_config_for(&self.log_defaults(), &image.topic_configs(&t.name)) {
@@ -434,7 +441,7 @@ impl Broker {
             self.sync_partition_dir_entries(opened.iter().map(|(p, _, _)| p));
             for (p, topic_id, reg) in opened {
                 tracing::debug!(topic = %p.topic, partition = p.index, "hosting partition");
-                self.apply_role(&p, topic_id, &reg);
+                self.apply_role(&image, &p, topic_id, &reg);
                 self.replicas.insert(p);
             }
         }
@@ -449,6 +456,10 @@ impl Broker {
                 for p in self.replicas.of_topic(&t.name) {
                     p.set_config(lc.clone());
                 }
+            }
+            let min_insync = image.min_insync_replicas(&t.name, self.config.replication.min_insync_replicas, usize::MAX);
+            for p in self.replicas.of_topic(&t.name) {
+                p.set_min_insync(min_insync);
             }
         }
         *self.image.lock().expect("image lock") = Arc::new(image);
@@ -466,7 +477,8 @@ impl Broker {
 
     /// Gives a hosted partition the role its registration says, and starts or stops fetching
     /// it from its leader accordingly.
-    fn apply_role(self: &Arc<Self>, p: &Arc<Partition>, topic_id: gregor_core::metadata::TopicId, reg: &PartitionRegistration) {
+    fn apply_role(self: &Arc<Self>, image: &MetadataImage, p: &Arc<Partition>, topic_id: gregor_core::metadata::TopicId, reg: &PartitionRegistration) {
+        p.set_min_insync(image.min_insync_replicas(&p.topic, self.config.replication.min_insync_replicas, usize::MAX));
         match p.apply_registration(self.config.node_id, reg, self.clock.monotonic_ms()) {
             RoleChange::Unchanged => {}
             RoleChange::Leader => {
@@ -487,7 +499,7 @@ impl Broker {
         for t in image.topics.values() {
             for (index, reg) in &t.partitions {
                 if let Some(p) = self.replicas.get(&t.name, *index) {
-                    self.apply_role(&p, t.id, reg);
+                    self.apply_role(&image, &p, t.id, reg);
                 }
             }
         }
@@ -555,11 +567,10 @@ impl Broker {
         self.replicas.get(topic, index).ok_or(not_leader)
     }
 
-    /// The topic's `min.insync.replicas` (its override, else the broker's default).
+    /// The topic's `min.insync.replicas` (its override, else the broker's default), as
+    /// configured: what an acks=all write needs in the ISR.
     pub fn min_insync_replicas(&self, topic: &str) -> usize {
-        let image = self.image();
-        let own = image.topic_configs(topic).get("min.insync.replicas").and_then(|v| v.trim().parse::<i32>().ok());
-        own.unwrap_or(self.config.replication.min_insync_replicas).max(1) as usize
+        self.image().min_insync_replicas(topic, self.config.replication.min_insync_replicas, usize::MAX)
     }
 
     /// The effective log config of a topic with these overrides (the defaults if the
@@ -727,5 +738,11 @@ impl Broker {
             }
         }
         self.controller.close();
+        let epoch = self.broker_epoch.load(std::sync::atomic::Ordering::SeqCst);
+        if epoch >= 0 {
+            if let Err(e) = clean_shutdown::write(self.disk.as_ref(), &self.config.metadata_log_dir, epoch) {
+                tracing::warn!(error = %e, "cannot record the clean shutdown; the next start counts as unclean");
+            }
+        }
     }
 }

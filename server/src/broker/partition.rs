@@ -122,6 +122,8 @@ struct State {
     /// leading, and the epoch a follower fetches at.
     leader_epoch: i32,
     role: Role,
+    /// The topic's `min.insync.replicas` as configured (given to every leadership).
+    min_insync: usize,
 }
 
 impl State {
@@ -257,6 +259,7 @@ impl Partition {
                 // No role until the metadata image gives it one.
                 leader_epoch: -1,
                 role: Role::Unassigned,
+                min_insync: 1,
             }),
             flush_wanted: Notify::new(),
             progress: Notify::new(),
@@ -313,7 +316,9 @@ impl Partition {
                             }
                             None => 0,
                         };
-                        st.role = Role::Leader(Leadership::new(me, reg.leader_epoch, reg.partition_epoch, &reg.replicas, &reg.isr, log_end, hw, now_mono_ms));
+                        let mut l = Leadership::new(me, reg.leader_epoch, reg.partition_epoch, &reg.replicas, &reg.isr, log_end, hw, now_mono_ms);
+                        l.set_min_insync(st.min_insync);
+                        st.role = Role::Leader(l);
                         RoleChange::Leader
                     }
                 }
@@ -776,6 +781,22 @@ impl Partition {
                 Err(e) => Err(from_log(e)),
             }
         })
+    }
+
+    /// Takes the topic's `min.insync.replicas` (before a registration is applied, and whenever
+    /// the config changes): a lower value may let a leader's high watermark move at once.
+    pub fn set_min_insync(&self, configured: usize) {
+        let moved = {
+            let mut st = self.lock();
+            st.min_insync = configured;
+            if let Role::Leader(l) = &mut st.role {
+                l.set_min_insync(configured);
+            }
+            st.log.is_some() && !st.failed && st.advance_hw()
+        };
+        if moved {
+            self.hw_moved();
+        }
     }
 
     pub fn set_config(&self, config: LogConfig) {

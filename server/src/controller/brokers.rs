@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use gregor_core::metadata::{Endpoint, MetadataImage, MetadataRecord};
 
+use super::elr;
 use super::partitions::{leaders_away, leaders_back, unclean_allowed};
 
 use super::Controller;
@@ -29,6 +30,9 @@ pub struct Registration {
     pub incarnation_id: u128,
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
+    /// The broker epoch of the session that ended in a clean shutdown before this one, else -1
+    /// (Kafka's `PreviousBrokerEpoch`).
+    pub previous_broker_epoch: i64,
 }
 
 /// A BrokerHeartbeat answer.
@@ -91,10 +95,16 @@ impl Controller {
             rack: r.rack,
             fenced: true,
         }];
-        // A broker that comes back with a new incarnation was not shut down cleanly: it leads
-        // nothing until it is unfenced again.
+        // A broker that comes back with a new incarnation leads nothing until it is unfenced
+        // again. Unless it proves its last session ended cleanly, its replicas may lack records
+        // they held: they are no longer eligible leader replicas.
         records.extend(leaders_away(&image, r.broker_id, &unclean(broker, &image)));
-        self.commit(broker, &mut state, records).await.map_err(|e| e.code)?;
+        let clean = image.brokers.get(&r.broker_id).is_none_or(|b| b.epoch == r.previous_broker_epoch);
+        let unclean_shutdown: &[i32] = if clean { &[] } else { &[r.broker_id] };
+        if !clean {
+            records.extend(elr::recheck_broker(&image, r.broker_id));
+        }
+        self.commit_after_unclean_shutdown(broker, &mut state, records, unclean_shutdown).await.map_err(|e| e.code)?;
         self.sessions(broker).last_heartbeat_ms.insert(r.broker_id, broker.clock.monotonic_ms());
         tracing::info!(broker = r.broker_id, epoch, "registered broker");
         Ok(epoch)

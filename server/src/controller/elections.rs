@@ -8,15 +8,16 @@
 //!   PREFERRED_LEADER_NOT_AVAILABLE (unless the partition has no leader at all: then the next
 //!   in-sync live replica is elected, as Kafka's `PartitionChangeBuilder` does).
 //! * **Unclean**: only for a partition with no leader. A live ISR member is elected if there is
-//!   one (a clean election); otherwise the first live target replica becomes the leader and the
-//!   only ISR member, giving up whatever only the lost ISR held. A partition that has a leader:
+//!   one, else a live eligible leader replica (both clean elections, see [`super::elr`]);
+//!   otherwise the first live target replica becomes the leader and the only ISR member, giving
+//!   up whatever only the lost ISR held. A partition that has a leader:
 //!   ELECTION_NOT_NEEDED; no live replica: ELIGIBLE_LEADERS_NOT_AVAILABLE.
 //! * Automatic rebalancing makes the preferred elections that would succeed, at most
 //!   [`MAX_ELECTIONS_PER_BALANCE`] per round.
 
 use gregor_core::metadata::{LeaderChange, MetadataImage, MetadataRecord, PartitionRegistration, TopicId, NO_LEADER};
 
-use super::Controller;
+use super::{elr, Controller};
 use crate::broker::{AdminError, Broker};
 use crate::errors;
 
@@ -57,7 +58,7 @@ fn live(image: &MetadataImage, id: i32) -> bool {
 }
 
 fn change(topic_id: TopicId, partition_id: i32, leader: i32, isr: Option<Vec<i32>>) -> MetadataRecord {
-    MetadataRecord::PartitionChange { topic_id, partition_id, leader: LeaderChange::Set(leader), isr, replicas: None, adding: None, removing: None }
+    MetadataRecord::PartitionChange { topic_id, partition_id, leader: LeaderChange::Set(leader), isr, replicas: None, adding: None, removing: None, elr: None, last_known_elr: None }
 }
 
 /// The record that makes `ty`'s election of one partition, or why there is none.
@@ -79,6 +80,9 @@ pub fn plan_election(image: &MetadataImage, topic_id: TopicId, partition_id: i32
                 if let Some(next) = target.iter().copied().find(|r| valid(*r)) {
                     return Ok(change(topic_id, partition_id, next, None));
                 }
+                if let Some(eligible) = elr::eligible_leader(image, reg, NO_LEADER) {
+                    return Ok(change(topic_id, partition_id, eligible, Some(vec![eligible])));
+                }
             }
             Err((errors::PREFERRED_LEADER_NOT_AVAILABLE, Some("The preferred leader was not available.".into())))
         }
@@ -88,6 +92,9 @@ pub fn plan_election(image: &MetadataImage, topic_id: TopicId, partition_id: i32
             }
             if let Some(clean) = target.iter().copied().find(|r| reg.isr.contains(r) && live(image, *r)) {
                 return Ok(change(topic_id, partition_id, clean, None));
+            }
+            if let Some(eligible) = elr::eligible_leader(image, reg, NO_LEADER) {
+                return Ok(change(topic_id, partition_id, eligible, Some(vec![eligible])));
             }
             match target.iter().copied().find(|r| live(image, *r)) {
                 Some(r) => Ok(change(topic_id, partition_id, r, Some(vec![r]))),
@@ -189,7 +196,7 @@ mod tests {
             image.apply(id as i64, &r, &mut d).unwrap();
         }
         image.apply(4, &MetadataRecord::Topic { name: "t".into(), topic_id: 7 }, &mut d).unwrap();
-        let p = MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: replicas.to_vec(), isr: isr.to_vec(), leader, leader_epoch: 2, partition_epoch: 2, adding: vec![], removing: vec![] };
+        let p = MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: replicas.to_vec(), isr: isr.to_vec(), leader, leader_epoch: 2, partition_epoch: 2, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] };
         image.apply(5, &p, &mut d).unwrap();
         let reg = image.topic("t").unwrap().partitions[&0].clone();
         (image, reg)

@@ -61,7 +61,7 @@ pub fn read(disk: &dyn Disk, dir: &Path, node_id: i32) -> Result<Option<Vec<Meta
     for (name, (topic_id, partitions)) in topics {
         out.push(MetadataRecord::Topic { name, topic_id });
         for partition_id in 0..partitions {
-            out.push(MetadataRecord::Partition { topic_id, partition_id, replicas: vec![node_id], isr: vec![node_id], leader: node_id, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] });
+            out.push(MetadataRecord::Partition { topic_id, partition_id, replicas: vec![node_id], isr: vec![node_id], leader: node_id, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] });
         }
     }
     out.extend(configs);

@@ -18,6 +18,7 @@
 pub mod brokers;
 mod configs;
 pub mod elections;
+pub mod elr;
 mod legacy;
 pub mod partitions;
 pub mod reassignments;
@@ -153,7 +154,14 @@ impl Controller {
     }
 
     /// Commits `records` through the quorum; returns once they are in the broker's image.
-    async fn commit(&self, _broker: &Broker, _state: &mut State, records: Vec<MetadataRecord>) -> Result<(), AdminError> {
+    async fn commit(&self, broker: &Broker, state: &mut State, records: Vec<MetadataRecord>) -> Result<(), AdminError> {
+        self.commit_after_unclean_shutdown(broker, state, records, &[]).await
+    }
+
+    /// [`Controller::commit`], where the brokers `unclean_shutdown` come back from an unclean
+    /// shutdown. Every partition change gets its eligible leader replicas here ([`elr`]).
+    async fn commit_after_unclean_shutdown(&self, broker: &Broker, _state: &mut State, records: Vec<MetadataRecord>, unclean_shutdown: &[i32]) -> Result<(), AdminError> {
+        let records = elr::complete(&broker.image(), records, broker.config.replication.min_insync_replicas, unclean_shutdown);
         if records.is_empty() {
             return Ok(());
         }
@@ -259,9 +267,14 @@ impl Controller {
     pub async fn set_topic_configs(&self, broker: &Broker, name: &str, configs: BTreeMap<String, String>, validate_only: bool) -> Result<(), AdminError> {
         let mut state = self.active().await?;
         let image = broker.image();
-        let records = configs::plan_topic_configs(&image, &broker.log_defaults(), name, &configs)?;
+        let mut records = configs::plan_topic_configs(&image, &broker.log_defaults(), name, &configs)?;
         if validate_only {
             return Ok(());
+        }
+        // A new min.insync.replicas re-applies the ELR rules in the same entry, so no leader
+        // counts its high watermark against one value while the ELR was built for another.
+        if records.iter().any(|r| matches!(r, MetadataRecord::Config { name, .. } if name == "min.insync.replicas")) {
+            records.extend(elr::recheck_topic(&image, name));
         }
         self.commit(broker, &mut state, records).await
     }

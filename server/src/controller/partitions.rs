@@ -9,14 +9,18 @@
 //!   must be registered, unfenced and, when the request names one, at that broker epoch
 //!   (INELIGIBLE_REPLICA, KIP-903) — a restarted broker re-joins only through a new fetch.
 //! * Fencing a broker removes it from every ISR and elects, where it led, the first replica in
-//!   assignment order that is in the remaining ISR and unfenced. A partition whose last ISR
-//!   member is fenced keeps that member as its ISR with no leader (unclean election is never
-//!   done here): it waits for that broker to come back, which is what keeps committed records.
-//! * Unfencing a broker elects it where a partition has no leader and it is in the ISR.
+//!   assignment order that is in the remaining ISR and unfenced, else the first live eligible
+//!   leader replica (KIP-966, see [`super::elr`]), else — only where
+//!   `unclean.leader.election.enable` allows it — any live replica. A partition whose last ISR
+//!   member is fenced keeps that member as its ISR, with no leader if none of those is found:
+//!   it waits for that broker or an eligible one to come back, which is what keeps committed
+//!   records.
+//! * Unfencing a broker elects it where a partition has no leader and it is in the ISR, or is
+//!   eligible while no ISR member is live.
 
 use gregor_core::metadata::{LeaderChange, MetadataImage, MetadataRecord, PartitionRegistration, TopicId, NO_LEADER};
 
-use super::{reassignments, Controller};
+use super::{elr, reassignments, Controller};
 use crate::broker::Broker;
 use crate::errors;
 
@@ -74,7 +78,7 @@ pub fn plan_isr_change(image: &MetadataImage, from: i32, c: &IsrChange) -> Resul
         // The change may be the one that completes a reassignment.
         return Ok(reassignments::plan_isr_with_reassignment(image, reg, ordered).record(c.topic_id, c.partition, reg));
     }
-    Ok(Some(MetadataRecord::PartitionChange { topic_id: c.topic_id, partition_id: c.partition, leader: LeaderChange::Keep, isr: Some(ordered), replicas: None, adding: None, removing: None }))
+    Ok(Some(MetadataRecord::PartitionChange { topic_id: c.topic_id, partition_id: c.partition, leader: LeaderChange::Keep, isr: Some(ordered), replicas: None, adding: None, removing: None, elr: None, last_known_elr: None }))
 }
 
 /// Whether `topic` allows unclean leader elections: its `unclean.leader.election.enable`, else
@@ -106,11 +110,17 @@ pub fn leaders_away(image: &MetadataImage, id: i32, unclean: &dyn Fn(&str) -> bo
                     // Only under the injected bug: the first live replica, in the ISR or not.
                     any_live()
                 } else {
-                    reg.replicas.iter().copied().find(|r| *r != id && isr.contains(r) && live(image, *r)).or_else(|| if unclean(&t.name) { any_live() } else { None })
+                    reg.replicas
+                        .iter()
+                        .copied()
+                        .find(|r| *r != id && isr.contains(r) && live(image, *r))
+                        .or_else(|| elr::eligible_leader(image, reg, id))
+                        .or_else(|| if unclean(&t.name) { any_live() } else { None })
                 }
                 .unwrap_or(NO_LEADER);
                 if elected != NO_LEADER && !isr.contains(&elected) {
-                    // An unclean election: the new leader's log is the partition's from now on.
+                    // An eligible replica's, or after an unclean election the new leader's, log is
+                    // the partition's from now on.
                     isr = vec![elected];
                 }
                 LeaderChange::Set(elected)
@@ -121,7 +131,7 @@ pub fn leaders_away(image: &MetadataImage, id: i32, unclean: &dyn Fn(&str) -> bo
             if matches!(leader, LeaderChange::Keep) && isr_change.is_none() {
                 continue;
             }
-            out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader, isr: isr_change, replicas: None, adding: None, removing: None });
+            out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader, isr: isr_change, replicas: None, adding: None, removing: None, elr: None, last_known_elr: None });
         }
     }
     out
@@ -139,12 +149,14 @@ pub fn leaders_back(image: &MetadataImage, id: i32, unclean: &dyn Fn(&str) -> bo
             }
             let isr = if reg.isr.contains(&id) {
                 None
+            } else if reg.elr.contains(&id) && !reg.isr.iter().any(|r| live(image, *r)) {
+                Some(vec![id])
             } else if unclean(&t.name) {
                 Some(vec![id])
             } else {
                 continue;
             };
-            out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(id), isr, replicas: None, adding: None, removing: None });
+            out.push(MetadataRecord::PartitionChange { topic_id: t.id, partition_id: *p, leader: LeaderChange::Set(id), isr, replicas: None, adding: None, removing: None, elr: None, last_known_elr: None });
         }
     }
     out
@@ -199,7 +211,7 @@ mod tests {
         image.apply(off, &MetadataRecord::Topic { name: "t".into(), topic_id: 7 }, &mut d).unwrap();
         off += 1;
         image
-            .apply(off, &MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: replicas.to_vec(), isr: isr.to_vec(), leader, leader_epoch: 3, partition_epoch: 5, adding: vec![], removing: vec![] }, &mut d)
+            .apply(off, &MetadataRecord::Partition { topic_id: 7, partition_id: 0, replicas: replicas.to_vec(), isr: isr.to_vec(), leader, leader_epoch: 3, partition_epoch: 5, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] }, &mut d)
             .unwrap();
         image
     }
@@ -247,8 +259,8 @@ mod tests {
     fn with_unclean_elections_allowed_a_lost_isr_is_replaced_by_a_live_replica() {
         // The last ISR member (1, the leader) is fenced; 2 and 3 are live but out of sync.
         let img = image(&[1, 2, 3], &[1], 1, &[]);
-        assert_eq!(leaders_away(&img, 1, &clean)[0], MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None });
-        assert_eq!(leaders_away(&img, 1, &unclean)[0], MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(2), isr: Some(vec![2]), replicas: None, adding: None, removing: None });
+        assert_eq!(leaders_away(&img, 1, &clean)[0], MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None, elr: None, last_known_elr: None });
+        assert_eq!(leaders_away(&img, 1, &unclean)[0], MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(2), isr: Some(vec![2]), replicas: None, adding: None, removing: None, elr: None, last_known_elr: None });
         // A live ISR member is still preferred.
         let img = image(&[1, 2, 3], &[1, 3], 1, &[]);
         assert!(matches!(leaders_away(&img, 1, &unclean)[0], MetadataRecord::PartitionChange { leader: LeaderChange::Set(3), .. }));
@@ -263,18 +275,18 @@ mod tests {
     fn fencing_removes_from_the_isr_and_elects_only_from_it() {
         let img = image(&[1, 2, 3], &[1, 3], 1, &[]);
         let r = leaders_away(&img, 1, &clean);
-        assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(3), isr: Some(vec![3]), replicas: None, adding: None, removing: None }]);
+        assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(3), isr: Some(vec![3]), replicas: None, adding: None, removing: None, elr: None, last_known_elr: None }]);
         // A follower leaves the ISR; the leader stays.
         let r = leaders_away(&img, 3, &clean);
-        assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Keep, isr: Some(vec![1]), replicas: None, adding: None, removing: None }]);
+        assert_eq!(r, vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Keep, isr: Some(vec![1]), replicas: None, adding: None, removing: None, elr: None, last_known_elr: None }]);
         // Not in the ISR: nothing to do.
         assert!(leaders_away(&img, 2, &clean).is_empty());
         // The last ISR member keeps its place and the partition has no leader.
         let img = image(&[1, 2, 3], &[1], 1, &[]);
-        assert_eq!(leaders_away(&img, 1, &clean), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None }]);
+        assert_eq!(leaders_away(&img, 1, &clean), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: None, replicas: None, adding: None, removing: None, elr: None, last_known_elr: None }]);
         // A fenced ISR member is not elected.
         let img = image(&[1, 2, 3], &[1, 2], 1, &[2]);
-        assert_eq!(leaders_away(&img, 1, &clean), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: Some(vec![2]), replicas: None, adding: None, removing: None }]);
+        assert_eq!(leaders_away(&img, 1, &clean), vec![MetadataRecord::PartitionChange { topic_id: 7, partition_id: 0, leader: LeaderChange::Set(NO_LEADER), isr: Some(vec![2]), replicas: None, adding: None, removing: None, elr: None, last_known_elr: None }]);
         assert_eq!(leaders_back(&image(&[1, 2, 3], &[2], NO_LEADER, &[]), 2, &clean).len(), 1);
     }
 }

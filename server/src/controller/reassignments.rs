@@ -98,6 +98,7 @@ impl Planned {
             replicas: changed(&self.replicas, &now.replicas),
             adding: changed(&self.adding, &now.adding),
             removing: changed(&self.removing, &now.removing),
+            elr: None, last_known_elr: None,
         })
     }
 }
@@ -257,11 +258,11 @@ mod tests {
     }
 
     fn reg(replicas: &[i32], isr: &[i32], leader: i32) -> PartitionRegistration {
-        PartitionRegistration { replicas: replicas.to_vec(), isr: isr.to_vec(), leader, leader_epoch: 4, partition_epoch: 9, adding: vec![], removing: vec![] }
+        PartitionRegistration { replicas: replicas.to_vec(), isr: isr.to_vec(), leader, leader_epoch: 4, partition_epoch: 9, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] }
     }
 
     fn applied(p: &Planned) -> PartitionRegistration {
-        PartitionRegistration { replicas: p.replicas.clone(), isr: p.isr.clone(), leader: p.leader, leader_epoch: 5, partition_epoch: 10, adding: p.adding.clone(), removing: p.removing.clone() }
+        PartitionRegistration { replicas: p.replicas.clone(), isr: p.isr.clone(), leader: p.leader, leader_epoch: 5, partition_epoch: 10, adding: p.adding.clone(), removing: p.removing.clone(), elr: vec![], last_known_elr: vec![] }
     }
 
     #[test]

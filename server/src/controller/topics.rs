@@ -112,7 +112,7 @@ fn partition_records(
     for (i, replicas) in assignments.into_iter().enumerate() {
         let partition_id = first + i as i32;
         let isr = isrs.as_mut().and_then(Iterator::next).unwrap_or_else(|| replicas.clone());
-        let reg = PartitionRegistration { leader: isr[0], isr, replicas, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![] };
+        let reg = PartitionRegistration { leader: isr[0], isr, replicas, leader_epoch: 0, partition_epoch: 0, adding: vec![], removing: vec![], elr: vec![], last_known_elr: vec![] };
         records.push(MetadataRecord::Partition {
             topic_id,
             partition_id,
@@ -123,6 +123,7 @@ fn partition_records(
             partition_epoch: reg.partition_epoch,
             adding: vec![],
             removing: vec![],
+            elr: vec![], last_known_elr: vec![],
         });
         out.insert(partition_id, reg);
     }
