@@ -74,8 +74,9 @@ pub enum Bug {
     /// Under fsync-before-ack, a follower reports its log end to the leader before that log is
     /// fsynced: the leader counts records as durable on a replica that a power loss takes back.
     FollowerReportsBeforeFsync,
-    /// A partition leader answers acks=all without checking `min.insync.replicas`: with the ISR
-    /// shrunk to the leader alone, a write is acknowledged from one replica.
+    /// A partition leader forgets `min.insync.replicas`: it neither refuses acks=all nor holds
+    /// its high watermark while its ISR is below it, so with the ISR shrunk to the leader alone
+    /// a write is acknowledged from one replica.
     AckBelowMinIsr,
     /// A new partition leader answers a client's ListOffsets "latest" with a high watermark that
     /// lags behind the start of its epoch (no KIP-207 check): below what its predecessor said.

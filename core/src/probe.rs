@@ -128,6 +128,9 @@ pub enum Observed<'a> {
     /// A node's metadata image applied the committed record at `offset` of the metadata log,
     /// which gave `topic`-`partition` this registration (leader, ISR, eligible leader replicas).
     IsrApplied { topic: &'a str, partition: i32, registration: &'a crate::metadata::PartitionRegistration, offset: i64 },
+    /// A partition leader, broker `node_id` at `leader_epoch`, moved its high watermark to
+    /// `high_watermark`: every record below it is committed.
+    HighWatermark { topic: &'a str, partition: i32, node_id: i32, leader_epoch: i32, high_watermark: i64 },
 }
 
 /// What the simulator runs at each [`Observed`] moment.

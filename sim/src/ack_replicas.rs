@@ -5,15 +5,23 @@
 //! within a segment whose directory entry and bytes up to the batch's end a power loss would not
 //! take back (also on a disk whose power a crash point cut: what it holds is what survives).
 //!
-//! Two findings, for two checkers:
+//! Three findings, for three checkers:
 //! * fewer holders than the topic's `min.insync.replicas` (`acked-min-isr`);
-//! * a member of the committed ISR that does not hold it (`committed-isr-holds`). The committed
-//!   ISR is the one of the newest committed metadata record any node's image has applied
-//!   (`Observed::IsrApplied`), which may lag the controller but never runs ahead of it; a
-//!   leader must count every member of it (and any member its in-flight change adds) before it
-//!   acknowledges, so a replica the controller may elect always has every acknowledged record.
+//! * a member of the committed ISR, or an eligible leader replica (KIP-966), that does not hold
+//!   it (`committed-isr-holds`). Both come from the newest committed metadata record any node's
+//!   image has applied (`Observed::IsrApplied`), which may lag the controller but never runs
+//!   ahead of it; a leader must count every ISR member (and any member its in-flight change
+//!   adds) before it acknowledges, and acknowledges nothing while eligible replicas exist (its
+//!   ISR is then below `min.insync.replicas`), so a replica the controller may elect always has
+//!   every acknowledged record.
 //!
-//! Neither asks the broker anything: a leader that miscounts its ISR, forgets a change it asked
+//! * a member of the committed ISR or ELR that lacks the batch ending just below a leader's
+//!   high watermark when that leader moved it (`hw-held`): the high watermark is what every
+//!   replica the controller may elect holds, acks=1 writes included, so a consumer never reads a
+//!   record a failover could take back. Only the leader the newest committed record names, at
+//!   its leader epoch, is checked; a deposed leader's view is its own.
+//!
+//! None asks the broker anything: a leader that miscounts its ISR, forgets a change it asked
 //! for, or forgets the setting, is caught by what the disks hold.
 
 use std::collections::BTreeMap;
@@ -24,26 +32,60 @@ use gregor_core::probe::{AckedWrite, Observed, Observer};
 use gregor_storage::mem_disk::MemDisk;
 
 use crate::cluster::Shared;
-use crate::history::{IsrLacking, ShortAck};
+use crate::history::{HwLacking, IsrLacking, ShortAck};
 use crate::world::DATA_DIR;
 
 /// The observer for `sh`'s topic, whose `min.insync.replicas` is `sh.min_insync`.
 pub(crate) fn observer(sh: Shared) -> Observer {
-    // Partition -> (metadata offset, ISR) of the newest committed ISR any node applied.
-    let mut committed: BTreeMap<i32, (i64, Vec<i32>)> = BTreeMap::new();
+    // Partition -> the newest committed registration any node applied.
+    let mut committed: BTreeMap<i32, Committed> = BTreeMap::new();
     Box::new(move |what: &Observed<'_>| match what {
-        Observed::IsrApplied { topic, partition, isr, offset } if *topic == sh.topic => {
-            let newer = committed.get(partition).is_none_or(|(at, _)| offset > at);
+        Observed::IsrApplied { topic, partition, registration, offset } if *topic == sh.topic => {
+            let newer = committed.get(partition).is_none_or(|c| *offset > c.offset);
             if newer {
-                committed.insert(*partition, (*offset, isr.to_vec()));
+                // Eligible leader replicas count as the ISR does: the controller may elect them.
+                let electable = registration.isr.iter().chain(&registration.elr).copied().collect();
+                committed.insert(*partition, Committed { offset: *offset, electable, leader: registration.leader, leader_epoch: registration.leader_epoch });
             }
         }
         Observed::Acknowledged(w) if w.topic == sh.topic => {
             let holders = holders(&sh, w);
-            record(&sh, w, &holders, committed.get(&w.partition));
+            record(&sh, w, &holders, committed.get(&w.partition).map(|c| (c.offset, c.electable.clone())).as_ref());
+        }
+        Observed::HighWatermark { topic, partition, node_id, leader_epoch, high_watermark } if *topic == sh.topic => {
+            if let Some(c) = committed.get(partition).filter(|c| c.leader == *node_id && c.leader_epoch == *leader_epoch) {
+                check_high_watermark(&sh, *partition, *node_id, *high_watermark, c);
+            }
         }
         _ => {}
     })
+}
+
+/// The newest committed registration of one partition, as far as the observer needs it.
+struct Committed {
+    /// Its metadata log offset.
+    offset: i64,
+    /// The ISR and the eligible leader replicas: the replicas the controller may elect.
+    electable: Vec<i32>,
+    leader: i32,
+    leader_epoch: i32,
+}
+
+/// Records every electable replica that lacks the batch ending just below the high watermark
+/// `hw` that `leader` moved to (present with the leader's bytes; durability is `durable-at-ack`'s).
+fn check_high_watermark(sh: &Shared, partition: i32, leader: i32, hw: i64, c: &Committed) {
+    let disk = |id: i32| usize::try_from(id - 1).ok().and_then(|i| sh.disks.get(i));
+    // A leader whose own log does not end a batch there (trimmed below it) makes no claim to check.
+    let Some(ours) = disk(leader).and_then(|d| last_batch(d, &sh.topic, partition, hw)) else { return };
+    let lacking: Vec<i32> =
+        c.electable.iter().copied().filter(|&id| !disk(id).and_then(|d| last_batch(d, &sh.topic, partition, hw)).is_some_and(|b| b.digest == ours.digest)).collect();
+    sh.with_cluster(|cl| {
+        cl.hws_checked += 1;
+        if !lacking.is_empty() {
+            sh.trace.event("checker", format!("p{partition} high watermark {hw} moved by node {leader} while {lacking:?} of ISR+ELR {:?} lack it", c.electable));
+            cl.hw_lacking.push(HwLacking { at: sh.trace.elapsed(), node_id: leader, partition, high_watermark: hw, electable: c.electable.clone(), metadata_offset: c.offset, lacking });
+        }
+    });
 }
 
 /// The nodes holding the acknowledged batch durably, with the same bytes as the leader's.

@@ -290,6 +290,10 @@ pub struct ClusterData {
     pub short_acks: Vec<ShortAck>,
     /// Acknowledged writes some member of the committed ISR did not hold durably.
     pub isr_lacking: Vec<IsrLacking>,
+    /// High watermark moves of the scenario's topic checked against the replicas' disks.
+    pub hws_checked: u64,
+    /// Those made while a replica the controller may elect lacked the records below it.
+    pub hw_lacking: Vec<HwLacking>,
     /// Every ListOffsets "latest" answer (error 0) the observer got for the scenario's topic.
     pub latest_polls: Vec<LatestPoll>,
 }
@@ -305,6 +309,22 @@ pub struct IsrLacking {
     pub isr: Vec<i32>,
     pub metadata_offset: i64,
     /// Its members that did not hold the write durably.
+    pub lacking: Vec<i32>,
+}
+
+/// A leader moved its high watermark while a member of the committed ISR or ELR lacked the
+/// batch just below it (`ack_replicas`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HwLacking {
+    pub at: Duration,
+    /// The leader that moved it.
+    pub node_id: i32,
+    pub partition: i32,
+    pub high_watermark: i64,
+    /// The committed ISR and ELR, from the metadata record at `metadata_offset`.
+    pub electable: Vec<i32>,
+    pub metadata_offset: i64,
+    /// Its members that did not hold the batch ending at `high_watermark - 1`.
     pub lacking: Vec<i32>,
 }
 

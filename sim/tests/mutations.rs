@@ -183,3 +183,8 @@ fn acknowledging_below_min_insync_replicas_is_caught() {
 fn a_new_leader_answering_a_lagging_high_watermark_is_caught() {
     caught_in(Scenario::Cluster, Bug::ListOffsetsLaggingHw, &["latest-monotonic"]);
 }
+
+#[test]
+fn a_high_watermark_moving_while_the_isr_is_below_min_insync_is_caught() {
+    caught_in(Scenario::Cluster, Bug::HwUnderMinIsr, &["hw-held", "no-phantom", "lost-ack"]);
+}

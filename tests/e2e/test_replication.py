@@ -5,11 +5,14 @@ Checks, as a user of the README's walkthrough would see them: `gregor topics cre
 in the ISR; confluent-kafka's idempotent acks=all producer keeps going while the leader of a
 partition is `kill -9`ed, and every acknowledged record is consumed afterwards, once, at one
 offset, in order; the killed broker comes back and re-joins the ISR; with two of three replicas
-down, acks=all is refused with NOT_ENOUGH_REPLICAS while acks=1 still works.
+down, acks=all is refused with NOT_ENOUGH_REPLICAS while acks=1 still works (readable once the ISR
+is back to min.insync.replicas), and a replica that left the ISR below min.insync.replicas is
+elected cleanly when the last ISR member dies (KIP-966 eligible leader replicas).
 """
 
 from __future__ import annotations
 
+import signal
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
@@ -155,14 +158,38 @@ def test_acks_all_needs_min_insync_replicas(tmp_path):
         assert len(outcomes) == 1 and outcomes[0] is not None, outcomes
         assert outcomes[0].code() in (KafkaError.NOT_ENOUGH_REPLICAS, KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND), outcomes[0]
 
-        # acks=1 still works, and a consumer reads it (the high watermark is the leader's alone).
+        # acks=1 is still acknowledged by the leader alone, but with the ISR below
+        # min.insync.replicas the high watermark waits (KIP-966), so no consumer reads it yet.
         ok: list = []
         p1 = Producer({"bootstrap.servers": survivor.bootstrap, "acks": 1, "enable.idempotence": False})
         p1.produce(topic, value=b"accepted", on_delivery=lambda err, m: ok.append((err, m.offset())))
         p1.flush(15)
         assert len(ok) == 1 and ok[0][0] is None, ok
+        assert consume_all(survivor.bootstrap, topic, 1, 1, timeout=4)[0] == [], "read above a high watermark that must wait"
+        # A follower restarts and re-joins the ISR: the record is committed and read.
+        back, third = [n for n in brokers if n is not survivor]
+        back.start()
+        wait_for(lambda: sorted(describe(survivor, topic)[0][2]) == sorted([leader, back.node_id]), 40, "a second replica back in the ISR")
         got = consume_all(survivor.bootstrap, topic, 1, 1, timeout=15)
         assert [v for _, v in got[0]] == [b"accepted"], got
+
+        # Eligible leader replicas: acknowledged writes, then the ISR shrinks below
+        # min.insync.replicas (the follower is paused past its session) and its last member, the
+        # leader, dies. The paused replica left the ISR while nothing more could be committed,
+        # so when it comes back it is elected cleanly, with every acknowledged record.
+        acked: list = []
+        p2 = Producer({"bootstrap.servers": survivor.bootstrap, "acks": "all"})
+        for i in range(10):
+            p2.produce(topic, value=f"e{i}".encode(), on_delivery=lambda err, m: acked.append(err))
+        assert p2.flush(15) == 0 and acked == [None] * 10, acked
+        back.signal(signal.SIGSTOP)
+        wait_for(lambda: describe(survivor, topic)[0][2] == [leader], SESSION_TIMEOUT_MS / 1000 + 20, "the ISR shrunk below min.insync.replicas")
+        survivor.kill9()
+        back.signal(signal.SIGCONT)
+        wait_for(lambda: describe(back, topic)[0][0] == back.node_id, SESSION_TIMEOUT_MS / 1000 + 30, "the eligible replica elected")
+        assert describe(back, topic)[0][2] == [back.node_id]
+        got = consume_all(back.bootstrap, topic, 1, 11, timeout=20)
+        assert [v for _, v in got[0]] == [b"accepted"] + [f"e{i}".encode() for i in range(10)], got
     finally:
         for n in brokers + controllers:
             n.stop()

@@ -100,7 +100,7 @@ impl Leadership {
     /// Takes the topic's `min.insync.replicas` (at the start of a leadership and whenever the
     /// config changes).
     pub fn set_min_insync(&mut self, configured: usize) {
-        self.min_insync = configured;
+        self.min_insync = if crate::bugs::active(crate::bugs::Bug::AckBelowMinIsr) { 1 } else { configured };
     }
 
     /// Takes a newer registration of the same leadership (an ISR or replica change committed by

@@ -138,7 +138,7 @@ impl State {
     }
 
     /// Moves a leader's high watermark as far as the ISR allows; true if it moved.
-    fn advance_hw(&mut self) -> bool {
+    fn advance_hw(&mut self, topic: &str, partition: i32) -> bool {
         let durable = self.durable_end();
         let Role::Leader(l) = &mut self.role else { return false };
         let moved = if bugs::active(Bug::HwFromLeaderAlone) { (durable > l.high_watermark()).then_some(durable) } else { l.advance_high_watermark(durable) };
@@ -146,6 +146,7 @@ impl State {
             Some(hw) => {
                 assert!(hw >= self.high_watermark, "high watermark went back from {} to {hw}", self.high_watermark);
                 self.high_watermark = hw;
+                gregor_core::probe::observe(gregor_core::probe::Observed::HighWatermark { topic, partition, node_id: l.me, leader_epoch: l.leader_epoch, high_watermark: hw });
                 true
             }
             None => false,
@@ -332,7 +333,7 @@ impl Partition {
                 }
             };
             st.leader_epoch = reg.leader_epoch;
-            let moved = st.log.is_some() && !st.failed && st.advance_hw();
+            let moved = st.log.is_some() && !st.failed && st.advance_hw(&self.topic, self.index);
             (change, moved)
         };
         // Producers waiting on an old leadership learn it ended.
@@ -405,7 +406,7 @@ impl Partition {
                 st.unflushed_messages += record_count;
                 st.unflushed_messages >= config.flush_messages
             };
-            Ok((info, wake, st.advance_hw()))
+            Ok((info, wake, st.advance_hw(&self.topic, self.index)))
         })?;
         if wake_flusher {
             self.flush_wanted.notify_one();
@@ -507,7 +508,7 @@ impl Partition {
             let Role::Leader(l) = &mut st.role else { unreachable!("checked above") };
             l.on_fetch(replica, fetch_offset, log_end, now_mono_ms).map_err(|_| PartitionError::NotAReplica(replica))?;
             let withheld = throttled && !l.maximal_isr().contains(&replica);
-            let moved = st.advance_hw();
+            let moved = st.advance_hw(&self.topic, self.index);
             let log = st.log.as_ref().expect("checked open");
             let data = if fetch_offset < log_end && !withheld { log.read(fetch_offset, max_bytes, log_end).map_err(from_log)?.data } else { Bytes::new() };
             Ok((ReplicaRead { data, high_watermark: st.high_watermark, log_start, log_end, diverging: None }, moved))
@@ -701,7 +702,7 @@ impl Partition {
                         Some(log) => {
                             log.mark_flushed(target);
                             st.unflushed_messages = 0;
-                            st.advance_hw()
+                            st.advance_hw(&self.topic, self.index)
                         }
                         None => false,
                     }
@@ -792,7 +793,7 @@ impl Partition {
             if let Role::Leader(l) = &mut st.role {
                 l.set_min_insync(configured);
             }
-            st.log.is_some() && !st.failed && st.advance_hw()
+            st.log.is_some() && !st.failed && st.advance_hw(&self.topic, self.index)
         };
         if moved {
             self.hw_moved();

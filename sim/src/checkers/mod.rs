@@ -18,6 +18,7 @@ pub mod durable_at_ack;
 pub mod group_commits;
 pub mod group_generation;
 pub mod group_resume;
+pub mod hw_held;
 pub mod hw_monotonic;
 pub mod latest_monotonic;
 pub mod leader_epochs_grow;
@@ -96,6 +97,7 @@ pub fn check_all(h: &HistoryData, ctx: &CheckContext) -> Vec<Violation> {
     v.extend(durable_at_ack::check(h, ctx));
     v.extend(acked_min_isr::check(h, ctx));
     v.extend(committed_isr_holds::check(h, ctx));
+    v.extend(hw_held::check(h, ctx));
     v.extend(delete_records::check(h, ctx));
     v.extend(lost_ack::check(h, ctx));
     v.extend(one_record_per_offset::check(h, ctx));
