@@ -56,6 +56,8 @@ const FORM_MS_MAX: u64 = 60_000;
 const STOP_GRACE_MS: u64 = 15_000;
 /// Longest a single fault lasts.
 const FAULT_DURATION_MS_MAX: u64 = 5_000;
+/// How long a graceful stop may take before the nemesis kills the process.
+const GRACEFUL_STOP_MS_MAX: u64 = 20_000;
 /// How often the nemesis looks for nodes a crash point took down while it waits.
 const REAP_INTERVAL_MS: u64 = 250;
 /// Most committed-entry conflicts recorded (each is already a violation).
@@ -889,6 +891,7 @@ enum Kind {
     Bridge,
     Swizzle,
     Pause,
+    GracefulRestart,
 }
 
 /// The index of the quorum leader the observer last saw.
@@ -918,6 +921,7 @@ async fn nemesis(world: &mut World, ck: &ClusterKnobs, history: &History, rng: &
         (Kind::Bridge, ck.bridge_weight),
         (Kind::Swizzle, ck.swizzle_weight),
         (Kind::Pause, ck.pause_weight),
+        (Kind::GracefulRestart, ck.graceful_restart_weight),
     ];
     let total: u32 = kinds.iter().map(|(_, w)| w).sum();
     let mut power_all_budget = 1u32;
@@ -947,6 +951,25 @@ async fn nemesis(world: &mut World, ck: &ClusterKnobs, history: &History, rng: &
                 } else {
                     "process kill"
                 }
+            }
+            Kind::GracefulRestart => {
+                if !world.brokers[target].running {
+                    continue;
+                }
+                world.stop_gracefully(target);
+                let deadline = world.trace.elapsed() + Duration::from_millis(GRACEFUL_STOP_MS_MAX);
+                while !world.stopped_gracefully(target) {
+                    if world.trace.elapsed() >= deadline || !world.brokers[target].running {
+                        // A clean close that hangs is a process an operator kills.
+                        world.trace.event(&world.brokers[target].name.clone(), "did not stop within 20 s; killed");
+                        world.kill(target, false);
+                        break;
+                    }
+                    nap(world, Duration::from_millis(100)).await;
+                }
+                nap(world, hold).await;
+                world.restart(target);
+                "graceful restart"
             }
             Kind::PowerLossAll => {
                 if power_all_budget == 0 {

@@ -120,6 +120,9 @@ pub struct ClusterKnobs {
     pub swizzle_weight: u32,
     /// one node paused (a stalled process) for up to 5 s.
     pub pause_weight: u32,
+    /// one node stopped as SIGTERM does (controlled shutdown, clean close; killed if it has not
+    /// exited within 20 s) and started again after up to 5 s.
+    pub graceful_restart_weight: u32,
     /// Chance that a kill, power loss, isolation or pause targets the active controller (the
     /// quorum leader last polled) rather than a random node.
     pub target_controller_chance: f64,
@@ -163,6 +166,7 @@ impl ClusterKnobs {
             swizzle_weight: w(&mut rng),
             pause_weight: w(&mut rng),
             target_controller_chance: pick(&mut rng, &[0.0, 0.5, 0.8]),
+            graceful_restart_weight: pick(&mut SmallRng::seed_from_u64(seed ^ 0x7369_6774_6572_6d21), &[0, 0, 3]),
             create_gap_ms: pick(&mut rng, &[500, 1_500, 3_000]),
             // Drawn from its own stream, so the knobs above stay what they were for every seed.
             snapshot_bytes: pick(&mut SmallRng::seed_from_u64(seed ^ 0x736e_6170_7368_6f74), &[20 * 1024 * 1024, 2_048, 16_384]),
@@ -280,9 +284,9 @@ impl fmt::Display for Knobs {
         if let Some(c) = &self.cluster {
             write!(
                 f,
-                "\n  cluster: {} nodes ({} controller-only); faults every ~{} ms; weights kill={} power-loss={} power-loss-all={} isolate={} one-way={} bridge={} swizzle={} pause={}; target controller {}; CreateTopics every ~{} ms; replication factor {}, min.insync.replicas {}; operator every ~{} ms; AlterPartition answers lost {}",
+                "\n  cluster: {} nodes ({} controller-only); faults every ~{} ms; weights kill={} power-loss={} power-loss-all={} isolate={} one-way={} bridge={} swizzle={} pause={} graceful-restart={}; target controller {}; CreateTopics every ~{} ms; replication factor {}, min.insync.replicas {}; operator every ~{} ms; AlterPartition answers lost {}",
                 c.nodes, c.controllers, c.mean_gap_ms, c.kill_weight, c.power_loss_weight, c.power_loss_all_weight, c.isolate_weight, c.one_way_weight,
-                c.bridge_weight, c.swizzle_weight, c.pause_weight, c.target_controller_chance, c.create_gap_ms, c.replication_factor,
+                c.bridge_weight, c.swizzle_weight, c.pause_weight, c.graceful_restart_weight, c.target_controller_chance, c.create_gap_ms, c.replication_factor,
                 c.min_insync_replicas, c.operator_gap_ms, c.lost_alter_partition_answer
             )?;
         }

@@ -50,6 +50,10 @@ pub struct BrokerNode {
     pub crashed_at_point: Arc<AtomicBool>,
     /// Down after a crash point, waiting for the nemesis to bring it back.
     pub awaiting_restart: bool,
+    /// The running process's shutdown trigger (what SIGTERM pulls in the real binary).
+    pub shutdown: Arc<std::sync::Mutex<Option<Arc<Shutdown>>>>,
+    /// Set when the process's `server::run` returned (it stopped by itself).
+    pub exited: Arc<AtomicBool>,
 }
 
 impl BrokerNode {
@@ -103,13 +107,18 @@ impl World {
         all.extend(settings.into_iter().filter(|(_, v)| !v.is_empty()));
         let serving = Arc::new(AtomicBool::new(false));
         let starts = Arc::new(AtomicU64::new(0));
+        let shutdown_slot: Arc<std::sync::Mutex<Option<Arc<Shutdown>>>> = Arc::default();
+        let exited = Arc::new(AtomicBool::new(false));
         let init = {
             let (disk, trace, name, serving, starts) = (disk.clone(), self.trace.clone(), name.clone(), serving.clone(), starts.clone());
+            let (shutdown_slot, exited) = (shutdown_slot.clone(), exited.clone());
             let seed = self.seed;
             move || {
                 let (disk, trace, name, serving, starts) = (disk.clone(), trace.clone(), name.clone(), serving.clone(), starts.clone());
+                let (shutdown_slot, exited) = (shutdown_slot.clone(), exited.clone());
                 let settings = all.clone();
                 async move {
+                    exited.store(false, Ordering::SeqCst);
                     let start = starts.fetch_add(1, Ordering::SeqCst);
                     trace.event(&name, format!("process start #{start}"));
                     let config = match BrokerConfig::from_settings(&settings) {
@@ -121,6 +130,7 @@ impl World {
                     };
                     let clock = Arc::new(gregor_core::clock::SystemClock::new());
                     let shutdown = Arc::new(Shutdown::default());
+                    *shutdown_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(shutdown.clone());
                     let broker_seed = seed ^ start.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index as u64;
                     let ready_trace = trace.clone();
                     let ready_name = name.clone();
@@ -131,6 +141,7 @@ impl World {
                     })
                     .await;
                     serving.store(false, Ordering::SeqCst);
+                    exited.store(true, Ordering::SeqCst);
                     match result {
                         Ok(()) => trace.event(&name, "stopped"),
                         Err(e) => trace.event(&name, format!("exited: {e}")),
@@ -170,6 +181,8 @@ impl World {
             starts,
             crashed_at_point,
             awaiting_restart: false,
+            shutdown: shutdown_slot,
+            exited,
         });
         index
     }
@@ -219,6 +232,32 @@ impl World {
         b.awaiting_restart = false;
         b.crashed_at_point.store(false, Ordering::SeqCst);
         self.trace.event(&b.name, if power_loss { "POWER LOSS" } else { "KILLED (process)" });
+    }
+
+    /// Asks broker `i` to stop as SIGTERM does (controlled shutdown, then a clean close); see
+    /// [`World::stopped_gracefully`] for whether it has.
+    pub fn stop_gracefully(&mut self, i: usize) {
+        let b = &self.brokers[i];
+        let trigger = b.shutdown.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(t) = trigger {
+            self.trace.event(&b.name, "SIGTERM");
+            t.trigger();
+        }
+    }
+
+    /// Whether broker `i`'s process has returned from its run (after [`World::stop_gracefully`]);
+    /// then it is marked down, as a process that exited.
+    pub fn stopped_gracefully(&mut self, i: usize) -> bool {
+        let b = &mut self.brokers[i];
+        if !b.exited.load(Ordering::SeqCst) {
+            return false;
+        }
+        // The process is gone: what it wrote stays in the page cache, as after `exit`.
+        Handle::current().kill(b.node.id());
+        b.disk.kill_process();
+        b.running = false;
+        b.paused = false;
+        true
     }
 
     /// Arms (chance > 0, budget > 0) or disarms every broker disk's crash points.

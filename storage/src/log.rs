@@ -1186,7 +1186,15 @@ impl PartitionLog {
     /// Syncs everything written so far while holding the log (tests, tools and `close`).
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.ensure_ok()?;
-        let (files, offset) = self.take_unflushed();
+        let (mut files, offset) = self.take_unflushed();
+        // A background flusher may hold files it took but has not synced yet (it syncs outside
+        // the log): every segment holding records above the flushed offset is synced here too,
+        // or a close could write its clean marker over bytes no fsync has covered.
+        for seg in self.segments.values().filter(|s| s.next_offset > self.flushed_offset) {
+            if !files.iter().any(|f| std::sync::Arc::ptr_eq(f, &seg.file)) {
+                files.push(seg.file.clone());
+            }
+        }
         for f in files {
             if let Err(e) = f.sync() {
                 return self.fatal(e);

@@ -4,7 +4,10 @@
 //! * A broker registers fenced, with a new broker epoch; it is unfenced by the heartbeat that
 //!   shows it has caught up with the metadata log up to its registration.
 //! * A broker that sends no heartbeat for `broker.session.timeout.ms` is fenced; so is one that
-//!   asks to shut down (controlled shutdown, `want_shut_down`), which then learns it may stop.
+//!   asks to shut down (controlled shutdown, `want_shut_down`). That one learns it may stop only
+//!   once every other unfenced broker has reported (in its heartbeats' metadata offset) that it
+//!   applied the change: as Kafka's controller, so that the new leaders know they lead before
+//!   the old one goes and clients find them at once.
 //! * Fencing a broker takes it out of every ISR and moves its leaderships to live ISR members
 //!   (see [`super::partitions`]); a partition whose only ISR member it was has no leader until
 //!   it comes back. Unfencing elects it there again (leader epoch bumped once more).
@@ -48,8 +51,19 @@ pub struct HeartbeatAnswer {
 pub struct Sessions {
     /// Last heartbeat (monotonic ms) per broker.
     last_heartbeat_ms: BTreeMap<i32, u64>,
+    /// The metadata offset each broker's last heartbeat said it had applied.
+    metadata_offset: BTreeMap<i32, i64>,
+    /// Brokers in controlled shutdown: the metadata offset by which their fencing (and the
+    /// leadership moves with it) had been applied here.
+    shutdown_offset: BTreeMap<i32, i64>,
     /// The quorum epoch these times belong to (a new leader starts over).
     epoch: i32,
+}
+
+/// The lowest metadata offset the unfenced brokers other than `leaving` reported having applied
+/// (-1 for one that has not reported to this controller yet; `i64::MAX` when there is none).
+fn lowest_active_offset(image: &MetadataImage, leaving: i32, reported: &BTreeMap<i32, i64>) -> i64 {
+    image.brokers.values().filter(|b| !b.fenced && b.id != leaving).map(|b| reported.get(&b.id).copied().unwrap_or(-1)).min().unwrap_or(i64::MAX)
 }
 
 /// This controller's unclean-election rule for the topics of `image`.
@@ -66,6 +80,8 @@ impl Controller {
             s.epoch = epoch;
             let now = broker.clock.monotonic_ms();
             s.last_heartbeat_ms = broker.image().brokers.keys().map(|id| (*id, now)).collect();
+            s.metadata_offset.clear();
+            s.shutdown_offset.clear();
         }
         s
     }
@@ -105,7 +121,11 @@ impl Controller {
             records.extend(elr::recheck_broker(&image, r.broker_id));
         }
         self.commit_after_unclean_shutdown(broker, &mut state, records, unclean_shutdown).await.map_err(|e| e.code)?;
-        self.sessions(broker).last_heartbeat_ms.insert(r.broker_id, broker.clock.monotonic_ms());
+        {
+            let mut s = self.sessions(broker);
+            s.last_heartbeat_ms.insert(r.broker_id, broker.clock.monotonic_ms());
+            s.shutdown_offset.remove(&r.broker_id);
+        }
         tracing::info!(broker = r.broker_id, epoch, "registered broker");
         Ok(epoch)
     }
@@ -118,7 +138,14 @@ impl Controller {
         if reg.epoch != epoch {
             return Err(errors::STALE_BROKER_EPOCH);
         }
-        self.sessions(broker).last_heartbeat_ms.insert(id, broker.clock.monotonic_ms());
+        {
+            let mut s = self.sessions(broker);
+            s.last_heartbeat_ms.insert(id, broker.clock.monotonic_ms());
+            s.metadata_offset.insert(id, metadata_offset);
+            if !want_shut_down {
+                s.shutdown_offset.remove(&id);
+            }
+        }
         let is_caught_up = metadata_offset >= reg.epoch;
         let mut fenced = reg.fenced;
         if want_shut_down && !fenced {
@@ -134,7 +161,19 @@ impl Controller {
             tracing::info!(broker = id, "broker unfenced");
             fenced = false;
         }
-        Ok(HeartbeatAnswer { is_caught_up, is_fenced: fenced, should_shut_down: want_shut_down && fenced })
+        let should_shut_down = want_shut_down && fenced && {
+            // Read after the commit above: the offset includes the fencing (a controller that
+            // did not fence it itself takes its whole image, later still).
+            let image = broker.image();
+            let mut s = self.sessions(broker);
+            let target = *s.shutdown_offset.entry(id).or_insert(image.offset);
+            let lowest = lowest_active_offset(&image, id, &s.metadata_offset);
+            if lowest < target {
+                tracing::debug!(broker = id, target, lowest, "controlled shutdown: waiting for the other brokers to apply the leadership moves");
+            }
+            lowest >= target
+        };
+        Ok(HeartbeatAnswer { is_caught_up, is_fenced: fenced, should_shut_down })
     }
 
     /// Fences every unfenced broker whose session expired. Only the active controller acts.
@@ -174,5 +213,32 @@ impl Controller {
                 Err(e) => tracing::debug!(broker = id, error = %e.message, "could not fence broker"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_core::metadata::BrokerRegistration;
+
+    use super::*;
+
+    fn image(brokers: &[(i32, bool)]) -> MetadataImage {
+        let mut img = MetadataImage::new();
+        for &(id, fenced) in brokers {
+            img.brokers.insert(id, BrokerRegistration { id, incarnation_id: id as u128, epoch: 10, endpoints: Vec::new(), rack: None, fenced });
+        }
+        img
+    }
+
+    #[test]
+    fn a_leaving_broker_waits_for_every_other_unfenced_broker() {
+        let img = image(&[(1, true), (2, false), (3, false), (4, true)]);
+        let reported = BTreeMap::from([(1, 3), (2, 40), (3, 35), (4, 0)]);
+        // Broker 1 leaves: 2 and 3 count (4 is fenced, 1 is the one leaving).
+        assert_eq!(lowest_active_offset(&img, 1, &reported), 35);
+        // A broker that has not reported to this controller holds it back.
+        assert_eq!(lowest_active_offset(&img, 1, &BTreeMap::from([(2, 40)])), -1);
+        // With nobody else live there is nobody to wait for.
+        assert_eq!(lowest_active_offset(&image(&[(1, true), (2, true)]), 1, &reported), i64::MAX);
     }
 }
