@@ -36,6 +36,21 @@ def describe(node, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
     return out
 
 
+def deliveries(partitions: int):
+    """A delivery callback and what it records: partition -> [(offset, value)] acknowledged,
+    and the errors of failed deliveries."""
+    acked: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(partitions)}
+    errors: list[str] = []
+
+    def delivered(err, m):
+        if err is None:
+            acked[m.partition()].append((m.offset(), m.value()))
+        else:
+            errors.append(str(err))
+
+    return acked, errors, delivered
+
+
 def consume_all(bootstrap: str, topic: str, partitions: int, expected: int, timeout: float = 40.0) -> dict[int, list[tuple[int, bytes]]]:
     """Every record of every partition from the start: partition -> [(offset, value)]."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("read"), "enable.auto.commit": False})
@@ -62,14 +77,7 @@ def test_rf3_partitions_survive_a_leader_kill_under_acks_all(cluster):
     assert all(sorted(rep) == [1, 2, 3] for _, rep, _ in parts.values()), parts
     assert sorted({ld for ld, _, _ in parts.values()}) == [1, 2, 3], parts
 
-    acked: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(6)}
-    errors: list[str] = []
-
-    def delivered(err, m):
-        if err is None:
-            acked[m.partition()].append((m.offset(), m.value()))
-        else:
-            errors.append(str(err))
+    acked, errors, delivered = deliveries(6)
 
     p = Producer({"bootstrap.servers": f"{n1.bootstrap},{n2.bootstrap},{n3.bootstrap}", "acks": "all", "enable.idempotence": True,
                   "linger.ms": 5, "message.timeout.ms": 60000})
@@ -268,14 +276,7 @@ def test_a_rolling_restart_gives_clients_no_errors(cluster):
     full = lambda: (lambda d: d if len(d) == 6 and all(len(i) == 3 and ld > 0 for ld, _, i in d.values()) else None)(describe(cluster[0], topic))  # noqa: E731
     wait_for(full, 15, "6 partitions with a full ISR")
     bootstrap = ",".join(n.bootstrap for n in cluster)
-    acked: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(6)}
-    errors: list[str] = []
-
-    def delivered(err, m):
-        if err is None:
-            acked[m.partition()].append((m.offset(), m.value()))
-        else:
-            errors.append(str(err))
+    acked, errors, delivered = deliveries(6)
 
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 8000})
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("roll"), "auto.offset.reset": "earliest", "enable.auto.commit": True})
