@@ -85,10 +85,13 @@ pub enum Bug {
     /// `min.insync.replicas` (no KIP-966 rule): an eligible leader replica the controller may
     /// elect lacks records consumers have read.
     HwUnderMinIsr,
+    /// A restarted broker ignores its `replication-offset-checkpoint`: every replica starts
+    /// with its high watermark at its log start, below what consumers had already read.
+    ForgetHwCheckpoint,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 28] = [
+    pub const ALL: [Bug; 29] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -117,6 +120,7 @@ impl Bug {
         Bug::AckBelowMinIsr,
         Bug::ListOffsetsLaggingHw,
         Bug::HwUnderMinIsr,
+        Bug::ForgetHwCheckpoint,
     ];
 
     pub fn name(self) -> &'static str {
@@ -149,6 +153,7 @@ impl Bug {
             Bug::AckBelowMinIsr => "ack-below-min-isr",
             Bug::ListOffsetsLaggingHw => "list-offsets-lagging-hw",
             Bug::HwUnderMinIsr => "hw-under-min-isr",
+            Bug::ForgetHwCheckpoint => "forget-hw-checkpoint",
         }
     }
 

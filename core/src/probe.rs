@@ -131,6 +131,12 @@ pub enum Observed<'a> {
     /// A partition leader, broker `node_id` at `leader_epoch`, moved its high watermark to
     /// `high_watermark`: every record below it is committed.
     HighWatermark { topic: &'a str, partition: i32, node_id: i32, leader_epoch: i32, high_watermark: i64 },
+    /// Broker `node_id` durably replaced its `replication-offset-checkpoint` with these
+    /// `(topic, partition, high watermark)` entries: a restart finds exactly them.
+    HwCheckpointed { node_id: i32, high_watermarks: &'a [(&'a str, i32, i64)] },
+    /// Broker `node_id`, starting, opened its replica of `topic`-`partition` with this high
+    /// watermark and log end.
+    ReplicaOpened { topic: &'a str, partition: i32, node_id: i32, high_watermark: i64, log_end: i64 },
 }
 
 /// What the simulator runs at each [`Observed`] moment.

@@ -114,6 +114,22 @@ pub async fn run_with_limits(
             }
         })
     };
+    // `replication-offset-checkpoint` every `replica.high.watermark.checkpoint.interval.ms`: a
+    // crashed replica restarts from the high watermark it had then (close writes it again).
+    let hw_checkpointer = {
+        let broker = broker.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let period = Duration::from_millis(broker.config.replication.hw_checkpoint_interval_ms);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(period) => broker.checkpoint_high_watermarks(),
+                }
+            }
+        })
+    };
 
     let groups = tokio::spawn(crate::broker::groups::GroupService::run(broker.clone(), shutdown.clone()));
     let tracker = Arc::new(ConnectionTracker::default());
@@ -140,6 +156,7 @@ pub async fn run_with_limits(
     }
     let _ = retention.await;
     let _ = flusher.await;
+    let _ = hw_checkpointer.await;
     let _ = groups.await;
     broker.close();
     tracing::info!("shutdown complete");

@@ -5,7 +5,7 @@
 //! within a segment whose directory entry and bytes up to the batch's end a power loss would not
 //! take back (also on a disk whose power a crash point cut: what it holds is what survives).
 //!
-//! Three findings, for three checkers:
+//! Four findings, for four checkers:
 //! * fewer holders than the topic's `min.insync.replicas` (`acked-min-isr`);
 //! * a member of the committed ISR, or an eligible leader replica (KIP-966), that does not hold
 //!   it (`committed-isr-holds`). Both come from the newest committed metadata record any node's
@@ -21,8 +21,13 @@
 //!   record a failover could take back. Only the leader the newest committed record names, at
 //!   its leader epoch, is checked; a deposed leader's view is its own.
 //!
-//! None asks the broker anything: a leader that miscounts its ISR, forgets a change it asked
-//! for, or forgets the setting, is caught by what the disks hold.
+//! * a replica a restarting broker opens with a high watermark below what that broker's last
+//!   durable `replication-offset-checkpoint` held for it, though its log reaches that far
+//!   (`hw-restored`): consumers of a restarted leader would see the watermark go back.
+//!
+//! The first three ask the broker nothing: a leader that miscounts its ISR, forgets a change it
+//! asked for, or forgets the setting, is caught by what the disks hold. The fourth compares two
+//! moments the broker reports: a checkpoint it durably wrote, and the replica it opened later.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,13 +37,15 @@ use gregor_core::probe::{AckedWrite, Observed, Observer};
 use gregor_storage::mem_disk::MemDisk;
 
 use crate::cluster::Shared;
-use crate::history::{HwLacking, IsrLacking, ShortAck};
+use crate::history::{HwForgotten, HwLacking, IsrLacking, ShortAck};
 use crate::world::DATA_DIR;
 
 /// The observer for `sh`'s topic, whose `min.insync.replicas` is `sh.min_insync`.
 pub(crate) fn observer(sh: Shared) -> Observer {
     // Partition -> the newest committed registration any node applied.
     let mut committed: BTreeMap<i32, Committed> = BTreeMap::new();
+    // Node -> partition -> high watermark, as its last durable checkpoint holds them.
+    let mut checkpoints: BTreeMap<i32, BTreeMap<i32, i64>> = BTreeMap::new();
     Box::new(move |what: &Observed<'_>| match what {
         Observed::IsrApplied { topic, partition, registration, offset } if *topic == sh.topic => {
             let newer = committed.get(partition).is_none_or(|c| *offset > c.offset);
@@ -56,6 +63,22 @@ pub(crate) fn observer(sh: Shared) -> Observer {
             if let Some(c) = committed.get(partition).filter(|c| c.leader == *node_id && c.leader_epoch == *leader_epoch) {
                 check_high_watermark(&sh, *partition, *node_id, *high_watermark, c);
             }
+        }
+        Observed::HwCheckpointed { node_id, high_watermarks } => {
+            let ours = high_watermarks.iter().filter(|(t, _, _)| *t == sh.topic).map(|&(_, p, hw)| (p, hw)).collect();
+            checkpoints.insert(*node_id, ours);
+        }
+        Observed::ReplicaOpened { topic, partition, node_id, high_watermark, log_end } if *topic == sh.topic => {
+            let checkpointed = checkpoints.get(node_id).and_then(|c| c.get(partition)).copied();
+            sh.with_cluster(|cl| {
+                cl.hw_restores_checked += 1;
+                // A log a crash cut below the checkpoint (page cache, or a follower's unsynced
+                // tail) cannot keep it: the watermark is then the log end.
+                if let Some(c) = checkpointed.filter(|&c| *high_watermark < c.min(*log_end)) {
+                    sh.trace.event("checker", format!("p{partition} opened by node {node_id} with high watermark {high_watermark}, checkpointed {c}, log end {log_end}"));
+                    cl.hw_forgotten.push(HwForgotten { at: sh.trace.elapsed(), node_id: *node_id, partition: *partition, checkpointed: c, high_watermark: *high_watermark, log_end: *log_end });
+                }
+            });
         }
         _ => {}
     })

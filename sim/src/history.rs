@@ -294,6 +294,11 @@ pub struct ClusterData {
     pub hws_checked: u64,
     /// Those made while a replica the controller may elect lacked the records below it.
     pub hw_lacking: Vec<HwLacking>,
+    /// Replicas of the scenario's topic opened by a restarting broker, checked against what
+    /// its last durable `replication-offset-checkpoint` held.
+    pub hw_restores_checked: u64,
+    /// Those opened with a high watermark below it (and below their log end).
+    pub hw_forgotten: Vec<HwForgotten>,
     /// Every ListOffsets "latest" answer (error 0) the observer got for the scenario's topic.
     pub latest_polls: Vec<LatestPoll>,
 }
@@ -326,6 +331,18 @@ pub struct HwLacking {
     pub metadata_offset: i64,
     /// Its members that did not hold the batch ending at `high_watermark - 1`.
     pub lacking: Vec<i32>,
+}
+
+/// A restarting broker opened a replica with a high watermark below the one its last durable
+/// checkpoint held for it, though its log reached that far (`ack_replicas`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HwForgotten {
+    pub at: Duration,
+    pub node_id: i32,
+    pub partition: i32,
+    pub checkpointed: i64,
+    pub high_watermark: i64,
+    pub log_end: i64,
 }
 
 /// One partition's ListOffsets "latest" answer from one node.

@@ -188,3 +188,8 @@ fn a_new_leader_answering_a_lagging_high_watermark_is_caught() {
 fn a_high_watermark_moving_while_the_isr_is_below_min_insync_is_caught() {
     caught_in(Scenario::Cluster, Bug::HwUnderMinIsr, &["hw-held", "no-phantom", "lost-ack"]);
 }
+
+#[test]
+fn forgetting_the_high_watermark_checkpoint_is_caught() {
+    caught_in(Scenario::Cluster, Bug::ForgetHwCheckpoint, &["hw-restored"]);
+}

@@ -255,7 +255,10 @@ impl Broker {
 
         broker.remove_unhosted_partition_dirs(&image).map_err(data_dir_err)?;
         let embedded = broker.is_embedded();
-        let hws = hw_checkpoint::read(broker.disk.as_ref(), &broker.config.log_dir);
+        let mut hws = hw_checkpoint::read(broker.disk.as_ref(), &broker.config.log_dir);
+        if gregor_core::bugs::active(gregor_core::bugs::Bug::ForgetHwCheckpoint) {
+            hws.clear();
+        }
         let mut opened = Vec::new();
         for t in image.topics.values() {
             let configs = image.topic_configs(&t.name);
@@ -266,6 +269,12 @@ impl Broker {
                 }
                 let hw = hws.get(&(t.name.clone(), *index)).copied();
                 let p = broker.open_partition(&t.name, *index, reg, &log_config, false, hw).map_err(|e| StartError::Partition(t.name.clone(), e.message))?;
+                if gregor_core::probe::enabled() {
+                    if let Ok(o) = p.offsets() {
+                        let node_id = broker.config.node_id;
+                        gregor_core::probe::observe(gregor_core::probe::Observed::ReplicaOpened { topic: &t.name, partition: *index, node_id, high_watermark: o.high_watermark, log_end: o.log_end });
+                    }
+                }
                 // With a quorum of voters the local log may hold uncommitted changes: leadership
                 // waits for the committed image (published as the quorum commits).
                 if embedded {
@@ -509,8 +518,13 @@ impl Broker {
     pub fn checkpoint_high_watermarks(&self) {
         let hws: BTreeMap<replica_manager::TopicPartition, i64> =
             self.replicas.all().iter().filter_map(|p| p.offsets().ok().map(|o| ((p.topic.clone(), p.index), o.high_watermark))).collect();
-        if let Err(e) = hw_checkpoint::write(self.disk.as_ref(), &self.config.log_dir, &hws) {
-            tracing::warn!(error = %e, "cannot write the high watermark checkpoint");
+        match hw_checkpoint::write(self.disk.as_ref(), &self.config.log_dir, &hws) {
+            Err(e) => tracing::warn!(error = %e, "cannot write the high watermark checkpoint"),
+            Ok(()) if gregor_core::probe::enabled() => {
+                let entries: Vec<(&str, i32, i64)> = hws.iter().map(|((t, p), hw)| (t.as_str(), *p, *hw)).collect();
+                gregor_core::probe::observe(gregor_core::probe::Observed::HwCheckpointed { node_id: self.config.node_id, high_watermarks: &entries });
+            }
+            Ok(()) => {}
         }
     }
 

@@ -20,6 +20,7 @@ pub mod group_generation;
 pub mod group_resume;
 pub mod hw_held;
 pub mod hw_monotonic;
+pub mod hw_restored;
 pub mod latest_monotonic;
 pub mod leader_epochs_grow;
 pub mod liveness;
@@ -98,6 +99,7 @@ pub fn check_all(h: &HistoryData, ctx: &CheckContext) -> Vec<Violation> {
     v.extend(acked_min_isr::check(h, ctx));
     v.extend(committed_isr_holds::check(h, ctx));
     v.extend(hw_held::check(h, ctx));
+    v.extend(hw_restored::check(h, ctx));
     v.extend(delete_records::check(h, ctx));
     v.extend(lost_ack::check(h, ctx));
     v.extend(one_record_per_offset::check(h, ctx));
