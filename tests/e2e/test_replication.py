@@ -7,7 +7,8 @@ partition is `kill -9`ed, and every acknowledged record is consumed afterwards, 
 offset, in order; the killed broker comes back and re-joins the ISR; with two of three replicas
 down, acks=all is refused with NOT_ENOUGH_REPLICAS while acks=1 still works (readable once the ISR
 is back to min.insync.replicas), and a replica that left the ISR below min.insync.replicas is
-elected cleanly when the last ISR member dies (KIP-966 eligible leader replicas).
+shown as an eligible leader replica (KIP-966) by `topics describe` and by Kafka's Java admin client
+through DescribeTopicPartitions, and is elected cleanly when the last ISR member dies.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
+import java_admin
 from conftest import free_port, unique
 from test_cluster import CLUSTER_FORM_TIMEOUT_S, SESSION_TIMEOUT_MS, Node, cluster, gregor, live_brokers, metadata_v7, wait_for  # noqa: F401 - cluster is a fixture
 
@@ -33,6 +35,19 @@ def describe(node, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
         ids = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
         leader = -1 if fields["Leader"] == "none" else int(fields["Leader"])
         out[int(fields["Partition"])] = (leader, ids(fields["Replicas"]), ids(fields["Isr"]))
+    return out
+
+
+def describe_elr(node, topic: str) -> dict[int, tuple[list[int], list[int]]]:
+    """partition -> (eligible leader replicas, last known ELR), from `gregor topics describe`."""
+    r = gregor("topics", "describe", "--bootstrap-server", node.bootstrap, topic)
+    assert r.returncode == 0, r.stderr
+    out = {}
+    for line in r.stdout.splitlines():
+        if "\tPartition: " in line:
+            fields = dict(f.split(": ", 1) if ": " in f else (f.rstrip(":"), "") for f in line.strip().split("\t"))
+            ids = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
+            out[int(fields["Partition"])] = (ids(fields["Elr"]), ids(fields["LastKnownElr"]))
     return out
 
 
@@ -139,6 +154,9 @@ def test_acks_all_needs_min_insync_replicas(tmp_path):
         r = gregor("topics", "create", "--bootstrap-server", b4.bootstrap, topic, "--partitions", "1", "--replication-factor", "3",
                    "--config", "min.insync.replicas=2")
         assert r.returncode == 0, r.stderr
+        wide = unique("wide")
+        r = gregor("topics", "create", "--bootstrap-server", b4.bootstrap, wide, "--partitions", "5", "--replication-factor", "1")
+        assert r.returncode == 0, r.stderr
         wait_for(lambda: len(describe(b4, topic)[0][2]) == 3, 15, "a full ISR")
         leader = describe(b4, topic)[0][0]
         survivor = next(n for n in brokers if n.node_id == leader)
@@ -192,6 +210,14 @@ def test_acks_all_needs_min_insync_replicas(tmp_path):
         assert p2.flush(15) == 0 and acked == [None] * 10, acked
         back.signal(signal.SIGSTOP)
         wait_for(lambda: describe(survivor, topic)[0][2] == [leader], SESSION_TIMEOUT_MS / 1000 + 20, "the ISR shrunk below min.insync.replicas")
+        # The paused replica is eligible: `topics describe` and Kafka's Java admin client show it
+        # (DescribeTopicPartitions; Metadata carries no ELR), the latter paging two partitions
+        # at a time through a second topic.
+        elr, last_known = describe_elr(survivor, topic)[0]
+        assert back.node_id in elr and leader not in elr, (elr, last_known)
+        java = java_admin.describe_topics(survivor.bootstrap, [topic, wide], page_size=2)
+        assert java[(topic, 0)]["isr"] == [leader] and (java[(topic, 0)]["elr"], java[(topic, 0)]["last_known_elr"]) == (elr, last_known), java
+        assert sorted(p for t, p in java if t == wide) == [0, 1, 2, 3, 4], java
         survivor.kill9()
         back.signal(signal.SIGCONT)
         wait_for(lambda: describe(back, topic)[0][0] == back.node_id, SESSION_TIMEOUT_MS / 1000 + 30, "the eligible replica elected")

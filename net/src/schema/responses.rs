@@ -642,6 +642,38 @@ pub const DESCRIBE_CLUSTER: Message = Message {
     ],
 };
 
+pub const DESCRIBE_TOPIC_PARTITIONS: Message = Message {
+    api_key: 75,
+    name: "DescribeTopicPartitions",
+    versions: (0, 0),
+    flexible_from: Some(0),
+    fields: &[
+        f("throttle_time_ms", 0, I32),
+        f("topics", 0, array(&[
+            f("error_code", 0, I16),
+            f("name", 0, STRING).nullable(),
+            f("topic_id", 0, UUID),
+            f("is_internal", 0, BOOL),
+            f("partitions", 0, array(&[
+                f("error_code", 0, I16),
+                f("partition_index", 0, I32),
+                f("leader_id", 0, I32),
+                f("leader_epoch", 0, I32),
+                f("replica_nodes", 0, array_of(I32)),
+                f("isr_nodes", 0, array_of(I32)),
+                f("eligible_leader_replicas", 0, array_of(I32)).nullable(),
+                f("last_known_elr", 0, array_of(I32)).nullable(),
+                f("offline_replicas", 0, array_of(I32)),
+            ])),
+            f("topic_authorized_operations", 0, I32),
+        ])),
+        f("next_cursor", 0, strukt(&[
+            f("topic_name", 0, STRING),
+            f("partition_index", 0, I32),
+        ])).nullable(),
+    ],
+};
+
 pub const VOTE: Message = Message {
     api_key: 52,
     name: "Vote",
@@ -856,4 +888,4 @@ pub const ALLOCATE_PRODUCER_IDS: Message = Message {
 };
 
 /// Every response schema, by API key.
-pub const ALL: &[&Message] = &[&PRODUCE, &FETCH, &LIST_OFFSETS, &METADATA, &OFFSET_COMMIT, &OFFSET_FETCH, &FIND_COORDINATOR, &JOIN_GROUP, &HEARTBEAT, &LEAVE_GROUP, &SYNC_GROUP, &DESCRIBE_GROUPS, &LIST_GROUPS, &API_VERSIONS, &CREATE_TOPICS, &DELETE_TOPICS, &DELETE_RECORDS, &INIT_PRODUCER_ID, &OFFSET_FOR_LEADER_EPOCH, &DESCRIBE_CONFIGS, &ALTER_CONFIGS, &CREATE_PARTITIONS, &DELETE_GROUPS, &INCREMENTAL_ALTER_CONFIGS, &OFFSET_DELETE, &ELECT_LEADERS, &ALTER_PARTITION_REASSIGNMENTS, &LIST_PARTITION_REASSIGNMENTS, &DESCRIBE_CLUSTER, &VOTE, &BEGIN_QUORUM_EPOCH, &END_QUORUM_EPOCH, &DESCRIBE_QUORUM, &ALTER_PARTITION, &FETCH_SNAPSHOT, &BROKER_REGISTRATION, &BROKER_HEARTBEAT, &ALLOCATE_PRODUCER_IDS];
+pub const ALL: &[&Message] = &[&PRODUCE, &FETCH, &LIST_OFFSETS, &METADATA, &OFFSET_COMMIT, &OFFSET_FETCH, &FIND_COORDINATOR, &JOIN_GROUP, &HEARTBEAT, &LEAVE_GROUP, &SYNC_GROUP, &DESCRIBE_GROUPS, &LIST_GROUPS, &API_VERSIONS, &CREATE_TOPICS, &DELETE_TOPICS, &DELETE_RECORDS, &INIT_PRODUCER_ID, &OFFSET_FOR_LEADER_EPOCH, &DESCRIBE_CONFIGS, &ALTER_CONFIGS, &CREATE_PARTITIONS, &DELETE_GROUPS, &INCREMENTAL_ALTER_CONFIGS, &OFFSET_DELETE, &ELECT_LEADERS, &ALTER_PARTITION_REASSIGNMENTS, &LIST_PARTITION_REASSIGNMENTS, &DESCRIBE_CLUSTER, &DESCRIBE_TOPIC_PARTITIONS, &VOTE, &BEGIN_QUORUM_EPOCH, &END_QUORUM_EPOCH, &DESCRIBE_QUORUM, &ALTER_PARTITION, &FETCH_SNAPSHOT, &BROKER_REGISTRATION, &BROKER_HEARTBEAT, &ALLOCATE_PRODUCER_IDS];

@@ -4,7 +4,7 @@
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, TopicName};
+use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeTopicPartitionsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{connect, error_name, metadata};
@@ -108,61 +108,158 @@ impl PartitionFilter {
         self.under_replicated || self.unavailable || self.under_min_isr || self.at_min_isr
     }
 
-    /// Whether a partition is shown, given the live brokers and the topic's min.insync.replicas.
-    fn shows(&self, p: &kafka_protocol::messages::metadata_response::MetadataResponsePartition, live: &[i32], min_isr: usize) -> bool {
+    /// Whether a partition is shown, given the topic's min.insync.replicas.
+    fn shows(&self, p: &PartitionView, min_isr: usize) -> bool {
         if !self.any() {
             return true;
         }
-        let isr = p.isr_nodes.len();
-        (self.under_replicated && isr < p.replica_nodes.len())
-            || (self.unavailable && (p.leader_id.0 < 0 || !live.contains(&p.leader_id.0)))
+        let isr = p.isr.len();
+        (self.under_replicated && isr < p.replicas.len())
+            || (self.unavailable && !p.leader_live)
             || (self.under_min_isr && isr < min_isr)
             || (self.at_min_isr && isr == min_isr)
     }
 }
 
+/// One topic as described, by DescribeTopicPartitions or by Metadata.
+struct TopicView {
+    name: String,
+    id: uuid::Uuid,
+    error_code: i16,
+    partitions: Vec<PartitionView>,
+}
+
+/// One partition as described. The eligible leader replicas are `None` when the broker could
+/// only be asked through Metadata, which does not carry them.
+#[derive(Debug, Default)]
+struct PartitionView {
+    index: i32,
+    /// -1 without one.
+    leader: i32,
+    /// Whether the leader is a live (registered, unfenced) broker.
+    leader_live: bool,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    elr: Option<Vec<i32>>,
+    last_known_elr: Option<Vec<i32>>,
+}
+
 pub async fn describe(bootstrap: &str, name: Option<&str>, filter: PartitionFilter) -> anyhow::Result<()> {
     let mut client = connect(bootstrap).await?;
-    let names = name.map(|n| vec![n.to_string()]);
-    let md = metadata(&mut client, names.as_deref(), false).await?;
-    let live: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
-    let mut topics = md.topics;
-    topics.sort_by(|a, b| a.name.as_ref().map(|n| n.0.to_string()).cmp(&b.name.as_ref().map(|n| n.0.to_string())));
+    let mut topics = if client.version_for::<DescribeTopicPartitionsRequest>().is_some() {
+        describe_topic_partitions(&mut client, name).await?
+    } else {
+        describe_by_metadata(&mut client, name).await?
+    };
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
     for t in topics {
-        let tname = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
         if t.error_code != 0 {
-            anyhow::bail!("Error while executing topic command: Topic '{tname}' {} ({})", error_name(t.error_code), t.error_code);
+            anyhow::bail!("Error while executing topic command: Topic '{}' {} ({})", t.name, error_name(t.error_code), t.error_code);
         }
-        let rf = t.partitions.first().map(|p| p.replica_nodes.len()).unwrap_or(0);
-        let overrides = topic_overrides(&mut client, &tname).await?;
-        let min_isr = if filter.under_min_isr || filter.at_min_isr { topic_min_insync(&mut client, &tname).await? } else { 1 };
+        let rf = t.partitions.first().map(|p| p.replicas.len()).unwrap_or(0);
+        let overrides = topic_overrides(&mut client, &t.name).await?;
+        let min_isr = if filter.under_min_isr || filter.at_min_isr { topic_min_insync(&mut client, &t.name).await? } else { 1 };
         if !filter.any() {
             let configs = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
             // As kafka-topics.sh: no TopicId field for the zero id (a broker that has no topic ids).
-            let topic_id = if t.topic_id.is_nil() { String::new() } else { format!("\tTopicId: {}", base64_uuid(t.topic_id)) };
-            println!("Topic: {tname}{topic_id}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {configs}", t.partitions.len());
+            let topic_id = if t.id.is_nil() { String::new() } else { format!("\tTopicId: {}", base64_uuid(t.id)) };
+            println!("Topic: {}{topic_id}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {configs}", t.name, t.partitions.len());
         }
         let mut parts = t.partitions;
-        parts.sort_by_key(|p| p.partition_index);
-        for p in parts.iter().filter(|p| filter.shows(p, &live, min_isr)) {
-            println!("{}", partition_line(&tname, p));
+        parts.sort_by_key(|p| p.index);
+        for p in parts.iter().filter(|p| filter.shows(p, min_isr)) {
+            println!("{}", partition_line(&t.name, p));
         }
     }
     Ok(())
 }
 
+/// Most partitions asked for per DescribeTopicPartitions page (Kafka's admin client default).
+const PARTITIONS_PER_PAGE: i32 = 2000;
+
+/// Every topic (or `name`) by DescribeTopicPartitions, following its cursor page by page.
+async fn describe_topic_partitions(client: &mut gregor_net::client::Client, name: Option<&str>) -> anyhow::Result<Vec<TopicView>> {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+    let mut topics: Vec<TopicView> = Vec::new();
+    let mut cursor: Option<(String, i32)> = None;
+    loop {
+        let mut req = DescribeTopicPartitionsRequest::default();
+        req.topics = name.map(|n| TopicRequest::default().with_name(TopicName(sb(n)))).into_iter().collect();
+        req.response_partition_limit = PARTITIONS_PER_PAGE;
+        req.cursor = cursor.as_ref().map(|(t, p)| Cursor::default().with_topic_name(TopicName(sb(t))).with_partition_index(*p));
+        let resp = client.send(&req).await?;
+        for t in resp.topics {
+            let tname = t.name.map(|n| n.0.to_string()).unwrap_or_default();
+            let partitions = t.partitions.iter().map(|p| PartitionView {
+                index: p.partition_index,
+                leader: p.leader_id.0,
+                leader_live: p.leader_id.0 >= 0 && !p.offline_replicas.contains(&p.leader_id),
+                replicas: ids(&p.replica_nodes),
+                isr: ids(&p.isr_nodes),
+                elr: p.eligible_leader_replicas.as_deref().map(ids),
+                last_known_elr: p.last_known_elr.as_deref().map(ids),
+            });
+            // A topic split across pages continues in the next one.
+            match topics.last_mut().filter(|last| last.name == tname) {
+                Some(last) => last.partitions.extend(partitions),
+                None => topics.push(TopicView { name: tname, id: t.topic_id, error_code: t.error_code, partitions: partitions.collect() }),
+            }
+        }
+        let next = resp.next_cursor.map(|c| (c.topic_name.0.to_string(), c.partition_index));
+        match next {
+            None => return Ok(topics),
+            Some(n) if Some(&n) == cursor.as_ref() => anyhow::bail!("DescribeTopicPartitions returned the cursor it was given ({} {}): stopping", n.0, n.1),
+            n => cursor = n,
+        }
+    }
+}
+
+/// Every topic (or `name`) by Metadata, for a broker without DescribeTopicPartitions.
+async fn describe_by_metadata(client: &mut gregor_net::client::Client, name: Option<&str>) -> anyhow::Result<Vec<TopicView>> {
+    let names = name.map(|n| vec![n.to_string()]);
+    let md = metadata(client, names.as_deref(), false).await?;
+    let live: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
+    let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+    Ok(md
+        .topics
+        .into_iter()
+        .map(|t| TopicView {
+            name: t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(),
+            id: t.topic_id,
+            error_code: t.error_code,
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| PartitionView {
+                    index: p.partition_index,
+                    leader: p.leader_id.0,
+                    leader_live: p.leader_id.0 >= 0 && live.contains(&p.leader_id.0),
+                    replicas: ids(&p.replica_nodes),
+                    isr: ids(&p.isr_nodes),
+                    elr: None,
+                    last_known_elr: None,
+                })
+                .collect(),
+        })
+        .collect())
+}
+
 /// One partition as kafka-topics.sh (Kafka 4) prints it: the leader ("none" without one), the
-/// replicas in assignment order and the ISR, from Metadata. Metadata carries no eligible leader
-/// replicas (KIP-966; only DescribeTopicPartitions does, which Gregor does not serve), so they are
-/// "N/A", as kafka-topics.sh prints them when it has to describe through Metadata.
-fn partition_line(topic: &str, p: &kafka_protocol::messages::metadata_response::MetadataResponsePartition) -> String {
-    let join = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",");
-    let leader = if p.leader_id.0 < 0 { "none".to_string() } else { p.leader_id.0.to_string() };
+/// replicas in assignment order, the ISR, and the eligible leader replicas (KIP-966) and last
+/// known ELR — "N/A" when the broker could only be asked through Metadata, as kafka-topics.sh
+/// prints them then.
+fn partition_line(topic: &str, p: &PartitionView) -> String {
+    let join = |v: &[i32]| v.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
+    let or_na = |v: &Option<Vec<i32>>| v.as_deref().map_or_else(|| "N/A".to_string(), join);
+    let leader = if p.leader < 0 { "none".to_string() } else { p.leader.to_string() };
     format!(
-        "\tTopic: {topic}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}\tElr: N/A\tLastKnownElr: N/A",
-        p.partition_index,
-        join(&p.replica_nodes),
-        join(&p.isr_nodes)
+        "\tTopic: {topic}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}\tElr: {}\tLastKnownElr: {}",
+        p.index,
+        join(&p.replicas),
+        join(&p.isr),
+        or_na(&p.elr),
+        or_na(&p.last_known_elr)
     )
 }
 
@@ -216,20 +313,13 @@ pub async fn alter_config(bootstrap: &str, name: &str, add: &[(String, String)],
 mod tests {
     #[test]
     fn partition_lines_as_kafka_topics_prints_them() {
-        use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
-        use kafka_protocol::messages::BrokerId;
-        let mut p = MetadataResponsePartition::default();
-        p.partition_index = 2;
-        p.leader_id = BrokerId(3);
-        p.replica_nodes = vec![BrokerId(3), BrokerId(1), BrokerId(2)];
-        p.isr_nodes = vec![BrokerId(3), BrokerId(1)];
-        assert_eq!(
-            super::partition_line("t", &p),
-            "\tTopic: t\tPartition: 2\tLeader: 3\tReplicas: 3,1,2\tIsr: 3,1\tElr: N/A\tLastKnownElr: N/A"
-        );
-        p.leader_id = BrokerId(-1);
-        p.isr_nodes.clear();
-        assert_eq!(super::partition_line("t", &p), "\tTopic: t\tPartition: 2\tLeader: none\tReplicas: 3,1,2\tIsr: \tElr: N/A\tLastKnownElr: N/A");
+        let mut p = super::PartitionView { index: 2, leader: 3, leader_live: true, replicas: vec![3, 1, 2], isr: vec![3, 1], ..Default::default() };
+        assert_eq!(super::partition_line("t", &p), "\tTopic: t\tPartition: 2\tLeader: 3\tReplicas: 3,1,2\tIsr: 3,1\tElr: N/A\tLastKnownElr: N/A");
+        p.leader = -1;
+        p.isr.clear();
+        p.elr = Some(vec![1, 3]);
+        p.last_known_elr = Some(vec![]);
+        assert_eq!(super::partition_line("t", &p), "\tTopic: t\tPartition: 2\tLeader: none\tReplicas: 3,1,2\tIsr: \tElr: 1,3\tLastKnownElr: ");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_quorum;
+mod describe_topic_partitions;
 mod init_producer_id;
 mod describe_configs;
 mod elect_leaders;
@@ -70,6 +71,7 @@ pub async fn dispatch(broker: &Arc<Broker>, req: DecodedRequest, peer: &str) -> 
             Reply::Now(ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, r).await))
         }
         RequestKind::DescribeCluster(r) => Reply::Now(ResponseKind::DescribeCluster(describe_cluster::handle(broker, r))),
+        RequestKind::DescribeTopicPartitions(r) => Reply::Now(ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(broker, r))),
         RequestKind::DescribeQuorum(r) => Reply::Now(ResponseKind::DescribeQuorum(describe_quorum::handle(broker, r, version, &client_id).await)),
         RequestKind::InitProducerId(r) => Reply::Now(ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version).await)),
         RequestKind::ElectLeaders(r) => Reply::Now(ResponseKind::ElectLeaders(elect_leaders::handle(broker, r, version).await)),
