@@ -225,6 +225,9 @@ pub struct ReplicationConfig {
     pub leader_imbalance_check_interval_ms: u64,
     /// `unclean.leader.election.enable`: the default for topics that do not set it.
     pub unclean_leader_election: bool,
+    /// `unclean.leader.election.interval.ms`: how often the active controller elects leaders,
+    /// uncleanly if it must, for leaderless partitions of topics that allow it (default 5 min).
+    pub unclean_leader_election_interval_ms: u64,
     /// `leader.replication.throttled.rate` (bytes/s): what this broker, leading, sends to
     /// throttled out-of-sync followers (see `broker::throttle`).
     pub leader_throttled_rate: u64,
@@ -256,6 +259,7 @@ impl Default for ReplicationConfig {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: 300_000,
             unclean_leader_election: false,
+            unclean_leader_election_interval_ms: 300_000,
             leader_throttled_rate: THROTTLE_RATE_UNLIMITED,
             follower_throttled_rate: THROTTLE_RATE_UNLIMITED,
             quota_window_num: 11,
@@ -740,6 +744,7 @@ impl BrokerConfig {
                 "replica.high.watermark.checkpoint.interval.ms" => c.replication.hw_checkpoint_interval_ms = parse_ms(k, v, 1)?,
                 "auto.leader.rebalance.enable" => c.replication.auto_leader_rebalance = parse_bool(k, v)?,
                 "unclean.leader.election.enable" => c.replication.unclean_leader_election = parse_bool(k, v)?,
+                "unclean.leader.election.interval.ms" => c.replication.unclean_leader_election_interval_ms = parse_ms(k, v, 1)?,
                 "leader.replication.throttled.rate" => c.replication.leader_throttled_rate = parse_ms(k, v.trim(), 0)?,
                 "follower.replication.throttled.rate" => c.replication.follower_throttled_rate = parse_ms(k, v.trim(), 0)?,
                 "replication.quota.window.num" => c.replication.quota_window_num = parse_positive(k, v, 1)?.min(1_000) as u32,
@@ -1287,6 +1292,7 @@ impl BrokerConfig {
             ("replica.high.watermark.checkpoint.interval.ms", self.replication.hw_checkpoint_interval_ms.to_string()),
             ("auto.leader.rebalance.enable", self.replication.auto_leader_rebalance.to_string()),
             ("unclean.leader.election.enable", self.replication.unclean_leader_election.to_string()),
+            ("unclean.leader.election.interval.ms", self.replication.unclean_leader_election_interval_ms.to_string()),
             ("leader.imbalance.check.interval.seconds", (self.replication.leader_imbalance_check_interval_ms / 1000).to_string()),
             ("leader.replication.throttled.rate", self.replication.leader_throttled_rate.to_string()),
             ("follower.replication.throttled.rate", self.replication.follower_throttled_rate.to_string()),

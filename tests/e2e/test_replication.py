@@ -360,3 +360,60 @@ def test_a_rolling_restart_gives_clients_no_errors(cluster):
         seen = dict(read[part])
         assert len(seen) == len(set(read[part])), f"partition {part}: one offset read with two values"
         assert sorted(seen.items()) == sorted(acked[part]), f"partition {part}: read {len(seen)} distinct, acknowledged {len(acked[part])}"
+
+
+def test_a_leaderless_partition_gets_an_unclean_leader_once_its_topic_allows_it(tmp_path):
+    # One controller of its own, so the quorum lives on while both brokers are down or paused.
+    cport = free_port()
+    voters = f"1@127.0.0.1:{cport}"
+    interval = ("unclean.leader.election.interval.ms=1000", "replica.lag.time.max.ms=4000")
+    controller = Node(tmp_path / "c1", 1, free_port(), cport, voters, role="controller", extra=interval)
+    brokers = [Node(tmp_path / f"b{i}", i, free_port(), free_port(), voters, role="broker", extra=interval) for i in (2, 3)]
+    cluster_id = gregor("storage", "random-uuid").stdout.strip()
+    try:
+        for n in [controller, *brokers]:
+            r = gregor("storage", "format", "--cluster-id", cluster_id, "--config", str(n.config_path))
+            assert r.returncode == 0, r.stderr
+            n.start()
+        wait_for(lambda: live_brokers(brokers[0]) == [2, 3], CLUSTER_FORM_TIMEOUT_S, "two live brokers")
+        topic = unique("unclean")
+        r = gregor("topics", "create", "--bootstrap-server", brokers[0].bootstrap, topic, "--partitions", "1", "--replication-factor", "2")
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: len(describe(brokers[0], topic)[0][2]) == 2, 15, "a full ISR")
+        acked, errors, delivered = deliveries(1)
+        p = Producer({"bootstrap.servers": brokers[0].bootstrap, "acks": "all"})
+        for i in range(5):
+            p.produce(topic, value=f"before{i}".encode(), on_delivery=delivered)
+        assert p.flush(15) == 0 and errors == [], errors
+        leader_id = describe(brokers[0], topic)[0][0]
+        leader = next(n for n in brokers if n.node_id == leader_id)
+        other = next(n for n in brokers if n is not leader)
+        # The follower is paused past its session (fenced, out of the ISR; min.insync.replicas 1
+        # makes it no eligible replica), then the leader dies: the partition has no leader, and
+        # the follower, back, is not elected: unclean elections are off.
+        other.signal(signal.SIGSTOP)
+        wait_for(lambda: describe(leader, topic)[0][2] == [leader_id], SESSION_TIMEOUT_MS / 1000 + 20, "the ISR shrunk to the leader")
+        leader.kill9()
+        other.signal(signal.SIGCONT)
+        wait_for(lambda: live_brokers(other) == [other.node_id], SESSION_TIMEOUT_MS / 1000 + 20, "the follower unfenced")
+        time.sleep(3)  # three rounds of the periodic election
+        assert describe(other, topic)[0][0] == -1, describe(other, topic)
+        # A real client turns the topic's setting on: within a round the live replica leads.
+        from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+        admin = AdminClient({"bootstrap.servers": other.bootstrap})
+        res = ConfigResource("topic", topic, incremental_configs=[ConfigEntry("unclean.leader.election.enable", "true", incremental_operation=AlterConfigOpType.SET)])
+        for f in admin.incremental_alter_configs([res]).values():
+            f.result(timeout=15)
+        wait_for(lambda: describe(other, topic)[0][0] == other.node_id, 15, "the live replica elected uncleanly")
+        assert describe(other, topic)[0][2] == [other.node_id]
+        assert "unclean.leader.election.enable: elected leaders for leaderless partitions" in controller.log_text()
+        # It takes writes again; what the follower had replicated is still there.
+        p2 = Producer({"bootstrap.servers": other.bootstrap, "acks": "all"})
+        after, errors2, delivered2 = deliveries(1)
+        p2.produce(topic, value=b"after", on_delivery=delivered2)
+        assert p2.flush(15) == 0 and errors2 == [] and len(after[0]) == 1, errors2
+        got = consume_all(other.bootstrap, topic, 1, 6, timeout=15)
+        assert [v for _, v in got[0]] == [f"before{i}".encode() for i in range(5)] + [b"after"], got
+    finally:
+        for n in [*brokers, controller]:
+            n.stop()

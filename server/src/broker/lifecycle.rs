@@ -228,3 +228,11 @@ pub async fn fence_expired_sessions(weak: std::sync::Weak<Broker>) {
 pub async fn balance_leaders(weak: std::sync::Weak<Broker>, period_ms: u64) {
     every(weak, Duration::from_millis(period_ms), |b| async move { b.controller.balance_leaders(&b).await }).await
 }
+
+/// On voters: every `unclean.leader.election.interval.ms`, elect leaders for leaderless
+/// partitions of topics that allow unclean elections whenever this node is the active
+/// controller (a topic switched to `unclean.leader.election.enable=true` after it lost its
+/// leader gets one within an interval).
+pub async fn elect_unclean_leaders(weak: std::sync::Weak<Broker>, period_ms: u64) {
+    every(weak, Duration::from_millis(period_ms), |b| async move { b.controller.elect_unclean_leaders(&b).await }).await
+}

@@ -300,6 +300,7 @@ impl Broker {
             }
             if broker.config.roles.controller {
                 tokio::spawn(lifecycle::fence_expired_sessions(Arc::downgrade(&broker)));
+                tokio::spawn(lifecycle::elect_unclean_leaders(Arc::downgrade(&broker), broker.config.replication.unclean_leader_election_interval_ms));
                 if broker.config.replication.auto_leader_rebalance {
                     tokio::spawn(lifecycle::balance_leaders(Arc::downgrade(&broker), broker.config.replication.leader_imbalance_check_interval_ms));
                 }

@@ -14,6 +14,10 @@
 //!   ELECTION_NOT_NEEDED; no live replica: ELIGIBLE_LEADERS_NOT_AVAILABLE.
 //! * Automatic rebalancing makes the preferred elections that would succeed, at most
 //!   [`MAX_ELECTIONS_PER_BALANCE`] per round.
+//! * Periodic unclean elections (`unclean.leader.election.interval.ms`) make the unclean
+//!   elections that would succeed for leaderless partitions of topics that allow them (their
+//!   `unclean.leader.election.enable`, else the controller's), as many per round: an operator who
+//!   turns the setting on for a partition stuck without a leader needs nothing else.
 
 use gregor_core::metadata::{LeaderChange, MetadataImage, MetadataRecord, PartitionRegistration, TopicId, NO_LEADER};
 
@@ -118,6 +122,20 @@ pub fn imbalanced(image: &MetadataImage) -> Vec<(TopicId, i32)> {
     out
 }
 
+/// The unclean elections one periodic round makes: for every leaderless partition of a topic
+/// `unclean(topic)` allows, the election [`plan_election`] makes (an ISR member or an eligible
+/// replica first, when one is live), in topic and partition order.
+pub fn unclean_elections(image: &MetadataImage, unclean: &dyn Fn(&str) -> bool) -> Vec<MetadataRecord> {
+    image
+        .topics
+        .values()
+        .filter(|t| unclean(&t.name))
+        .flat_map(|t| t.partitions.iter().filter(|(_, reg)| reg.leader == NO_LEADER).map(move |(p, reg)| (t.id, *p, reg)))
+        .filter_map(|(id, p, reg)| plan_election(image, id, p, reg, ElectionType::Unclean).ok())
+        .take(MAX_ELECTIONS_PER_BALANCE)
+        .collect()
+}
+
 /// Which partitions an ElectLeaders request names: `None` is every partition.
 pub type Selection = Option<Vec<(String, Vec<i32>)>>;
 
@@ -181,6 +199,32 @@ impl Controller {
             Err(e) => tracing::debug!(error = %e.message, "automatic leader rebalance failed"),
         }
     }
+
+    /// One round of periodic unclean elections (`unclean.leader.election.interval.ms`), see
+    /// [`unclean_elections`]. Only the active controller acts.
+    pub async fn elect_unclean_leaders(&self, broker: &Broker) {
+        if self.quorum.status().leader_id != broker.config.node_id {
+            return;
+        }
+        let Ok(mut state) = self.active().await else { return };
+        let image = broker.image();
+        let default = broker.config.replication.unclean_leader_election;
+        let records = unclean_elections(&image, &|t| super::partitions::unclean_allowed(&image, t, default));
+        let elected: Vec<String> = records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::PartitionChange { topic_id, partition_id, leader: LeaderChange::Set(l), .. } => {
+                    Some(format!("{}-{partition_id} -> {l}", image.topic_by_id(*topic_id).map_or("?", |t| t.name.as_str())))
+                }
+                _ => None,
+            })
+            .collect();
+        match self.commit(broker, &mut state, records).await {
+            Ok(()) if !elected.is_empty() => tracing::warn!(partitions = ?elected, "unclean.leader.election.enable: elected leaders for leaderless partitions"),
+            Ok(()) => {}
+            Err(e) => tracing::debug!(error = %e.message, "periodic unclean leader election failed"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -229,5 +273,26 @@ mod tests {
         assert_eq!(elect(&image(&[1, 2, 3], &[3], NO_LEADER, &[]), ElectionType::Unclean), Ok((3, None)), "a live ISR member first");
         assert_eq!(elect(&image(&[1, 2, 3], &[1], NO_LEADER, &[1]), ElectionType::Unclean), Ok((2, Some(vec![2]))));
         assert_eq!(elect(&image(&[1], &[1], NO_LEADER, &[1]), ElectionType::Unclean), Err(errors::ELIGIBLE_LEADERS_NOT_AVAILABLE));
+    }
+
+    #[test]
+    fn periodic_unclean_elections_only_where_the_topic_allows_them_and_a_leader_is_missing() {
+        let leaders = |records: Vec<MetadataRecord>| -> Vec<(i32, i32, Option<Vec<i32>>)> {
+            records
+                .into_iter()
+                .map(|r| match r {
+                    MetadataRecord::PartitionChange { partition_id, leader: LeaderChange::Set(l), isr, .. } => (partition_id, l, isr),
+                    other => panic!("unexpected record {other:?}"),
+                })
+                .collect()
+        };
+        // The last ISR member (1) is fenced: replica 2 is elected, alone in the ISR.
+        let (stuck, _) = image(&[1, 2, 3], &[1], NO_LEADER, &[1]);
+        assert_eq!(leaders(unclean_elections(&stuck, &|t| t == "t")), vec![(0, 2, Some(vec![2]))]);
+        assert_eq!(leaders(unclean_elections(&stuck, &|_| false)), vec![], "the topic does not allow it");
+        let (led, _) = image(&[1, 2, 3], &[1, 2], 1, &[]);
+        assert_eq!(leaders(unclean_elections(&led, &|_| true)), vec![], "a partition with a leader");
+        let (dead, _) = image(&[1], &[1], NO_LEADER, &[1]);
+        assert_eq!(leaders(unclean_elections(&dead, &|_| true)), vec![], "no live replica");
     }
 }
