@@ -307,6 +307,18 @@ fn sample(key: ApiKey, version: i16, topic_id: uuid::Uuid) -> RequestKind {
             RequestKind::AlterPartitionReassignments(r)
         }
         ApiKey::ListPartitionReassignments => RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default()),
+        ApiKey::DescribeTopicPartitions => {
+            let mut t = describe_topic_partitions_request::TopicRequest::default();
+            t.name = topic("t");
+            let mut c = describe_topic_partitions_request::Cursor::default();
+            c.topic_name = topic("t");
+            c.partition_index = 1;
+            let mut r = DescribeTopicPartitionsRequest::default();
+            r.topics = vec![t];
+            r.response_partition_limit = 1;
+            r.cursor = Some(c);
+            RequestKind::DescribeTopicPartitions(r)
+        }
         other => panic!("no sample request for {other:?}"),
     }
 }
