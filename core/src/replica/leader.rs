@@ -38,6 +38,9 @@ pub struct FollowerState {
     /// When it last fetched, and the leader's log end at that moment.
     pub last_fetch_ms: u64,
     pub last_fetch_leader_end: i64,
+    /// The broker epoch its last fetch carried (KIP-903; -1: none given). An ISR expansion
+    /// names it, so the controller refuses one that a previous incarnation's fetches earned.
+    pub broker_epoch: i64,
 }
 
 /// A partition this broker leads, at one leader epoch.
@@ -79,7 +82,7 @@ impl Leadership {
             .filter(|r| **r != me)
             .map(|r| {
                 let caught_up = if isr.contains(r) { now_ms } else { 0 };
-                (*r, FollowerState { log_end: -1, last_caught_up_ms: caught_up, last_fetch_ms: 0, last_fetch_leader_end: -1 })
+                (*r, FollowerState { log_end: -1, last_caught_up_ms: caught_up, last_fetch_ms: 0, last_fetch_leader_end: -1, broker_epoch: -1 })
             })
             .collect();
         Leadership {
@@ -114,7 +117,7 @@ impl Leadership {
         let new_isr: BTreeSet<i32> = isr.iter().copied().collect();
         self.followers.retain(|id, _| replicas.contains(id));
         for r in replicas.iter().filter(|r| **r != self.me) {
-            self.followers.entry(*r).or_insert(FollowerState { log_end: -1, last_caught_up_ms: 0, last_fetch_ms: 0, last_fetch_leader_end: -1 });
+            self.followers.entry(*r).or_insert(FollowerState { log_end: -1, last_caught_up_ms: 0, last_fetch_ms: 0, last_fetch_leader_end: -1, broker_epoch: -1 });
         }
         // A replica that has just joined starts its lag clock now.
         for id in new_isr.difference(&self.isr) {
@@ -153,9 +156,11 @@ impl Leadership {
         self.followers.get(&id)
     }
 
-    /// Records a follower's fetch at `fetch_offset` while the leader's log ends at `leader_end`.
-    pub fn on_fetch(&mut self, follower: i32, fetch_offset: i64, leader_end: i64, now_ms: u64) -> Result<(), FetchRefused> {
+    /// Records a follower's fetch at `fetch_offset`, sent by its incarnation of `broker_epoch`,
+    /// while the leader's log ends at `leader_end`.
+    pub fn on_fetch(&mut self, follower: i32, broker_epoch: i64, fetch_offset: i64, leader_end: i64, now_ms: u64) -> Result<(), FetchRefused> {
         let f = self.followers.get_mut(&follower).ok_or(FetchRefused::NotAReplica)?;
+        f.broker_epoch = broker_epoch;
         if fetch_offset >= leader_end {
             f.last_caught_up_ms = f.last_caught_up_ms.max(now_ms);
         } else if fetch_offset >= f.last_fetch_leader_end && f.last_fetch_leader_end >= 0 {
@@ -258,10 +263,20 @@ mod tests {
     }
 
     #[test]
+    fn a_follower_keeps_the_broker_epoch_of_its_last_fetch() {
+        let mut l = three(&[1, 2]);
+        assert_eq!(l.follower(3).map(|f| f.broker_epoch), Some(-1));
+        l.on_fetch(3, 41, 90, 100, 1_100).unwrap();
+        l.on_fetch(3, 57, 95, 100, 1_200).unwrap();
+        // Its broker restarted: an expansion must name the new incarnation, not the old one.
+        assert_eq!(l.follower(3).map(|f| (f.broker_epoch, f.log_end)), Some((57, 95)));
+    }
+
+    #[test]
     fn high_watermark_waits_while_the_committed_isr_is_below_min_insync() {
         let mut l = three(&[1, 2]);
         l.set_min_insync(2);
-        l.on_fetch(2, 100, 100, 1_100).unwrap();
+        l.on_fetch(2, -1, 100, 100, 1_100).unwrap();
         assert_eq!(l.advance_high_watermark(100), Some(100), "two in sync: the watermark moves");
         l.update(8, &[1, 2, 3], &[1], 1_200);
         assert_eq!(l.advance_high_watermark(120), None, "the leader alone is below min.insync.replicas");
@@ -269,13 +284,13 @@ mod tests {
         let mut l = three(&[1, 2]);
         l.set_min_insync(2);
         l.propose_isr(&[1]);
-        l.on_fetch(2, 110, 110, 1_100).unwrap();
+        l.on_fetch(2, -1, 110, 110, 1_100).unwrap();
         assert_eq!(l.advance_high_watermark(110), Some(110));
         // Never more than the replicas: min.insync.replicas 5 on three replicas counts as 3.
         let mut l = three(&[1, 2, 3]);
         l.set_min_insync(5);
-        l.on_fetch(2, 100, 100, 1_100).unwrap();
-        l.on_fetch(3, 100, 100, 1_100).unwrap();
+        l.on_fetch(2, -1, 100, 100, 1_100).unwrap();
+        l.on_fetch(3, -1, 100, 100, 1_100).unwrap();
         assert_eq!(l.advance_high_watermark(100), Some(100));
     }
 
@@ -285,15 +300,15 @@ mod tests {
         assert_eq!(l.high_watermark(), 90);
         // Nothing moves until every ISR member has fetched.
         assert_eq!(l.advance_high_watermark(100), None);
-        l.on_fetch(2, 100, 100, 1_010).unwrap();
+        l.on_fetch(2, -1, 100, 100, 1_010).unwrap();
         assert_eq!(l.advance_high_watermark(100), None, "follower 3 has not fetched");
-        l.on_fetch(3, 95, 100, 1_010).unwrap();
+        l.on_fetch(3, -1, 95, 100, 1_010).unwrap();
         assert_eq!(l.advance_high_watermark(100), Some(95));
         // The leader's own durable end bounds it.
-        l.on_fetch(3, 100, 100, 1_020).unwrap();
+        l.on_fetch(3, -1, 100, 100, 1_020).unwrap();
         assert_eq!(l.advance_high_watermark(98), Some(98));
         // A follower reporting less (it truncated) never takes the high watermark back.
-        l.on_fetch(2, 97, 120, 1_030).unwrap();
+        l.on_fetch(2, -1, 97, 120, 1_030).unwrap();
         assert_eq!(l.advance_high_watermark(120), None);
         assert_eq!(l.high_watermark(), 98);
     }
@@ -308,13 +323,13 @@ mod tests {
     #[test]
     fn lagging_follower_is_proposed_for_removal_after_the_lag_time() {
         let mut l = three(&[1, 2, 3]);
-        l.on_fetch(2, 100, 100, 1_000).unwrap();
-        l.on_fetch(3, 100, 100, 1_000).unwrap();
+        l.on_fetch(2, -1, 100, 100, 1_000).unwrap();
+        l.on_fetch(3, -1, 100, 100, 1_000).unwrap();
         // 3 keeps fetching but never catches up with a growing log.
-        l.on_fetch(3, 100, 150, 20_000).unwrap();
-        l.on_fetch(2, 150, 150, 20_000).unwrap();
-        l.on_fetch(3, 120, 200, 25_000).unwrap();
-        l.on_fetch(2, 200, 200, 25_000).unwrap();
+        l.on_fetch(3, -1, 100, 150, 20_000).unwrap();
+        l.on_fetch(2, -1, 150, 150, 20_000).unwrap();
+        l.on_fetch(3, -1, 120, 200, 25_000).unwrap();
+        l.on_fetch(2, -1, 200, 200, 25_000).unwrap();
         assert_eq!(l.wanted_isr(30_000, 30_000, |_| true), None);
         // 3 was last caught up at 1_000 (its fetch at 20_000 reached the end of its previous one).
         assert_eq!(l.wanted_isr(31_001, 30_000, |_| true), Some(vec![1, 2]));
@@ -323,16 +338,16 @@ mod tests {
     #[test]
     fn a_fetch_reaching_the_previous_leader_end_counts_as_caught_up_then() {
         let mut l = three(&[1, 2, 3]);
-        l.on_fetch(3, 100, 150, 10_000).unwrap();
-        l.on_fetch(3, 150, 200, 20_000).unwrap();
+        l.on_fetch(3, -1, 100, 150, 10_000).unwrap();
+        l.on_fetch(3, -1, 150, 200, 20_000).unwrap();
         assert_eq!(l.follower(3).unwrap().last_caught_up_ms, 10_000);
     }
 
     #[test]
     fn shrink_keeps_counting_the_leaving_replica_until_committed() {
         let mut l = three(&[1, 2, 3]);
-        l.on_fetch(2, 100, 100, 39_000).unwrap();
-        l.on_fetch(3, 50, 100, 1_000).unwrap();
+        l.on_fetch(2, -1, 100, 100, 39_000).unwrap();
+        l.on_fetch(3, -1, 50, 100, 1_000).unwrap();
         assert_eq!(l.advance_high_watermark(100), None);
         let want = l.wanted_isr(40_000, 30_000, |_| true).unwrap();
         assert_eq!(want, vec![1, 2]);
@@ -346,11 +361,11 @@ mod tests {
     #[test]
     fn expansion_needs_the_high_watermark_and_the_epoch_start() {
         let mut l = three(&[1, 2]);
-        l.on_fetch(2, 100, 100, 1_000).unwrap();
+        l.on_fetch(2, -1, 100, 100, 1_000).unwrap();
         assert_eq!(l.advance_high_watermark(100), Some(100));
-        l.on_fetch(3, 99, 100, 1_000).unwrap();
+        l.on_fetch(3, -1, 99, 100, 1_000).unwrap();
         assert_eq!(l.wanted_isr(1_000, 30_000, |_| true), None);
-        l.on_fetch(3, 100, 100, 1_001).unwrap();
+        l.on_fetch(3, -1, 100, 100, 1_001).unwrap();
         assert_eq!(l.wanted_isr(1_001, 30_000, |_| false), None, "a fenced broker does not join");
         let want = l.wanted_isr(1_001, 30_000, |_| true).unwrap();
         assert_eq!(want, vec![1, 2, 3]);
@@ -379,8 +394,8 @@ mod tests {
         let mut l = three(&[1, 2, 3]);
         l.update(7, &[1, 2], &[1], 0);
         assert_eq!(l.isr(), vec![1, 2, 3]);
-        assert_eq!(l.on_fetch(9, 0, 100, 0), Err(FetchRefused::NotAReplica));
+        assert_eq!(l.on_fetch(9, -1, 0, 100, 0), Err(FetchRefused::NotAReplica));
         l.update(8, &[1, 2], &[1, 2], 0);
-        assert_eq!(l.on_fetch(3, 0, 100, 0), Err(FetchRefused::NotAReplica), "a removed replica");
+        assert_eq!(l.on_fetch(3, -1, 0, 100, 0), Err(FetchRefused::NotAReplica), "a removed replica");
     }
 }

@@ -59,7 +59,11 @@ fn propose(broker: &Broker) -> Vec<Proposed> {
         let change = p.with_leadership(epoch, |l| {
             let want = l.wanted_isr(now, lag, eligible)?;
             l.propose_isr(&want);
-            let new_isr = want.iter().map(|id| (*id, image.brokers.get(id).map_or(-1, |b| b.epoch))).collect();
+            // KIP-903: each follower with the broker epoch its fetches carried, so the controller
+            // refuses a replica whose broker restarted since (its catching up was another
+            // incarnation's); the leader with its own.
+            let me = broker.broker_epoch.load(std::sync::atomic::Ordering::SeqCst);
+            let new_isr = want.iter().map(|id| (*id, if *id == l.me { me } else { l.follower(*id).map_or(-1, |f| f.broker_epoch) })).collect();
             Some(IsrChange { topic_id, partition: p.index, leader_epoch: l.leader_epoch, partition_epoch: l.partition_epoch, new_isr })
         });
         if let Some(Some(change)) = change {

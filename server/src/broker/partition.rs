@@ -479,6 +479,7 @@ impl Partition {
     pub fn read_for_follower(
         &self,
         replica: i32,
+        replica_epoch: i64,
         leader_epoch: i32,
         fetch_offset: i64,
         last_fetched_epoch: i32,
@@ -506,7 +507,7 @@ impl Partition {
                 return Err(PartitionError::OutOfRange { offset: fetch_offset, start: log_start, end: log_end });
             }
             let Role::Leader(l) = &mut st.role else { unreachable!("checked above") };
-            l.on_fetch(replica, fetch_offset, log_end, now_mono_ms).map_err(|_| PartitionError::NotAReplica(replica))?;
+            l.on_fetch(replica, replica_epoch, fetch_offset, log_end, now_mono_ms).map_err(|_| PartitionError::NotAReplica(replica))?;
             let withheld = throttled && !l.maximal_isr().contains(&replica);
             let moved = st.advance_hw(&self.topic, self.index);
             let log = st.log.as_ref().expect("checked open");

@@ -72,6 +72,15 @@ fn replica_id(req: &FetchRequest, version: i16) -> i32 {
     }
 }
 
+/// The broker epoch a replica's fetch carries (KIP-903, `replica_state` from v15; -1 before).
+fn replica_epoch(req: &FetchRequest, version: i16) -> i64 {
+    if version >= 15 {
+        req.replica_state.replica_epoch
+    } else {
+        -1
+    }
+}
+
 fn partition_result(index: i32, code: i16) -> PartitionData {
     let mut pd = PartitionData::default();
     pd.partition_index = index;
@@ -150,7 +159,7 @@ fn read_once(broker: &Broker, req: &FetchRequest, version: i16, replica: i32) ->
                 let now = broker.clock.monotonic_ms();
                 let marked = broker.throttles.leader_marked(name, fp.partition);
                 let throttled = marked && broker.throttles.leader_exceeded(now);
-                match partition.read_for_follower(replica, fp.current_leader_epoch, fp.fetch_offset, fp.last_fetched_epoch, max_bytes, throttled, now) {
+                match partition.read_for_follower(replica, replica_epoch(&req, version), fp.current_leader_epoch, fp.fetch_offset, fp.last_fetched_epoch, max_bytes, throttled, now) {
                     Ok(r) => {
                         if marked {
                             throttled_bytes += r.data.len();
