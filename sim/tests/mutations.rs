@@ -165,8 +165,8 @@ fn completing_a_reassignment_before_its_replicas_catch_up_is_caught() {
 fn forgetting_an_isr_change_whose_request_failed_is_caught() {
     // It needs an AlterPartition whose answer is lost though it was committed (the simulator's
     // lost-answer fault point makes them) and an acknowledgement before the leader's metadata
-    // shows the change: seed 75 has both.
-    caught_in(Scenario::Cluster, Bug::ForgetPendingIsr, &["committed-isr-holds", "lost-ack", "one-record-per-offset", "order", "replicas-agree"]);
+    // shows the change: few schedules have both (7 of cluster seeds 1..1000); seed 150 does.
+    caught_from(Scenario::Cluster, Bug::ForgetPendingIsr, 101, &["committed-isr-holds", "hw-held", "lost-ack", "one-record-per-offset", "order", "replicas-agree"]);
 }
 
 #[test]
