@@ -77,7 +77,8 @@ fn describe(image: &MetadataImage, req: &DescribeTopicPartitionsRequest, limit: 
         e.topic_id = uuid::Uuid::from_u128(t.id);
         e.is_internal = name.starts_with("__");
         e.topic_authorized_operations = TOPIC_OPERATIONS;
-        e.partitions = t.partitions.range(first..upper).map(|(index, reg)| partition(image, *index, reg)).collect();
+        // A cursor past the topic's last partition describes none of it (and ends the paging).
+        e.partitions = if first < upper { t.partitions.range(first..upper).map(|(index, reg)| partition(image, *index, reg)).collect() } else { Vec::new() };
         remaining -= i32::try_from(e.partitions.len()).unwrap_or(i32::MAX);
         resp.topics.push(e);
         if upper < count {
@@ -180,6 +181,11 @@ mod tests {
         // A page that fills exactly at a topic's end points at the next topic's first partition.
         let exact = describe(&image, &request(&[], None), 3);
         assert_eq!(summary(&exact), (vec![row("a", 0, &[0, 1, 2])], Some(("b".to_string(), 0))));
+        // A cursor past a topic's partitions (a client's word, not ours) describes none of them.
+        let past = describe(&image, &request(&[], Some(("b", 9))), 4);
+        assert_eq!(summary(&past), (vec![row("b", 0, &[]), row("c", 0, &[0])], None));
+        let negative = describe(&image, &request(&["a"], Some(("a", -5))), 4);
+        assert_eq!(summary(&negative), (vec![row("a", 0, &[0, 1, 2])], None));
     }
 
     #[test]
