@@ -12,6 +12,11 @@ pub trait Clock: Send + Sync + 'static {
     fn wall_ms(&self) -> i64;
     /// Monotonic milliseconds since an arbitrary fixed origin (timeouts, segment age).
     fn monotonic_ms(&self) -> u64;
+    /// The monotonic clock in microseconds (request and fsync timings); no finer than
+    /// milliseconds unless the clock says so.
+    fn monotonic_us(&self) -> u64 {
+        self.monotonic_ms().saturating_mul(1000)
+    }
 }
 
 /// Shared handle to a clock.
@@ -50,6 +55,9 @@ impl Clock for SystemClock {
     }
     fn monotonic_ms(&self) -> u64 {
         self.origin.elapsed().as_millis() as u64
+    }
+    fn monotonic_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64
     }
 }
 

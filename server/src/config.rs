@@ -309,6 +309,9 @@ pub struct BrokerConfig {
     /// `controller.listener.names`, if `listeners` has one (always when roles include controller
     /// and voters are configured; never in embedded mode or on a broker-only node).
     pub controller_listen_addr: Option<String>,
+    /// `metrics.listener`: `host:port` of the Prometheus endpoint (`http://host:port/metrics`
+    /// in the setting); unset or empty: no endpoint.
+    pub metrics_listen_addr: Option<String>,
     /// `broker.rack` (unset or empty: none).
     pub rack: Option<String>,
     /// `controller.quorum.election.timeout.ms`: how long without a leader before a voter starts
@@ -401,6 +404,7 @@ impl Default for BrokerConfig {
             listener_security_protocol_map: default_protocol_map(&["CONTROLLER".to_string()]),
             inter_broker_listener_name: "PLAINTEXT".into(),
             controller_listen_addr: None,
+            metrics_listen_addr: None,
             rack: None,
             quorum_election_timeout_ms: 1000,
             quorum_fetch_timeout_ms: 2000,
@@ -615,6 +619,30 @@ struct ClusterRaw {
     inter_broker_listener_name: Option<String>,
 }
 
+/// Parses `metrics.listener`: `http://host:port` with no path or the path `/metrics`, or a bare
+/// `host:port`; empty means none.
+fn parse_metrics_listener(key: &str, value: &str) -> Result<Option<String>, ConfigError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.contains("://") && !v.starts_with("http://") {
+        return Err(invalid(key, value, "only http:// is served (e.g. http://127.0.0.1:9644/metrics)"));
+    }
+    let rest = v.strip_prefix("http://").unwrap_or(v);
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if !(path.is_empty() || path == "/" || path == crate::metrics::http::PATH) {
+        return Err(invalid(key, value, format!("the endpoint's path is {} (got {path:?})", crate::metrics::http::PATH)));
+    }
+    let (host, port) = hostport.rsplit_once(':').ok_or_else(|| invalid(key, value, "expected http://host:port/metrics"))?;
+    let port: u16 = port.parse().map_err(|_| invalid(key, value, format!("{port:?} is not a port number")))?;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok(Some(format!("{host}:{port}")))
+}
+
 /// Parses `max.connections.per.ip.overrides`: `ip:count[,ip:count…]` (IPv6 addresses may be
 /// bracketed; the count follows the last colon).
 fn parse_ip_overrides(key: &str, value: &str) -> Result<BTreeMap<core::net::IpAddr, usize>, ConfigError> {
@@ -670,6 +698,7 @@ impl BrokerConfig {
                     }
                 }
                 "broker.rack" => c.rack = Some(v.trim().to_string()).filter(|r| !r.is_empty()),
+                "metrics.listener" => c.metrics_listen_addr = parse_metrics_listener(k, v)?,
                 "controller.quorum.election.timeout.ms" => c.quorum_election_timeout_ms = parse_ms(k, v, 1)?,
                 "controller.quorum.fetch.timeout.ms" => c.quorum_fetch_timeout_ms = parse_ms(k, v, 1)?,
                 "controller.quorum.election.backoff.max.ms" => c.quorum_election_backoff_max_ms = parse_ms(k, v, 1)?,
@@ -1245,6 +1274,7 @@ impl BrokerConfig {
             ),
             ("inter.broker.listener.name", self.inter_broker_listener_name.clone()),
             ("broker.rack", self.rack.clone().unwrap_or_default()),
+            ("metrics.listener", self.metrics_listen_addr.as_ref().map(|a| format!("http://{a}{}", crate::metrics::http::PATH)).unwrap_or_default()),
             ("controller.quorum.election.timeout.ms", self.quorum_election_timeout_ms.to_string()),
             ("controller.quorum.fetch.timeout.ms", self.quorum_fetch_timeout_ms.to_string()),
             ("controller.quorum.election.backoff.max.ms", self.quorum_election_backoff_max_ms.to_string()),
@@ -1336,6 +1366,20 @@ mod tests {
         assert_eq!(c.log_defaults.retention_ms, 3_600_000);
         assert_eq!(c.log_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.unknown_keys, vec!["bogus.key".to_string()]);
+    }
+
+    #[test]
+    fn the_metrics_listener_is_an_http_address() {
+        let addr = |v: &str| BrokerConfig::from_settings(&s(&[("metrics.listener", v)])).map(|c| c.metrics_listen_addr);
+        assert_eq!(addr("http://127.0.0.1:9644/metrics").unwrap().as_deref(), Some("127.0.0.1:9644"));
+        assert_eq!(addr("http://127.0.0.1:9644").unwrap().as_deref(), Some("127.0.0.1:9644"));
+        assert_eq!(addr("127.0.0.1:0").unwrap().as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(addr("").unwrap(), None);
+        assert_eq!(BrokerConfig::default().metrics_listen_addr, None, "off unless set");
+        for bad in ["https://127.0.0.1:9644/metrics", "http://127.0.0.1:9644/other", "http://127.0.0.1", "127.0.0.1:http"] {
+            let e = addr(bad).unwrap_err().to_string();
+            assert!(e.contains("metrics.listener"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -15,4 +15,5 @@ pub mod handlers;
 pub mod listener;
 pub mod quorum;
 pub mod meta_properties;
+pub mod metrics;
 pub mod server;

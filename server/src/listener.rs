@@ -77,6 +77,7 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::handlers::{self, Reply};
+use crate::metrics::{ListenerLabel, Metrics};
 
 /// Responses that may be pending on one connection.
 pub const IN_FLIGHT_MAX: usize = 32;
@@ -334,6 +335,10 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let guard = tracker.enter();
+        let counted = broker.metrics.connection_opened(match kind {
+            ListenerKind::Client => ListenerLabel::Broker,
+            ListenerKind::Controller => ListenerLabel::Controller,
+        });
         let broker = broker.clone();
         let shutdown = shutdown.clone();
         let limits = limits.clone();
@@ -341,12 +346,15 @@ pub async fn accept_loop(
             serve_connection(broker, kind, stream, shutdown, limits).await;
             drop(permit);
             drop(ip_slot);
+            drop(counted);
             drop(guard);
         });
     }
 }
 
-type Pending = (ApiKey, i16, i32, Reply, Charge);
+/// A request accepted by the reader: its API key, version, correlation id, answer, the bytes it
+/// holds, and when its last byte was read (µs, for the request metrics).
+type Pending = (ApiKey, i16, i32, Reply, Charge, u64);
 
 /// Responses accepted by the reader and not yet written, shared by a connection's two halves.
 #[derive(Default)]
@@ -429,7 +437,7 @@ async fn serve_connection(broker: Arc<Broker>, kind: ListenerKind, stream: TcpSt
     let (mut rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel::<Pending>(IN_FLIGHT_MAX);
     let in_flight = Arc::new(InFlight::default());
-    let writer = tokio::spawn(write_loop(wr, rx, in_flight.clone(), limits.idle));
+    let writer = tokio::spawn(write_loop(wr, rx, in_flight.clone(), limits.idle, broker.metrics.clone()));
     let mut frames = FrameReader::new(broker.config.socket_request_max_bytes);
     let mut idle = IdleTimer::new(limits.idle);
     let stopped = |stop: Stop, partial: bool| match stop {
@@ -513,7 +521,8 @@ async fn serve_connection(broker: Arc<Broker>, kind: ListenerKind, stream: TcpSt
                     ListenerKind::Controller => crate::controller_listener::unsupported_version_response(),
                 });
                 in_flight.start();
-                if tx.send((ApiKey::ApiVersions, 0, correlation_id, Reply::Now(body), charge)).await.is_err() {
+                let read_us = broker.metrics.now_us();
+                if tx.send((ApiKey::ApiVersions, 0, correlation_id, Reply::Now(body), charge, read_us)).await.is_err() {
                     break;
                 }
                 continue;
@@ -524,6 +533,7 @@ async fn serve_connection(broker: Arc<Broker>, kind: ListenerKind, stream: TcpSt
             }
         };
         let (key, version, corr) = (req.api_key, req.header.request_api_version, req.header.correlation_id);
+        let read_us = broker.metrics.now_us();
         let reply = match kind {
             ListenerKind::Client => handlers::dispatch(&broker, req, &peer).await,
             ListenerKind::Controller => crate::controller_listener::dispatch(&broker, req, &peer).await,
@@ -533,7 +543,7 @@ async fn serve_connection(broker: Arc<Broker>, kind: ListenerKind, stream: TcpSt
             break;
         };
         in_flight.start();
-        if tx.send((key, version, corr, reply, charge)).await.is_err() {
+        if tx.send((key, version, corr, reply, charge, read_us)).await.is_err() {
             break;
         }
     }
@@ -559,12 +569,15 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Pending>,
     in_flight: Arc<InFlight>,
     idle: Option<Duration>,
+    metrics: Arc<Metrics>,
 ) {
-    while let Some((key, version, corr, reply, charge)) = rx.recv().await {
+    while let Some((key, version, corr, reply, charge, read_us)) = rx.recv().await {
         let body = match reply {
             Reply::Now(b) => b,
             Reply::Later(f) => f.await,
             Reply::None => {
+                // acks=0: done once handled; nothing is written.
+                metrics.request_done(key as i16, metrics.elapsed_us(read_us));
                 drop(charge);
                 in_flight.finish();
                 continue;
@@ -586,6 +599,7 @@ async fn write_loop(
             tracing::debug!(error = %e, "closing connection: cannot write response");
             break;
         }
+        metrics.request_done(key as i16, metrics.elapsed_us(read_us));
         in_flight.finish();
     }
     let _ = wr.shutdown().await;

@@ -84,6 +84,16 @@ pub async fn run_with_limits(
         });
     }
 
+    // The Prometheus endpoint, if `metrics.listener` is set; serves until the listeners close.
+    let metrics_endpoint = match &broker.config.metrics_listen_addr {
+        Some(addr) => {
+            let l = gregor_net::tcp::listen(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr} (metrics.listener): {e}"))?;
+            tracing::info!(addr = %l.local_addr()?, "metrics endpoint at http://{}{}", l.local_addr()?, crate::metrics::http::PATH);
+            Some(tokio::spawn(crate::metrics::http::serve(broker.clone(), l, shutdown.clone())))
+        }
+        None => None,
+    };
+
     let retention = {
         let broker = broker.clone();
         let shutdown = shutdown.clone();
@@ -158,6 +168,9 @@ pub async fn run_with_limits(
     let _ = flusher.await;
     let _ = hw_checkpointer.await;
     let _ = groups.await;
+    if let Some(m) = metrics_endpoint {
+        let _ = m.await;
+    }
     broker.close();
     tracing::info!("shutdown complete");
     Ok(())

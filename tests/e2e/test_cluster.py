@@ -80,11 +80,12 @@ def gregor(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess:
     return subprocess.run([str(GREGOR_BIN), *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def start_cluster(request, tmp_path, extra: tuple[str, ...] = ()) -> list[Node]:
-    """Three combined broker+controller nodes, formatted and started, with `extra` settings."""
+def start_cluster(request, tmp_path, extra: tuple[str, ...] = (), per_node=lambda node_id: ()) -> list[Node]:
+    """Three combined broker+controller nodes, formatted and started, with `extra` settings
+    and `per_node(node_id)`'s for each."""
     ports = [(free_port(), free_port()) for _ in range(3)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
-    nodes = [Node(tmp_path / f"node{i + 1}", i + 1, p, c, voters, extra=extra) for i, (p, c) in enumerate(ports)]
+    nodes = [Node(tmp_path / f"node{i + 1}", i + 1, p, c, voters, extra=(*extra, *per_node(i + 1))) for i, (p, c) in enumerate(ports)]
     request.node._gregor_brokers = nodes
     cluster_id = gregor("storage", "random-uuid").stdout.strip()
     for n in nodes:

@@ -29,6 +29,8 @@ pub struct Coordinator {
     /// earlier coordinator is never handed to a different client after failover.
     member_id_epoch: i64,
     member_id_counter: u64,
+    /// Completed rebalances of groups no longer held (see [`Coordinator::completed_rebalances`]).
+    retired_rebalances: u64,
 }
 
 fn dedup_protocols(protocols: Vec<JoinProtocol>) -> Vec<JoinProtocol> {
@@ -44,7 +46,7 @@ fn dedup_protocols(protocols: Vec<JoinProtocol>) -> Vec<JoinProtocol> {
 
 impl Coordinator {
     pub fn new(config: GroupConfig) -> Self {
-        Coordinator { config, groups: BTreeMap::new(), member_id_epoch: 0, member_id_counter: 0 }
+        Coordinator { config, groups: BTreeMap::new(), member_id_epoch: 0, member_id_counter: 0, retired_rebalances: 0 }
     }
 
     pub fn config(&self) -> &GroupConfig {
@@ -69,6 +71,19 @@ impl Coordinator {
         }
     }
 
+    /// Forgets a group, keeping its share of [`Coordinator::completed_rebalances`].
+    fn remove(&mut self, group_id: &str) -> Option<Group> {
+        let g = self.groups.remove(group_id)?;
+        self.retired_rebalances += g.completed_rebalances;
+        Some(g)
+    }
+
+    /// Join phases completed (each hands out a new generation) in every group this coordinator
+    /// has held since it started; only grows.
+    pub fn completed_rebalances(&self) -> u64 {
+        self.retired_rebalances + self.groups.values().map(|g| g.completed_rebalances).sum::<u64>()
+    }
+
     fn check(&self, group_id: &str) {
         if let Some(g) = self.groups.get(group_id) {
             g.check_invariants();
@@ -84,7 +99,7 @@ impl Coordinator {
         if !existed && self.groups.get(&group_id).is_some_and(|g| g.members.is_empty() && g.pending.is_empty()) {
             // A refused first join leaves no trace: otherwise every rejected request with a new
             // group id would leave an Empty group behind for ever.
-            self.groups.remove(&group_id);
+            self.remove(&group_id);
         }
         if let Some(g) = self.groups.get_mut(&group_id) {
             // A rejoin may have been the last one the join phase waited for.
@@ -419,7 +434,7 @@ impl Coordinator {
             None => GROUP_ID_NOT_FOUND,
             Some(g) if g.state != GroupState::Empty => NON_EMPTY_GROUP,
             Some(_) => {
-                self.groups.remove(group_id);
+                self.remove(group_id);
                 NONE
             }
         }
@@ -438,7 +453,7 @@ impl Coordinator {
     /// NOT_COORDINATOR so clients look the coordinator up again.
     pub fn unload(&mut self, group_id: &str) -> Vec<Effect> {
         let mut out = Vec::new();
-        if let Some(mut g) = self.groups.remove(group_id) {
+        if let Some(mut g) = self.remove(group_id) {
             g.abort_waiting(NOT_COORDINATOR, &mut out);
         }
         out

@@ -95,6 +95,8 @@ pub(crate) struct Group {
     initial_delay: Option<InitialDelay>,
     sync_deadline_ms: Option<i64>,
     next_join_seq: u64,
+    /// Join phases completed while this coordinator held the group (a metric).
+    pub completed_rebalances: u64,
 }
 
 fn push_join(out: &mut Vec<Effect>, token: u64, response: JoinResponse) {
@@ -122,6 +124,7 @@ impl Group {
             initial_delay: None,
             sync_deadline_ms: None,
             next_join_seq: 0,
+            completed_rebalances: 0,
         }
     }
 
@@ -590,6 +593,7 @@ impl Group {
             self.leader = first_rejoined;
         }
         self.join_deadline_ms = None;
+        self.completed_rebalances += 1;
         if !crate::bugs::active(crate::bugs::Bug::SameGeneration) {
             self.generation = self.generation.saturating_add(1);
         }

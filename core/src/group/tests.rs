@@ -1049,3 +1049,16 @@ proptest! {
         run_ops(ops, initial_delay_ms, rebalance_ms, statics);
     }
 }
+
+#[test]
+fn completed_rebalances_count_join_phases_and_survive_unloading() {
+    let mut c = Coordinator::new(cfg(0));
+    assert_eq!(c.completed_rebalances(), 0);
+    stable_pair(&mut c, 0);
+    assert_eq!(c.completed_rebalances(), 2, "generations 1 and 2");
+    let snapshot = c.snapshot(G).expect("group held");
+    c.unload(G);
+    assert_eq!(c.completed_rebalances(), 2, "an unloaded group's rebalances still count");
+    c.load(0, G, snapshot);
+    assert_eq!(c.completed_rebalances(), 2, "loading is not a rebalance");
+}

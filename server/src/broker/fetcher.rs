@@ -290,6 +290,7 @@ async fn fetch_once(broker: &Arc<Broker>, shared: &FetcherShared, client: &mut C
                     if broker.throttles.follower_marked(&key.0, key.1) {
                         broker.throttles.record_follower(broker.clock.monotonic_ms(), data.len() as u64);
                     }
+                    broker.metrics.replication_bytes_in.add(data.len() as u64);
                     p.append_from_leader(f.leader_epoch, &mut data, pd.high_watermark, pd.log_start_offset, broker.clock.wall_ms()).map(|_| ())
                 }
                 errors::OFFSET_OUT_OF_RANGE if pd.log_start_offset > fetch_offset => p.restart_at(f.leader_epoch, pd.log_start_offset),

@@ -171,6 +171,8 @@ pub struct Broker {
     roles_applied: std::sync::atomic::AtomicBool,
     /// Producer ids left in the block the controller gave this broker (empty: ask for one).
     producer_ids: Mutex<std::ops::Range<i64>>,
+    /// What the Prometheus endpoint reports (`metrics.listener`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn partition_dir(root: &Path, topic: &str, index: i32) -> PathBuf {
@@ -227,8 +229,10 @@ impl Broker {
             max_size: config.group_max_size as usize,
         };
         let previous_broker_epoch = clean_shutdown::take(disk.as_ref(), &config.metadata_log_dir);
+        let metrics = Arc::new(crate::metrics::Metrics::new(clock.clone()));
         let broker = Arc::new(Broker {
             previous_broker_epoch,
+            metrics,
             config,
             clock,
             disk,
@@ -395,7 +399,7 @@ impl Broker {
             Some(hw) => hw,
             None => log.log_start_offset(),
         };
-        let p = Partition::new(topic.to_string(), index, log, hw, self.signals.clone(), self.clock.monotonic_ms());
+        let p = Partition::new(topic.to_string(), index, log, hw, self.signals.clone(), self.metrics.clone(), self.clock.monotonic_ms());
         tokio::spawn(p.clone().run_flusher());
         Ok(p)
     }
@@ -423,6 +427,12 @@ impl Broker {
                 self.stop_replica(name, index, true);
             }
             tracing::info!(topic = %name, "deleted topic");
+        }
+        let previous = self.image();
+        for ((topic_id, index), reg) in &delta.changed_partitions {
+            if let Some(old) = previous.topics.get(topic_id).and_then(|t| t.partitions.get(index)) {
+                self.count_registration_change(old, reg);
+            }
         }
         // Partitions this broker now hosts: open the new ones, update the others' leadership.
         let mut opened = Vec::new();
@@ -482,6 +492,28 @@ impl Broker {
         self.image_changed.notify_waiters();
         if !delta.removed_topics.is_empty() {
             self.signals.hw_changed.notify_waiters();
+        }
+    }
+
+    /// Counts what a committed change of a partition's registration did: a leader election
+    /// (unclean when the new leader was neither in the ISR nor eligible), or an ISR shrink or
+    /// expansion of a partition this broker led before and after.
+    fn count_registration_change(&self, old: &PartitionRegistration, new: &PartitionRegistration) {
+        let m = &self.metrics;
+        if new.leader != old.leader && new.leader >= 0 {
+            m.leader_elections.inc();
+            if !old.isr.contains(&new.leader) && !old.elr.contains(&new.leader) {
+                m.unclean_leader_elections.inc();
+            }
+        }
+        let me = self.config.node_id;
+        if old.leader == me && new.leader == me {
+            if old.isr.iter().any(|r| !new.isr.contains(r)) {
+                m.isr_shrinks.inc();
+            }
+            if new.isr.iter().any(|r| !old.isr.contains(r)) {
+                m.isr_expands.inc();
+            }
         }
     }
 

@@ -44,6 +44,7 @@ use gregor_core::replica::divergence::{diverging_epoch, truncation_offset, Epoch
 use gregor_core::replica::leader::Leadership;
 use gregor_storage::{AppendInfo, AppendOutcome, LogConfig, LogError, PartitionLog, ProducerError, ReadResult};
 use tokio::sync::Notify;
+use crate::metrics::Metrics;
 
 /// Why a partition operation failed, mapped to Kafka error codes by the handlers.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +174,8 @@ pub struct Partition {
     /// Wakes whoever waits for durability or for the high watermark.
     progress: Notify,
     signals: Signals,
+    /// Times this partition's fsyncs.
+    metrics: Arc<Metrics>,
     deleted: AtomicBool,
 }
 
@@ -246,7 +249,15 @@ fn strict(config: &LogConfig) -> bool {
 impl Partition {
     /// Wraps an opened log whose high watermark was `high_watermark` (clamped to the log). The
     /// caller spawns [`Partition::run_flusher`].
-    pub fn new(topic: String, index: i32, log: PartitionLog, high_watermark: i64, signals: Signals, now_mono_ms: u64) -> Arc<Partition> {
+    pub fn new(
+        topic: String,
+        index: i32,
+        log: PartitionLog,
+        high_watermark: i64,
+        signals: Signals,
+        metrics: Arc<Metrics>,
+        now_mono_ms: u64,
+    ) -> Arc<Partition> {
         let hw = high_watermark.clamp(log.log_start_offset(), log.log_end_offset());
         Arc::new(Partition {
             topic,
@@ -265,6 +276,7 @@ impl Partition {
             flush_wanted: Notify::new(),
             progress: Notify::new(),
             signals,
+            metrics,
             deleted: AtomicBool::new(false),
         })
     }
@@ -694,7 +706,9 @@ impl Partition {
                 }
             }
             #[allow(deprecated)] // madsim-tokio deprecates spawn_blocking; in the simulator it runs inline
+            let started_us = self.metrics.now_us();
             let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync())).await;
+            self.metrics.log_flush.observe_us(self.metrics.elapsed_us(started_us));
             let ok = matches!(result, Ok(Ok(()))) || bugs::active(Bug::IgnoreFsyncFailure);
             let moved = {
                 let mut st = self.lock();

@@ -53,14 +53,29 @@ pub fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Reply {
             let read = read_once(&broker, &req, version, replica);
             let elapsed = broker.clock.monotonic_ms().saturating_sub(start);
             if read.bytes >= min_bytes || read.has_error || elapsed >= max_wait_ms || broker.is_closing() {
-                return ResponseKind::Fetch(read.answered(&broker));
+                return answer(&broker, replica, read);
             }
             let remaining = Duration::from_millis(max_wait_ms - elapsed);
-            if tokio::time::timeout(remaining, notified).await.is_err() {
-                return ResponseKind::Fetch(read_once(&broker, &req, version, replica).answered(&broker));
+            let timed_out = {
+                let _waiting = broker.metrics.fetch_purgatory.enter();
+                tokio::time::timeout(remaining, notified).await.is_err()
+            };
+            if timed_out {
+                return answer(&broker, replica, read_once(&broker, &req, version, replica));
             }
         }
     }))
+}
+
+/// The answer of `read`, counted in the byte and failure metrics.
+fn answer(broker: &Broker, replica: i32, read: Read) -> ResponseKind {
+    let m = &broker.metrics;
+    let bytes = if replica >= 0 { &m.replication_bytes_out } else { &m.bytes_out };
+    bytes.add(read.bytes as u64);
+    if read.has_error {
+        m.failed_fetch.inc();
+    }
+    ResponseKind::Fetch(read.answered(broker))
 }
 
 /// The fetching replica's broker id, or -1 for a consumer.

@@ -220,6 +220,8 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
             let mut buf = pd.records.map(|r| r.to_vec()).unwrap_or_default();
             match produce_partition(&partition, &mut buf, version, internal, now_ms) {
                 Ok(info) => {
+                    broker.metrics.bytes_in.add(buf.len() as u64);
+                    broker.metrics.messages_in.add(u64::try_from(info.last_offset - info.base_offset + 1).unwrap_or(0));
                     let mut r = PartitionProduceResponse::default();
                     r.index = index;
                     r.error_code = errors::NONE;
@@ -242,6 +244,8 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
         resp.responses.push(tr);
     }
     resp.node_endpoints = super::endpoint_list!(broker, &hinted, NodeEndpoint);
+    let refused = resp.responses.iter().flat_map(|t| &t.partition_responses).filter(|r| r.error_code != errors::NONE).count();
+    broker.metrics.failed_produce.add(refused as u64);
     if acks == 0 {
         return Reply::None;
     }
@@ -250,7 +254,11 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
     }
     let clock = broker.clock.clone();
     let node_id = broker.config.node_id;
+    let metrics = broker.metrics.clone();
+    // In the produce purgatory until answered (or dropped with its connection).
+    let waiting = metrics.produce_purgatory.enter();
     Reply::Later(Box::pin(async move {
+        let _waiting = waiting;
         let deadline = clock.monotonic_ms() + timeout.as_millis() as u64;
         for (t, p, partition, offset, leader_epoch, min_insync) in waits {
             // Only acks=-1 waits on other brokers, within the request's timeout; acks=1 waits
@@ -271,6 +279,7 @@ pub fn handle(broker: &Arc<Broker>, req: ProduceRequest, version: i16) -> Reply 
                 partition.wait_durable(offset).await.map_err(|e| (e.code(), e.to_string()))
             };
             if let Err((code, message)) = result {
+                metrics.failed_produce.inc();
                 let index = resp.responses[t].partition_responses[p].index;
                 resp.responses[t].partition_responses[p] = partition_error(index, code, Some(message));
             }
