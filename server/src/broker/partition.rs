@@ -705,8 +705,8 @@ impl Partition {
                     }
                 }
             }
-            #[allow(deprecated)] // madsim-tokio deprecates spawn_blocking; in the simulator it runs inline
             let started_us = self.metrics.now_us();
+            #[allow(deprecated)] // madsim-tokio deprecates spawn_blocking; in the simulator it runs inline
             let result = tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync())).await;
             self.metrics.log_flush.observe_us(self.metrics.elapsed_us(started_us));
             let ok = matches!(result, Ok(Ok(()))) || bugs::active(Bug::IgnoreFsyncFailure);
