@@ -100,8 +100,8 @@ fi
 (cd "$JS_DIR" && node -e 'console.log("node", process.version, "kafkajs", require("kafkajs/package.json").version)')
 done_step
 
-step "cargo build --release --bin gregor"
-cargo build --release --bin gregor
+step "cargo build --release --bin gregor --bin gregor-chaos"
+cargo build --release --bin gregor --bin gregor-chaos
 done_step
 
 if [[ ${GREGOR_SKIP_RUST:-0} != 1 ]]; then

@@ -1,0 +1,156 @@
+//! The run's report: a summary for the terminal and `index.html`, a page that shows the faults
+//! on a timeline per node, the acknowledged sends per second beneath it, and every violation
+//! with the records involved. The page is self-contained (inline SVG, no scripts).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use super::checkers::NAMES;
+use super::history::{Op, SendOutcome};
+use super::run::{Options, Outcome};
+
+/// Counts of the run's operations and faults.
+#[derive(Default, Debug)]
+pub struct Counts {
+    pub acked: usize,
+    pub unknown: usize,
+    pub failed: usize,
+    pub polled: usize,
+    pub commits: usize,
+    pub final_records: usize,
+    pub faults: BTreeMap<String, usize>,
+    pub end_ms: u64,
+}
+
+pub fn counts(o: &Outcome) -> Counts {
+    let mut c = Counts::default();
+    for op in &o.history.ops {
+        c.end_ms = c.end_ms.max(op.time_ms());
+        match op {
+            Op::Send { outcome: SendOutcome::Acked { .. }, .. } => c.acked += 1,
+            Op::Send { outcome: SendOutcome::Unknown { .. }, .. } => c.unknown += 1,
+            Op::Send { outcome: SendOutcome::Failed { .. }, .. } => c.failed += 1,
+            Op::Poll { records, .. } => c.polled += records.len(),
+            Op::Commit { .. } => c.commits += 1,
+            Op::FinalRead { records, .. } => c.final_records += records.len(),
+            Op::Fault { kind, phase, .. } if phase == "start" => *c.faults.entry(kind.clone()).or_default() += 1,
+            Op::Fault { .. } => {}
+        }
+    }
+    c
+}
+
+/// The terminal summary.
+pub fn summary(o: &Outcome) -> String {
+    let c = counts(o);
+    let mut s = String::new();
+    let _ = writeln!(s, "operations: {} sends acknowledged, {} unknown, {} failed; {} records polled; {} commits; final read {} records", c.acked, c.unknown, c.failed, c.polled, c.commits, c.final_records);
+    let faults: Vec<String> = c.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(s, "faults: {}", if faults.is_empty() { "none".to_string() } else { faults.join(", ") });
+    let _ = writeln!(s, "checkers: {}", NAMES.join(", "));
+    if o.violations.is_empty() {
+        let _ = writeln!(s, "verdict: no violations");
+    } else {
+        let _ = writeln!(s, "verdict: {} VIOLATED", o.violations.iter().map(|v| v.checker).collect::<Vec<_>>().join(", "));
+        for v in &o.violations {
+            let _ = writeln!(s, "  {} ({}): {}", v.checker, v.count, v.detail);
+        }
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn color(kind: &str) -> &'static str {
+    match kind {
+        "kill" => "#d62728",
+        "pause" => "#ff7f0e",
+        "restart" => "#2ca02c",
+        "restart-all" => "#1f77b4",
+        "kill-all" => "#9467bd",
+        "lagging-kill" => "#8c564b",
+        _ => "#7f7f7f",
+    }
+}
+
+/// The timeline: one row per node with its faults, then acknowledged sends per second.
+fn timeline(o: &Outcome, nodes: u32, end_ms: u64) -> String {
+    let (width, left, row) = (1000.0_f64, 80.0_f64, 22.0_f64);
+    let x = |t: u64| left + (t as f64 / end_ms.max(1) as f64) * (width - left - 10.0);
+    let chart_top = row * f64::from(nodes) + 20.0;
+    let chart_h = 120.0;
+    let mut svg = String::new();
+    let _ = write!(svg, r#"<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{}" font-family="sans-serif" font-size="12">"#, chart_top + chart_h + 30.0);
+    for n in 1..=nodes {
+        let y = row * f64::from(n - 1) + 10.0;
+        let _ = write!(svg, r##"<text x="4" y="{}">node {n}</text><line x1="{left}" x2="{}" y1="{}" y2="{}" stroke="#ccc"/>"##, y + 14.0, width - 10.0, y + 10.0, y + 10.0);
+    }
+    // Fault bars from each start to its stop.
+    let mut open: BTreeMap<(String, Vec<u32>), u64> = BTreeMap::new();
+    for op in &o.history.ops {
+        let Op::Fault { time_ms, kind, phase, nodes: on } = op else { continue };
+        if phase == "start" {
+            open.insert((kind.clone(), on.clone()), *time_ms);
+        } else if let Some(from) = open.remove(&(kind.clone(), on.clone())) {
+            for n in on {
+                let y = row * f64::from(n - 1) + 10.0;
+                let w = (x(*time_ms) - x(from)).max(2.0);
+                let _ = write!(svg, r#"<rect class="fault" data-kind="{kind}" x="{:.1}" y="{y}" width="{w:.1}" height="18" fill="{}"><title>{kind} node {n}: {from}–{time_ms} ms</title></rect>"#, x(from), color(kind));
+            }
+        }
+    }
+    // Acknowledged sends per second.
+    let mut per_s: BTreeMap<u64, usize> = BTreeMap::new();
+    for op in &o.history.ops {
+        if let Op::Send { time_ms, outcome: SendOutcome::Acked { .. }, .. } = op {
+            *per_s.entry(time_ms / 1000).or_default() += 1;
+        }
+    }
+    let max = per_s.values().copied().max().unwrap_or(1).max(1);
+    let _ = write!(svg, r#"<text x="4" y="{}">acks/s</text><text x="4" y="{}">max {max}</text>"#, chart_top + 14.0, chart_top + 30.0);
+    for (s, n) in &per_s {
+        let h = chart_h * (*n as f64) / (max as f64);
+        let w = (x((s + 1) * 1000) - x(s * 1000)).max(1.0);
+        let _ = write!(svg, r##"<rect class="acks" x="{:.1}" y="{:.1}" width="{w:.1}" height="{h:.1}" fill="#4c78a8"><title>{}s: {n} acknowledged</title></rect>"##, x(s * 1000), chart_top + chart_h - h, s);
+    }
+    let _ = write!(svg, r##"<line x1="{left}" x2="{}" y1="{}" y2="{}" stroke="#333"/><text x="{left}" y="{}">0 s</text><text x="{}" y="{}" text-anchor="end">{} s</text></svg>"##, width - 10.0, chart_top + chart_h, chart_top + chart_h, chart_top + chart_h + 16.0, width - 10.0, chart_top + chart_h + 16.0, end_ms / 1000);
+    svg
+}
+
+pub fn write(o: &Outcome, opts: &Options) -> std::io::Result<()> {
+    let c = counts(o);
+    let mut h = String::new();
+    let verdict = if o.violations.is_empty() { "no violations".to_string() } else { format!("{} violation(s)", o.violations.len()) };
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>gregor chaos: seed {seed}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.bad{{color:#b00}}.ok{{color:#070}}pre{{white-space:pre-wrap}}</style></head><body>",
+        seed = opts.seed
+    );
+    let _ = write!(h, "<h1>gregor chaos run, seed {}</h1><p id=\"verdict\" class=\"{}\">{}</p>", opts.seed, if o.violations.is_empty() { "ok" } else { "bad" }, esc(&verdict));
+    let _ = write!(h, "<p>Replay: <code>{}</code></p>", esc(&opts.replay_command()));
+    let _ = write!(h, "<table><tr><th>nodes</th><td>{}</td></tr><tr><th>acks</th><td>{}{}</td></tr><tr><th>sends acknowledged / unknown / failed</th><td>{} / {} / {}</td></tr><tr><th>records polled</th><td>{}</td></tr><tr><th>commits</th><td>{}</td></tr><tr><th>final read</th><td>{} records</td></tr><tr><th>faults</th><td>{}</td></tr></table>",
+        opts.nodes, esc(&opts.acks), if opts.unclean { ", unclean elections" } else { "" }, c.acked, c.unknown, c.failed, c.polled, c.commits, c.final_records,
+        esc(&c.faults.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")));
+    let _ = write!(h, "<h2>Timeline</h2>{}", timeline(o, opts.nodes, c.end_ms));
+    let _ = write!(h, "<h2>Fault schedule</h2><table><tr><th>at</th><th>for</th><th>fault</th><th>nodes</th></tr>");
+    for f in &o.faults {
+        let nodes: Vec<String> = f.nodes.iter().map(|n| (n + 1).to_string()).collect();
+        let _ = write!(h, "<tr><td>{} ms</td><td>{} ms</td><td>{}</td><td>{}</td></tr>", f.at_ms, f.for_ms, f.kind.name(), nodes.join(", "));
+    }
+    let _ = write!(h, "</table>");
+    let _ = write!(h, "<h2>Checkers</h2><table><tr><th>checker</th><th>result</th></tr>");
+    for name in NAMES.iter().copied().chain(std::iter::once("cluster")) {
+        match o.violations.iter().find(|v| v.checker == name) {
+            Some(v) => {
+                let _ = write!(h, "<tr><td>{name}</td><td class=\"bad\">{} instance(s)<pre>{}</pre></td></tr>", v.count, esc(&v.detail));
+            }
+            None => {
+                let _ = write!(h, "<tr><td>{name}</td><td class=\"ok\">ok</td></tr>");
+            }
+        }
+    }
+    let _ = write!(h, "</table><p>Every operation: <a href=\"history.jsonl\">history.jsonl</a>. Node logs: nodeN/gregor.log; the workload's: workload.log.</p></body></html>\n");
+    std::fs::write(o.dir.join("index.html"), h)
+}
