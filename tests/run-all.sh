@@ -32,6 +32,18 @@ fi
 kcat -V 2>&1 | head -1
 done_step
 
+step "iptables and iproute2 (the chaos suite's network faults, in namespaces it creates)"
+if [[ $(id -u) -eq 0 ]]; then
+  if ! command -v iptables >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
+    apt-get update -qq
+    apt-get install -y -qq iptables iproute2 >/dev/null
+  fi
+  iptables --version
+else
+  echo "not root: the chaos suite will run its process faults only"
+fi
+done_step
+
 step "python venv (.venv) with tests/e2e/requirements.txt"
 PY=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then

@@ -2,7 +2,8 @@
 //!
 //! Guarantees: every process this module starts is tracked by PID and killed when the
 //! [`Cluster`] is dropped (a paused one is continued first, so it can die), also when the run
-//! fails half-way; nodes bind only 127.0.0.1; each node's output goes to its own log file.
+//! fails half-way; nodes bind only 127.0.0.1 or, with [`Placement::Namespaces`], their own
+//! namespace's address; each node's output goes to its own log file.
 
 use std::fs;
 use std::io;
@@ -20,8 +21,19 @@ pub fn free_port() -> io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Where the nodes run.
+pub enum Placement {
+    /// All on 127.0.0.1, on free ports.
+    Loopback,
+    /// Node `i` in network namespace `namespaces[i]` at `hosts[i]` (see [`super::netns`]).
+    Namespaces { namespaces: Vec<String>, hosts: Vec<String> },
+}
+
 pub struct Node {
     pub id: u32,
+    pub host: String,
+    /// The network namespace the node runs in, if any.
+    pub namespace: Option<String>,
     pub port: u16,
     pub metrics_port: u16,
     pub config: PathBuf,
@@ -33,7 +45,7 @@ pub struct Node {
 
 impl Node {
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -57,14 +69,21 @@ fn signal(pid: u32, sig: &str) -> io::Result<()> {
 impl Cluster {
     /// Writes the configs of `n` combined broker+controller nodes under `root` and formats them
     /// with one cluster id. `extra` are extra settings for every node.
-    pub fn create(bin: &Path, root: &Path, n: u32, extra: &[String]) -> Result<Cluster, String> {
-        let mut ports = Vec::new();
-        for _ in 0..n {
-            ports.push((free_port().map_err(|e| e.to_string())?, free_port().map_err(|e| e.to_string())?, free_port().map_err(|e| e.to_string())?));
+    pub fn create(bin: &Path, root: &Path, n: u32, extra: &[String], placement: &Placement) -> Result<Cluster, String> {
+        // (host, namespace, client port, controller port, metrics port) per node.
+        let mut places = Vec::new();
+        for i in 0..n as usize {
+            places.push(match placement {
+                Placement::Loopback => {
+                    let p = || free_port().map_err(|e| e.to_string());
+                    ("127.0.0.1".to_string(), None, p()?, p()?, p()?)
+                }
+                Placement::Namespaces { namespaces, hosts } => (hosts[i].clone(), Some(namespaces[i].clone()), 9092, 9093, 9644),
+            });
         }
-        let voters: Vec<String> = ports.iter().enumerate().map(|(i, (_, c, _))| format!("{}@127.0.0.1:{c}", i + 1)).collect();
+        let voters: Vec<String> = places.iter().enumerate().map(|(i, (h, _, _, c, _))| format!("{}@{h}:{c}", i + 1)).collect();
         let mut nodes = Vec::new();
-        for (i, (port, controller_port, metrics_port)) in ports.into_iter().enumerate() {
+        for (i, (host, namespace, port, controller_port, metrics_port)) in places.into_iter().enumerate() {
             let id = i as u32 + 1;
             let dir = root.join(format!("node{id}"));
             fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -72,12 +91,12 @@ impl Cluster {
             let mut lines = vec![
                 "process.roles=broker,controller".to_string(),
                 format!("node.id={id}"),
-                format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"),
-                format!("advertised.listeners=PLAINTEXT://127.0.0.1:{port}"),
+                format!("listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}"),
+                format!("advertised.listeners=PLAINTEXT://{host}:{port}"),
                 "controller.listener.names=CONTROLLER".into(),
                 format!("controller.quorum.voters={}", voters.join(",")),
                 format!("log.dirs={}", dir.join("data").display()),
-                format!("metrics.listener=http://127.0.0.1:{metrics_port}/metrics"),
+                format!("metrics.listener=http://{host}:{metrics_port}/metrics"),
                 format!("broker.session.timeout.ms={SESSION_TIMEOUT_MS}"),
                 "broker.heartbeat.interval.ms=500".into(),
                 "controller.quorum.election.timeout.ms=500".into(),
@@ -90,7 +109,7 @@ impl Cluster {
             lines.extend(extra.iter().cloned());
             lines.push(String::new());
             fs::write(&config, lines.join("\n")).map_err(|e| format!("{}: {e}", config.display()))?;
-            nodes.push(Node { id, port, metrics_port, config, log: dir.join("gregor.log"), child: None, paused: false, starts: 0 });
+            nodes.push(Node { id, host, namespace, port, metrics_port, config, log: dir.join("gregor.log"), child: None, paused: false, starts: 0 });
         }
         let c = Cluster { bin: bin.to_path_buf(), nodes };
         let id = c.tool(&["storage", "random-uuid"])?;
@@ -122,7 +141,16 @@ impl Cluster {
         node.starts += 1;
         let log = fs::OpenOptions::new().create(true).append(true).open(&node.log).map_err(|e| format!("{}: {e}", node.log.display()))?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&self.bin)
+        // `ip netns exec` enters the namespace and execs the server: the PID is the server's.
+        let mut cmd = match &node.namespace {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = cmd
             .args(["server", "--config", &node.config.display().to_string()])
             .stdin(Stdio::null())
             .stdout(log)

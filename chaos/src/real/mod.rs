@@ -9,6 +9,8 @@ pub mod history;
 pub mod cluster;
 pub mod nemesis;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
+pub mod netns;
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod report;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod run;

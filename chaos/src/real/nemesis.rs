@@ -29,6 +29,12 @@ pub enum Kind {
     /// the fault's length. What the leader acknowledged alone in that window is on no other
     /// replica: acks=1 loses it (as Kafka), acks=all never acknowledged it.
     LaggingKill,
+    /// Cut one node off from the other nodes, both ways (clients still reach it).
+    Partition,
+    /// Drop what one node sends to another, one way.
+    Clog,
+    /// Drop a fifth of one node's packets, in and out, at random.
+    Loss,
 }
 
 /// How long [`Kind::LaggingKill`] lets the followers lag before the leader dies.
@@ -43,14 +49,17 @@ impl Kind {
             Kind::RestartAll => "restart-all",
             Kind::KillAll => "kill-all",
             Kind::LaggingKill => "lagging-kill",
+            Kind::Partition => "partition",
+            Kind::Clog => "clog",
+            Kind::Loss => "loss",
         }
     }
 
-    /// Parses `--nemesis`: process faults by name; network faults are named separately so the
-    /// caller can say why they are not run.
+    /// Parses `--nemesis`: the faults by name, each once; the second list names the ones this
+    /// suite cannot make (`latency`: this kernel family has no `tc netem`).
     pub fn parse_list(s: &str) -> Result<(Vec<Kind>, Vec<String>), String> {
         let mut kinds = Vec::new();
-        let mut network = Vec::new();
+        let mut unsupported = Vec::new();
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let k = match name {
                 "kill" => Kind::Kill,
@@ -59,17 +68,25 @@ impl Kind {
                 "restart-all" => Kind::RestartAll,
                 "kill-all" => Kind::KillAll,
                 "lagging-kill" => Kind::LaggingKill,
-                "partition" | "clog" | "latency" | "loss" => {
-                    network.push(name.to_string());
+                "partition" => Kind::Partition,
+                "clog" => Kind::Clog,
+                "loss" => Kind::Loss,
+                "latency" => {
+                    unsupported.push(name.to_string());
                     continue;
                 }
-                other => return Err(format!("unknown nemesis {other:?} (kill, pause, restart, restart-all, kill-all, lagging-kill, partition, clog, latency, loss)")),
+                other => return Err(format!("unknown nemesis {other:?} (kill, pause, restart, restart-all, kill-all, lagging-kill, partition, clog, loss)")),
             };
             if !kinds.contains(&k) {
                 kinds.push(k);
             }
         }
-        Ok((kinds, network))
+        Ok((kinds, unsupported))
+    }
+
+    /// Whether the fault is made in the network (needs [`super::netns`]).
+    pub fn needs_network(self) -> bool {
+        matches!(self, Kind::Partition | Kind::Clog | Kind::Loss)
     }
 
     fn all_nodes(self) -> bool {
@@ -115,6 +132,10 @@ pub fn schedule(seed: u64, kinds: &[Kind], nodes: usize, duration_ms: u64, sessi
             (0..nodes).collect()
         } else if kind.targets_leader() {
             Vec::new()
+        } else if kind == Kind::Clog && nodes > 1 {
+            let from = rng.random_range(0..nodes);
+            let to = (from + rng.random_range(1..nodes)) % nodes;
+            vec![from, to]
         } else {
             vec![rng.random_range(0..nodes)]
         };
@@ -130,7 +151,7 @@ mod tests {
 
     #[test]
     fn a_seed_gives_one_schedule_that_heals_in_time() {
-        let kinds = [Kind::Kill, Kind::Pause, Kind::Restart, Kind::RestartAll, Kind::KillAll, Kind::LaggingKill];
+        let kinds = [Kind::Kill, Kind::Pause, Kind::Restart, Kind::RestartAll, Kind::KillAll, Kind::LaggingKill, Kind::Partition, Kind::Clog, Kind::Loss];
         let a = schedule(7, &kinds, 3, 120_000, 3_000);
         assert_eq!(a, schedule(7, &kinds, 3, 120_000, 3_000));
         assert_ne!(a, schedule(8, &kinds, 3, 120_000, 3_000));
@@ -144,15 +165,25 @@ mod tests {
             if f.kind == Kind::Pause {
                 assert!(f.for_ms > 3_000, "a pause outlasts the session: {f:?}");
             }
-            assert_eq!(f.nodes.len(), if f.kind.all_nodes() { 3 } else if f.kind.targets_leader() { 0 } else { 1 });
+            let expected = match f.kind {
+                k if k.all_nodes() => 3,
+                k if k.targets_leader() => 0,
+                Kind::Clog => 2,
+                _ => 1,
+            };
+            assert_eq!(f.nodes.len(), expected, "{f:?}");
+            if f.kind == Kind::Clog {
+                assert_ne!(f.nodes[0], f.nodes[1], "a clog is between two nodes");
+            }
         }
     }
 
     #[test]
-    fn the_nemesis_list_is_parsed_and_network_faults_are_set_apart() {
-        let (kinds, network) = Kind::parse_list("kill,pause,partition,kill,clog").unwrap();
-        assert_eq!(kinds, vec![Kind::Kill, Kind::Pause]);
-        assert_eq!(network, vec!["partition", "clog"]);
+    fn the_nemesis_list_is_parsed_and_unsupported_faults_are_set_apart() {
+        let (kinds, unsupported) = Kind::parse_list("kill,pause,partition,kill,latency,clog").unwrap();
+        assert_eq!(kinds, vec![Kind::Kill, Kind::Pause, Kind::Partition, Kind::Clog]);
+        assert_eq!(unsupported, vec!["latency"]);
+        assert!(Kind::Partition.needs_network() && !Kind::Kill.needs_network());
         assert!(Kind::parse_list("kill,explode").unwrap_err().contains("explode"));
         assert!(schedule(1, &[], 3, 60_000, 3_000).is_empty());
     }

@@ -71,6 +71,9 @@ fn color(kind: &str) -> &'static str {
         "restart-all" => "#1f77b4",
         "kill-all" => "#9467bd",
         "lagging-kill" => "#8c564b",
+        "partition" => "#e377c2",
+        "clog" => "#bcbd22",
+        "loss" => "#17becf",
         _ => "#7f7f7f",
     }
 }

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 
 use super::checkers::{self, Violation};
-use super::cluster::{Cluster, SESSION_TIMEOUT_MS};
+use super::cluster::{Cluster, Placement, SESSION_TIMEOUT_MS};
+use super::netns::Net;
 use super::history::{History, Op, SendOutcome};
 use super::nemesis::{self, Fault, Kind};
 use super::report;
@@ -47,7 +48,7 @@ fn parse_duration(s: &str) -> Result<u64, String> {
 
 /// Options of `gregor-chaos real`.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "gregor-chaos real", about = "Chaos on real gregor processes, judged as Jepsen's Kafka queue workload")]
+#[command(name = "gregor-chaos real", about = "Chaos on real gregor processes, judged as Jepsen's Kafka queue workload", args_override_self = true)]
 pub struct Options {
     /// Cluster size (combined broker+controller nodes).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
@@ -55,7 +56,7 @@ pub struct Options {
     /// How long the workload and the faults run (e.g. 120s, 5m).
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub duration: u64,
-    /// Faults to draw from: kill, pause, restart, restart-all, kill-all, lagging-kill (partition, clog, latency and loss need network namespaces).
+    /// Faults to draw from: kill, pause, restart, restart-all, kill-all, lagging-kill, and in network namespaces (root, iproute2, iptables) partition, clog, loss.
     #[arg(long, default_value = "kill,pause,restart,restart-all")]
     pub nemesis: String,
     /// Seed of the fault schedule.
@@ -88,6 +89,10 @@ pub struct Options {
     /// Judge a recorded history.jsonl with every checker instead of running anything.
     #[arg(long, value_name = "FILE")]
     pub check_history: Option<PathBuf>,
+    /// Internal: this process runs in the client namespace of namespaces `PREFIX:SUBNET` that
+    /// its parent created (and deletes).
+    #[arg(long, hide = true, value_name = "PREFIX:SUBNET")]
+    pub inside: Option<String>,
 }
 
 impl Options {
@@ -169,8 +174,8 @@ fn epoch_ms() -> u64 {
 }
 
 /// The samples of a node's metrics page, by name (labels dropped; the sum over labels).
-pub fn scrape(port: u16) -> Option<BTreeMap<String, f64>> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+pub fn scrape(host: &str, port: u16) -> Option<BTreeMap<String, f64>> {
+    let mut s = std::net::TcpStream::connect((host, port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
     let mut text = String::new();
@@ -193,7 +198,7 @@ pub fn scrape(port: u16) -> Option<BTreeMap<String, f64>> {
 /// Whether every node serves, one is the active controller seeing all brokers unfenced, and no
 /// partition is offline or under-replicated.
 fn settled(cluster: &Cluster) -> bool {
-    let pages: Vec<_> = cluster.nodes.iter().map(|n| scrape(n.metrics_port)).collect();
+    let pages: Vec<_> = cluster.nodes.iter().map(|n| scrape(&n.host, n.metrics_port)).collect();
     if pages.iter().any(Option::is_none) {
         return false;
     }
@@ -281,12 +286,11 @@ fn progress(t_ms: u64, total_ms: u64, faults: usize, sends: usize) {
     let _ = std::io::stderr().flush();
 }
 
-/// One run; `Err` when the suite itself could not run (not a finding about the system).
-pub fn run(opts: &Options) -> Result<Outcome, String> {
-    let (kinds, network) = Kind::parse_list(&opts.nemesis)?;
-    if !network.is_empty() {
-        eprintln!("gregor-chaos: {} need network namespaces, which this version does not create yet; running the process faults only", network.join(", "));
-    }
+/// One run; `Err` when the suite itself could not run (not a finding about the system). With
+/// `net`, the nodes run in its namespaces and this process in its client namespace.
+pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
+    let (kinds, _) = Kind::parse_list(&opts.nemesis)?;
+    let kinds: Vec<Kind> = kinds.into_iter().filter(|k| net.is_some() || !k.needs_network()).collect();
     let bin = gregor_bin(opts)?;
     let python = python(opts)?;
     let run_name = format!("seed-{}-{}", opts.seed, epoch_ms() / 1000);
@@ -294,7 +298,14 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = dir.canonicalize().map_err(|e| e.to_string())?;
 
-    let mut cluster = Cluster::create(&bin, &dir, opts.nodes, &[])?;
+    let placement = match net {
+        None => Placement::Loopback,
+        Some(net) => {
+            let n = opts.nodes as usize;
+            Placement::Namespaces { namespaces: (0..n).map(|i| net.node(i)).collect(), hosts: (0..n).map(|i| net.node_ip(i)).collect() }
+        }
+    };
+    let mut cluster = Cluster::create(&bin, &dir, opts.nodes, &[], &placement)?;
     for i in 0..cluster.nodes.len() {
         cluster.start(i)?;
     }
@@ -367,6 +378,9 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             Kind::Kill | Kind::KillAll => f.nodes.iter().for_each(|&i| cluster.kill9(i)),
             Kind::Pause => f.nodes.iter().for_each(|&i| cluster.pause(i)),
             Kind::Restart | Kind::RestartAll => f.nodes.iter().for_each(|&i| cluster.stop(i)),
+            Kind::Partition => net.expect("network faults run in namespaces").isolate(f.nodes[0])?,
+            Kind::Clog => net.expect("network faults run in namespaces").clog(f.nodes[0], f.nodes[1])?,
+            Kind::Loss => net.expect("network faults run in namespaces").loss(f.nodes[0], 20)?,
             Kind::LaggingKill => {
                 let followers: Vec<usize> = (0..cluster.nodes.len()).filter(|i| !f.nodes.contains(i)).collect();
                 followers.iter().for_each(|&i| cluster.pause(i));
@@ -378,6 +392,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         sleep_until(&mut cluster, now_ms() + f.for_ms, n);
         match f.kind {
             Kind::Pause => f.nodes.iter().for_each(|&i| cluster.resume(i)),
+            k if k.needs_network() => net.expect("network faults run in namespaces").heal()?,
             _ => {
                 for &i in &f.nodes {
                     cluster.start(i)?;
@@ -425,6 +440,44 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     Ok(outcome)
 }
 
+/// The arguments of the run inside the namespaces: the user's, with the binary and the Python
+/// resolved here (outside, where cargo and pip can reach what they need).
+fn args_for_inside(opts: &Options) -> Result<Vec<String>, String> {
+    let mut a: Vec<String> = std::env::args().skip(2).collect();
+    a.extend(["--bin".into(), gregor_bin(opts)?.display().to_string(), "--python".into(), python(opts)?.display().to_string()]);
+    Ok(a)
+}
+
+/// Runs this command again inside `net`'s client namespace, then deletes the namespaces.
+fn run_inside(opts: &Options, args: Result<Vec<String>, String>, net: &Net) -> i32 {
+    let args = match args {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("gregor-chaos real: {e}");
+            return 2;
+        }
+    };
+    let Ok(me) = std::env::current_exe() else {
+        eprintln!("gregor-chaos real: cannot find this program's path");
+        return 2;
+    };
+    eprintln!("==> {} nodes in network namespaces {}-n1.. (198.18.{}.0/24), the suite in {}", opts.nodes, net.prefix(), net.subnet(), net.client());
+    let status = Command::new("ip")
+        .args(["netns", "exec", &net.client()])
+        .arg(me)
+        .arg("real")
+        .args(args)
+        .args(["--inside", &format!("{}:{}", net.prefix(), net.subnet())])
+        .status();
+    match status {
+        Ok(s) => s.code().unwrap_or(2),
+        Err(e) => {
+            eprintln!("gregor-chaos real: cannot enter the client namespace: {e}");
+            2
+        }
+    }
+}
+
 /// `gregor-chaos real ...`: exit 0 when clean, 1 with violations, 2 when the suite could not run.
 pub fn main(args: Vec<String>) -> i32 {
     let opts = match Options::try_parse_from(std::iter::once("gregor-chaos real".to_string()).chain(args)) {
@@ -451,7 +504,37 @@ pub fn main(args: Vec<String>) -> i32 {
             }
         };
     }
-    match run(&opts) {
+    let (kinds, unsupported) = match Kind::parse_list(&opts.nemesis) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("gregor-chaos real: {e}");
+            return 2;
+        }
+    };
+    let attached;
+    let net = match &opts.inside {
+        Some(spec) => {
+            let Some((prefix, subnet)) = spec.split_once(':').and_then(|(p, s)| Some((p, s.parse::<u8>().ok()?))) else {
+                eprintln!("gregor-chaos real: --inside takes PREFIX:SUBNET");
+                return 2;
+            };
+            attached = Net::attach(prefix, opts.nodes as usize, subnet);
+            Some(&attached)
+        }
+        None => {
+            if !unsupported.is_empty() {
+                eprintln!("gregor-chaos real: {} needs tc netem, which this suite does not use (kernels like this one lack traffic-control qdiscs); not run", unsupported.join(", "));
+            }
+            if kinds.iter().any(|k| k.needs_network()) {
+                match Net::create(opts.nodes as usize) {
+                    Ok(net) => return run_inside(&opts, args_for_inside(&opts), &net),
+                    Err(why) => eprintln!("gregor-chaos real: network faults need network namespaces, which cannot be made here ({why}); running on loopback with the process faults only"),
+                }
+            }
+            None
+        }
+    };
+    match run(&opts, net) {
         Err(e) => {
             eprintln!("gregor-chaos real: {e}");
             2
