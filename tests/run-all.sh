@@ -44,6 +44,18 @@ else
 fi
 done_step
 
+step "chromium (renders the chaos report in a test)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "chromium is missing and this is not root: install it (apt-get install chromium)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+chromium --version
+done_step
+
 step "python venv (.venv) with tests/e2e/requirements.txt"
 PY=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then

@@ -71,9 +71,9 @@ def send_loop(args, clock: Clock, pid: int, deadline: float) -> None:
     interval = 1.0 / args.rate if args.rate > 0 else 0.0
     next_at = time.monotonic()
 
-    def delivered(value: int, partition: int):
+    def delivered(value: int, partition: int, sent_ms: int):
         def cb(err, msg):
-            op = {"op": "send", "time_ms": clock.now(), "process": pid, "partition": partition, "value": value}
+            op = {"op": "send", "time_ms": clock.now(), "sent_ms": sent_ms, "process": pid, "partition": partition, "value": value}
             if err is None:
                 op.update(outcome="acked", offset=msg.offset())
             else:
@@ -87,7 +87,7 @@ def send_loop(args, clock: Clock, pid: int, deadline: float) -> None:
         partition = seq % args.partitions
         seq += 1
         try:
-            p.produce(args.topic, value=str(value).encode(), partition=partition, on_delivery=delivered(value, partition))
+            p.produce(args.topic, value=str(value).encode(), partition=partition, on_delivery=delivered(value, partition, clock.now()))
         except BufferError:
             p.poll(0.1)
             continue
@@ -164,8 +164,8 @@ def final(args) -> None:
     for partition in range(args.partitions):
         value = 999 * 1_000_000_000 + partition
 
-        def cb(err, msg, value=value, partition=partition):
-            op = {"op": "send", "time_ms": clock.now(), "process": 999, "partition": partition, "value": value}
+        def cb(err, msg, value=value, partition=partition, sent_ms=clock.now()):
+            op = {"op": "send", "time_ms": clock.now(), "sent_ms": sent_ms, "process": 999, "partition": partition, "value": value}
             if err is None:
                 op.update(outcome="acked", offset=msg.offset())
             else:

@@ -23,8 +23,18 @@ pub enum SendOutcome {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Op {
-    /// A producer `process` sent `value` (unique in the run) to `partition`.
-    Send { time_ms: u64, process: u32, partition: i32, value: u64, #[serde(flatten)] outcome: SendOutcome },
+    /// A producer `process` sent `value` (unique in the run) to `partition` at `sent_ms` and
+    /// learned its outcome at `time_ms`.
+    Send {
+        time_ms: u64,
+        #[serde(default)]
+        sent_ms: u64,
+        process: u32,
+        partition: i32,
+        value: u64,
+        #[serde(flatten)]
+        outcome: SendOutcome,
+    },
     /// A consumer `process` polled `partition` and got `records` (offset, value) in order.
     /// `epoch` counts the consumer's assignments: records of different epochs may go back (a
     /// rebalance or a restart re-reads from the committed offset).
@@ -35,12 +45,20 @@ pub enum Op {
     FinalRead { time_ms: u64, partition: i32, records: Vec<(i64, u64)> },
     /// A fault starts (`phase` "start") or ends ("stop") on `nodes`.
     Fault { time_ms: u64, kind: String, phase: String, nodes: Vec<u32> },
+    /// What the cluster said of a partition when asked (for the report; no checker reads it):
+    /// its leader (-1: none) and ISR.
+    PartitionState { time_ms: u64, partition: i32, leader: i32, isr: Vec<i32> },
 }
 
 impl Op {
     pub fn time_ms(&self) -> u64 {
         match self {
-            Op::Send { time_ms, .. } | Op::Poll { time_ms, .. } | Op::Commit { time_ms, .. } | Op::FinalRead { time_ms, .. } | Op::Fault { time_ms, .. } => *time_ms,
+            Op::Send { time_ms, .. }
+            | Op::Poll { time_ms, .. }
+            | Op::Commit { time_ms, .. }
+            | Op::FinalRead { time_ms, .. }
+            | Op::Fault { time_ms, .. }
+            | Op::PartitionState { time_ms, .. } => *time_ms,
         }
     }
 }
@@ -97,7 +115,7 @@ pub mod tests {
     use super::*;
 
     pub fn ack(process: u32, partition: i32, value: u64, offset: i64) -> Op {
-        Op::Send { time_ms: value, process, partition, value, outcome: SendOutcome::Acked { offset } }
+        Op::Send { time_ms: value, sent_ms: value, process, partition, value, outcome: SendOutcome::Acked { offset } }
     }
     pub fn poll(process: u32, epoch: u32, partition: i32, records: &[(i64, u64)]) -> Op {
         Op::Poll { time_ms: 0, process, epoch, partition, records: records.to_vec() }
@@ -111,7 +129,8 @@ pub mod tests {
         let h = History {
             ops: vec![
                 ack(1, 0, 7, 3),
-                Op::Send { time_ms: 2, process: 1, partition: 1, value: 8, outcome: SendOutcome::Unknown { error: "timed out".into() } },
+                Op::Send { time_ms: 2, sent_ms: 1, process: 1, partition: 1, value: 8, outcome: SendOutcome::Unknown { error: "timed out".into() } },
+                Op::PartitionState { time_ms: 3, partition: 0, leader: -1, isr: vec![2] },
                 poll(2, 0, 0, &[(3, 7)]),
                 Op::Commit { time_ms: 3, process: 2, group: "g".into(), partition: 0, offset: 4 },
                 Op::Fault { time_ms: 4, kind: "kill".into(), phase: "start".into(), nodes: vec![2] },

@@ -34,6 +34,8 @@ const WORKLOAD_GRACE_MS: u64 = 60_000;
 /// The final phase's limit.
 const FINAL_MS: u64 = 120_000;
 const TOPIC: &str = "chaos";
+/// How often the partitions' leaders and ISRs are sampled for the report.
+const SAMPLE_MS: u64 = 1_000;
 
 fn parse_duration(s: &str) -> Result<u64, String> {
     let (n, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "s"), |i| s.split_at(i));
@@ -247,12 +249,30 @@ fn spawn_workload(python: &Path, mode: &str, args: &[String], log: &Path, ops: A
     Ok((child, reader))
 }
 
+/// Every partition of the topic as `gregor topics describe` prints it: (partition, leader or
+/// -1, ISR).
+fn describe_partitions(bin: &Path, bootstrap: &str) -> Option<Vec<(i32, i32, Vec<i32>)>> {
+    let out = Command::new(bin).args(["topics", "describe", TOPIC, "--bootstrap-server", bootstrap]).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = Vec::new();
+    for line in text.lines().filter(|l| l.contains("\tPartition: ")) {
+        let field = |name: &str| line.split('\t').find_map(|f| f.strip_prefix(name)).map(str::trim);
+        let partition = field("Partition: ")?.parse().ok()?;
+        let leader = field("Leader: ").and_then(|l| l.parse().ok()).unwrap_or(-1);
+        let isr = field("Isr: ").unwrap_or("").split(',').filter_map(|r| r.trim().parse().ok()).collect();
+        parts.push((partition, leader, isr));
+    }
+    Some(parts)
+}
+
 /// The index of the node leading partition 0 of the topic now, asked through any node.
-fn leader_of_partition_0(cluster: &Cluster) -> Option<usize> {
-    let out = cluster.tool(&["topics", "describe", TOPIC, "--bootstrap-server", &cluster.bootstrap()]).ok()?;
-    let line = out.lines().find(|l| l.contains("\tPartition: 0\t"))?;
-    let leader: u32 = line.split('\t').find_map(|f| f.strip_prefix("Leader: "))?.trim().parse().ok()?;
-    cluster.nodes.iter().position(|n| n.id == leader)
+fn leader_of_partition_0(cluster: &Cluster, bin: &Path) -> Option<usize> {
+    let parts = describe_partitions(bin, &cluster.bootstrap())?;
+    let leader = parts.iter().find(|(p, _, _)| *p == 0)?.1;
+    cluster.nodes.iter().position(|n| n.id as i32 == leader)
 }
 
 /// Waits for `child` up to `limit_ms`, then kills it; whether it exited successfully in time.
@@ -349,6 +369,21 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
     ]);
     let (mut workload, reader) = spawn_workload(&python, "run", &run_args, &dir.join("workload.log"), ops.clone())?;
 
+    // Leaders and ISRs over time, for the report.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (ops, sampling, bin, bootstrap) = (ops.clone(), sampling.clone(), bin.clone(), bootstrap.clone());
+        std::thread::spawn(move || {
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = start.elapsed().as_millis() as u64;
+                if let Some(parts) = describe_partitions(&bin, &bootstrap) {
+                    let mut ops = ops.lock().expect("ops lock");
+                    ops.extend(parts.into_iter().map(|(partition, leader, isr)| Op::PartitionState { time_ms: t, partition, leader, isr }));
+                }
+                std::thread::sleep(Duration::from_millis(SAMPLE_MS));
+            }
+        })
+    };
     let acked = |ops: &Arc<Mutex<Vec<Op>>>| ops.lock().expect("ops lock").iter().filter(|o| matches!(o, Op::Send { outcome: SendOutcome::Acked { .. }, .. })).count();
     let mut crashes: Vec<String> = Vec::new();
     let mut sleep_until = |cluster: &mut Cluster, at_ms: u64, done: usize| {
@@ -367,7 +402,7 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
         sleep_until(&mut cluster, at_ms, n);
         let f = &mut faults[n];
         if f.kind.targets_leader() {
-            match leader_of_partition_0(&cluster) {
+            match leader_of_partition_0(&cluster, &bin) {
                 Some(i) => f.nodes = vec![i],
                 None => continue,
             }
@@ -404,6 +439,8 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
     sleep_until(&mut cluster, opts.duration, faults.len());
     eprintln!();
     let workload_ok = wait_child(&mut workload, WORKLOAD_GRACE_MS);
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.join();
     let read = reader.join().unwrap_or_else(|_| Err("the workload reader panicked".into()));
 
     cluster.heal()?;
