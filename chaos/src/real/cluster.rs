@@ -150,6 +150,7 @@ impl Cluster {
             }
             None => Command::new(&self.bin),
         };
+        super::watchdog::join(&mut cmd);
         let child = cmd
             .args(["server", "--config", &node.config.display().to_string()])
             .stdin(Stdio::null())

@@ -14,3 +14,4 @@ pub mod netns;
 pub mod report;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod run;
+pub mod watchdog;

@@ -26,6 +26,7 @@ use super::netns::Net;
 use super::history::{History, Op, SendOutcome};
 use super::nemesis::{self, Fault, Kind};
 use super::report;
+use super::watchdog;
 
 /// How long the cluster gets to settle after healing (every partition led, no under-replicated one).
 const SETTLE_MS: u64 = 60_000;
@@ -228,7 +229,9 @@ fn wait_until(limit_ms: u64, mut cond: impl FnMut() -> bool) -> bool {
 fn spawn_workload(python: &Path, mode: &str, args: &[String], log: &Path, ops: Arc<Mutex<Vec<Op>>>) -> Result<(Child, std::thread::JoinHandle<Result<(), String>>), String> {
     let script = repo_root().join("chaos").join("workload").join("queue.py");
     let err = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let mut child = Command::new(python)
+    let mut cmd = Command::new(python);
+    super::watchdog::join(&mut cmd);
+    let mut child = cmd
         .arg(&script)
         .arg(mode)
         .args(args)
@@ -499,7 +502,11 @@ fn run_inside(opts: &Options, args: Result<Vec<String>, String>, net: &Net) -> i
         return 2;
     };
     eprintln!("==> {} nodes in network namespaces {}-n1.. (198.18.{}.0/24), the suite in {}", opts.nodes, net.prefix(), net.subnet(), net.client());
-    let status = Command::new("ip")
+    let mut cmd = Command::new("ip");
+    if let Some(g) = watchdog::group() {
+        cmd.env(watchdog::PGID_ENV, g.to_string());
+    }
+    let status = cmd
         .args(["netns", "exec", &net.client()])
         .arg(me)
         .arg("real")
@@ -564,9 +571,21 @@ pub fn main(args: Vec<String>) -> i32 {
             }
             if kinds.iter().any(|k| k.needs_network()) {
                 match Net::create(opts.nodes as usize) {
-                    Ok(net) => return run_inside(&opts, args_for_inside(&opts), &net),
+                    Ok(net) => {
+                        let mut names: Vec<String> = (0..opts.nodes as usize).map(|i| net.node(i)).collect();
+                        names.push(net.client());
+                        if let Err(e) = watchdog::start(&names) {
+                            eprintln!("gregor-chaos real: {e}");
+                            return 2;
+                        }
+                        return run_inside(&opts, args_for_inside(&opts), &net);
+                    }
                     Err(why) => eprintln!("gregor-chaos real: network faults need network namespaces, which cannot be made here ({why}); running on loopback with the process faults only"),
                 }
+            }
+            if let Err(e) = watchdog::start(&[]) {
+                eprintln!("gregor-chaos real: {e}");
+                return 2;
             }
             None
         }
