@@ -82,7 +82,7 @@ def test_acks_all_survives_every_fault(tmp_path):
              "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"]
     dom = subprocess.run(["chromium", *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=60).stdout
     assert '<svg id="timeline"' in dom, dom[:2000]
-    assert len(re.findall(r'<rect class="fault"', dom)) >= 1 and 'class="latency-p99"' in dom and 'class="isr"' in dom, dom[:3000]
+    assert len(re.findall(r'<rect class="fault"', dom)) >= 1 and 'class="latency-p99"' in dom and 'class="isr"' in dom and 'class="urp"' in dom, dom[:3000]
     shot = tmp_path / "report.png"
     subprocess.run(["chromium", *flags, "--window-size=1100,1400", f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=60)
     assert shot.stat().st_size > 20_000, shot.stat().st_size

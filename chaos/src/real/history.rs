@@ -48,6 +48,9 @@ pub enum Op {
     /// What the cluster said of a partition when asked (for the report; no checker reads it):
     /// its leader (-1: none) and ISR.
     PartitionState { time_ms: u64, partition: i32, leader: i32, isr: Vec<i32> },
+    /// A node's Prometheus metrics when scraped (for the report): under-replicated partitions it
+    /// leads, partitions it leads, and the leader elections it has applied since it started.
+    NodeMetrics { time_ms: u64, node: u32, under_replicated: u64, leaders: u64, elections: u64 },
 }
 
 impl Op {
@@ -58,7 +61,8 @@ impl Op {
             | Op::Commit { time_ms, .. }
             | Op::FinalRead { time_ms, .. }
             | Op::Fault { time_ms, .. }
-            | Op::PartitionState { time_ms, .. } => *time_ms,
+            | Op::PartitionState { time_ms, .. }
+            | Op::NodeMetrics { time_ms, .. } => *time_ms,
         }
     }
 }
@@ -131,6 +135,7 @@ pub mod tests {
                 ack(1, 0, 7, 3),
                 Op::Send { time_ms: 2, sent_ms: 1, process: 1, partition: 1, value: 8, outcome: SendOutcome::Unknown { error: "timed out".into() } },
                 Op::PartitionState { time_ms: 3, partition: 0, leader: -1, isr: vec![2] },
+                Op::NodeMetrics { time_ms: 3, node: 2, under_replicated: 1, leaders: 2, elections: 4 },
                 poll(2, 0, 0, &[(3, 7)]),
                 Op::Commit { time_ms: 3, process: 2, group: "g".into(), partition: 0, offset: 4 },
                 Op::Fault { time_ms: 4, kind: "kill".into(), phase: "start".into(), nodes: vec![2] },

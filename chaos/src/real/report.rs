@@ -1,6 +1,7 @@
 //! The run's report: a summary for the terminal and `index.html`, a page that shows, on one
 //! time axis, the faults per node, the acknowledged sends per second, the acknowledgement
-//! latency (p50, p99, max per 5 s), each partition's ISR size with its leader changes; then every
+//! latency (p50, p99, max per 5 s), each partition's ISR size with its leader changes, each node's
+//! under-replicated partitions from its Prometheus metrics; then every
 //! checker's result with the records involved. The page is self-contained (inline SVG, no
 //! scripts).
 
@@ -49,7 +50,7 @@ pub fn counts(o: &Outcome) -> Counts {
             Op::Commit { .. } => c.commits += 1,
             Op::FinalRead { records, .. } => c.final_records += records.len(),
             Op::Fault { kind, phase, .. } if phase == "start" => *c.faults.entry(kind.clone()).or_default() += 1,
-            Op::Fault { .. } | Op::PartitionState { .. } => {}
+            Op::Fault { .. } | Op::PartitionState { .. } | Op::NodeMetrics { .. } => {}
         }
     }
     c.latencies.sort_unstable();
@@ -104,7 +105,7 @@ fn timeline(o: &Outcome, nodes: u32, end_ms: u64) -> String {
     let chart_h = 120.0;
     let mut svg = String::new();
     let partitions = o.history.ops.iter().filter_map(|op| if let Op::PartitionState { partition, .. } = op { Some(*partition) } else { None }).collect::<std::collections::BTreeSet<_>>().len();
-    let height = chart_top + 2.0 * (chart_h + 20.0) + 40.0 * partitions as f64 + 30.0;
+    let height = chart_top + 2.0 * (chart_h + 20.0) + 40.0 * partitions as f64 + 104.0;
     let _ = write!(svg, r#"<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#);
     for n in 1..=nodes {
         let y = row * f64::from(n - 1) + 10.0;
@@ -183,7 +184,23 @@ fn timeline(o: &Outcome, nodes: u32, end_ms: u64) -> String {
         }
         let _ = write!(svg, r##"<polyline class="isr" fill="none" stroke="#4c78a8" stroke-width="1.5" points="{}"/>"##, points.join(" "));
     }
-    let bottom = isr_top + isr_row * states.len() as f64;
+    // Under-replicated partitions per node, from each node's Prometheus metrics.
+    let urp_top = isr_top + isr_row * states.len() as f64 + 10.0;
+    let mut urp: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
+    for op in &o.history.ops {
+        if let Op::NodeMetrics { time_ms, node, under_replicated, .. } = op {
+            urp.entry(*node).or_default().push((*time_ms, *under_replicated));
+        }
+    }
+    let urp_max = urp.values().flatten().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    let urp_h = 60.0;
+    let _ = write!(svg, r#"<text x="4" y="{}">under-</text><text x="4" y="{}">replicated</text><text x="4" y="{}">max {urp_max}</text>"#, urp_top + 14.0, urp_top + 28.0, urp_top + 42.0);
+    for (node, samples) in &urp {
+        let points: Vec<String> = samples.iter().map(|(t, n)| format!("{:.1},{:.1}", x(*t), urp_top + urp_h - urp_h * *n as f64 / urp_max as f64)).collect();
+        let stroke = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"][(*node as usize) % 5];
+        let _ = write!(svg, r#"<polyline class="urp" fill="none" stroke="{stroke}" stroke-width="1.5" points="{}"><title>node {node}: under-replicated partitions it leads</title></polyline>"#, points.join(" "));
+    }
+    let bottom = urp_top + urp_h + 4.0;
     let _ = write!(svg, r##"<line x1="{left}" x2="{}" y1="{bottom}" y2="{bottom}" stroke="#333"/><text x="{left}" y="{}">0 s</text><text x="{}" y="{}" text-anchor="end">{} s</text></svg>"##, width - 10.0, bottom + 16.0, width - 10.0, bottom + 16.0, end_ms / 1000);
     svg
 }
@@ -240,7 +257,16 @@ mod tests {
         let fault = |t, phase: &str| Op::Fault { time_ms: t, kind: "kill".into(), phase: phase.into(), nodes: vec![2] };
         let state = |t, leader, isr: &[i32]| Op::PartitionState { time_ms: t, partition: 0, leader, isr: isr.to_vec() };
         let history = History {
-            ops: vec![state(0, 1, &[1, 2, 3]), ack(1, 0, 10, 0), fault(1000, "start"), state(1500, 2, &[2, 3]), fault(3000, "stop"), ack(1, 0, 4000, 1), final_read(0, &[(1, 4000)])],
+            ops: vec![
+                state(0, 1, &[1, 2, 3]),
+                ack(1, 0, 10, 0),
+                fault(1000, "start"),
+                state(1500, 2, &[2, 3]),
+                Op::NodeMetrics { time_ms: 1500, node: 1, under_replicated: 1, leaders: 1, elections: 1 },
+                fault(3000, "stop"),
+                ack(1, 0, 4000, 1),
+                final_read(0, &[(1, 4000)]),
+            ],
         };
         let dir = std::env::temp_dir().join(format!("gregor-chaos-report-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -257,6 +283,7 @@ mod tests {
         assert!(page.contains(r#"class="latency-p99""#));
         assert!(page.contains(r#"class="leader-change""#) && page.contains("leader 1 → 2 at 1500 ms"));
         assert!(page.contains(r#"<polyline class="isr""#));
+        assert!(page.contains(r#"<polyline class="urp""#), "under-replicated partitions from the metrics");
         assert!(page.contains("value 10 acknowledged at 0/0"), "the lost record is named");
         assert!(page.contains("--seed 9"), "the replay command");
     }

@@ -376,12 +376,25 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
         let (ops, sampling, bin, bootstrap) = (ops.clone(), sampling.clone(), bin.clone(), bootstrap.clone());
+        let endpoints: Vec<(u32, String, u16)> = cluster.nodes.iter().map(|n| (n.id, n.host.clone(), n.metrics_port)).collect();
         std::thread::spawn(move || {
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = start.elapsed().as_millis() as u64;
                 if let Some(parts) = describe_partitions(&bin, &bootstrap) {
                     let mut ops = ops.lock().expect("ops lock");
                     ops.extend(parts.into_iter().map(|(partition, leader, isr)| Op::PartitionState { time_ms: t, partition, leader, isr }));
+                }
+                for (node, host, port) in &endpoints {
+                    if let Some(m) = scrape(host, *port) {
+                        let get = |k: &str| m.get(k).copied().unwrap_or(0.0) as u64;
+                        ops.lock().expect("ops lock").push(Op::NodeMetrics {
+                            time_ms: t,
+                            node: *node,
+                            under_replicated: get("kafka_server_replicamanager_underreplicatedpartitions"),
+                            leaders: get("kafka_server_replicamanager_leadercount"),
+                            elections: get("kafka_controller_controllerstats_leaderelections_total"),
+                        });
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(SAMPLE_MS));
             }
