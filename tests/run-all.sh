@@ -20,24 +20,26 @@ done_step() { printf '    (%ss)\n' "$(( $(date +%s) - STEP_START ))"; }
 trap 'rc=$?; [[ $rc -ne 0 ]] && printf "\nFAILED at step: %s (exit %s)\n" "${CURRENT_STEP:-setup}" "$rc" >&2' EXIT
 T0=$(date +%s)
 
-step "kcat"
-if ! command -v kcat >/dev/null 2>&1; then
+# Installs Debian package $1 unless command $2 (default: $1) exists; needs root to install.
+need_deb() {
+  command -v "${2:-$1}" >/dev/null 2>&1 && return 0
   if [[ $(id -u) -ne 0 ]]; then
-    echo "kcat is missing and this is not root: install it (apt-get install kcat)" >&2
+    echo "$1 is missing and this is not root: install it (apt-get install $1)" >&2
     exit 1
   fi
   apt-get update -qq
-  apt-get install -y -qq kcat >/dev/null
-fi
+  apt-get install -y -qq "$1" >/dev/null
+}
+
+step "kcat"
+need_deb kcat
 kcat -V 2>&1 | head -1
 done_step
 
 step "iptables and iproute2 (the chaos suite's network faults, in namespaces it creates)"
 if [[ $(id -u) -eq 0 ]]; then
-  if ! command -v iptables >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1; then
-    apt-get update -qq
-    apt-get install -y -qq iptables iproute2 >/dev/null
-  fi
+  need_deb iptables
+  need_deb iproute2 ip
   iptables --version
 else
   echo "not root: the chaos suite will run its process faults only"
@@ -45,14 +47,7 @@ fi
 done_step
 
 step "chromium (renders the chaos report in a test)"
-if ! command -v chromium >/dev/null 2>&1; then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "chromium is missing and this is not root: install it (apt-get install chromium)" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  apt-get install -y -qq chromium >/dev/null
-fi
+need_deb chromium
 chromium --version
 done_step
 

@@ -431,7 +431,7 @@ impl Broker {
         let previous = self.image();
         for ((topic_id, index), reg) in &delta.changed_partitions {
             if let Some(old) = previous.topics.get(topic_id).and_then(|t| t.partitions.get(index)) {
-                self.count_registration_change(old, reg);
+                self.metrics.registration_changed(self.config.node_id, old, reg);
             }
         }
         // Partitions this broker now hosts: open the new ones, update the others' leadership.
@@ -492,28 +492,6 @@ impl Broker {
         self.image_changed.notify_waiters();
         if !delta.removed_topics.is_empty() {
             self.signals.hw_changed.notify_waiters();
-        }
-    }
-
-    /// Counts what a committed change of a partition's registration did: a leader election
-    /// (unclean when the new leader was neither in the ISR nor eligible), or an ISR shrink or
-    /// expansion of a partition this broker led before and after.
-    fn count_registration_change(&self, old: &PartitionRegistration, new: &PartitionRegistration) {
-        let m = &self.metrics;
-        if new.leader != old.leader && new.leader >= 0 {
-            m.leader_elections.inc();
-            if !old.isr.contains(&new.leader) && !old.elr.contains(&new.leader) {
-                m.unclean_leader_elections.inc();
-            }
-        }
-        let me = self.config.node_id;
-        if old.leader == me && new.leader == me {
-            if old.isr.iter().any(|r| !new.isr.contains(r)) {
-                m.isr_shrinks.inc();
-            }
-            if new.isr.iter().any(|r| !old.isr.contains(r)) {
-                m.isr_expands.inc();
-            }
         }
     }
 

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use gregor_core::clock::SharedClock;
+use gregor_core::metadata::PartitionRegistration;
 
 /// Upper bounds of the duration histograms' buckets, in microseconds (0.5 ms to 30 s).
 pub const DURATION_BUCKETS_US: [u64; 15] =
@@ -220,6 +221,26 @@ impl Metrics {
         self.connections[i].enter()
     }
 
+    /// Counts what a committed change of a partition's registration did, as node `me` applies
+    /// it: a leader election (unclean when the new leader was neither in the ISR nor eligible),
+    /// or an ISR shrink or expansion of a partition `me` led before and after.
+    pub fn registration_changed(&self, me: i32, old: &PartitionRegistration, new: &PartitionRegistration) {
+        if new.leader != old.leader && new.leader >= 0 {
+            self.leader_elections.inc();
+            if !old.isr.contains(&new.leader) && !old.elr.contains(&new.leader) {
+                self.unclean_leader_elections.inc();
+            }
+        }
+        if old.leader == me && new.leader == me {
+            if old.isr.iter().any(|r| !new.isr.contains(r)) {
+                self.isr_shrinks.inc();
+            }
+            if new.isr.iter().any(|r| !old.isr.contains(r)) {
+                self.isr_expands.inc();
+            }
+        }
+    }
+
     pub fn connection_count(&self, listener: ListenerLabel) -> i64 {
         self.connections[Self::listener_slot(listener)].get()
     }
@@ -261,6 +282,40 @@ mod tests {
         assert_eq!(m.connection_count(ListenerLabel::Broker), 0);
         assert_eq!(m.connections_created(ListenerLabel::Broker), 2, "the creation count stays");
         assert_eq!(m.connection_count(ListenerLabel::Controller), 0);
+    }
+
+    fn reg(leader: i32, isr: &[i32], elr: &[i32]) -> PartitionRegistration {
+        PartitionRegistration {
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding: vec![],
+            removing: vec![],
+            elr: elr.to_vec(),
+            last_known_elr: vec![],
+        }
+    }
+
+    #[test]
+    fn registration_changes_count_elections_and_isr_changes_of_the_leader() {
+        let m = Metrics::new(Arc::new(ManualClock::new(0)));
+        let counts = |m: &Metrics| (m.leader_elections.get(), m.unclean_leader_elections.get(), m.isr_shrinks.get(), m.isr_expands.get());
+        // Node 1 leads; its ISR shrinks, then grows back.
+        m.registration_changed(1, &reg(1, &[1, 2, 3], &[]), &reg(1, &[1, 2], &[]));
+        m.registration_changed(1, &reg(1, &[1, 2], &[]), &reg(1, &[1, 2, 3], &[]));
+        assert_eq!(counts(&m), (0, 0, 1, 1));
+        // Seen from node 2 (not the leader), the same changes are not its ISR changes.
+        m.registration_changed(2, &reg(1, &[1, 2, 3], &[]), &reg(1, &[1, 2], &[]));
+        assert_eq!(counts(&m), (0, 0, 1, 1));
+        // A clean election from the ISR, one from the eligible replicas, an unclean one, and a
+        // leader lost (no election).
+        m.registration_changed(1, &reg(1, &[1, 2], &[]), &reg(2, &[2], &[]));
+        m.registration_changed(1, &reg(-1, &[], &[3]), &reg(3, &[3], &[]));
+        m.registration_changed(1, &reg(-1, &[2], &[]), &reg(3, &[3], &[]));
+        m.registration_changed(1, &reg(3, &[3], &[]), &reg(-1, &[3], &[]));
+        assert_eq!(counts(&m), (3, 1, 1, 1));
     }
 
     #[test]
