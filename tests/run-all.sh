@@ -7,7 +7,7 @@
 # Works on a fresh Debian machine as root, non-interactively, and is safe to re-run. Environment:
 #   GREGOR_SKIP_RUST=1   skip the Rust tests (e.g. when iterating on the e2e suite)
 #   GREGOR_SKIP_SIM=1    skip the simulator (its tests, the seed campaign and the determinism check)
-#   SIM_SEEDS=A..B       the campaign's seed range (default 1..401)
+#   SIM_SEEDS=A..B       the campaign's seed range (default 1..301)
 #   PYTEST_ARGS="..."    extra arguments for pytest (default: -q)
 set -euo pipefail
 
@@ -150,7 +150,7 @@ if [[ ${GREGOR_SKIP_SIM:-0} != 1 ]]; then
   "${SIM_ENV[@]}" cargo test --release -p gregor-sim -p gregor-chaos
   done_step
 
-  step "simulator campaign: seeds ${SIM_SEEDS:=1..401}, every scenario"
+  step "simulator campaign: seeds ${SIM_SEEDS:=1..301}, every scenario"
   "${SIM_ENV[@]}" cargo run --quiet --release -p gregor-chaos -- sim --scenario all --seeds "$SIM_SEEDS"
   done_step
 

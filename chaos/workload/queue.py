@@ -8,7 +8,7 @@ chaos/src/real/history.rs).
 
 `run` keeps P producers sending unique values (producer id * 10^9 + sequence) round-robin over
 the partitions, and C consumers of group G polling and committing synchronously every second,
-for S seconds. `final` sends one more value to every partition (liveness) and then reads every
+for S seconds (or until SIGTERM). `final` sends one more value to every partition (liveness) and then reads every
 partition from its start to its high watermark. Times are milliseconds since T0 (the run's start,
 Unix epoch milliseconds). Errors are operations too: a send without an acknowledgement is
 `unknown` (it may have been written), a failed commit is not recorded (it was not acknowledged).
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -30,8 +31,17 @@ OUT_LOCK = threading.Lock()
 PARENT = os.getppid()
 
 
+# Set by SIGTERM (the suite was interrupted): the loops end early, as at their deadline, so every
+# send still ends in an operation and the consumers close cleanly.
+STOP = threading.Event()
+
+
 def orphaned() -> bool:
     return os.getppid() != PARENT
+
+
+def done(deadline: float) -> bool:
+    return time.monotonic() >= deadline or STOP.is_set() or orphaned()
 
 
 def emit(op: dict) -> None:
@@ -82,7 +92,7 @@ def send_loop(args, clock: Clock, pid: int, deadline: float) -> None:
 
         return cb
 
-    while time.monotonic() < deadline and not orphaned():
+    while not done(deadline):
         value = pid * 1_000_000_000 + seq
         partition = seq % args.partitions
         seq += 1
@@ -124,7 +134,7 @@ def consume_loop(args, clock: Clock, pid: int, deadline: float) -> None:
     c.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
     last_commit = time.monotonic()
     try:
-        while time.monotonic() < deadline and not orphaned():
+        while not done(deadline):
             msgs = c.consume(500, timeout=0.5)
             by_partition: dict[int, list] = {}
             for m in msgs:
@@ -205,6 +215,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--rate", type=float, default=200, help="sends per second per producer")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     run(args) if args.mode == "run" else final(args)
 
 

@@ -101,6 +101,13 @@ pub fn encode_response(
     Ok(buf)
 }
 
+/// The body of a frame [`encode_response`] made: what follows the size prefix and the header
+/// (a correlation id and, from header version 1, an empty tagged-field section).
+pub fn encoded_response_body(api_key: ApiKey, version: i16, frame: &[u8]) -> &[u8] {
+    let header = if api_key.response_header_version(version) >= 1 { 5 } else { 4 };
+    frame.get(4 + header..).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,7 +67,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gregor_net::codec::{decode_request, encode_response, DecodeError};
+use gregor_net::codec::{decode_request, encode_response, encoded_response_body, DecodeError};
+use gregor_net::schema::response_error_codes;
 use gregor_net::frame::{FrameError, FrameReader};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::AsyncWriteExt;
@@ -77,7 +78,7 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::handlers::{self, Reply};
-use crate::metrics::{ListenerLabel, Metrics};
+use crate::metrics::{ListenerLabel, Metrics, Stages};
 
 /// Responses that may be pending on one connection.
 pub const IN_FLIGHT_MAX: usize = 32;
@@ -353,8 +354,33 @@ pub async fn accept_loop(
 }
 
 /// A request accepted by the reader: its API key, version, correlation id, answer, the bytes it
-/// holds, and when its last byte was read (µs, for the request metrics).
-type Pending = (ApiKey, i16, i32, Reply, Charge, u64);
+/// holds, and when it was read and handled (for the request metrics; the writer fills in the
+/// later stages).
+type Pending = (ApiKey, i16, i32, Answer, Charge, Stages);
+
+/// A handler's [`Reply`], with a delayed answer telling when it became ready.
+enum Answer {
+    Now(ResponseKind),
+    /// The answer and the monotonic µs at which it was ready.
+    Later(Pin<Box<dyn Future<Output = (ResponseKind, u64)> + Send>>),
+    None,
+}
+
+impl Answer {
+    fn timed(reply: Reply, metrics: &Arc<Metrics>) -> Answer {
+        match reply {
+            Reply::Now(b) => Answer::Now(b),
+            Reply::None => Answer::None,
+            Reply::Later(f) => {
+                let metrics = metrics.clone();
+                Answer::Later(Box::pin(async move {
+                    let body = f.await;
+                    (body, metrics.now_us())
+                }))
+            }
+        }
+    }
+}
 
 /// Responses accepted by the reader and not yet written, shared by a connection's two halves.
 #[derive(Default)]
@@ -521,8 +547,9 @@ async fn serve_connection(broker: Arc<Broker>, kind: ListenerKind, stream: TcpSt
                     ListenerKind::Controller => crate::controller_listener::unsupported_version_response(),
                 });
                 in_flight.start();
-                let read_us = broker.metrics.now_us();
-                if tx.send((ApiKey::ApiVersions, 0, correlation_id, Reply::Now(body), charge, read_us)).await.is_err() {
+                let now = broker.metrics.now_us();
+                let stages = Stages { read: now, handled: now, ..Stages::default() };
+                if tx.send((ApiKey::ApiVersions, 0, correlation_id, Answer::Now(body), charge, stages)).await.is_err() {
                     break;
                 }
                 continue;
@@ -533,7 +560,7 @@ async fn serve_connection(broker: Arc<Broker>, kind: ListenerKind, stream: TcpSt
             }
         };
         let (key, version, corr) = (req.api_key, req.header.request_api_version, req.header.correlation_id);
-        let read_us = broker.metrics.now_us();
+        let read = broker.metrics.now_us();
         let reply = match kind {
             ListenerKind::Client => handlers::dispatch(&broker, req, &peer).await,
             ListenerKind::Controller => crate::controller_listener::dispatch(&broker, req, &peer).await,
@@ -542,8 +569,10 @@ async fn serve_connection(broker: Arc<Broker>, kind: ListenerKind, stream: TcpSt
             tracing::warn!(%peer, api = ?key, version, "closing connection: API not implemented");
             break;
         };
+        let stages = Stages { read, handled: broker.metrics.now_us(), ..Stages::default() };
+        let answer = Answer::timed(reply, &broker.metrics);
         in_flight.start();
-        if tx.send((key, version, corr, reply, charge, read_us)).await.is_err() {
+        if tx.send((key, version, corr, answer, charge, stages)).await.is_err() {
             break;
         }
     }
@@ -571,13 +600,23 @@ async fn write_loop(
     idle: Option<Duration>,
     metrics: Arc<Metrics>,
 ) {
-    while let Some((key, version, corr, reply, charge, read_us)) = rx.recv().await {
-        let body = match reply {
-            Reply::Now(b) => b,
-            Reply::Later(f) => f.await,
-            Reply::None => {
+    while let Some((key, version, corr, answer, charge, mut stages)) = rx.recv().await {
+        let body = match answer {
+            Answer::Now(b) => {
+                stages.ready = stages.handled;
+                b
+            }
+            Answer::Later(f) => {
+                let (b, ready) = f.await;
+                stages.ready = ready.max(stages.handled);
+                b
+            }
+            Answer::None => {
                 // acks=0: done once handled; nothing is written.
-                metrics.request_done(key as i16, metrics.elapsed_us(read_us));
+                stages.ready = stages.handled;
+                stages.writing = stages.handled;
+                stages.written = stages.handled;
+                metrics.request_done(key as i16, &stages);
                 drop(charge);
                 in_flight.finish();
                 continue;
@@ -595,11 +634,21 @@ async fn write_loop(
                 break;
             }
         };
+        if let Some(stats) = metrics.request_stats(key as i16) {
+            // Every error code the answer carries; the frame was just encoded from its schema's
+            // types, so a walk that stops early would be a schema table missing a field.
+            let walked = response_error_codes(key as i16, version, encoded_response_body(key, version, &bytes), &mut |code| stats.error(code));
+            if let Err(refusal) = walked {
+                tracing::debug!(api = ?key, version, %refusal, "response error codes not counted");
+            }
+        }
+        stages.writing = metrics.now_us().max(stages.ready);
         if let Err(e) = write_response(&mut wr, &bytes, idle).await {
             tracing::debug!(error = %e, "closing connection: cannot write response");
             break;
         }
-        metrics.request_done(key as i16, metrics.elapsed_us(read_us));
+        stages.written = metrics.now_us().max(stages.writing);
+        metrics.request_done(key as i16, &stages);
         in_flight.finish();
     }
     let _ = wr.shutdown().await;

@@ -3,7 +3,8 @@ client parser (prometheus_client), as a scraper would.
 
 Checks: the page parses and carries Kafka's metrics under their Prometheus names; on a single
 broker, produce and fetch are counted (requests, bytes, records, fsyncs), a waiting consumer
-fetch is in the fetch purgatory, and the endpoint refuses what it does not serve; on a 3-node
+fetch is in the fetch purgatory (and its wait is remote time), each request's stages and its
+answer's error codes are counted, and the endpoint refuses what it does not serve; on a 3-node
 cluster, exactly one node is the active controller, leaders and replicas add up, followers
 count replication bytes, and pausing one broker shows up as ISR shrinks, under-replicated
 partitions, a waiting acks=all produce and leader elections, then as ISR expansions once it
@@ -77,6 +78,15 @@ def test_a_single_broker_counts_what_it_serves(broker_factory):
     assert value(after, f"{PREFIX_REQUESTS}_total", request="Produce") >= 1
     assert value(after, "kafka_network_requestmetrics_totaltime_seconds_count", request="Produce") == value(after, f"{PREFIX_REQUESTS}_total", request="Produce")
     assert value(after, "kafka_log_logflushstats_logflush_seconds_count") >= 1, "acks=all waited for an fsync"
+    # Each request's stages are timed, and every partition's answer counted its error code.
+    for stage in ("localtime", "remotetime", "responsequeuetime", "responsesendtime"):
+        assert value(after, f"kafka_network_requestmetrics_{stage}_seconds_count", request="Produce") == value(after, f"{PREFIX_REQUESTS}_total", request="Produce"), stage
+    assert value(after, "kafka_network_requestmetrics_errors_total", request="Produce", error="NONE") == value(after, f"{PREFIX_REQUESTS}_total", request="Produce")
+    assert ("kafka_network_requestmetrics_errors_total", (("error", "UNKNOWN_TOPIC_OR_PARTITION"), ("request", "DeleteTopics"))) not in after
+    missing = unique("missing")
+    with pytest.raises(Exception, match="UNKNOWN_TOPIC_OR_PART"):
+        admin.delete_topics([missing], operation_timeout=5)[missing].result(20)
+    assert value(scrape(mport), "kafka_network_requestmetrics_errors_total", request="DeleteTopics", error="UNKNOWN_TOPIC_OR_PARTITION") == 1
     assert value(after, "kafka_server_replicamanager_partitioncount") == 1
     assert value(after, "kafka_server_replicamanager_leadercount") == 1
     assert value(after, "kafka_controller_kafkacontroller_activecontrollercount") == 1
@@ -94,6 +104,8 @@ def test_a_single_broker_counts_what_it_serves(broker_factory):
     waiting = threading.Thread(target=lambda: c.poll(3), daemon=True)
     waiting.start()
     wait_for(lambda: value(scrape(mport), "kafka_server_delayedoperationpurgatory_purgatorysize", delayedoperation="Fetch") >= 1, 10, "a fetch in the purgatory")
+    # An empty fetch waits out its fetch.wait.max.ms in the purgatory: remote time.
+    wait_for(lambda: value(scrape(mport), "kafka_network_requestmetrics_remotetime_seconds_sum", request="Fetch") >= 2.0, 15, "a fetch's time in the purgatory")
     waiting.join(10)
     c.close()
     out = scrape(mport)

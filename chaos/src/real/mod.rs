@@ -5,6 +5,8 @@
 
 pub mod checkers;
 pub mod history;
+#[allow(clippy::disallowed_methods)]
+pub mod interrupt;
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod cluster;
 pub mod nemesis;

@@ -35,7 +35,14 @@ pub enum Kind {
     Clog,
     /// Drop a fifth of one node's packets, in and out, at random.
     Loss,
+    /// Delay one node's packets, in and out, by [`LATENCY_MS`] ± [`JITTER_MS`] (`tc netem`,
+    /// where the kernel has it).
+    Latency,
 }
+
+/// The delay [`Kind::Latency`] adds each way, and its jitter.
+pub const LATENCY_MS: u32 = 100;
+pub const JITTER_MS: u32 = 50;
 
 /// How long [`Kind::LaggingKill`] lets the followers lag before the leader dies.
 pub const LAG_MS: u64 = 1_500;
@@ -52,14 +59,13 @@ impl Kind {
             Kind::Partition => "partition",
             Kind::Clog => "clog",
             Kind::Loss => "loss",
+            Kind::Latency => "latency",
         }
     }
 
-    /// Parses `--nemesis`: the faults by name, each once; the second list names the ones this
-    /// suite cannot make (`latency`: this kernel family has no `tc netem`).
-    pub fn parse_list(s: &str) -> Result<(Vec<Kind>, Vec<String>), String> {
+    /// Parses `--nemesis`: the faults by name, each once.
+    pub fn parse_list(s: &str) -> Result<Vec<Kind>, String> {
         let mut kinds = Vec::new();
-        let mut unsupported = Vec::new();
         for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let k = match name {
                 "kill" => Kind::Kill,
@@ -71,22 +77,24 @@ impl Kind {
                 "partition" => Kind::Partition,
                 "clog" => Kind::Clog,
                 "loss" => Kind::Loss,
-                "latency" => {
-                    unsupported.push(name.to_string());
-                    continue;
-                }
-                other => return Err(format!("unknown nemesis {other:?} (kill, pause, restart, restart-all, kill-all, lagging-kill, partition, clog, loss)")),
+                "latency" => Kind::Latency,
+                other => return Err(format!("unknown nemesis {other:?} (kill, pause, restart, restart-all, kill-all, lagging-kill, partition, clog, loss, latency)")),
             };
             if !kinds.contains(&k) {
                 kinds.push(k);
             }
         }
-        Ok((kinds, unsupported))
+        Ok(kinds)
     }
 
     /// Whether the fault is made in the network (needs [`super::netns`]).
     pub fn needs_network(self) -> bool {
-        matches!(self, Kind::Partition | Kind::Clog | Kind::Loss)
+        matches!(self, Kind::Partition | Kind::Clog | Kind::Loss | Kind::Latency)
+    }
+
+    /// Whether the fault needs traffic control's `netem` qdisc (see [`super::netns::Net::netem`]).
+    pub fn needs_netem(self) -> bool {
+        self == Kind::Latency
     }
 
     fn all_nodes(self) -> bool {
@@ -151,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_seed_gives_one_schedule_that_heals_in_time() {
-        let kinds = [Kind::Kill, Kind::Pause, Kind::Restart, Kind::RestartAll, Kind::KillAll, Kind::LaggingKill, Kind::Partition, Kind::Clog, Kind::Loss];
+        let kinds = [Kind::Kill, Kind::Pause, Kind::Restart, Kind::RestartAll, Kind::KillAll, Kind::LaggingKill, Kind::Partition, Kind::Clog, Kind::Loss, Kind::Latency];
         let a = schedule(7, &kinds, 3, 120_000, 3_000);
         assert_eq!(a, schedule(7, &kinds, 3, 120_000, 3_000));
         assert_ne!(a, schedule(8, &kinds, 3, 120_000, 3_000));
@@ -179,11 +187,14 @@ mod tests {
     }
 
     #[test]
-    fn the_nemesis_list_is_parsed_and_unsupported_faults_are_set_apart() {
-        let (kinds, unsupported) = Kind::parse_list("kill,pause,partition,kill,latency,clog").unwrap();
-        assert_eq!(kinds, vec![Kind::Kill, Kind::Pause, Kind::Partition, Kind::Clog]);
-        assert_eq!(unsupported, vec!["latency"]);
-        assert!(Kind::Partition.needs_network() && !Kind::Kill.needs_network());
+    fn the_nemesis_list_is_parsed() {
+        let kinds = Kind::parse_list("kill,pause,partition,kill,latency,clog").unwrap();
+        assert_eq!(kinds, vec![Kind::Kill, Kind::Pause, Kind::Partition, Kind::Latency, Kind::Clog]);
+        assert!(Kind::Partition.needs_network() && Kind::Latency.needs_network() && !Kind::Kill.needs_network());
+        assert!(Kind::Latency.needs_netem() && !Kind::Loss.needs_netem());
+        for k in kinds {
+            assert_eq!(Kind::parse_list(k.name()).unwrap(), vec![k], "a name parses back to its fault");
+        }
         assert!(Kind::parse_list("kill,explode").unwrap_err().contains("explode"));
         assert!(schedule(1, &[], 3, 60_000, 3_000).is_empty());
     }

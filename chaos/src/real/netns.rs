@@ -8,10 +8,11 @@
 //!     └── veth ── node 3 ns (eth0 198.18.S.3)
 //! ```
 //!
-//! Faults are iptables rules inside the node namespaces (this kernel family has netfilter but
-//! not necessarily traffic-control qdiscs): a partition drops traffic between the nodes both
-//! ways, a clog one way, loss drops a share of a node's packets at random. Clients in the client
-//! namespace still reach every node, as clients of a partitioned cluster would.
+//! Faults are iptables rules inside the node namespaces: a partition drops traffic between the
+//! nodes both ways, a clog one way, loss drops a share of a node's packets at random. Clients in
+//! the client namespace still reach every node, as clients of a partitioned cluster would.
+//! Latency is a `tc netem` qdisc on both ends of a node's veth pair, where the kernel has
+//! traffic control's netem ([`Net::netem`] probes it; some kernels have netfilter but no qdiscs).
 //!
 //! Guarantees: only namespaces this run creates are touched (their names carry the run's
 //! process id), addresses are in 198.18.0.0/15 (RFC 2544's benchmarking range) and exist only
@@ -26,6 +27,8 @@ pub struct Net {
     subnet: u8,
     /// Whether this value created the namespaces (and so deletes them).
     owner: bool,
+    /// Why `tc netem` cannot be used here, if it cannot.
+    no_netem: Option<String>,
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -34,6 +37,16 @@ fn ip(args: &[&str]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// `tc ARGS` in namespace `ns`.
+fn tc(ns: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip").args(["netns", "exec", ns, "tc"]).args(args).stdin(Stdio::null()).output().map_err(|e| format!("tc: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("tc {} in {ns}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
@@ -46,7 +59,7 @@ impl Net {
     /// no iptables, no veth or bridge support).
     pub fn create(nodes: usize) -> Result<Net, String> {
         let pid = std::process::id();
-        let net = Net { prefix: format!("gch{pid}"), nodes, subnet: (pid % 250) as u8 + 1, owner: true };
+        let mut net = Net { prefix: format!("gch{pid}"), nodes, subnet: (pid % 250) as u8 + 1, owner: true, no_netem: None };
         if Command::new("iptables").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().map_or(true, |s| !s.success()) {
             return Err("iptables is not installed".into());
         }
@@ -58,7 +71,7 @@ impl Net {
         ip(&["-n", &client, "link", "set", "br0", "up"])?;
         for i in 0..nodes {
             let ns = net.node(i);
-            let host = format!("h{i}");
+            let host = Self::host_end(i);
             ip(&["netns", "add", &ns])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
             ip(&["link", "add", &host, "netns", &client, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
@@ -67,12 +80,32 @@ impl Net {
             ip(&["-n", &ns, "addr", "add", &format!("{}/24", net.node_ip(i)), "dev", "eth0"])?;
             ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
         }
+        net.no_netem = net.probe_netem().err();
         Ok(net)
     }
 
     /// The namespaces another process created (`--inside`), not deleted by this value.
     pub fn attach(prefix: &str, nodes: usize, subnet: u8) -> Net {
-        Net { prefix: prefix.to_string(), nodes, subnet, owner: false }
+        let mut net = Net { prefix: prefix.to_string(), nodes, subnet, owner: false, no_netem: None };
+        net.no_netem = net.probe_netem().err();
+        net
+    }
+
+    /// Adds and removes a netem qdisc on the client namespace's loopback.
+    fn probe_netem(&self) -> Result<(), String> {
+        let client = self.client();
+        tc(&client, &["qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"]).map_err(|e| format!("tc netem is not available: {e}"))?;
+        tc(&client, &["qdisc", "del", "dev", "lo", "root"])
+    }
+
+    /// `Ok` when latency faults can be made (`tc netem` works in these namespaces), else why not.
+    pub fn netem(&self) -> Result<(), &str> {
+        self.no_netem.as_deref().map_or(Ok(()), Err)
+    }
+
+    /// The client-namespace end of node `i`'s veth pair.
+    fn host_end(i: usize) -> String {
+        format!("h{i}")
     }
 
     pub fn prefix(&self) -> &str {
@@ -126,10 +159,28 @@ impl Net {
         Ok(())
     }
 
-    /// Removes every fault rule.
+    /// Delays node `a`'s packets, in and out, by `ms` ± `jitter_ms` (needs [`Net::netem`]).
+    pub fn delay(&self, a: usize, ms: u32, jitter_ms: u32) -> Result<(), String> {
+        let (delay, jitter) = (format!("{ms}ms"), format!("{jitter_ms}ms"));
+        let netem = ["qdisc", "add", "dev", "", "root", "netem", "delay", &delay, &jitter];
+        let mut out = netem;
+        out[3] = "eth0";
+        tc(&self.node(a), &out)?;
+        let host = Self::host_end(a);
+        let mut inbound = netem;
+        inbound[3] = &host;
+        tc(&self.client(), &inbound)
+    }
+
+    /// Removes every fault rule and added delay.
     pub fn heal(&self) -> Result<(), String> {
         for i in 0..self.nodes {
             self.iptables(i, &["-F"])?;
+            if self.no_netem.is_none() {
+                // Fails where no delay was added, which is fine: there is nothing to remove.
+                let _ = tc(&self.node(i), &["qdisc", "del", "dev", "eth0", "root"]);
+                let _ = tc(&self.client(), &["qdisc", "del", "dev", &Self::host_end(i), "root"]);
+            }
         }
         Ok(())
     }

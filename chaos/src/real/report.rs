@@ -67,6 +67,9 @@ pub fn summary(o: &Outcome) -> String {
     let faults: Vec<String> = c.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(s, "faults: {}", if faults.is_empty() { "none".to_string() } else { faults.join(", ") });
     let _ = writeln!(s, "checkers: {}", NAMES.join(", "));
+    if let Some(at) = o.interrupted_at_ms {
+        let _ = writeln!(s, "interrupted at {} s: the history up to then was judged", at / 1000);
+    }
     if o.violations.is_empty() {
         let _ = writeln!(s, "verdict: no violations");
     } else {
@@ -208,7 +211,10 @@ fn timeline(o: &Outcome, nodes: u32, end_ms: u64) -> String {
 pub fn write(o: &Outcome, opts: &Options) -> std::io::Result<()> {
     let c = counts(o);
     let mut h = String::new();
-    let verdict = if o.violations.is_empty() { "no violations".to_string() } else { format!("{} violation(s)", o.violations.len()) };
+    let mut verdict = if o.violations.is_empty() { "no violations".to_string() } else { format!("{} violation(s)", o.violations.len()) };
+    if let Some(at) = o.interrupted_at_ms {
+        verdict.push_str(&format!(" (interrupted at {} s of {} s: the run ended early and what it recorded was judged)", at / 1000, opts.duration / 1000));
+    }
     let _ = write!(
         h,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>gregor chaos: seed {seed}</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.bad{{color:#b00}}.ok{{color:#070}}pre{{white-space:pre-wrap}}</style></head><body>",
@@ -272,7 +278,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let violations = checkers::check_all(&history);
         assert!(violations.iter().any(|v| v.checker == "lost-write"), "value 10 at 0/0 was lost: {violations:?}");
-        let outcome = Outcome { dir: dir.clone(), history, faults: vec![], violations };
+        let outcome = Outcome { dir: dir.clone(), history, faults: vec![], violations, interrupted_at_ms: None };
         let opts = Options::try_parse_from(["gregor-chaos real", "--seed", "9"]).unwrap();
         write(&outcome, &opts).unwrap();
         let page = std::fs::read_to_string(dir.join("index.html")).unwrap();

@@ -24,6 +24,7 @@ use super::checkers::{self, Violation};
 use super::cluster::{Cluster, Placement, SESSION_TIMEOUT_MS};
 use super::netns::Net;
 use super::history::{History, Op, SendOutcome};
+use super::interrupt::{self, interrupted};
 use super::nemesis::{self, Fault, Kind};
 use super::report;
 use super::watchdog;
@@ -59,7 +60,7 @@ pub struct Options {
     /// How long the workload and the faults run (e.g. 120s, 5m).
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub duration: u64,
-    /// Faults to draw from: kill, pause, restart, restart-all, kill-all, lagging-kill, and in network namespaces (root, iproute2, iptables) partition, clog, loss.
+    /// Faults to draw from: kill, pause, restart, restart-all, kill-all, lagging-kill, and in network namespaces (root, iproute2, iptables) partition, clog, loss, and latency (where the kernel has tc netem).
     #[arg(long, default_value = "kill,pause,restart,restart-all")]
     pub nemesis: String,
     /// Seed of the fault schedule.
@@ -118,6 +119,8 @@ pub struct Outcome {
     pub history: History,
     pub faults: Vec<Fault>,
     pub violations: Vec<Violation>,
+    /// When a Ctrl-C ended the run early (see [`interrupt`]).
+    pub interrupted_at_ms: Option<u64>,
 }
 
 fn repo_root() -> PathBuf {
@@ -309,11 +312,19 @@ fn progress(t_ms: u64, total_ms: u64, faults: usize, sends: usize) {
     let _ = std::io::stderr().flush();
 }
 
+/// Whether `kind` can be made with `net` (or on loopback without it), else why not.
+fn runnable(kind: Kind, net: Option<&Net>) -> Result<(), String> {
+    match net {
+        None if kind.needs_network() => Err("it needs network namespaces".into()),
+        Some(net) if kind.needs_netem() => net.netem().map_err(str::to_string),
+        _ => Ok(()),
+    }
+}
+
 /// One run; `Err` when the suite itself could not run (not a finding about the system). With
 /// `net`, the nodes run in its namespaces and this process in its client namespace.
 pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
-    let (kinds, _) = Kind::parse_list(&opts.nemesis)?;
-    let kinds: Vec<Kind> = kinds.into_iter().filter(|k| net.is_some() || !k.needs_network()).collect();
+    let kinds: Vec<Kind> = Kind::parse_list(&opts.nemesis)?.into_iter().filter(|k| runnable(*k, net).is_ok()).collect();
     let bin = gregor_bin(opts)?;
     let python = python(opts)?;
     let run_name = format!("seed-{}-{}", opts.seed, epoch_ms() / 1000);
@@ -403,7 +414,7 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
     let acked = |ops: &Arc<Mutex<Vec<Op>>>| ops.lock().expect("ops lock").iter().filter(|o| matches!(o, Op::Send { outcome: SendOutcome::Acked { .. }, .. })).count();
     let mut crashes: Vec<String> = Vec::new();
     let mut sleep_until = |cluster: &mut Cluster, at_ms: u64, done: usize| {
-        while now_ms() < at_ms {
+        while now_ms() < at_ms && !interrupted() {
             progress(now_ms(), opts.duration, done, acked(&ops));
             std::thread::sleep(Duration::from_millis((at_ms - now_ms()).min(500)));
             for (id, status) in cluster.exited() {
@@ -413,9 +424,14 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
     };
     let fault_op = |kind: Kind, phase: &str, nodes: &[usize], t: u64| Op::Fault { time_ms: t, kind: kind.name().into(), phase: phase.into(), nodes: nodes.iter().map(|&i| i as u32 + 1).collect() };
     let mut faults = faults;
+    let mut reached = faults.len();
     for n in 0..faults.len() {
         let at_ms = faults[n].at_ms;
         sleep_until(&mut cluster, at_ms, n);
+        if interrupted() {
+            reached = n;
+            break;
+        }
         let f = &mut faults[n];
         if f.kind.targets_leader() {
             match leader_of_partition_0(&cluster, &bin) {
@@ -432,6 +448,7 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
             Kind::Partition => net.expect("network faults run in namespaces").isolate(f.nodes[0])?,
             Kind::Clog => net.expect("network faults run in namespaces").clog(f.nodes[0], f.nodes[1])?,
             Kind::Loss => net.expect("network faults run in namespaces").loss(f.nodes[0], 20)?,
+            Kind::Latency => net.expect("network faults run in namespaces").delay(f.nodes[0], nemesis::LATENCY_MS, nemesis::JITTER_MS)?,
             Kind::LaggingKill => {
                 let followers: Vec<usize> = (0..cluster.nodes.len()).filter(|i| !f.nodes.contains(i)).collect();
                 followers.iter().for_each(|&i| cluster.pause(i));
@@ -454,6 +471,11 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
     }
     sleep_until(&mut cluster, opts.duration, faults.len());
     eprintln!();
+    let interrupted_at_ms = interrupted().then(now_ms);
+    if interrupted_at_ms.is_some() {
+        // The workload ends its loops as at its deadline: every send still ends in an operation.
+        let _ = Command::new("kill").arg("-TERM").arg(workload.id().to_string()).stderr(Stdio::null()).status();
+    }
     let workload_ok = wait_child(&mut workload, WORKLOAD_GRACE_MS);
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let _ = sampler.join();
@@ -488,7 +510,9 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
     if let Some(v) = Violation::from_instances("cluster", "the cluster or the suite misbehaved", suite) {
         violations.push(v);
     }
-    let outcome = Outcome { dir, history, faults, violations };
+    // An interrupted run reports the part of its schedule that it reached.
+    faults.truncate(reached);
+    let outcome = Outcome { dir, history, faults, violations, interrupted_at_ms };
     report::write(&outcome, opts).map_err(|e| format!("cannot write the report: {e}"))?;
     Ok(outcome)
 }
@@ -535,7 +559,10 @@ fn run_inside(opts: &Options, args: Result<Vec<String>, String>, net: &Net) -> i
     }
 }
 
-/// `gregor-chaos real ...`: exit 0 when clean, 1 with violations, 2 when the suite could not run.
+const INTERRUPT_NOTICE: &str = "gregor-chaos real: interrupted; healing, then the final read, the checkers and the report (Ctrl-C again to stop at once)";
+
+/// `gregor-chaos real ...`: exit 0 when clean, 1 with violations, 2 when the suite could not
+/// run, 130 when a Ctrl-C ended a run that was clean as far as it went.
 pub fn main(args: Vec<String>) -> i32 {
     let opts = match Options::try_parse_from(std::iter::once("gregor-chaos real".to_string()).chain(args)) {
         Ok(o) => o,
@@ -561,7 +588,7 @@ pub fn main(args: Vec<String>) -> i32 {
             }
         };
     }
-    let (kinds, unsupported) = match Kind::parse_list(&opts.nemesis) {
+    let kinds = match Kind::parse_list(&opts.nemesis) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("gregor-chaos real: {e}");
@@ -579,15 +606,20 @@ pub fn main(args: Vec<String>) -> i32 {
             Some(&attached)
         }
         None => {
-            if !unsupported.is_empty() {
-                eprintln!("gregor-chaos real: {} needs tc netem, which this suite does not use (kernels like this one lack traffic-control qdiscs); not run", unsupported.join(", "));
-            }
             if kinds.iter().any(|k| k.needs_network()) {
                 match Net::create(opts.nodes as usize) {
                     Ok(net) => {
+                        for k in kinds.iter().filter(|k| runnable(**k, Some(&net)).is_err()) {
+                            eprintln!("gregor-chaos real: {} is not run: {}", k.name(), runnable(*k, Some(&net)).unwrap_err());
+                        }
                         let mut names: Vec<String> = (0..opts.nodes as usize).map(|i| net.node(i)).collect();
                         names.push(net.client());
                         if let Err(e) = watchdog::start(&names) {
+                            eprintln!("gregor-chaos real: {e}");
+                            return 2;
+                        }
+                        // The run inside the namespaces reports a Ctrl-C; this process only waits for it.
+                        if let Err(e) = interrupt::install("") {
                             eprintln!("gregor-chaos real: {e}");
                             return 2;
                         }
@@ -603,6 +635,10 @@ pub fn main(args: Vec<String>) -> i32 {
             None
         }
     };
+    if let Err(e) = interrupt::install(INTERRUPT_NOTICE) {
+        eprintln!("gregor-chaos real: {e}");
+        return 2;
+    }
     match run(&opts, net) {
         Err(e) => {
             eprintln!("gregor-chaos real: {e}");
@@ -611,11 +647,14 @@ pub fn main(args: Vec<String>) -> i32 {
         Ok(o) => {
             print!("{}", report::summary(&o));
             println!("report: {}", o.dir.join("index.html").display());
-            if o.violations.is_empty() {
-                0
-            } else {
+            if !o.violations.is_empty() {
                 println!("seed {} FAILED; run the same schedule again with:\n  {}", opts.seed, opts.replay_command());
                 1
+            } else if o.interrupted_at_ms.is_some() {
+                // Clean as far as it went, but not the whole run that was asked for.
+                130
+            } else {
+                0
             }
         }
     }

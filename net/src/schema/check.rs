@@ -38,7 +38,7 @@ pub fn check(frame: &[u8]) -> Result<(), Refusal> {
             reason: format!("no schema for version {version}"),
         });
     }
-    let mut w = Walker { r, msg, version, flexible: msg.is_flexible(version), path: Vec::new() };
+    let mut w = Walker { r, msg, version, flexible: msg.is_flexible(version), path: Vec::new(), errors: None };
     w.header()?;
     w.fields(msg.fields)?;
     Ok(())
@@ -46,6 +46,11 @@ pub fn check(frame: &[u8]) -> Result<(), Refusal> {
 
 /// Checks a response body (what follows the response header) of `api_key` at `version`.
 pub fn check_response(api_key: i16, version: i16, body: &[u8]) -> Result<(), Refusal> {
+    check_body(response_message(api_key, version)?, version, body).map(|_| ())
+}
+
+/// The response schema of `api_key`, if it has one covering `version`.
+fn response_message(api_key: i16, version: i16) -> Result<&'static Message, Refusal> {
     let msg = response_schema(api_key).ok_or_else(|| Refusal {
         api: "?",
         version,
@@ -55,14 +60,24 @@ pub fn check_response(api_key: i16, version: i16, body: &[u8]) -> Result<(), Ref
     if !msg.covers(version) {
         return Err(Refusal { api: msg.name, version, field: "api_version".into(), reason: "no schema for this version".into() });
     }
-    check_body(msg, version, body).map(|_| ())
+    Ok(msg)
 }
 
 /// Checks a request body alone (what follows the header); returns the bytes it takes.
 pub fn check_body(msg: &'static Message, version: i16, body: &[u8]) -> Result<usize, Refusal> {
-    let mut w = Walker { r: BeReader::new(body), msg, version, flexible: msg.is_flexible(version), path: Vec::new() };
+    let mut w = Walker { r: BeReader::new(body), msg, version, flexible: msg.is_flexible(version), path: Vec::new(), errors: None };
     w.fields(msg.fields)?;
     Ok(body.len() - w.r.remaining())
+}
+
+/// Calls `on` with every `error_code` of a response body of `api_key` at `version`, at every
+/// level (the top-level code, each topic's, each partition's), in wire order: what Kafka's
+/// `errorCounts()` counts for its `ErrorsPerSec` metric. A body that does not fit its schema
+/// stops the walk with the refusal (the codes before it were reported).
+pub fn response_error_codes(api_key: i16, version: i16, body: &[u8], on: &mut dyn FnMut(i16)) -> Result<(), Refusal> {
+    let msg = response_message(api_key, version)?;
+    let mut w = Walker { r: BeReader::new(body), msg, version, flexible: msg.is_flexible(version), path: Vec::new(), errors: Some(on) };
+    w.fields(msg.fields)
 }
 
 struct Walker<'a> {
@@ -72,6 +87,8 @@ struct Walker<'a> {
     flexible: bool,
     /// Where the walk is, for the refusal: field names and array indexes.
     path: Vec<Step>,
+    /// Told every `error_code` value met (see [`response_error_codes`]).
+    errors: Option<&'a mut dyn FnMut(i16)>,
 }
 
 #[derive(Clone, Copy)]
@@ -138,6 +155,14 @@ impl<'a> Walker<'a> {
         let version = self.version;
         for field in fields.iter().filter(|f| f.tag.is_none() && f.in_version(version)) {
             self.path.push(Step::Field(field.name));
+            if self.errors.is_some() && field.name == "error_code" && matches!(field.ty, Ty::Scalar(Scalar::Int16)) {
+                let code = self.r.i16().ok_or_else(|| self.refuse("truncated"))?;
+                if let Some(on) = self.errors.as_mut() {
+                    on(code);
+                }
+                self.path.pop();
+                continue;
+            }
             self.value(field.ty, field.nullable)?;
             self.path.pop();
         }

@@ -43,7 +43,7 @@ pub mod sample;
 #[cfg(test)]
 mod tests;
 
-pub use check::{check, check_body, check_response, Refusal};
+pub use check::{check, check_body, check_response, response_error_codes, Refusal};
 
 /// A type with no parts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

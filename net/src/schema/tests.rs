@@ -207,3 +207,33 @@ fn every_response_sample_round_trips_through_the_codec() {
         }
     }
 }
+
+#[test]
+fn every_error_code_of_a_response_is_found_in_wire_order() {
+    use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+    use kafka_protocol::messages::{ProduceResponse, TopicName};
+    let partition = |index: i32, error_code: i16| PartitionProduceResponse::default().with_index(index).with_error_code(error_code);
+    let body = ResponseKind::Produce(ProduceResponse::default().with_responses(vec![
+        TopicProduceResponse::default().with_name(TopicName("a".into())).with_partition_responses(vec![partition(0, 0), partition(1, 6)]),
+        TopicProduceResponse::default().with_name(TopicName("b".into())).with_partition_responses(vec![partition(0, 19)]),
+    ]));
+    for version in [3i16, 9, 12] {
+        let frame = crate::codec::encode_response(ApiKey::Produce, version, 7, &body).unwrap();
+        let mut seen = Vec::new();
+        let walked = super::response_error_codes(ApiKey::Produce as i16, version, crate::codec::encoded_response_body(ApiKey::Produce, version, &frame), &mut |c| seen.push(c));
+        assert_eq!(walked, Ok(()), "v{version}");
+        assert_eq!(seen, vec![0, 6, 19], "v{version}");
+    }
+    // Every sample body of every response walks to its end.
+    let mut rng = SmallRng::seed_from_u64(23);
+    for msg in responses::ALL {
+        for version in versions(msg) {
+            let s = sample_body(msg, version, Shape { full: true }, &mut rng);
+            assert_eq!(super::response_error_codes(msg.api_key, version, &s.frame, &mut |_| {}), Ok(()), "{} v{version}", msg.name);
+        }
+    }
+    // A truncated body stops the walk with a refusal.
+    let frame = crate::codec::encode_response(ApiKey::Produce, 9, 7, &body).unwrap();
+    let cut = crate::codec::encoded_response_body(ApiKey::Produce, 9, &frame);
+    assert!(super::response_error_codes(ApiKey::Produce as i16, 9, &cut[..cut.len() - 3], &mut |_| {}).is_err());
+}

@@ -104,12 +104,69 @@ impl Histogram {
     }
 }
 
-/// Requests of one API: how many were answered and how long each took, from its last byte
-/// read to its answer's last byte written (Kafka's `TotalTimeMs`).
-#[derive(Debug, Default)]
+/// Error codes `-1 ..= ERROR_SLOTS - 2` are counted per API (Kafka 4's largest is below 140);
+/// a larger one is not counted.
+pub const ERROR_SLOTS: usize = 160;
+
+/// When one request passed each stage of its life, in the clock's monotonic microseconds.
+/// Every stage is at or after the one before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stages {
+    /// Its last byte was read.
+    pub read: u64,
+    /// Its handler returned: the answer, or the wait for one (an acks=all produce, a long poll).
+    pub handled: u64,
+    /// The answer was ready (the same as `handled` unless it waited in a purgatory).
+    pub ready: u64,
+    /// Writing the answer began (after the answers before it on its connection).
+    pub writing: u64,
+    /// Its last byte was written (or, with nothing to write, the same as `ready`).
+    pub written: u64,
+}
+
+/// Requests of one API: how many were answered, how long each took in all and in each stage
+/// (Kafka's `TotalTimeMs`, `LocalTimeMs`, `RemoteTimeMs`, `ResponseQueueTimeMs`,
+/// `ResponseSendTimeMs`; a connection's reader runs the handler itself, so there is no
+/// `RequestQueueTimeMs` to measure), and the error codes their answers carried (`ErrorsPerSec`:
+/// every `error_code` of the answer, `NONE` included, as Kafka counts them).
+#[derive(Debug)]
 pub struct RequestStats {
     pub count: Counter,
     pub total_time: Histogram,
+    pub local_time: Histogram,
+    pub remote_time: Histogram,
+    pub response_queue_time: Histogram,
+    pub response_send_time: Histogram,
+    /// By error code + 1 (see [`ERROR_SLOTS`]).
+    errors: Box<[Counter]>,
+}
+
+impl Default for RequestStats {
+    fn default() -> Self {
+        RequestStats {
+            count: Counter::default(),
+            total_time: Histogram::default(),
+            local_time: Histogram::default(),
+            remote_time: Histogram::default(),
+            response_queue_time: Histogram::default(),
+            response_send_time: Histogram::default(),
+            errors: (0..ERROR_SLOTS).map(|_| Counter::default()).collect(),
+        }
+    }
+}
+
+impl RequestStats {
+    /// Counts one `error_code` of an answer.
+    pub fn error(&self, code: i16) {
+        if let Some(c) = usize::try_from(i32::from(code) + 1).ok().and_then(|i| self.errors.get(i)) {
+            c.inc();
+        }
+    }
+
+    /// `(error code, count)` of every code seen, in code order.
+    pub fn errors(&self) -> impl Iterator<Item = (i16, u64)> + '_ {
+        self.errors.iter().enumerate().map(|(i, c)| (i as i16 - 1, c.get())).filter(|(_, n)| *n > 0)
+    }
 }
 
 /// Which listener a connection came in on (a label of the connection metrics).
@@ -194,11 +251,25 @@ impl Metrics {
         self.now_us().saturating_sub(since_us)
     }
 
-    /// Counts one answered request of `api_key` that took `us` microseconds.
-    pub fn request_done(&self, api_key: i16, us: u64) {
-        if let Some(s) = usize::try_from(api_key).ok().and_then(|k| self.requests.get(k)) {
+    /// The stats of `api_key`, if it is tracked (see [`API_KEY_SLOTS`]).
+    pub fn request_stats(&self, api_key: i16) -> Option<&RequestStats> {
+        usize::try_from(api_key).ok().and_then(|k| self.requests.get(k))
+    }
+
+    /// Counts one answered request of `api_key` that went through `stages`.
+    pub fn request_done(&self, api_key: i16, stages: &Stages) {
+        debug_assert!(
+            stages.read <= stages.handled && stages.handled <= stages.ready && stages.ready <= stages.writing && stages.writing <= stages.written,
+            "stages out of order: {stages:?}"
+        );
+        if let Some(s) = self.request_stats(api_key) {
+            let d = |from: u64, to: u64| to.saturating_sub(from);
             s.count.inc();
-            s.total_time.observe_us(us);
+            s.total_time.observe_us(d(stages.read, stages.written));
+            s.local_time.observe_us(d(stages.read, stages.handled));
+            s.remote_time.observe_us(d(stages.handled, stages.ready));
+            s.response_queue_time.observe_us(d(stages.ready, stages.writing));
+            s.response_send_time.observe_us(d(stages.writing, stages.written));
         }
     }
 
@@ -321,11 +392,30 @@ mod tests {
     #[test]
     fn requests_are_counted_by_api_key_and_out_of_range_keys_are_ignored() {
         let m = Metrics::new(Arc::new(ManualClock::new(0)));
-        m.request_done(0, 1_200);
-        m.request_done(0, 300);
-        m.request_done(-1, 5);
-        m.request_done(i16::MAX, 5);
+        let stages = Stages { read: 100, handled: 300, ready: 1_300, writing: 1_700, written: 1_750 };
+        m.request_done(0, &stages);
+        m.request_done(0, &Stages { read: 5, handled: 10, ready: 10, writing: 10, written: 10 });
+        m.request_done(-1, &stages);
+        m.request_done(i16::MAX, &stages);
         let seen: Vec<(i16, u64)> = m.requests().map(|(k, s)| (k, s.count.get())).collect();
         assert_eq!(seen, vec![(0, 2)]);
+        // Each stage's histogram got its own share of the first request.
+        let s = m.request_stats(0).unwrap();
+        let sum = |h: &Histogram| h.snapshot().1;
+        assert_eq!(
+            [sum(&s.total_time), sum(&s.local_time), sum(&s.remote_time), sum(&s.response_queue_time), sum(&s.response_send_time)],
+            [1_650 + 5, 200 + 5, 1_000, 400, 50]
+        );
+    }
+
+    #[test]
+    fn error_codes_are_counted_by_code_and_out_of_range_codes_are_ignored() {
+        let m = Metrics::new(Arc::new(ManualClock::new(0)));
+        let s = m.request_stats(0).unwrap();
+        for code in [0, 0, 6, -1, 6, 0, i16::MAX, -2, (ERROR_SLOTS - 2) as i16, (ERROR_SLOTS - 1) as i16] {
+            s.error(code);
+        }
+        assert_eq!(s.errors().collect::<Vec<_>>(), vec![(-1, 1), (0, 3), (6, 2), ((ERROR_SLOTS - 2) as i16, 1)]);
+        assert!(m.request_stats(1).unwrap().errors().next().is_none());
     }
 }

@@ -106,6 +106,42 @@ pub fn page(broker: &Broker) -> String {
     for (name, s) in &requests {
         p.histogram("kafka_network_requestmetrics_totaltime_seconds", &[("request", name)], &s.total_time);
     }
+    type Stage = fn(&super::RequestStats) -> &super::Histogram;
+    let stages: [(&str, &str, Stage); 4] = [
+        ("kafka_network_requestmetrics_localtime_seconds", "Time from a request's last byte read to its handler's return, by API (LocalTimeMs).", |s| &s.local_time),
+        (
+            "kafka_network_requestmetrics_remotetime_seconds",
+            "Time a request's answer waited in a purgatory (acks=all replication, a fetch's max.wait.ms), by API (RemoteTimeMs).",
+            |s| &s.remote_time,
+        ),
+        (
+            "kafka_network_requestmetrics_responsequeuetime_seconds",
+            "Time a ready answer waited for the answers before it on its connection, by API (ResponseQueueTimeMs).",
+            |s| &s.response_queue_time,
+        ),
+        ("kafka_network_requestmetrics_responsesendtime_seconds", "Time writing an answer to its socket, by API (ResponseSendTimeMs).", |s| &s.response_send_time),
+    ];
+    for (family, help, stage) in stages {
+        p.family(family, Kind::Histogram, help);
+        for (name, s) in &requests {
+            p.histogram(family, &[("request", name)], stage(s));
+        }
+    }
+    p.family(
+        "kafka_network_requestmetrics_errors_total",
+        Kind::Counter,
+        "Error codes in answers, by API and error, NONE included: every error_code field of the answer (ErrorsPerSec).",
+    );
+    for (name, s) in &requests {
+        for (code, n) in s.errors() {
+            // A code outside Gregor's table keeps its number, so no two samples share labels.
+            let error = match crate::errors::name(code) {
+                "UNKNOWN_ERROR_CODE" => format!("UNKNOWN_ERROR_CODE_{code}"),
+                known => known.to_string(),
+            };
+            p.sample("kafka_network_requestmetrics_errors_total", &[("request", name), ("error", &error)], n);
+        }
+    }
 
     let counters: [(&'static str, &str, u64); 7] = [
         ("kafka_server_brokertopicmetrics_bytesin_total", "Record bytes appended by produce requests (BytesInPerSec).", m.bytes_in.get()),
