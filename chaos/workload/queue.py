@@ -64,7 +64,13 @@ def producer_config(args) -> dict:
         "bootstrap.servers": args.bootstrap,
         "acks": args.acks,
         "linger.ms": 5,
-        "message.timeout.ms": 20000,
+        # Longer than any fault lasts. A message that times out locally makes librdkafka's
+        # idempotent producer bump its epoch and resend what it had in flight to other
+        # partitions under new sequence numbers, which duplicates whatever of it the broker had
+        # already written (librdkafka's documented "drain and bump"; Kafka's broker accepts the
+        # new epoch's sequence 0 as well). A 5-node run whose all-node restart outlasted a 20 s
+        # timeout showed exactly that duplicate.
+        "message.timeout.ms": 60000,
         "request.timeout.ms": 5000,
         "retry.backoff.ms": 100,
         "topic.metadata.refresh.interval.ms": 2000,
@@ -107,7 +113,7 @@ def send_loop(args, clock: Clock, pid: int, deadline: float) -> None:
         if pause > 0:
             p.poll(pause)
     # Every send ends in an operation: acknowledged, failed, or timed out (message.timeout.ms).
-    p.flush(30)
+    p.flush(50)
 
 
 def consume_loop(args, clock: Clock, pid: int, deadline: float) -> None:

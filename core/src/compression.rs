@@ -57,6 +57,48 @@ pub fn decompressor<'a>(codec: i16, data: &'a [u8], decompressed_bytes_max: u64)
     }
 }
 
+/// Most bytes of plain data in one snappy block of the xerial framing this side writes (the
+/// block size of Kafka's Java client, snappy-java's default).
+const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
+
+/// Compresses `plain` with `codec` (0 returns it as is) in the format Kafka's Java client
+/// writes, which every client and [`decompressor`] read: a gzip member, xerial-framed snappy,
+/// an LZ4 frame, a zstd frame. Used where the broker itself must re-encode record data
+/// (compaction rewriting a batch without some of its records).
+pub fn compress(codec: i16, plain: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    match codec {
+        0 => Ok(plain.to_vec()),
+        CODEC_GZIP => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(plain)?;
+            e.finish()
+        }
+        CODEC_SNAPPY => {
+            let mut out = Vec::with_capacity(XERIAL_HEADER_LEN + plain.len() / 2);
+            out.extend_from_slice(XERIAL_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut encoder = snap::raw::Encoder::new();
+            for block in plain.chunks(XERIAL_BLOCK_BYTES) {
+                let compressed = encoder.compress_vec(block).map_err(io::Error::other)?;
+                let len = u32::try_from(compressed.len()).map_err(io::Error::other)?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(&compressed);
+            }
+            Ok(out)
+        }
+        CODEC_LZ4 => {
+            let mut e = lz4::EncoderBuilder::new().build(Vec::new())?;
+            e.write_all(plain)?;
+            let (out, r) = e.finish();
+            r.map(|()| out)
+        }
+        CODEC_ZSTD => zstd::encode_all(plain, 3),
+        other => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("unknown compression codec {other}"))),
+    }
+}
+
 /// Snappy as Kafka's clients write it: xerial framing, or a single raw block.
 struct SnappyReader<'a> {
     /// Compressed bytes not yet decoded (after the header, for framed streams).

@@ -6,6 +6,7 @@
 //! [`clock::SystemClock`], the production adapter of the clock seam.
 
 pub mod batch;
+pub mod batch_filter;
 pub mod bugs;
 pub mod be_reader;
 pub mod clock;

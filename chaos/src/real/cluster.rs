@@ -172,24 +172,29 @@ impl Cluster {
         node.paused = false;
     }
 
-    /// SIGTERM, waiting up to the grace period, then `kill -9`.
-    pub fn stop(&mut self, i: usize) {
-        let node = &mut self.nodes[i];
-        let Some(mut c) = node.child.take() else { return };
-        if node.paused {
-            let _ = signal(c.id(), "CONT");
-            node.paused = false;
-        }
-        let _ = signal(c.id(), "TERM");
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
+    /// SIGTERM to every node of `nodes` at once (as an operator restarting them together
+    /// would), waiting for them all up to one grace period, then `kill -9` to what is left.
+    pub fn stop_all(&mut self, nodes: &[usize]) {
+        let mut stopping = Vec::new();
+        for &i in nodes {
+            let node = &mut self.nodes[i];
+            let Some(c) = node.child.take() else { continue };
+            if node.paused {
+                let _ = signal(c.id(), "CONT");
+                node.paused = false;
             }
+            let _ = signal(c.id(), "TERM");
+            stopping.push(c);
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline && !stopping.is_empty() {
+            stopping.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = c.kill();
-        let _ = c.wait();
+        for mut c in stopping {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     pub fn pause(&mut self, i: usize) {

@@ -444,7 +444,7 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
         match f.kind {
             Kind::Kill | Kind::KillAll => f.nodes.iter().for_each(|&i| cluster.kill9(i)),
             Kind::Pause => f.nodes.iter().for_each(|&i| cluster.pause(i)),
-            Kind::Restart | Kind::RestartAll => f.nodes.iter().for_each(|&i| cluster.stop(i)),
+            Kind::Restart | Kind::RestartAll => cluster.stop_all(&f.nodes),
             Kind::Partition => net.expect("network faults run in namespaces").isolate(f.nodes[0])?,
             Kind::Clog => net.expect("network faults run in namespaces").clog(f.nodes[0], f.nodes[1])?,
             Kind::Loss => net.expect("network faults run in namespaces").loss(f.nodes[0], 20)?,
@@ -486,9 +486,7 @@ pub fn run(opts: &Options, net: Option<&Net>) -> Result<Outcome, String> {
     let (mut final_child, final_reader) = spawn_workload(&python, "final", &common(&[]), &dir.join("workload.log"), ops.clone())?;
     let final_ok = wait_child(&mut final_child, FINAL_MS);
     let final_read = final_reader.join().unwrap_or_else(|_| Err("the workload reader panicked".into()));
-    for i in 0..cluster.nodes.len() {
-        cluster.stop(i);
-    }
+    cluster.stop_all(&(0..cluster.nodes.len()).collect::<Vec<_>>());
     drop(cluster);
 
     let mut all = std::mem::take(&mut *ops.lock().expect("ops lock"));
