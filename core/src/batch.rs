@@ -31,6 +31,9 @@ pub const ATTR_LOG_APPEND_TIME: i16 = 1 << 3;
 pub const ATTR_TRANSACTIONAL: i16 = 1 << 4;
 /// Attribute bit: control batch (transaction markers).
 pub const ATTR_CONTROL: i16 = 1 << 5;
+/// Attribute bit: the batch's base timestamp is its delete horizon (KIP-534): log compaction
+/// may remove its tombstones once the horizon has passed.
+pub const ATTR_DELETE_HORIZON: i16 = 1 << 6;
 /// Attribute bits 0-2: compression codec.
 pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
 
@@ -279,7 +282,8 @@ pub fn build_simple(base_offset: i64, base_timestamp: i64, records: &[(Option<&[
     b
 }
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
+/// Kafka's zigzag varint/varlong encoding (the two agree on every value in `i32` range).
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     loop {
         if z < 0x80 {

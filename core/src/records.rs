@@ -164,6 +164,28 @@ pub fn decode_records(batch: &[u8], h: &BatchHeader, decompressed_bytes_max: u64
     Ok(DecodedRecords { data, records })
 }
 
+/// The record `raw` (one record with its length prefix, as [`DecodedRecords::raw`] gives it,
+/// so already read once) with its timestamp delta replaced by `ts_delta`: what a batch whose
+/// base timestamp changes must do to keep each record's timestamp.
+pub fn with_timestamp_delta(raw: &[u8], ts_delta: i64) -> Result<Vec<u8>, RecordsError> {
+    let mut src = SliceSource { buf: raw, pos: 0 };
+    let rest = (|| {
+        varint(&mut src)?;
+        let attributes = src.byte()?;
+        varlong(&mut src)?;
+        Ok::<_, Bad>((attributes, src.pos))
+    })();
+    let (attributes, rest) = rest.map_err(|e| e.at(0))?;
+    let mut body = Vec::with_capacity(raw.len() + 8);
+    body.push(attributes);
+    crate::batch::put_varint(&mut body, ts_delta);
+    body.extend_from_slice(&raw[rest..]);
+    let mut out = Vec::with_capacity(body.len() + 5);
+    crate::batch::put_varint(&mut out, body.len() as i64);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
 fn scan<S: Source>(src: &mut S, h: &BatchHeader, count: u32) -> Result<RecordsSummary, RecordsError> {
     let log_append_time = h.attributes & ATTR_LOG_APPEND_TIME != 0;
     let mut max_timestamp = NO_TIMESTAMP;
@@ -447,14 +469,7 @@ mod tests {
 
     const MAX: u64 = 64 << 20;
 
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    }
+    use crate::batch::put_varint;
 
     /// One record's bytes (with its length prefix).
     fn record(offset_delta: i64, ts_delta: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&[u8], Option<&[u8]>)]) -> Vec<u8> {

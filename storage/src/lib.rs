@@ -11,6 +11,7 @@ pub mod config;
 // The real-disk adapter: the one storage module allowed to use std::fs (see clippy.toml).
 #[allow(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod file_disk;
+pub mod cleaner;
 mod index;
 pub mod log;
 pub mod mem_disk;

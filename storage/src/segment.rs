@@ -1,11 +1,15 @@
 //! One segment of a partition log: a file of consecutive record batches plus its in-memory
 //! sparse offset index, time index and timestamp summary.
 //!
-//! Guarantees: `size` and `next_offset` describe exactly the batches written through this
-//! segment (or found valid by [`scan`]); every index entry points at the start of a batch inside
-//! `[0, size)`; batches are contiguous in offsets starting at `base_offset`. Reads of bytes from
+//! Guarantees: `size` describes exactly the batches written through this segment (or found
+//! valid by [`scan`]) and `next_offset` is at or past the end of the last one; every index entry
+//! points at the start of a batch inside `[0, size)`. Reads of bytes from
 //! the file are bounds-checked against `size` and CRC-checked, so corrupt bytes surface as
 //! `LogError::Corrupt`, never as a panic.
+//!
+//! Offsets increase batch by batch from `base_offset`; they are consecutive except where log
+//! compaction removed whole batches (a hole), and `next_offset` may lie past the last batch when
+//! compaction removed the segment's last batches (it is then the next segment's base).
 
 use std::io;
 
@@ -196,8 +200,9 @@ pub(crate) struct Scan {
 }
 
 /// Rebuilds a segment by reading the first `len` bytes of `file`, validating every batch (CRC,
-/// length, offsets contiguous from `base_offset`). Stops at the first torn, corrupt or
-/// out-of-order batch; everything from there on is reported as the invalid tail.
+/// length, offsets increasing from `base_offset`, with holes where compaction removed batches).
+/// Stops at the first torn, corrupt or out-of-order batch; everything from there on is reported
+/// as the invalid tail.
 pub(crate) fn scan(
     file: FileRef,
     base_offset: i64,
@@ -258,8 +263,9 @@ pub(crate) fn scan(
                 break;
             }
         };
-        if h.base_offset != seg.next_offset {
-            why = Some(format!("batch at {pos} has base offset {}, expected {}", h.base_offset, seg.next_offset));
+        // Offsets only increase; a hole is where compaction removed whole batches.
+        if h.base_offset < seg.next_offset {
+            why = Some(format!("batch at {pos} has base offset {}, below {}", h.base_offset, seg.next_offset));
             break;
         }
         seg.note_batch(&h, blen, index_interval_bytes);
