@@ -46,6 +46,12 @@ pub enum CrashPoint {
     Rename,
     /// `write_atomic` finished (a checkpoint, snapshot or metadata file was replaced).
     CheckpointWrite,
+    /// Log compaction wrote and synced a cleaned segment, not yet committed as a swap.
+    CleanedWritten,
+    /// Log compaction committed a swap (renamed and synced), the old segments still there.
+    SwapCommitted,
+    /// Log compaction removed the old segments of a swap, before renaming the swap into place.
+    SwapOldRemoved,
 }
 
 impl CrashPoint {
@@ -54,6 +60,9 @@ impl CrashPoint {
             CrashPoint::SegmentRoll => "after segment roll",
             CrashPoint::Rename => "after rename",
             CrashPoint::CheckpointWrite => "after checkpoint write",
+            CrashPoint::CleanedWritten => "after a cleaned segment was written",
+            CrashPoint::SwapCommitted => "after a compaction swap was committed",
+            CrashPoint::SwapOldRemoved => "after a compaction swap removed the old segments",
         }
     }
 }

@@ -94,6 +94,7 @@ pub struct Record {
     /// A tombstone: the value is null.
     pub value_is_null: bool,
     key: Option<std::ops::Range<usize>>,
+    value: Option<std::ops::Range<usize>>,
     /// The record's bytes in [`DecodedRecords::data`], its length prefix included.
     raw: std::ops::Range<usize>,
 }
@@ -109,6 +110,11 @@ pub struct DecodedRecords {
 impl DecodedRecords {
     pub fn key(&self, r: &Record) -> Option<&[u8]> {
         r.key.clone().map(|k| &self.data[k])
+    }
+
+    /// The value, `None` for a tombstone.
+    pub fn value(&self, r: &Record) -> Option<&[u8]> {
+        r.value.clone().map(|v| &self.data[v])
     }
 
     /// The record's bytes as stored (length prefix, attributes, deltas, key, value, headers).
@@ -153,8 +159,9 @@ pub fn decode_records(batch: &[u8], h: &BatchHeader, decompressed_bytes_max: u64
         records.push(Record {
             offset: h.base_offset + delta,
             timestamp: if log_append_time { h.max_timestamp } else { h.base_timestamp.wrapping_add(f.ts_delta) },
-            value_is_null: f.value_is_null,
+            value_is_null: f.value.is_none(),
             key: f.key.map(|(at, len)| at as usize..(at + len) as usize),
+            value: f.value.map(|(at, len)| at as usize..(at + len) as usize),
             raw: f.start as usize..f.end as usize,
         });
     }
@@ -214,7 +221,8 @@ struct RecordFields {
     offset_delta: i32,
     /// The key's position and length, `None` for a null key.
     key: Option<(u64, u64)>,
-    value_is_null: bool,
+    /// The value's position and length, `None` for a null value (a tombstone).
+    value: Option<(u64, u64)>,
 }
 
 /// Reads one record; returns its timestamp delta.
@@ -247,6 +255,7 @@ fn read_record<S: Source>(src: &mut S) -> Result<RecordFields, Bad> {
         skip_within(src, key_len as u64, end, "key")?;
     }
     let value_len = varint(src)?;
+    let value = (value_len >= 0).then(|| (src.pos(), value_len as u64));
     if value_len >= 0 {
         skip_within(src, value_len as u64, end, "value")?;
     }
@@ -275,7 +284,7 @@ fn read_record<S: Source>(src: &mut S) -> Result<RecordFields, Bad> {
     if read != len as u64 {
         return Err(Bad::Invalid(format!("invalid record size: expected to read {len} bytes in record payload, but instead read {read}")));
     }
-    Ok(RecordFields { start: record_start, end, ts_delta, offset_delta, key, value_is_null: value_len < 0 })
+    Ok(RecordFields { start: record_start, end, ts_delta, offset_delta, key, value })
 }
 
 fn skip_within<S: Source>(src: &mut S, n: u64, end: u64, what: &str) -> Result<(), Bad> {

@@ -20,7 +20,7 @@ mod segment;
 
 pub use config::{ConfigError, LogConfig, TimestampType};
 pub use file_disk::FileDisk;
-pub use log::{AppendInfo, AppendOutcome, LogError, PartitionLog, ReadResult, RecoveryReport, RetentionReport};
+pub use log::{AppendInfo, AppendOutcome, CleanOptions, CleanReport, LogError, PartitionLog, ReadResult, RecoveryReport, RetentionReport};
 pub use mem_disk::{FaultConfig, FaultCounts, MemDisk};
 pub use producer_state::{ProducerError, ProducerStateMap};
 pub use gregor_core::replica::epoch_cache::{EpochEntry, LeaderEpochCache};

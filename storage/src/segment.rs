@@ -92,7 +92,7 @@ impl Segment {
 
     /// Records a batch of `len` bytes just written (or found) at the end of the segment.
     pub fn note_batch(&mut self, h: &BatchHeader, len: u64, index_interval_bytes: usize) {
-        assert_eq!(h.base_offset, self.next_offset, "batches in a segment must be contiguous");
+        assert!(h.base_offset >= self.next_offset, "offsets in a segment only increase (batch at {}, segment at {})", h.base_offset, self.next_offset);
         assert_eq!(h.total_len() as u64, len, "batch length disagrees with its header");
         let pos = self.size;
         if self.entries.is_empty() || self.bytes_since_index >= index_interval_bytes as u64 {

@@ -96,11 +96,16 @@ use crate::index;
 use crate::producer_state::{BatchMeta, Check, ProducerError, ProducerStateMap, PRODUCER_ID_EXPIRATION_MS};
 use crate::segment::{self, Segment};
 
+mod compaction;
+pub use compaction::{CleanOptions, CleanReport};
+
 const CLEAN_SHUTDOWN: &str = ".clean-shutdown";
 const LOG_START_CHECKPOINT: &str = "log-start-offset";
 const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point";
 const PRODUCER_SNAPSHOT: &str = "producer-state.snapshot";
 const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+/// Where the last compaction pass's dirty section ended (see [`compaction`]).
+const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 
 /// Result of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +169,10 @@ pub enum LogError {
     MessageTooLarge { size: usize, max: usize },
     #[error("corrupt record batch: {0}")]
     Corrupt(#[from] BatchError),
+    /// Records of a stored batch that compaction cannot decode or re-encode (damage the CRC
+    /// cannot see, or a batch over the decompression limit).
+    #[error("undecodable records: {0}")]
+    Records(String),
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
     #[error("storage I/O error: {0}")]
@@ -214,6 +223,8 @@ pub struct PartitionLog {
     log_start_on_disk: Option<i64>,
     /// The producer snapshot file describes the current state at the current log end.
     snapshot_fresh: bool,
+    /// What `cleaner-offset-checkpoint` holds (see [`compaction`]).
+    cleaner_checkpoint: Option<i64>,
     /// Offsets below this were found durable by the simulator's durability oracle; rolled
     /// segments never change, so they need not be asked about again (simulator builds only).
     #[cfg(madsim)]
@@ -271,7 +282,7 @@ impl PartitionLog {
         // A new directory's entry becomes durable before the first write into it (`before_write`),
         // not here: creating a thousand empty partitions costs no fsync.
         disk.create_dir_all(&dir)?;
-        let names = disk.list_dir(&dir)?;
+        let names = Self::finish_compaction_swaps(&disk, &dir)?;
         let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN);
         let bases: Vec<i64> = names.iter().filter_map(|n| parse_segment_name(n, "log")).collect();
         // Leftovers are garbage whether or not their removal survives a crash: no sync needed.
@@ -318,6 +329,7 @@ impl PartitionLog {
             recovery_point_on_disk: recovery_point_ckpt,
             log_start_on_disk: log_start_ckpt,
             snapshot_fresh: false,
+            cleaner_checkpoint: read_checkpoint(&disk, &dir.join(CLEANER_CHECKPOINT))?,
             #[cfg(madsim)]
             probe_verified: std::cell::Cell::new(0),
         };
@@ -496,6 +508,24 @@ impl PartitionLog {
         info!(dir = %dir.display(), clean, segments = report.segments, log_end_offset = leo,
             log_start_offset = start, scanned = report.batches_scanned, truncated = report.truncated_bytes, "log opened");
         Ok((log, report))
+    }
+
+    /// A compaction pass interrupted by a crash (see [`compaction`]): an uncommitted cleaned
+    /// segment is deleted, a committed swap is completed. Returns the directory's names after.
+    fn finish_compaction_swaps(disk: &SharedDisk, dir: &Path) -> Result<Vec<String>, LogError> {
+        let names = disk.list_dir(dir)?;
+        let mut changed = false;
+        for n in &names {
+            if compaction::parse_staged_name(n, "cleaned").is_some() {
+                disk.remove_file(&dir.join(n))?;
+                changed = true;
+            } else if let Some((first, end)) = compaction::parse_staged_name(n, "swap") {
+                warn!(dir = %dir.display(), first, end, "completing a compaction swap interrupted by a crash");
+                compaction::complete_swap(disk, dir, first, end)?;
+                changed = true;
+            }
+        }
+        Ok(if changed { disk.list_dir(dir)? } else { names })
     }
 
     /// Rebuilds the producer state from the headers of the batches from the log start on.
@@ -1478,6 +1508,7 @@ impl PartitionLog {
         }
         self.rebuild_producer_state()?;
         self.write_producer_snapshot(leo)?;
+        self.cap_cleaner_checkpoint(leo)?;
         info!(dir = %self.dir.display(), offset, log_end_offset = leo, "truncated log");
         self.check_invariants();
         Ok(())
@@ -1521,6 +1552,7 @@ impl PartitionLog {
         self.flushed_offset = offset;
         self.write_recovery_point(offset)?;
         self.producers.clear();
+        self.cap_cleaner_checkpoint(offset)?;
         // Kafka clears the cache of a log emptied this way: no epoch wrote the new log yet.
         self.epochs.clear();
         self.epochs_fresh = false;
