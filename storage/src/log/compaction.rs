@@ -26,15 +26,12 @@
 //! durable) and nothing is doubled (the swap takes the first old segment's name, atomically).
 
 use std::io;
-
-use gregor_core::batch::{self, BatchHeader};
-use gregor_core::disk::write_atomic;
-use gregor_core::probe::{self, CrashPoint};
-use tracing::{info, warn};
-
 use std::path::Path;
 
-use gregor_core::disk::SharedDisk;
+use gregor_core::batch::{self, BatchHeader};
+use gregor_core::disk::{write_atomic, SharedDisk};
+use gregor_core::probe::{self, CrashPoint};
+use tracing::{info, warn};
 
 use super::{remove_if_exists, LogError, PartitionLog, CLEANER_CHECKPOINT};
 use crate::cleaner::{self, Cleaned, OffsetMap, Removed, Rules};
@@ -60,7 +57,10 @@ pub struct CleanReport {
     pub cleaned_to: i64,
     pub segments_before: usize,
     pub segments_after: usize,
+    /// Log bytes read: the dirty section to build the map, then every cleaned segment.
     pub bytes_read: u64,
+    /// Bytes of the dirty section.
+    pub dirty_bytes: u64,
     pub bytes_written: u64,
     pub removed: Removed,
     /// How full the offset map got (0.0 to 1.0).
@@ -125,8 +125,10 @@ impl PartitionLog {
         let mut map = OffsetMap::new(opts.dedupe_buffer_bytes);
         let mut map_end = end;
         let mut bytes_read = 0u64;
+        let (_, dirty_bytes) = self.clean_and_dirty_bytes(upto);
         'build: for seg in self.segments.values().filter(|s| s.next_offset > first_dirty && s.base_offset < end) {
-            for (h, bytes) in segment_batches(seg)? {
+            for batch in SegmentBatches::new(seg) {
+                let (h, bytes) = batch?;
                 bytes_read += bytes.len() as u64;
                 if h.last_offset() < first_dirty {
                     continue;
@@ -157,31 +159,26 @@ impl PartitionLog {
         let mut bytes_written = 0u64;
         for group in groups {
             let (first, group_end) = (group[0].0, group.last().expect("a group is never empty").2);
-            let mut out = Vec::new();
-            let mut changed = false;
-            for (gi, &(base, _, _)) in group.iter().enumerate() {
-                let batches = segment_batches(&self.segments[&base])?;
-                let n = batches.len();
-                for (bi, (h, bytes)) in batches.into_iter().enumerate() {
-                    let last_of_group = gi + 1 == group.len() && bi + 1 == n;
-                    let must_stay = last_of_group || self.is_producers_last_batch(&h);
-                    let (cleaned, r) = cleaner::clean_batch(&bytes, &h, &rules, must_stay).map_err(corrupt)?;
-                    removed.add(r);
-                    match cleaned {
-                        Cleaned::Unchanged => out.extend_from_slice(&bytes),
-                        Cleaned::Removed => changed = true,
-                        Cleaned::Rewritten(b) => {
-                            changed = true;
-                            out.extend_from_slice(&b);
-                        }
-                    }
+            let bases: Vec<i64> = group.iter().map(|g| g.0).collect();
+            let cleaned = self.dir.join(staged_name(first, group_end, "cleaned"));
+            let (written, changed) = match self.write_cleaned(&cleaned, &bases, &rules, &mut removed, &mut bytes_read) {
+                Ok(r) => r,
+                Err(LogError::Io(e)) => return self.fatal(e),
+                Err(e) => {
+                    // Undecodable data: this pass stops, the old segments stay as they are.
+                    let _ = remove_if_exists(&self.disk, &cleaned);
+                    return Err(e);
                 }
+            };
+            if !changed && group.len() == 1 {
+                // Nothing to gain: the segment stays as it is.
+                if let Err(e) = remove_if_exists(&self.disk, &cleaned) {
+                    return self.fatal(e);
+                }
+                continue;
             }
-            if changed || group.len() > 1 {
-                bytes_written += out.len() as u64;
-                let bases: Vec<i64> = group.iter().map(|g| g.0).collect();
-                self.swap_in(first, group_end, &bases, &out, now_ms)?;
-            }
+            bytes_written += written;
+            self.swap_in(first, group_end, &bases, written, now_ms)?;
         }
         self.write_cleaner_checkpoint(map_end)?;
         self.check_invariants();
@@ -191,6 +188,7 @@ impl PartitionLog {
             segments_before,
             segments_after: self.segments.len(),
             bytes_read,
+            dirty_bytes,
             bytes_written,
             removed,
             map_utilization: map.utilization(),
@@ -205,10 +203,60 @@ impl PartitionLog {
         h.producer_id >= 0 && self.producers.get(h.producer_id).and_then(|e| e.batches.back()).is_some_and(|m| m.last_offset == h.last_offset())
     }
 
-    /// Replaces the segments `bases` (consecutive, from `first` up to `end`) with one segment
-    /// holding `bytes`, by the swap protocol of the module doc.
-    fn swap_in(&mut self, first: i64, end: i64, bases: &[i64], bytes: &[u8], now_ms: i64) -> Result<(), LogError> {
-        if let Err(e) = self.swap_files(first, end, bases, bytes) {
+    /// Writes the cleaned batches of the segments `bases` into `path` (step 1 of the swap),
+    /// streaming: memory is one batch and a write buffer, whatever the segments' size. Returns
+    /// the bytes written and whether cleaning changed anything.
+    fn write_cleaned(&mut self, path: &Path, bases: &[i64], rules: &Rules, removed: &mut Removed, bytes_read: &mut u64) -> Result<(u64, bool), LogError> {
+        self.before_write_io()?;
+        remove_if_exists(&self.disk, path)?;
+        let f = self.disk.open(path, true)?;
+        let mut buf = Vec::with_capacity(WRITE_BUFFER_BYTES);
+        let mut written = 0u64;
+        let mut changed = false;
+        for (gi, base) in bases.iter().enumerate() {
+            let seg = &self.segments[base];
+            let mut batches = SegmentBatches::new(seg).peekable();
+            while let Some(batch) = batches.next() {
+                let (h, bytes) = batch?;
+                *bytes_read += bytes.len() as u64;
+                let last_of_group = gi + 1 == bases.len() && batches.peek().is_none();
+                let must_stay = last_of_group || self.is_producers_last_batch(&h);
+                let (cleaned, r) = cleaner::clean_batch(&bytes, &h, rules, must_stay).map_err(corrupt)?;
+                removed.add(r);
+                match cleaned {
+                    Cleaned::Unchanged => buf.extend_from_slice(&bytes),
+                    Cleaned::Removed => changed = true,
+                    Cleaned::Rewritten(b) => {
+                        changed = true;
+                        buf.extend_from_slice(&b);
+                    }
+                }
+                if buf.len() >= WRITE_BUFFER_BYTES {
+                    f.write_all_at(&buf, written)?;
+                    written += buf.len() as u64;
+                    buf.clear();
+                }
+            }
+        }
+        f.write_all_at(&buf, written)?;
+        written += buf.len() as u64;
+        f.sync()?;
+        probe::crash_point(self.disk.as_ref(), CrashPoint::CleanedWritten);
+        Ok((written, changed))
+    }
+
+    /// Replaces the segments `bases` (consecutive, from `first` up to `end`) with the cleaned
+    /// segment of `len` bytes already written (steps 2 to 4 of the swap).
+    fn swap_in(&mut self, first: i64, end: i64, bases: &[i64], len: u64, now_ms: i64) -> Result<(), LogError> {
+        debug_assert!(bases.first() == Some(&first) && bases.iter().all(|&b| b < end));
+        let swap = || -> io::Result<()> {
+            let swap = self.dir.join(staged_name(first, end, "swap"));
+            self.disk.rename(&self.dir.join(staged_name(first, end, "cleaned")), &swap)?;
+            self.disk.sync_dir(&self.dir)?;
+            probe::crash_point(self.disk.as_ref(), CrashPoint::SwapCommitted);
+            complete_swap(&self.disk, &self.dir, first, end)
+        };
+        if let Err(e) = swap() {
             return self.fatal(e);
         }
         for b in bases {
@@ -219,7 +267,7 @@ impl PartitionLog {
             Ok(f) => f,
             Err(e) => return self.fatal(e),
         };
-        let scan = segment::scan(file, first, bytes.len() as u64, self.config.index_interval_bytes, now_ms)?;
+        let scan = segment::scan(file, first, len, self.config.index_interval_bytes, now_ms)?;
         // Every batch was valid and the group's last batch stayed: the segment ends where the group did.
         assert!(scan.invalid_tail_bytes == 0 && scan.segment.next_offset == end, "cleaned segment {first} ends at {} (tail {}), expected {end}", scan.segment.next_offset, scan.invalid_tail_bytes);
         let mut seg = scan.segment;
@@ -229,23 +277,6 @@ impl PartitionLog {
         seg.index_persisted = true;
         self.segments.insert(first, seg);
         Ok(())
-    }
-
-    fn swap_files(&mut self, first: i64, end: i64, bases: &[i64], bytes: &[u8]) -> io::Result<()> {
-        self.before_write_io()?;
-        let cleaned = self.dir.join(staged_name(first, end, "cleaned"));
-        remove_if_exists(&self.disk, &cleaned)?;
-        let f = self.disk.open(&cleaned, true)?;
-        f.write_all_at(bytes, 0)?;
-        f.sync()?;
-        drop(f);
-        probe::crash_point(self.disk.as_ref(), CrashPoint::CleanedWritten);
-        let swap = self.dir.join(staged_name(first, end, "swap"));
-        self.disk.rename(&cleaned, &swap)?;
-        self.disk.sync_dir(&self.dir)?;
-        probe::crash_point(self.disk.as_ref(), CrashPoint::SwapCommitted);
-        debug_assert!(bases.first() == Some(&first) && bases.iter().all(|&b| b < end));
-        complete_swap(&self.disk, &self.dir, first, end)
     }
 
     /// A truncation below the cleaner checkpoint brings it down to the new log end: what is
@@ -291,18 +322,41 @@ fn corrupt(e: gregor_core::records::RecordsError) -> LogError {
     LogError::Records(e.to_string())
 }
 
-/// Every batch of `seg`, read and CRC-checked.
-fn segment_batches(seg: &crate::segment::Segment) -> Result<Vec<(BatchHeader, Vec<u8>)>, LogError> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos < seg.size {
-        let h = seg.read_header(pos)?;
-        let bytes = seg.read_batch(pos, h.total_len())?;
-        batch::validate(&bytes)?;
-        pos += bytes.len() as u64;
-        out.push((h, bytes));
+/// The cleaned output is written in pieces of about this size.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// The batches of a segment, read one at a time and CRC-checked.
+struct SegmentBatches<'a> {
+    seg: &'a crate::segment::Segment,
+    pos: u64,
+    failed: bool,
+}
+
+impl<'a> SegmentBatches<'a> {
+    fn new(seg: &'a crate::segment::Segment) -> Self {
+        SegmentBatches { seg, pos: 0, failed: false }
     }
-    Ok(out)
+}
+
+impl Iterator for SegmentBatches<'_> {
+    type Item = Result<(BatchHeader, Vec<u8>), LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos >= self.seg.size {
+            return None;
+        }
+        let read = (|| {
+            let h = self.seg.read_header(self.pos)?;
+            let bytes = self.seg.read_batch(self.pos, h.total_len())?;
+            batch::validate(&bytes)?;
+            Ok((h, bytes))
+        })();
+        match &read {
+            Ok((_, bytes)) => self.pos += bytes.len() as u64,
+            Err(_) => self.failed = true,
+        }
+        Some(read)
+    }
 }
 
 #[cfg(test)]
