@@ -8,8 +8,7 @@
 //! `LogError::Corrupt`, never as a panic.
 //!
 //! Offsets increase batch by batch from `base_offset`; they are consecutive except where log
-//! compaction removed whole batches (a hole), and `next_offset` may lie past the last batch when
-//! compaction removed the segment's last batches (it is then the next segment's base).
+//! compaction removed whole batches (a hole), which happens only below the cleaner checkpoint.
 
 use std::io;
 
@@ -200,15 +199,16 @@ pub(crate) struct Scan {
 }
 
 /// Rebuilds a segment by reading the first `len` bytes of `file`, validating every batch (CRC,
-/// length, offsets increasing from `base_offset`, with holes where compaction removed batches).
-/// Stops at the first torn, corrupt or out-of-order batch; everything from there on is reported
-/// as the invalid tail.
+/// length, offsets consecutive from `base_offset`, with holes where compaction removed batches
+/// only up to `holes_below`). Stops at the first torn, corrupt or out-of-order batch; everything
+/// from there on is reported as the invalid tail.
 pub(crate) fn scan(
     file: FileRef,
     base_offset: i64,
     len: u64,
     index_interval_bytes: usize,
     created_ms: i64,
+    holes_below: i64,
 ) -> io::Result<Scan> {
     let mut seg = Segment::new_empty(base_offset, file, created_ms);
     let mut buf: Vec<u8> = Vec::new();
@@ -263,9 +263,12 @@ pub(crate) fn scan(
                 break;
             }
         };
-        // Offsets only increase; a hole is where compaction removed whole batches.
-        if h.base_offset < seg.next_offset {
-            why = Some(format!("batch at {pos} has base offset {}, below {}", h.base_offset, seg.next_offset));
+        // Offsets are consecutive, except for a hole compaction left (only below `holes_below`,
+        // the cleaner checkpoint): the base offset is outside the CRC, so a hole anywhere else
+        // is damage (a flipped bit), not data.
+        let hole_ok = h.base_offset > seg.next_offset && h.base_offset <= holes_below;
+        if h.base_offset != seg.next_offset && !hole_ok {
+            why = Some(format!("batch at {pos} has base offset {}, expected {}", h.base_offset, seg.next_offset));
             break;
         }
         seg.note_batch(&h, blen, index_interval_bytes);

@@ -13,6 +13,10 @@
 //! A group's last batch always stays (empty if need be), so the cleaned segment ends exactly
 //! where the group ended and segments stay contiguous; holes are only inside segments.
 //!
+//! Segment recovery trusts holes in the offsets only below `cleaner-holes-below` (a batch's base
+//! offset is outside its CRC, so elsewhere a hole is damage), which moves to the map's end before
+//! the first swap of a pass; the cleaner checkpoint moves there after the last.
+//!
 //! # The swap, and recovery from a crash at any point
 //! ```text
 //! 1. write {first}.{end}.cleaned, sync it          crash: the .cleaned file is deleted at open
@@ -33,7 +37,7 @@ use gregor_core::disk::{write_atomic, SharedDisk};
 use gregor_core::probe::{self, CrashPoint};
 use tracing::{info, warn};
 
-use super::{remove_if_exists, LogError, PartitionLog, CLEANER_CHECKPOINT};
+use super::{remove_if_exists, LogError, PartitionLog, CLEANER_CHECKPOINT, CLEANER_HOLES};
 use crate::cleaner::{self, Cleaned, OffsetMap, Removed, Rules};
 use crate::index;
 use crate::segment;
@@ -82,6 +86,13 @@ pub(super) fn parse_staged_name(name: &str, ext: &str) -> Option<(i64, i64)> {
 }
 
 impl PartitionLog {
+    /// Below this offset a segment may have holes (batches compaction removed): every cleaned
+    /// segment lies below it (`cleaner-holes-below`, moved before a pass swaps anything in).
+    /// Anywhere else a gap in the offsets is damage and recovery cuts the log there.
+    pub(super) fn holes_below(&self) -> i64 {
+        self.holes_below.unwrap_or(0).max(self.cleaner_checkpoint.unwrap_or(0))
+    }
+
     /// Where the next pass's dirty section starts: the cleaner checkpoint, at least the log start.
     pub fn first_dirty_offset(&self) -> i64 {
         self.cleaner_checkpoint.unwrap_or(0).max(self.log_start_offset)
@@ -155,6 +166,10 @@ impl PartitionLog {
                 _ => groups.push(vec![s]),
             }
         }
+        // Holes are trusted only below `holes_below`, so that bound moves to the map's end
+        // before any cleaned segment is swapped in; the cleaner checkpoint follows after the
+        // swaps, so a crash in between cleans the same dirty section again.
+        self.write_holes_below(map_end)?;
         let mut removed = Removed::default();
         let mut bytes_written = 0u64;
         for group in groups {
@@ -267,7 +282,7 @@ impl PartitionLog {
             Ok(f) => f,
             Err(e) => return self.fatal(e),
         };
-        let scan = segment::scan(file, first, len, self.config.index_interval_bytes, now_ms)?;
+        let scan = segment::scan(file, first, len, self.config.index_interval_bytes, now_ms, self.holes_below())?;
         // Every batch was valid and the group's last batch stayed: the segment ends where the group did.
         assert!(scan.invalid_tail_bytes == 0 && scan.segment.next_offset == end, "cleaned segment {first} ends at {} (tail {}), expected {end}", scan.segment.next_offset, scan.invalid_tail_bytes);
         let mut seg = scan.segment;
@@ -282,10 +297,28 @@ impl PartitionLog {
     /// A truncation below the cleaner checkpoint brings it down to the new log end: what is
     /// written there next is dirty.
     pub(super) fn cap_cleaner_checkpoint(&mut self, log_end: i64) -> Result<(), LogError> {
-        match self.cleaner_checkpoint {
-            Some(c) if c > log_end => self.write_cleaner_checkpoint(log_end),
-            _ => Ok(()),
+        if self.cleaner_checkpoint.is_some_and(|c| c > log_end) {
+            self.write_cleaner_checkpoint(log_end)?;
         }
+        // What is written above the new end has no holes.
+        if self.holes_below.is_some_and(|h| h > log_end) {
+            if let Err(e) = write_atomic(self.disk.as_ref(), &self.path(CLEANER_HOLES), &index::encode_checkpoint(log_end)) {
+                return self.fatal(e);
+            }
+            self.holes_below = Some(log_end);
+        }
+        Ok(())
+    }
+
+    fn write_holes_below(&mut self, offset: i64) -> Result<(), LogError> {
+        if self.holes_below.is_some_and(|h| h >= offset) {
+            return Ok(());
+        }
+        if let Err(e) = self.before_write_io().and_then(|()| write_atomic(self.disk.as_ref(), &self.path(CLEANER_HOLES), &index::encode_checkpoint(offset))) {
+            return self.fatal(e);
+        }
+        self.holes_below = Some(offset);
+        Ok(())
     }
 
     fn write_cleaner_checkpoint(&mut self, offset: i64) -> Result<(), LogError> {

@@ -106,6 +106,8 @@ const PRODUCER_SNAPSHOT: &str = "producer-state.snapshot";
 const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 /// Where the last compaction pass's dirty section ended (see [`compaction`]).
 const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+/// Below this offset segments may have holes compaction left (see [`compaction`]).
+const CLEANER_HOLES: &str = "cleaner-holes-below";
 
 /// Result of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +227,8 @@ pub struct PartitionLog {
     snapshot_fresh: bool,
     /// What `cleaner-offset-checkpoint` holds (see [`compaction`]).
     cleaner_checkpoint: Option<i64>,
+    /// What `cleaner-holes-below` holds.
+    holes_below: Option<i64>,
     /// Offsets below this were found durable by the simulator's durability oracle; rolled
     /// segments never change, so they need not be asked about again (simulator builds only).
     #[cfg(madsim)]
@@ -330,6 +334,7 @@ impl PartitionLog {
             log_start_on_disk: log_start_ckpt,
             snapshot_fresh: false,
             cleaner_checkpoint: read_checkpoint(&disk, &dir.join(CLEANER_CHECKPOINT))?,
+            holes_below: read_checkpoint(&disk, &dir.join(CLEANER_HOLES))?,
             #[cfg(madsim)]
             probe_verified: std::cell::Cell::new(0),
         };
@@ -360,7 +365,7 @@ impl PartitionLog {
             let seg = match loaded {
                 Some(idx) if trust_index => Segment::from_index(base, file, len, idx, now_ms),
                 _ => {
-                    let scan = segment::scan(file, base, len, log.config.index_interval_bytes, now_ms)?;
+                    let scan = segment::scan(file, base, len, log.config.index_interval_bytes, now_ms, log.holes_below())?;
                     report.batches_scanned += scan.batches;
                     let mut seg = scan.segment;
                     if scan.invalid_tail_bytes > 0 && bugs::active(Bug::KeepTornTail) {
@@ -1485,7 +1490,7 @@ impl PartitionLog {
         remove_if_exists(&self.disk, &Self::seg_path(&self.dir, base, "timeindex"))?;
         self.disk.sync_dir(&self.dir)?;
         // Rebuild the kept part's in-memory indexes (and re-check it) by scanning.
-        let scan = segment::scan(seg.file, base, pos, self.config.index_interval_bytes, seg.created_ms)?;
+        let scan = segment::scan(seg.file, base, pos, self.config.index_interval_bytes, seg.created_ms, self.holes_below())?;
         let seg = scan.segment;
         if scan.invalid_tail_bytes > 0 {
             warn!(dir = %self.dir.display(), base, why = ?scan.why_stopped, "corrupt data found while truncating; cut earlier");
