@@ -162,14 +162,9 @@ impl Net {
     /// Delays node `a`'s packets, in and out, by `ms` ± `jitter_ms` (needs [`Net::netem`]).
     pub fn delay(&self, a: usize, ms: u32, jitter_ms: u32) -> Result<(), String> {
         let (delay, jitter) = (format!("{ms}ms"), format!("{jitter_ms}ms"));
-        let netem = ["qdisc", "add", "dev", "", "root", "netem", "delay", &delay, &jitter];
-        let mut out = netem;
-        out[3] = "eth0";
-        tc(&self.node(a), &out)?;
-        let host = Self::host_end(a);
-        let mut inbound = netem;
-        inbound[3] = &host;
-        tc(&self.client(), &inbound)
+        // Out of the node at its end of the pair, into it at the client namespace's end.
+        tc(&self.node(a), &["qdisc", "add", "dev", "eth0", "root", "netem", "delay", &delay, &jitter])?;
+        tc(&self.client(), &["qdisc", "add", "dev", &Self::host_end(a), "root", "netem", "delay", &delay, &jitter])
     }
 
     /// Removes every fault rule and added delay.

@@ -282,9 +282,16 @@ impl PartitionLog {
             Ok(f) => f,
             Err(e) => return self.fatal(e),
         };
-        let scan = segment::scan(file, first, len, self.config.index_interval_bytes, now_ms, self.holes_below())?;
-        // Every batch was valid and the group's last batch stayed: the segment ends where the group did.
-        assert!(scan.invalid_tail_bytes == 0 && scan.segment.next_offset == end, "cleaned segment {first} ends at {} (tail {}), expected {end}", scan.segment.next_offset, scan.invalid_tail_bytes);
+        let scan = match segment::scan(file, first, len, self.config.index_interval_bytes, now_ms, self.holes_below()) {
+            Ok(s) => s,
+            Err(e) => return self.fatal(e),
+        };
+        // Every batch was valid and the group's last batch stayed, so the segment ends where the
+        // group did; bytes that read back otherwise were damaged on the way to the disk.
+        if scan.invalid_tail_bytes != 0 || scan.segment.next_offset != end {
+            let why = format!("cleaned segment {first} reads back ending at {} with {} bad bytes, expected to end at {end}", scan.segment.next_offset, scan.invalid_tail_bytes);
+            return self.fatal(io::Error::other(why));
+        }
         let mut seg = scan.segment;
         if let Err(e) = self.write_index_files(&seg, false) {
             return self.fatal(e);
