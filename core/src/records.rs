@@ -57,13 +57,20 @@ pub enum RecordsError {
 }
 
 /// What the scan learned about a valid batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordsSummary {
     /// The largest record timestamp, or [`NO_TIMESTAMP`] if none is larger than it (Kafka's rule).
     pub max_timestamp: i64,
     /// Bytes of record data after decompression (the stored size for uncompressed batches).
     pub uncompressed_bytes: u64,
+    /// Records with a null key (a compacted topic refuses them).
+    pub keyless: u32,
+    /// The indexes in the batch of the first [`KEYLESS_LISTED_MAX`] of them.
+    pub keyless_indexes: Vec<u32>,
 }
+
+/// Most keyless record indexes a [`RecordsSummary`] lists.
+pub const KEYLESS_LISTED_MAX: usize = 1000;
 
 /// Scans the records of `batch`, whose header `h` (from [`crate::batch::validate_produced`]) has
 /// already been checked: CRC, codec, a record count of at least 1 matching the last offset delta.
@@ -196,8 +203,15 @@ pub fn with_timestamp_delta(raw: &[u8], ts_delta: i64) -> Result<Vec<u8>, Record
 fn scan<S: Source>(src: &mut S, h: &BatchHeader, count: u32) -> Result<RecordsSummary, RecordsError> {
     let log_append_time = h.attributes & ATTR_LOG_APPEND_TIME != 0;
     let mut max_timestamp = NO_TIMESTAMP;
+    let (mut keyless, mut keyless_indexes) = (0u32, Vec::new());
     for index in 0..count {
-        let ts_delta = scan_record(src, index).map_err(|e| e.at(index))?;
+        let (ts_delta, has_key) = scan_record(src, index).map_err(|e| e.at(index))?;
+        if !has_key {
+            keyless += 1;
+            if keyless_indexes.len() < KEYLESS_LISTED_MAX {
+                keyless_indexes.push(index);
+            }
+        }
         let ts = if log_append_time { h.max_timestamp } else { h.base_timestamp.wrapping_add(ts_delta) };
         if ts > max_timestamp {
             max_timestamp = ts;
@@ -208,7 +222,7 @@ fn scan<S: Source>(src: &mut S, h: &BatchHeader, count: u32) -> Result<RecordsSu
         Ok(false) => return Err(RecordsError::Invalid(format!("incorrect declared batch size: data remains after the {count} records the header declares"))),
         Err(e) => return Err(e.at(count)),
     }
-    Ok(RecordsSummary { max_timestamp, uncompressed_bytes: src.pos() })
+    Ok(RecordsSummary { max_timestamp, uncompressed_bytes: src.pos(), keyless, keyless_indexes })
 }
 
 /// Where one record's parts are in its record data, and its deltas.
@@ -225,13 +239,13 @@ struct RecordFields {
     value: Option<(u64, u64)>,
 }
 
-/// Reads one record; returns its timestamp delta.
-fn scan_record<S: Source>(src: &mut S, index: u32) -> Result<i64, Bad> {
+/// Reads one record; returns its timestamp delta and whether it has a key.
+fn scan_record<S: Source>(src: &mut S, index: u32) -> Result<(i64, bool), Bad> {
     let r = read_record(src)?;
     if i64::from(r.offset_delta) != i64::from(index) {
         return Err(Bad::Invalid(format!("offset delta {}, expected {index} (deltas must be 0, 1, 2, ... in order)", r.offset_delta)));
     }
-    Ok(r.ts_delta)
+    Ok((r.ts_delta, r.key.is_some()))
 }
 
 /// Reads one record, checking that it frames as Kafka's.

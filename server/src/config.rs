@@ -74,6 +74,8 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "share.coordinator.state.topic.replication.factor",
     "share.coordinator.state.topic.min.isr",
     "delete.topic.enable",
+    "log.cleaner.io.buffer.size",
+    "log.cleaner.io.buffer.load.factor",
 ];
 
 /// Why a configuration was refused.
@@ -194,6 +196,41 @@ pub enum QuorumMode<'a> {
     /// `gregor storage format` before the first start.
     Voters(&'a [Voter]),
 }
+
+/// The log cleaner (compaction of `cleanup.policy=compact` topics), with Kafka's names and
+/// defaults. All of them may also be changed at runtime as cluster-wide dynamic settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.threads`: partitions cleaned at once (0: none).
+    pub threads: usize,
+    /// `log.cleaner.io.max.bytes.per.second`: the cleaners' read and write rate, all together.
+    pub io_max_bytes_per_second: f64,
+    /// `log.cleaner.dedupe.buffer.size`: the offset maps' memory, split among the threads.
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.backoff.ms`: how long a cleaner sleeps when no log needs cleaning.
+    pub backoff_ms: u64,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig { enable: true, threads: 1, io_max_bytes_per_second: f64::MAX, dedupe_buffer_size: 128 * 1024 * 1024, backoff_ms: 15_000 }
+    }
+}
+
+/// The smallest offset map a cleaner thread may have (`log.cleaner.dedupe.buffer.size` divided by
+/// `log.cleaner.threads`): below this a pass holds too few keys to make progress.
+pub const DEDUPE_BUFFER_PER_THREAD_MIN: u64 = 1024 * 1024;
+
+/// Broker settings that are topic defaults, and the topic key each one supplies.
+pub const TOPIC_DEFAULT_SYNONYMS: &[(&str, &str)] = &[
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.cleaner.min.cleanable.ratio", "min.cleanable.dirty.ratio"),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+];
 
 /// How this broker replicates partitions, with Kafka's names and defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,6 +415,8 @@ pub struct BrokerConfig {
     pub replication: ReplicationConfig,
     /// Defaults for every topic's log (`log.*` and `message.max.bytes`).
     pub log_defaults: LogConfig,
+    /// The log cleaner (`log.cleaner.*`).
+    pub cleaner: CleanerConfig,
     /// Every key that was set explicitly, as given (for DescribeConfigs' STATIC_BROKER_CONFIG).
     pub explicit: BTreeMap<String, String>,
     /// Keys that were not recognised.
@@ -437,6 +476,7 @@ impl Default for BrokerConfig {
             group_max_size: i32::MAX,
             replication: ReplicationConfig::default(),
             log_defaults,
+            cleaner: CleanerConfig::default(),
             explicit: BTreeMap::new(),
             unknown_keys: Vec::new(),
         }
@@ -855,11 +895,22 @@ impl BrokerConfig {
                         _ => return Err(invalid(k, v, "expected CreateTime or LogAppendTime")),
                     }
                 }
-                "log.cleanup.policy" => {
-                    if v != "delete" {
-                        return Err(invalid(k, v, "only \"delete\" is supported (compaction is not implemented yet)"));
-                    }
+                _ if TOPIC_DEFAULT_SYNONYMS.iter().any(|(b, _)| *b == k) => {
+                    // Validated as the topic setting it supplies (one source for the ranges).
+                    let topic_key = TOPIC_DEFAULT_SYNONYMS.iter().find(|(b, _)| *b == k).expect("matched").1;
+                    let one = BTreeMap::from([(topic_key.to_string(), v.to_string())]);
+                    c.log_defaults = LogConfig::with_overrides(&c.log_defaults, &one).map_err(|e| match e {
+                        gregor_storage::ConfigError::Invalid { reason, .. } => invalid(k, v, reason),
+                        other => invalid(k, v, other.to_string()),
+                    })?;
                 }
+                "log.cleaner.enable" => c.cleaner.enable = parse_bool(k, v)?,
+                "log.cleaner.threads" => c.cleaner.threads = parse_positive(k, v, 0)? as usize,
+                "log.cleaner.io.max.bytes.per.second" => {
+                    c.cleaner.io_max_bytes_per_second = gregor_storage::config::parse_double(k, v, 1.0, f64::MAX).map_err(|e| invalid(k, v, e.to_string()))?;
+                }
+                "log.cleaner.dedupe.buffer.size" => c.cleaner.dedupe_buffer_size = parse_ms(k, v, DEDUPE_BUFFER_PER_THREAD_MIN)?,
+                "log.cleaner.backoff.ms" => c.cleaner.backoff_ms = parse_ms(k, v, 0)?,
                 _ if ACCEPTED_IGNORED.contains(&k) => {}
                 _ => {
                     c.explicit.remove(key);
@@ -895,6 +946,13 @@ impl BrokerConfig {
                 return Err(invalid("log.roll.ms", &ms.to_string(), "must be at least 1"));
             }
             c.log_defaults.segment_ms = ms;
+        }
+        if c.cleaner.threads > 0 && c.cleaner.dedupe_buffer_size / (c.cleaner.threads as u64) < DEDUPE_BUFFER_PER_THREAD_MIN {
+            return Err(invalid(
+                "log.cleaner.dedupe.buffer.size",
+                &c.cleaner.dedupe_buffer_size.to_string(),
+                format!("must be at least {DEDUPE_BUFFER_PER_THREAD_MIN} per cleaner thread (log.cleaner.threads={})", c.cleaner.threads),
+            ));
         }
         if c.metadata_log_segment_bytes < c.metadata_log_segment_min_bytes {
             return Err(invalid(
@@ -1308,7 +1366,16 @@ impl BrokerConfig {
             ("log.flush.interval.messages", d.flush_messages.to_string()),
             ("log.flush.interval.ms", d.flush_ms.to_string()),
             ("log.message.timestamp.type", d.get("message.timestamp.type").unwrap_or_default()),
-            ("log.cleanup.policy", "delete".into()),
+            ("log.cleanup.policy", d.cleanup_policy.as_str().into()),
+            ("log.cleaner.min.cleanable.ratio", gregor_storage::config::java_double(d.min_cleanable_dirty_ratio)),
+            ("log.cleaner.min.compaction.lag.ms", d.min_compaction_lag_ms.to_string()),
+            ("log.cleaner.max.compaction.lag.ms", d.max_compaction_lag_ms.to_string()),
+            ("log.cleaner.delete.retention.ms", d.delete_retention_ms.to_string()),
+            ("log.cleaner.enable", self.cleaner.enable.to_string()),
+            ("log.cleaner.threads", self.cleaner.threads.to_string()),
+            ("log.cleaner.io.max.bytes.per.second", gregor_storage::config::java_double(self.cleaner.io_max_bytes_per_second)),
+            ("log.cleaner.dedupe.buffer.size", self.cleaner.dedupe_buffer_size.to_string()),
+            ("log.cleaner.backoff.ms", self.cleaner.backoff_ms.to_string()),
             ("offsets.topic.num.partitions", self.offsets_topic_num_partitions.to_string()),
             ("offsets.topic.replication.factor", self.replication.offsets_topic_replication_factor.to_string()),
             ("min.insync.replicas", self.replication.min_insync_replicas.to_string()),

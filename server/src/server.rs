@@ -141,6 +141,7 @@ pub async fn run_with_limits(
         })
     };
 
+    let cleaner = tokio::spawn(crate::broker::cleaner::run(broker.clone(), shutdown.clone()));
     let groups = tokio::spawn(crate::broker::groups::GroupService::run(broker.clone(), shutdown.clone()));
     let tracker = Arc::new(ConnectionTracker::default());
     // The controller listener serves the quorum and the brokers (only voters have one).
@@ -168,6 +169,7 @@ pub async fn run_with_limits(
     let _ = flusher.await;
     let _ = hw_checkpointer.await;
     let _ = groups.await;
+    let _ = cleaner.await;
     if let Some(m) = metrics_endpoint {
         let _ = m.await;
     }

@@ -18,9 +18,9 @@ pub mod mem_disk;
 pub mod producer_state;
 mod segment;
 
-pub use config::{ConfigError, LogConfig, TimestampType};
+pub use config::{CleanupPolicy, ConfigError, LogConfig, TimestampType};
 pub use file_disk::FileDisk;
-pub use log::{AppendInfo, AppendOutcome, CleanOptions, CleanReport, LogError, PartitionLog, ReadResult, RecoveryReport, RetentionReport};
+pub use log::{AppendInfo, AppendOutcome, CleanOptions, CleanPass, CleanReport, CleanStep, LogError, PartitionLog, ReadResult, RecoveryReport, RetentionReport};
 pub use mem_disk::{FaultConfig, FaultCounts, MemDisk};
 pub use producer_state::{ProducerError, ProducerStateMap};
 pub use gregor_core::replica::epoch_cache::{EpochEntry, LeaderEpochCache};

@@ -330,3 +330,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_pass_runs_step_by_step_with_appends_between_and_gives_up_when_the_log_changes_under_it() {
+    use gregor_storage::CleanStep;
+    let mem = MemDisk::new(3, FaultConfig::default());
+    let disk: SharedDisk = Arc::new(mem.clone());
+    let mut log = open(&disk);
+    let mut written = append_all(&mut log, &workload(300, 10));
+    let leo = log.log_end_offset();
+    let mut pass = log.begin_clean(leo, 2_000, &OPTS).expect("dirty");
+    let mut steps = 0;
+    let report = loop {
+        // Appends between steps land above the pass and stay dirty.
+        written.extend(append_all(&mut log, &workload(3, 10)));
+        match log.clean_step(&mut pass).unwrap() {
+            CleanStep::Working { io_bytes } => {
+                steps += 1;
+                assert!(io_bytes <= 4 * config().segment_bytes, "one segment or one group per step: {io_bytes} bytes");
+            }
+            CleanStep::Done(r) => break r.expect("cleaned"),
+            CleanStep::Abandoned(why) => panic!("abandoned: {why}"),
+        }
+    };
+    assert!(steps > 10, "{steps} steps");
+    assert!(report.cleaned_to <= leo);
+    check(&contents(&log), &written, report.cleaned_to);
+    assert_eq!(log.first_dirty_offset(), report.cleaned_to);
+
+    // Truncation below the section a pass is mapping: the pass is abandoned and the checkpoint
+    // stays where it was.
+    let mut written = written;
+    written.extend(append_all(&mut log, &workload(200, 10)));
+    let leo = log.log_end_offset();
+    let checkpoint = log.first_dirty_offset();
+    let mut pass = log.begin_clean(leo, 3_000, &OPTS).expect("dirty");
+    assert!(matches!(log.clean_step(&mut pass).unwrap(), CleanStep::Working { .. }));
+    let cut = checkpoint + 40;
+    log.truncate_to(cut).unwrap();
+    written.retain(|&o, _| o < cut);
+    let outcome = loop {
+        match log.clean_step(&mut pass).unwrap() {
+            CleanStep::Working { .. } => {}
+            other => break other,
+        }
+    };
+    assert!(matches!(outcome, CleanStep::Abandoned(_)), "{outcome:?}");
+    assert!(log.first_dirty_offset() <= cut);
+    check(&contents(&log), &written, checkpoint);
+    // A new pass starts over and finishes.
+    written.extend(append_all(&mut log, &workload(50, 10)));
+    let r = log.clean(log.log_end_offset(), 3_000, &OPTS).unwrap().expect("dirty");
+    check(&contents(&log), &written, r.cleaned_to);
+}

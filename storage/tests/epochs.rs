@@ -353,14 +353,15 @@ fn follower_appends_refuse_what_does_not_continue_the_log() {
     let (_leader, bytes) = leader_log(&disk);
     let s = spans(&bytes);
     let mut follower = open_at(&disk, FOLLOWER, &small()).0;
-    // Not at the log end.
-    let r = follower.append_as_follower(&bytes[s[1].clone()], 0);
-    assert!(matches!(r, Err(LogError::NonContiguous { expected: 0, got: 2 })), "{r:?}");
-    // A gap between two batches of one answer: nothing at all is written.
-    let gapped = [&bytes[s[0].clone()], &bytes[s[2].clone()]].concat();
-    let r = follower.append_as_follower(&gapped, 0);
-    assert!(matches!(r, Err(LogError::NonContiguous { expected: 2, got: 5 })), "{r:?}");
-    assert_eq!(follower.log_end_offset(), 0);
+    // A batch starting below the log end overlaps it; within one answer too: nothing is written.
+    let mut other = open_at(&disk, "/data/other/t-0", &small()).0;
+    other.append_as_follower(&bytes[s[0].clone()], 0).unwrap();
+    let r = other.append_as_follower(&bytes[s[0].start..s[1].end], 0);
+    assert!(matches!(r, Err(LogError::NonContiguous { expected: 2, got: 0 })), "{r:?}");
+    let twice = [&bytes[s[1].clone()], &bytes[s[1].clone()]].concat();
+    let r = other.append_as_follower(&twice, 0);
+    assert!(matches!(r, Err(LogError::NonContiguous { expected: 5, got: 2 })), "{r:?}");
+    assert_eq!(other.log_end_offset(), 2);
     // A bad CRC anywhere refuses the whole answer.
     let mut flipped = bytes[s[0].start..s[1].end].to_vec();
     let last = flipped.len() - 1;
@@ -431,6 +432,31 @@ fn a_follower_that_becomes_leader_deduplicates_retries_with_the_original_offsets
     // The new leader's first append starts its epoch.
     follower.append_checked(&mut idem(7, 0, 6, 1), 6, 9_000).unwrap();
     assert_eq!(follower.epoch_entries(), vec![(0, 0), (2, 5), (5, 7), (6, 11)]);
+}
+
+#[test]
+fn follower_appends_accept_the_gaps_compaction_leaves_and_recovery_keeps_them() {
+    let (mem, disk) = new_disk();
+    let (_leader, bytes) = leader_log(&disk);
+    let s = spans(&bytes);
+    let mut follower = open_at(&disk, FOLLOWER, &small()).0;
+    // The leader's cleaner removed offsets 0-1 and 5: a fetch from 0 starts at 2.
+    let gapped = [&bytes[s[1].clone()], &bytes[s[3].clone()]].concat();
+    follower.append_as_follower(&gapped, 0).unwrap();
+    let end = BatchHeader::parse(&bytes[s[3].clone()]).unwrap().next_offset();
+    assert_eq!(follower.log_end_offset(), end);
+    let read = follower.read(0, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(read.data, gapped, "reads from inside a hole start at the next batch");
+    // Contiguous appends after the gap need nothing special.
+    follower.append_as_follower(&bytes[s[4].clone()], 0).unwrap();
+    let end = follower.log_end_offset();
+    follower.flush().unwrap();
+    drop(follower);
+    mem.crash();
+    let (follower, rep) = open_at(&disk, FOLLOWER, &small());
+    assert!(!rep.clean_shutdown);
+    assert_eq!(follower.log_end_offset(), end, "recovery trusts the holes the follower was sent");
+    assert_eq!(follower.read(0, 1 << 20, i64::MAX).unwrap().data, [&gapped[..], &bytes[s[4].clone()]].concat());
 }
 
 #[test]

@@ -89,10 +89,10 @@ def test_create_topic_replication_factor_3_is_invalid_replication_factor(broker)
     assert name not in a.list_topics(timeout=T).topics
 
 
-def test_create_topic_compact_is_invalid_config(broker):
+def test_create_topic_with_an_unknown_cleanup_policy_is_invalid_config(broker):
     exc = create_result(ck.admin(broker.bootstrap),
                         NewTopic(unique(), num_partitions=1, replication_factor=1,
-                                 config={"cleanup.policy": "compact"}))
+                                 config={"cleanup.policy": "compact,shred"}))
     assert exc is not None and error_code(exc) == KafkaError.INVALID_CONFIG  # 40
 
 

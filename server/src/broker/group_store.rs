@@ -33,8 +33,8 @@ impl Broker {
             Some(t) => t,
             None => {
                 let mut configs = BTreeMap::new();
-                // No compaction yet: keep every commit rather than lose the latest ones.
-                configs.insert("retention.ms".to_string(), "-1".to_string());
+                // As Kafka: compacted, so the latest commit of every group and partition stays.
+                configs.insert("cleanup.policy".to_string(), "compact".to_string());
                 configs.insert("segment.bytes".to_string(), (100 * 1024 * 1024).to_string());
                 // `offsets.topic.replication.factor`. As in Kafka, the topic is not created
                 // while fewer brokers are live than that (clients retry); the embedded single

@@ -23,6 +23,14 @@ pub const DYNAMIC_BROKER_KEYS: &[&str] = &[
     "log.flush.interval.ms",
     "log.message.timestamp.type",
     "log.cleanup.policy",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.threads",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.backoff.ms",
 ];
 
 pub fn config_error(e: LogConfigError) -> AdminError {
@@ -31,8 +39,8 @@ pub fn config_error(e: LogConfigError) -> AdminError {
 
 /// Kafka topic configs that are not log settings: some the controller and the replicas act on
 /// (`min.insync.replicas`, `unclean.leader.election.enable`, the replication throttles), the
-/// others are accepted, stored and reported but not acted on yet (compaction, tiered storage,
-/// broker-side recompression). Accepting them lets existing topic definitions and tools work; everything
+/// others are accepted, stored and reported but not acted on yet (tiered storage, broker-side
+/// recompression). Accepting them lets existing topic definitions and tools work; everything
 /// else unknown is INVALID_CONFIG.
 pub const ACCEPTED_TOPIC_KEYS: &[&str] = &[
     "min.insync.replicas",
@@ -41,10 +49,6 @@ pub const ACCEPTED_TOPIC_KEYS: &[&str] = &[
     "preallocate",
     "message.downconversion.enable",
     "file.delete.delay.ms",
-    "delete.retention.ms",
-    "min.compaction.lag.ms",
-    "max.compaction.lag.ms",
-    "min.cleanable.dirty.ratio",
     "follower.replication.throttled.replicas",
     "leader.replication.throttled.replicas",
     "message.timestamp.difference.max.ms",

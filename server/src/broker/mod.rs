@@ -12,6 +12,7 @@
 //! * Admin operations go through the [`Controller`], the only writer of metadata records.
 
 pub mod clean_shutdown;
+pub mod cleaner;
 pub mod fetcher;
 pub mod group_loading;
 pub mod group_store;
@@ -154,6 +155,10 @@ pub struct Broker {
     closing: std::sync::atomic::AtomicBool,
     /// Topic log defaults: the static `log.*` settings with dynamic broker overrides applied.
     log_defaults: Mutex<LogConfig>,
+    /// The log cleaner's settings, with dynamic broker overrides applied.
+    cleaner_config: Mutex<crate::config::CleanerConfig>,
+    /// The log cleaner's state and figures.
+    pub cleaner: cleaner::CleanerState,
     /// Replication throttles: the quotas and the throttled partitions.
     pub throttles: throttle::Throttles,
     /// This broker's epoch from its registration with the active controller (-1: not registered).
@@ -244,6 +249,8 @@ impl Broker {
             fetchers: fetcher::Fetchers::default(),
             image_changed: Notify::new(),
             log_defaults: Mutex::new(log_defaults),
+            cleaner_config: Mutex::new(effective.cleaner.clone()),
+            cleaner: Default::default(),
             throttles,
             closing: std::sync::atomic::AtomicBool::new(false),
             coordination: Default::default(),
@@ -414,6 +421,7 @@ impl Broker {
                 Ok(c) => {
                     if broker_configs_changed {
                         *self.log_defaults.lock().expect("log defaults lock") = c.log_defaults.clone();
+                        *self.cleaner_config.lock().expect("cleaner config lock") = c.cleaner.clone();
                     }
                     self.throttles.update(&image, me, &c.replication);
                 }
@@ -726,6 +734,11 @@ impl Broker {
     /// The current topic log defaults.
     pub fn log_defaults(&self) -> LogConfig {
         self.log_defaults.lock().expect("log defaults lock").clone()
+    }
+
+    /// The log cleaner's current settings.
+    pub fn cleaner_config(&self) -> crate::config::CleanerConfig {
+        self.cleaner_config.lock().expect("cleaner config lock").clone()
     }
 
     /// Applies retention to every hosted partition.

@@ -9,9 +9,10 @@
 //!
 //! Guarantees: an offset commit is acknowledged, and becomes visible to OffsetFetch, only after
 //! its records are durable under the partition's policy; at startup the cache is rebuilt from the
-//! topic, the latest record per key winning, so committed offsets survive crashes. Because
-//! compaction does not exist yet, the topic is created with `retention.ms=-1` (never deleted)
-//! rather than `cleanup.policy=compact`.
+//! topic, the latest record per key winning, so committed offsets survive crashes. The topic is
+//! created with `cleanup.policy=compact` (as Kafka's): the cleaner keeps the latest record of
+//! every key, and a tombstone (a deleted group's or an expired offset's) until
+//! `delete.retention.ms` after cleaning reached it.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

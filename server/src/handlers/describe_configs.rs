@@ -26,6 +26,7 @@ const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
 const TYPE_LIST: i8 = 7;
 
 /// Where a dynamic broker setting in force on this broker comes from: its own resource
@@ -50,11 +51,10 @@ fn broker_synonym(topic_key: &str) -> Option<&'static str> {
         "segment.ms" => "log.roll.ms",
         "max.message.bytes" => "message.max.bytes",
         "message.timestamp.type" => "log.message.timestamp.type",
-        "cleanup.policy" => "log.cleanup.policy",
         "index.interval.bytes" => "log.index.interval.bytes",
         "flush.messages" => "log.flush.interval.messages",
         "flush.ms" => "log.flush.interval.ms",
-        _ => return None,
+        _ => return crate::config::TOPIC_DEFAULT_SYNONYMS.iter().find(|(_, t)| *t == topic_key).map(|(b, _)| *b),
     })
 }
 
@@ -103,7 +103,9 @@ fn config_type(key: &str) -> i8 {
         | "group.initial.rebalance.delay.ms"
         | "group.min.session.timeout.ms"
         | "group.max.session.timeout.ms"
-        | "group.max.size" => TYPE_INT,
+        | "group.max.size"
+        | "log.cleaner.threads" => TYPE_INT,
+        "min.cleanable.dirty.ratio" | "log.cleaner.min.cleanable.ratio" | "log.cleaner.io.max.bytes.per.second" => TYPE_DOUBLE,
         k if k.ends_with(".enable") => TYPE_BOOLEAN,
         _ => TYPE_LONG,
     }
@@ -194,7 +196,10 @@ fn broker_entries(broker: &Broker, keys: Option<&[StrBytes]>) -> Vec<DescribeCon
                     "log.segment.bytes" => defaults.segment_bytes.to_string(),
                     "log.roll.ms" => defaults.segment_ms.to_string(),
                     "message.max.bytes" => defaults.max_message_bytes.to_string(),
-                    _ => v,
+                    _ => match crate::config::TOPIC_DEFAULT_SYNONYMS.iter().find(|(b, _)| *b == k) {
+                        Some((_, topic_key)) => defaults.get(topic_key).unwrap_or(v),
+                        None => v,
+                    },
                 },
             };
             e.name = sb(k.clone());

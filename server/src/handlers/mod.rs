@@ -27,7 +27,7 @@ mod metadata;
 mod offset_commit;
 mod offset_fetch;
 mod offset_for_leader_epoch;
-mod produce;
+pub mod produce;
 mod reassignments;
 pub mod records;
 

@@ -18,6 +18,9 @@
 //!   compressed data that does not decompress CORRUPT_MESSAGE, decompressed data beyond
 //!   [`DECOMPRESSED_BYTES_PER_MESSAGE_BYTE`] times `max.message.bytes` (at least
 //!   [`DECOMPRESSED_BYTES_FLOOR`]) INVALID_RECORD. The scan is read-only: nothing is re-encoded;
+//! * a record without a key on a topic whose `cleanup.policy` includes `compact`: INVALID_RECORD
+//!   with one `record_errors` entry per keyless record, each saying "Compacted topic cannot accept
+//!   message without key in topic partition T-P.", as Kafka's LogValidator;
 //! * a batch claiming `LogAppendTime` on a `LogAppendTime` topic: INVALID_TIMESTAMP with one
 //!   `record_errors` entry per record (at most [`RECORD_ERRORS_MAX`]), as Kafka.
 //!
@@ -125,6 +128,10 @@ fn split_records(buf: &[u8], version: i16) -> Result<Vec<(BatchHeader, std::ops:
 struct Limits {
     max_message_bytes: usize,
     log_append_time: bool,
+    /// `cleanup.policy` includes `compact`: every record needs a key.
+    compacted: bool,
+    /// `topic-partition`, for messages.
+    partition_name: String,
 }
 
 /// Validates one batch in place (`b` is the batch's bytes) and applies the CreateTime max
@@ -151,6 +158,28 @@ fn validate_batch(b: &mut [u8], limits: &Limits) -> Result<i64, Refusal> {
         RecordsError::Corrupt(m) => refuse(errors::CORRUPT_MESSAGE, m),
         e @ (RecordsError::Invalid(_) | RecordsError::TooLarge { .. }) => refuse(errors::INVALID_RECORD, e.to_string()),
     })?;
+    if limits.compacted && summary.keyless > 0 {
+        // Kafka's LogValidator: one record error per keyless record, INVALID_RECORD for the batch.
+        let message = format!("Compacted topic cannot accept message without key in topic partition {}.", limits.partition_name);
+        let record_errors: Vec<BatchIndexAndErrorMessage> = summary
+            .keyless_indexes
+            .iter()
+            .take(RECORD_ERRORS_MAX)
+            .map(|&i| {
+                let mut e = BatchIndexAndErrorMessage::default();
+                e.batch_index = i as i32;
+                e.batch_index_error_message = Some(sb(message.clone()));
+                e
+            })
+            .collect();
+        let shown: Vec<String> = record_errors.iter().take(3).map(|e| format!("RecordError(batchIndex={}, message='{message}')", e.batch_index)).collect();
+        let summary_message = format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+            summary.keyless,
+            shown.join(", ")
+        );
+        return Err(Refusal(errors::INVALID_RECORD, summary_message, record_errors));
+    }
     if limits.log_append_time {
         if h.attributes & ATTR_LOG_APPEND_TIME != 0 {
             let n = (h.record_count as usize).min(RECORD_ERRORS_MAX);
@@ -297,7 +326,12 @@ fn produce_partition(partition: &Partition, buf: &mut [u8], version: i16, intern
     let limits = partition
         .with_log_mut(|log, _| {
             let c = log.config();
-            Ok(Limits { max_message_bytes: c.max_message_bytes, log_append_time: c.timestamp_type == TimestampType::LogAppendTime })
+            Ok(Limits {
+                max_message_bytes: c.max_message_bytes,
+                log_append_time: c.timestamp_type == TimestampType::LogAppendTime,
+                compacted: c.cleanup_policy.compact,
+                partition_name: format!("{}-{}", partition.topic, partition.index),
+            })
         })
         .map_err(|e| refuse(e.code(), e.to_string()))?;
     let mut record_count = 0i64;

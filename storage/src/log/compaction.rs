@@ -105,6 +105,29 @@ impl PartitionLog {
         self.segments.values().take_while(|s| s.next_offset <= limit).last().map_or(self.log_start_offset, |s| s.next_offset)
     }
 
+    /// The first offset `min.compaction.lag.ms` keeps from the cleaner: the base of the first
+    /// dirty segment holding a record newer than `now_ms - lag_ms` (`i64::MAX` if none).
+    pub fn compaction_lag_end(&self, now_ms: i64, lag_ms: i64) -> i64 {
+        if lag_ms <= 0 {
+            return i64::MAX;
+        }
+        let newest_allowed = now_ms.saturating_sub(lag_ms);
+        let first_dirty = self.first_dirty_offset();
+        self.segments
+            .values()
+            .filter(|s| s.next_offset > first_dirty)
+            .find(|s| s.max_ts.is_some_and(|(ts, _)| ts > newest_allowed))
+            .map_or(i64::MAX, |s| s.base_offset)
+    }
+
+    /// The timestamp of the first batch of the dirty section (Kafka's rule for
+    /// `max.compaction.lag.ms`), `None` if the dirty section is empty or the batch unreadable.
+    pub fn first_dirty_timestamp(&self) -> Option<i64> {
+        let first_dirty = self.first_dirty_offset();
+        let seg = self.segments.values().find(|s| s.next_offset > first_dirty && s.size > 0)?;
+        seg.read_header(0).ok().map(|h| h.max_timestamp)
+    }
+
     /// Bytes of the clean section (`[log start, first dirty)`) and of the dirty section
     /// (`[first dirty, cleanable end)`), counted by whole segments as Kafka does: the inputs of
     /// `min.cleanable.dirty.ratio`.
@@ -122,45 +145,159 @@ impl PartitionLog {
         (clean, dirty)
     }
 
-    /// One cleaning pass below `upto` (see the module doc); `None` when there is nothing dirty to
-    /// clean. A batch that cannot be decoded stops the pass with [`LogError::Corrupt`] and
-    /// changes nothing that was not already swapped in.
+    /// One whole cleaning pass below `upto` (see the module doc), run step by step; `None` when
+    /// there is nothing dirty to clean (or the pass had to be abandoned). A batch that cannot be
+    /// decoded stops the pass with [`LogError::Records`] and changes nothing that was not already
+    /// swapped in.
     pub fn clean(&mut self, upto: i64, now_ms: i64, opts: &CleanOptions) -> Result<Option<CleanReport>, LogError> {
         self.ensure_ok()?;
+        let Some(mut pass) = self.begin_clean(upto, now_ms, opts) else { return Ok(None) };
+        loop {
+            match self.clean_step(&mut pass)? {
+                Step::Working { .. } => {}
+                Step::Done(report) => return Ok(report),
+                Step::Abandoned(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Plans a pass below `upto`; `None` when nothing is dirty. The pass then runs by
+    /// [`PartitionLog::clean_step`], one segment (building the map) or one group (rewriting and
+    /// swapping) per step, so that a caller can let go of the log between steps: appends,
+    /// reads and retention go on meanwhile, and a step that finds its segments changed abandons
+    /// the pass (a later pass starts over from the checkpoint).
+    pub fn begin_clean(&self, upto: i64, now_ms: i64, opts: &CleanOptions) -> Option<CleanPass> {
         let first_dirty = self.first_dirty_offset();
         let end = self.cleanable_end(upto);
         if first_dirty >= end {
-            return Ok(None);
+            return None;
         }
-        // The map of the dirty section.
-        let mut map = OffsetMap::new(opts.dedupe_buffer_bytes);
-        let mut map_end = end;
-        let mut bytes_read = 0u64;
         let (_, dirty_bytes) = self.clean_and_dirty_bytes(upto);
-        'build: for seg in self.segments.values().filter(|s| s.next_offset > first_dirty && s.base_offset < end) {
-            for batch in SegmentBatches::new(seg) {
-                let (h, bytes) = batch?;
-                bytes_read += bytes.len() as u64;
-                if h.last_offset() < first_dirty {
-                    continue;
+        let to_map = self.segments.values().filter(|s| s.next_offset > first_dirty && s.base_offset < end).map(|s| (s.base_offset, s.next_offset)).collect();
+        Some(CleanPass {
+            now_ms,
+            opts: *opts,
+            first_dirty,
+            end,
+            map: OffsetMap::new(opts.dedupe_buffer_bytes),
+            phase: Phase::Mapping { to_map, next: 0 },
+            segments_before: self.segments.len(),
+            dirty_bytes,
+            bytes_read: 0,
+            bytes_written: 0,
+            removed: Removed::default(),
+        })
+    }
+
+    /// Does the next step of `pass` (see [`PartitionLog::begin_clean`]).
+    pub fn clean_step(&mut self, pass: &mut CleanPass) -> Result<Step, LogError> {
+        self.ensure_ok()?;
+        let read_before = pass.bytes_read;
+        match &mut pass.phase {
+            Phase::Mapping { to_map, next } => {
+                let item = to_map.get(*next).copied();
+                *next += 1;
+                let Some((base, next_offset)) = item else {
+                    return Ok(self.plan_groups(pass, pass.end));
+                };
+                let Some(seg) = self.segments.get(&base).filter(|s| s.next_offset == next_offset) else {
+                    return Ok(Step::Abandoned("a segment of the dirty section changed"));
+                };
+                let mut stop = None;
+                for batch in SegmentBatches::new(seg) {
+                    let (h, bytes) = batch?;
+                    pass.bytes_read += bytes.len() as u64;
+                    if h.last_offset() < pass.first_dirty {
+                        continue;
+                    }
+                    stop = cleaner::add_to_map(&bytes, &h, &mut pass.map, pass.end, pass.opts.decompressed_bytes_max).map_err(corrupt)?;
+                    if stop.is_some() {
+                        break;
+                    }
                 }
-                if let Some(stop) = cleaner::add_to_map(&bytes, &h, &mut map, end, opts.decompressed_bytes_max).map_err(corrupt)? {
-                    map_end = stop;
-                    break 'build;
+                if let Some(stop) = stop {
+                    // The map is full: the pass covers what it holds.
+                    let _ = self.plan_groups(pass, stop);
+                }
+                Ok(Step::Working { io_bytes: pass.bytes_read - read_before })
+            }
+            Phase::Rewriting { map_end, groups, next } => {
+                let (map_end, group) = (*map_end, groups.get(*next).cloned());
+                *next += 1;
+                match group {
+                    Some(group) => self.rewrite_group(pass, map_end, &group, read_before),
+                    None => self.finish_clean(pass, map_end),
                 }
             }
         }
-        if map_end <= first_dirty {
-            warn!(dir = %self.dir.display(), first_dirty, dedupe_buffer_bytes = opts.dedupe_buffer_bytes,
-                "log.cleaner.dedupe.buffer.size holds no key of the dirty section; not cleaning");
-            return Ok(None);
+    }
+
+    /// The end of a pass: the cleaner checkpoint moves to the map's end.
+    fn finish_clean(&mut self, pass: &CleanPass, map_end: i64) -> Result<Step, LogError> {
+        if map_end > self.log_end_offset() {
+            // Truncated meanwhile: what is written there next is dirty.
+            return Ok(Step::Abandoned("the log was truncated below the cleaned section"));
         }
-        let rules = Rules { map: &map, map_end, now_ms, delete_retention_ms: opts.delete_retention_ms, decompressed_bytes_max: opts.decompressed_bytes_max };
-        let segments_before = self.segments.len();
-        // Groups of whole segments below the map's end, each at most segment.bytes in all.
-        let bases: Vec<(i64, u64, i64)> = self.segments.values().take_while(|s| s.base_offset < map_end && s.next_offset <= end).map(|s| (s.base_offset, s.size, s.next_offset)).collect();
+        self.write_cleaner_checkpoint(map_end)?;
+        self.check_invariants();
+        let report = CleanReport {
+            first_dirty: pass.first_dirty,
+            cleaned_to: map_end,
+            segments_before: pass.segments_before,
+            segments_after: self.segments.len(),
+            bytes_read: pass.bytes_read,
+            dirty_bytes: pass.dirty_bytes,
+            bytes_written: pass.bytes_written,
+            removed: pass.removed,
+            map_utilization: pass.map.utilization(),
+        };
+        info!(dir = %self.dir.display(), first_dirty = pass.first_dirty, cleaned_to = map_end, keys = pass.map.len(),
+            removed = pass.removed.records, segments_before = pass.segments_before, segments_after = report.segments_after, "cleaned log");
+        Ok(Step::Done(Some(report)))
+    }
+
+    /// Rewrites one group of segments `(base, size, next offset)` and swaps the result in.
+    fn rewrite_group(&mut self, pass: &mut CleanPass, map_end: i64, group: &[(i64, u64, i64)], read_before: u64) -> Result<Step, LogError> {
+        if group.iter().any(|&(b, size, next_offset)| !self.segments.get(&b).is_some_and(|s| s.size == size && s.next_offset == next_offset)) {
+            return Ok(Step::Abandoned("a segment to rewrite changed"));
+        }
+        let (first, group_end) = (group[0].0, group.last().expect("a group is never empty").2);
+        let bases: Vec<i64> = group.iter().map(|g| g.0).collect();
+        let cleaned = self.dir.join(staged_name(first, group_end, "cleaned"));
+        let rules = Rules { map: &pass.map, map_end, now_ms: pass.now_ms, delete_retention_ms: pass.opts.delete_retention_ms, decompressed_bytes_max: pass.opts.decompressed_bytes_max };
+        let (written, changed) = match self.write_cleaned(&cleaned, &bases, &rules, &mut pass.removed, &mut pass.bytes_read) {
+            Ok(r) => r,
+            Err(LogError::Io(e)) => return self.fatal(e),
+            Err(e) => {
+                // Undecodable data: this pass stops, the old segments stay as they are.
+                let _ = remove_if_exists(&self.disk, &cleaned);
+                return Err(e);
+            }
+        };
+        if !changed && group.len() == 1 {
+            // Nothing to gain: the segment stays as it is.
+            if let Err(e) = remove_if_exists(&self.disk, &cleaned) {
+                return self.fatal(e);
+            }
+        } else {
+            pass.bytes_written += written;
+            self.swap_in(first, group_end, &bases, written, pass.now_ms)?;
+        }
+        Ok(Step::Working { io_bytes: pass.bytes_read - read_before + written })
+    }
+
+    /// With the map built up to `map_end`: groups the whole segments below it, each at most
+    /// `segment.bytes` in all, and moves `cleaner-holes-below` up before anything is swapped in.
+    fn plan_groups(&mut self, pass: &mut CleanPass, map_end: i64) -> Step {
+        if map_end <= pass.first_dirty {
+            warn!(dir = %self.dir.display(), first_dirty = pass.first_dirty, dedupe_buffer_bytes = pass.opts.dedupe_buffer_bytes,
+                "log.cleaner.dedupe.buffer.size holds no key of the dirty section; not cleaning");
+            return Step::Abandoned("the dedupe buffer holds no key");
+        }
+        let segs: Vec<(i64, u64, i64)> =
+            self.segments.values().take_while(|s| s.base_offset < map_end && s.next_offset <= pass.end).map(|s| (s.base_offset, s.size, s.next_offset)).collect();
         let mut groups: Vec<Vec<(i64, u64, i64)>> = Vec::new();
-        for s in bases {
+        for s in segs {
             match groups.last_mut() {
                 Some(g) if g.iter().map(|x| x.1).sum::<u64>() + s.1 <= self.config.segment_bytes => g.push(s),
                 _ => groups.push(vec![s]),
@@ -169,48 +306,12 @@ impl PartitionLog {
         // Holes are trusted only below `holes_below`, so that bound moves to the map's end
         // before any cleaned segment is swapped in; the cleaner checkpoint follows after the
         // swaps, so a crash in between cleans the same dirty section again.
-        self.write_holes_below(map_end)?;
-        let mut removed = Removed::default();
-        let mut bytes_written = 0u64;
-        for group in groups {
-            let (first, group_end) = (group[0].0, group.last().expect("a group is never empty").2);
-            let bases: Vec<i64> = group.iter().map(|g| g.0).collect();
-            let cleaned = self.dir.join(staged_name(first, group_end, "cleaned"));
-            let (written, changed) = match self.write_cleaned(&cleaned, &bases, &rules, &mut removed, &mut bytes_read) {
-                Ok(r) => r,
-                Err(LogError::Io(e)) => return self.fatal(e),
-                Err(e) => {
-                    // Undecodable data: this pass stops, the old segments stay as they are.
-                    let _ = remove_if_exists(&self.disk, &cleaned);
-                    return Err(e);
-                }
-            };
-            if !changed && group.len() == 1 {
-                // Nothing to gain: the segment stays as it is.
-                if let Err(e) = remove_if_exists(&self.disk, &cleaned) {
-                    return self.fatal(e);
-                }
-                continue;
-            }
-            bytes_written += written;
-            self.swap_in(first, group_end, &bases, written, now_ms)?;
+        if let Err(e) = self.write_holes_below(map_end) {
+            // The log is failed now; the next step reports it.
+            warn!(dir = %self.dir.display(), error = %e, "cannot move cleaner-holes-below");
         }
-        self.write_cleaner_checkpoint(map_end)?;
-        self.check_invariants();
-        let report = CleanReport {
-            first_dirty,
-            cleaned_to: map_end,
-            segments_before,
-            segments_after: self.segments.len(),
-            bytes_read,
-            dirty_bytes,
-            bytes_written,
-            removed,
-            map_utilization: map.utilization(),
-        };
-        info!(dir = %self.dir.display(), first_dirty, cleaned_to = map_end, keys = map.len(), removed = removed.records,
-            segments_before, segments_after = report.segments_after, "cleaned log");
-        Ok(Some(report))
+        pass.phase = Phase::Rewriting { map_end, groups, next: 0 };
+        Step::Working { io_bytes: 0 }
     }
 
     /// Whether `h` is the last batch of a producer the producer state remembers.
@@ -317,7 +418,7 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn write_holes_below(&mut self, offset: i64) -> Result<(), LogError> {
+    pub(super) fn write_holes_below(&mut self, offset: i64) -> Result<(), LogError> {
         if self.holes_below.is_some_and(|h| h >= offset) {
             return Ok(());
         }
@@ -360,6 +461,41 @@ pub(super) fn complete_swap(disk: &SharedDisk, dir: &Path, first: i64, end: i64)
 
 fn corrupt(e: gregor_core::records::RecordsError) -> LogError {
     LogError::Records(e.to_string())
+}
+
+/// A cleaning pass under way (see [`PartitionLog::begin_clean`]).
+pub struct CleanPass {
+    now_ms: i64,
+    opts: CleanOptions,
+    first_dirty: i64,
+    /// The cleanable end when the pass began.
+    end: i64,
+    map: OffsetMap,
+    phase: Phase,
+    segments_before: usize,
+    dirty_bytes: u64,
+    bytes_read: u64,
+    bytes_written: u64,
+    removed: Removed,
+}
+
+enum Phase {
+    /// Reading the dirty section's segments `(base, next offset)` into the map.
+    Mapping { to_map: Vec<(i64, i64)>, next: usize },
+    /// Rewriting groups of segments `(base, size, next offset)` below `map_end`.
+    Rewriting { map_end: i64, groups: Vec<Vec<(i64, u64, i64)>>, next: usize },
+}
+
+/// What a step of a pass did.
+#[derive(Debug)]
+pub enum Step {
+    /// More to do; this step read and wrote so many bytes (for the caller's I/O throttle).
+    Working { io_bytes: u64 },
+    /// The pass is over (`None`: it found nothing to do).
+    Done(Option<CleanReport>),
+    /// The log changed under the pass (retention, truncation) or it cannot go on; the
+    /// checkpoint did not move, and what was swapped in stays (it is correct on its own).
+    Abandoned(&'static str),
 }
 
 /// The cleaned output is written in pieces of about this size.

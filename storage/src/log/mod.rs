@@ -97,7 +97,7 @@ use crate::producer_state::{BatchMeta, Check, ProducerError, ProducerStateMap, P
 use crate::segment::{self, Segment};
 
 mod compaction;
-pub use compaction::{CleanOptions, CleanReport};
+pub use compaction::{CleanOptions, CleanPass, CleanReport, Step as CleanStep};
 
 const CLEAN_SHUTDOWN: &str = ".clean-shutdown";
 const LOG_START_CHECKPOINT: &str = "log-start-offset";
@@ -933,6 +933,7 @@ impl PartitionLog {
         let mut headers = Vec::new();
         let mut end = 0usize;
         let mut expected = leo;
+        let mut gapped = false;
         let mut latest_epoch = self.epochs.latest_epoch();
         while batches.len() - end >= LOG_OVERHEAD {
             let rest = &batches[end..];
@@ -946,9 +947,12 @@ impl PartitionLog {
                 break;
             }
             let h = batch::validate(&rest[..len])?;
-            if h.base_offset != expected {
+            // A batch may start above the log end: the leader's cleaner removed what was
+            // between (Kafka's followers accept that too). One starting below overlaps the log.
+            if h.base_offset < expected {
                 return Err(LogError::NonContiguous { expected, got: h.base_offset });
             }
+            gapped |= h.base_offset > expected;
             if let Some(latest) = latest_epoch.filter(|&l| h.partition_leader_epoch < l) {
                 return Err(LogError::EpochRegression { offset: h.base_offset, epoch: h.partition_leader_epoch, latest });
             }
@@ -962,6 +966,10 @@ impl PartitionLog {
             return Ok(info);
         }
         self.prepare_append(end as u64, now_ms)?;
+        if gapped {
+            // Recovery trusts holes only below `cleaner-holes-below`: move it first.
+            self.write_holes_below(expected)?;
+        }
         self.write_appended(&batches[..end], &headers)?;
         if bugs::active(Bug::NoFollowerProducerState) {
             self.producers.forget_from(info.base_offset);
@@ -1385,7 +1393,9 @@ impl PartitionLog {
         let mut doomed: Vec<i64> = Vec::new();
         let mut roll_active = false;
         let active_base = self.active().base_offset;
-        if self.config.retention_ms >= 0 {
+        // Under `cleanup.policy=compact` alone, segments are never deleted by age or size.
+        let deletes = self.config.cleanup_policy.delete;
+        if deletes && self.config.retention_ms >= 0 {
             let limit = now_ms.saturating_sub(self.config.retention_ms);
             for seg in self.segments.values() {
                 // Segments without timestamps age from their creation (Kafka uses mtime).
@@ -1403,7 +1413,7 @@ impl PartitionLog {
                 doomed.push(seg.base_offset);
             }
         }
-        if self.config.retention_bytes >= 0 && !roll_active {
+        if deletes && self.config.retention_bytes >= 0 && !roll_active {
             let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
             for seg in self.segments.values().filter(|s| s.base_offset != active_base) {
                 if excess < seg.size as i64 || seg.next_offset > max_offset {
