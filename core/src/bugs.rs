@@ -88,10 +88,16 @@ pub enum Bug {
     /// A restarted broker ignores its `replication-offset-checkpoint`: every replica starts
     /// with its high watermark at its log start, below what consumers had already read.
     ForgetHwCheckpoint,
+    /// The cleaner drops a tombstone at the first pass after the one that reached it, without
+    /// waiting `delete.retention.ms`.
+    TombstoneEarly,
+    /// The cleaner removes the old segments before the cleaned one is committed (renamed to
+    /// `.swap`): a crash in between loses both.
+    SwapNotAtomic,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 29] = [
+    pub const ALL: [Bug; 31] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -121,6 +127,8 @@ impl Bug {
         Bug::ListOffsetsLaggingHw,
         Bug::HwUnderMinIsr,
         Bug::ForgetHwCheckpoint,
+        Bug::TombstoneEarly,
+        Bug::SwapNotAtomic,
     ];
 
     pub fn name(self) -> &'static str {
@@ -154,6 +162,8 @@ impl Bug {
             Bug::ListOffsetsLaggingHw => "list-offsets-lagging-hw",
             Bug::HwUnderMinIsr => "hw-under-min-isr",
             Bug::ForgetHwCheckpoint => "forget-hw-checkpoint",
+            Bug::TombstoneEarly => "tombstone-early",
+            Bug::SwapNotAtomic => "swap-not-atomic",
         }
     }
 

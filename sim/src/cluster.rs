@@ -35,8 +35,8 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::history::{
-    value_prefix, Ack, ClusterData, CommittedSeen, DiskLog, FinalRead, History, LatestPoll, MetadataPoll, MetadataView, PartitionView,
-    Produced, QuorumPoll, RecordId, ReplicaBatch, TopicView,
+    Ack, ClusterData, CommittedSeen, DiskLog, FinalRead, History, LatestPoll, MetadataPoll, MetadataView, PartitionView,
+    QuorumPoll, RecordId, ReplicaBatch, TopicView,
 };
 use crate::knobs::{ClusterKnobs, Durability, Knobs};
 use crate::scenario::{Outcome, LIVENESS_BOUND_MS, PROBE_PRODUCER};
@@ -610,11 +610,7 @@ async fn producer(sh: Shared, index: u32, compression: Compression, wk: crate::k
                 for _ in 0..n {
                     let id: RecordId = (index, next_n);
                     next_n += 1;
-                    let mut value = value_prefix(id).into_bytes();
-                    let pad = rng.random_range(0..=wk.value_bytes_max);
-                    value.extend(std::iter::repeat_n(b'a' + (id.1 % 26) as u8, pad));
-                    let key = rng.random_bool(0.7).then(|| Bytes::from(format!("k{}", rng.random_range(0..10))));
-                    let r = Produced { id, topic: sh.topic.clone(), partition, key, value: Bytes::from(value), headers: Vec::new() };
+                    let r = workload::new_record(&mut rng, id, &sh.topic, partition, wk.value_bytes_max, false, wk.compaction.as_ref(), sh.trace.elapsed());
                     sh.history.lock().produced.insert(id, r.clone());
                     records.push(r);
                 }
@@ -724,13 +720,14 @@ async fn consumer(sh: Shared, index: u32, seed: u64) {
                 continue;
             }
             let Some(data) = pd.records else { continue };
+            let end = workload::batches_end(&data).unwrap_or(pos);
             match workload::decode_batches(data) {
                 Ok(records) => {
                     let at = sh.trace.elapsed();
                     let served = workload::FetchAnswer { reader: &who, partition: p, sent_at, at, log_start: pd.log_start_offset, high_watermark: pd.high_watermark };
                     let (next, new) = served.record(&mut sh.history.lock(), pos, records);
                     idle &= !new;
-                    positions.insert(p, next);
+                    positions.insert(p, next.max(end));
                 }
                 Err(e) => {
                     sh.trace.event(&who, format!("p{p}: {e}"));

@@ -22,9 +22,17 @@ pub struct Produced {
     pub topic: String,
     pub partition: i32,
     pub key: Option<Bytes>,
+    /// The value, which starts with [`value_prefix`]; a tombstone is sent with a null value and
+    /// this in its [`TOMBSTONE_ID_HEADER`] header instead.
     pub value: Bytes,
     pub headers: Vec<(String, Bytes)>,
+    pub tombstone: bool,
+    /// When the record was made, before it was first sent.
+    pub created_at: Duration,
 }
+
+/// The header naming a tombstone's record (it has no value to carry its identity).
+pub const TOMBSTONE_ID_HEADER: &str = "id";
 
 /// A record as served to a reader.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,6 +174,8 @@ pub struct HistoryData {
     pub final_commits: Option<BTreeMap<i32, i64>>,
     /// Quorum and metadata history (cluster scenario only).
     pub cluster: Option<ClusterData>,
+    /// The topic is compacted (compaction scenario only).
+    pub compaction: Option<crate::knobs::CompactionKnobs>,
 }
 
 /// One DescribeQuorum answer polled from a node: its view of the quorum's leader, epoch and
@@ -420,6 +430,14 @@ pub fn value_prefix(id: RecordId) -> String {
     format!("p{}:{}:", id.0, id.1)
 }
 
+/// The identity of a served record: from its value, or a tombstone's from its id header.
+pub fn served_id(r: &Served) -> Option<RecordId> {
+    match &r.value {
+        Some(v) => parse_id(v),
+        None => r.headers.iter().find(|(k, _)| k == TOMBSTONE_ID_HEADER).and_then(|(_, v)| parse_id(v.as_deref()?)),
+    }
+}
+
 /// Parses the identity out of a served value, if it has one.
 pub fn parse_id(value: &[u8]) -> Option<RecordId> {
     let s = std::str::from_utf8(value.get(..value.len().min(40))?).ok()?;
@@ -434,8 +452,9 @@ pub fn parse_id(value: &[u8]) -> Option<RecordId> {
 impl Produced {
     /// Whether `served` is exactly this record (key, value and headers).
     pub fn matches(&self, served: &Served) -> bool {
+        let value_matches = if self.tombstone { served.value.is_none() } else { served.value.as_ref() == Some(&self.value) };
         served.key == self.key
-            && served.value.as_ref() == Some(&self.value)
+            && value_matches
             && served.headers.len() == self.headers.len()
             && served.headers.iter().zip(&self.headers).all(|((k1, v1), (k2, v2))| k1 == k2 && v1.as_ref() == Some(v2))
     }

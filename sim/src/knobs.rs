@@ -75,6 +75,57 @@ pub struct WorkloadKnobs {
     pub retention_bytes: i64,
     /// Whether an admin client issues DeleteRecords and creates/deletes scratch topics.
     pub admin: bool,
+    /// A compacted topic (`cleanup.policy=compact`) and a keyed workload with tombstones, or
+    /// `None`: the topic deletes by retention and keys are incidental.
+    pub compaction: Option<CompactionKnobs>,
+}
+
+/// The compaction scenario's topic and workload.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CompactionKnobs {
+    /// Records are keyed `k0` .. `k{keys - 1}`: few keys, many updates of each.
+    pub keys: u32,
+    /// Chance that a record is a tombstone (a null value).
+    pub tombstone_chance: f64,
+    /// Topic `delete.retention.ms`: how long a tombstone stays after cleaning reaches it.
+    pub delete_retention_ms: i64,
+    /// Topic `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: i64,
+    /// Topic `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+}
+
+impl CompactionKnobs {
+    /// The topic configs that make the topic compacted as these knobs say.
+    pub fn topic_configs(&self) -> Vec<(String, String)> {
+        vec![
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("delete.retention.ms".to_string(), self.delete_retention_ms.to_string()),
+            ("min.compaction.lag.ms".to_string(), self.min_compaction_lag_ms.to_string()),
+            ("min.cleanable.dirty.ratio".to_string(), self.min_cleanable_dirty_ratio.to_string()),
+        ]
+    }
+
+    /// Broker settings: the cleaner looks for dirty logs often, with a small offset map (so
+    /// that some passes fill it and stop early).
+    pub fn broker_settings() -> Vec<(String, String)> {
+        vec![
+            ("log.cleaner.backoff.ms".to_string(), "300".to_string()),
+            ("log.cleaner.dedupe.buffer.size".to_string(), (1 << 20).to_string()),
+        ]
+    }
+
+    /// Draws compaction knobs from their own stream of `seed`.
+    pub fn draw(seed: u64) -> CompactionKnobs {
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x636f_6d70_6163_7431);
+        CompactionKnobs {
+            keys: pick(&mut rng, &[3, 10, 40]),
+            tombstone_chance: pick(&mut rng, &[0.0, 0.05, 0.2]),
+            delete_retention_ms: pick(&mut rng, &[0, 2_000, 15_000, 600_000]),
+            min_compaction_lag_ms: pick(&mut rng, &[0, 0, 1_000, 10_000]),
+            min_cleanable_dirty_ratio: pick(&mut rng, &[0.01, 0.1, 0.5]),
+        }
+    }
 }
 
 /// Everything drawn from one seed.
@@ -243,6 +294,7 @@ impl Knobs {
             segment_bytes: pick(&mut rng, &[4_096, 16_384, 1 << 20]),
             retention_bytes: pick(&mut rng, &[-1, -1, -1, 20_000, 100_000]),
             admin: rng.random_bool(0.3),
+            compaction: None,
         };
         let durability = if rng.random_bool(0.75) { Durability::Fsync } else { Durability::PageCache };
         let mut k = Knobs { durability, faults, workload, safety_ms: 40_000, cluster: None };
@@ -281,6 +333,13 @@ impl fmt::Display for Knobs {
             wk.partitions, wk.producers, wk.acks, wk.idempotent, wk.compression, wk.records_per_batch_max, wk.value_bytes_max,
             wk.produce_gap_ms, wk.drop_connection, wk.consumers, wk.segment_bytes, wk.retention_bytes, wk.admin
         )?;
+        if let Some(c) = &wk.compaction {
+            write!(
+                f,
+                "\n  compaction: {} keys, tombstones {}; delete.retention.ms={} min.compaction.lag.ms={} min.cleanable.dirty.ratio={}",
+                c.keys, c.tombstone_chance, c.delete_retention_ms, c.min_compaction_lag_ms, c.min_cleanable_dirty_ratio
+            )?;
+        }
         if let Some(c) = &self.cluster {
             write!(
                 f,

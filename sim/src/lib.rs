@@ -115,6 +115,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
         Scenario::Cluster => cluster::cluster_knobs(seed, 3, 0),
         Scenario::Cluster5 => cluster::cluster_knobs(seed, 5, 0),
         Scenario::ClusterSplit => cluster::cluster_knobs(seed, 6, 3),
+        Scenario::Compaction => scenario::compaction_knobs(seed),
     };
     let wall = std::time::Instant::now();
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
@@ -127,7 +128,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
         rt.block_on(async move {
             let trace = Trace::new(trace_print);
             let outcome = match scenario {
-                Scenario::SingleBroker => scenario::single_broker(seed, &run_knobs, trace.clone()).await,
+                Scenario::SingleBroker | Scenario::Compaction => scenario::single_broker(seed, &run_knobs, trace.clone()).await,
                 Scenario::Groups => scenario::groups(seed, &run_knobs, trace.clone()).await,
                 Scenario::Cluster | Scenario::Cluster5 | Scenario::ClusterSplit => cluster::cluster(seed, &run_knobs, trace.clone()).await,
             };

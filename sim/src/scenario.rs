@@ -42,10 +42,15 @@ pub enum Scenario {
     /// [`Scenario::Cluster`] with three controller-only nodes (the voters) and three broker-only
     /// nodes.
     ClusterSplit,
+    /// [`Scenario::SingleBroker`] on a compacted topic: few keys, many updates, tombstones, small
+    /// segments, a cleaner that runs often; crashes and power losses land in cleaning passes
+    /// (crash points in the swap protocol) and disk faults fail them.
+    Compaction,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [Scenario::SingleBroker, Scenario::Groups, Scenario::Cluster, Scenario::Cluster5, Scenario::ClusterSplit];
+    pub const ALL: [Scenario; 6] =
+        [Scenario::SingleBroker, Scenario::Groups, Scenario::Cluster, Scenario::Cluster5, Scenario::ClusterSplit, Scenario::Compaction];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +59,7 @@ impl Scenario {
             Scenario::Cluster => "cluster",
             Scenario::Cluster5 => "cluster-5",
             Scenario::ClusterSplit => "cluster-split",
+            Scenario::Compaction => "compaction",
         }
     }
 }
@@ -85,14 +91,18 @@ pub async fn single_broker(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let fk = &knobs.faults;
     let wk = &knobs.workload;
     let mut world = World::new(seed, trace.clone());
-    let settings = vec![
+    let mut settings = vec![
         ("log.retention.check.interval.ms".to_string(), "1000".to_string()),
         ("offsets.topic.num.partitions".to_string(), "3".to_string()),
         ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
     ];
+    if wk.compaction.is_some() {
+        settings.extend(crate::knobs::CompactionKnobs::broker_settings());
+    }
     world.add_broker(settings, fk.crash_faults());
     let topic = "events";
     let history = History::new(topic, wk.partitions);
+    history.lock().compaction = wk.compaction;
     let stop = Arc::new(AtomicBool::new(false));
     let ctx = Ctx { history: history.clone(), trace: trace.clone(), stop: stop.clone(), broker: world.brokers[0].addr(), topic: topic.to_string(), partitions: wk.partitions };
 
@@ -103,6 +113,9 @@ pub async fn single_broker(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     if knobs.durability == Durability::PageCache {
         topic_configs.push(("flush.messages".to_string(), "1000000".to_string()));
         topic_configs.push(("flush.ms".to_string(), "1000".to_string()));
+    }
+    if let Some(c) = &wk.compaction {
+        topic_configs.extend(c.topic_configs());
     }
     let admin_node = world.add_client("admin");
     let created = {
@@ -127,6 +140,7 @@ pub async fn single_broker(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
             value_bytes_max: wk.value_bytes_max,
             gap_ms: wk.produce_gap_ms,
             drop_connection: wk.drop_connection,
+            compaction: wk.compaction,
         };
         let node = world.add_client(&format!("producer-{i}"));
         tasks.push(node.spawn(workload::producer(ctx.clone(), spec, seed ^ (0x5eed_0000 + u64::from(i)))));
@@ -201,6 +215,21 @@ pub(crate) fn note_crash_points(world: &World, history: &History, faults: &mut B
 
 /// The knobs of the groups scenario: the seed's fault mix on one broker (no bit flips, fsync
 /// durability), one idempotent acks=all producer, 3 to 6 partitions, 2 or 3 members.
+/// The compaction scenario's knobs: [`Knobs::draw`]'s, with a compacted topic, small segments,
+/// no size retention and no admin client (DeleteRecords and compaction are checked apart).
+pub fn compaction_knobs(seed: u64) -> Knobs {
+    let mut k = Knobs::draw(seed);
+    let w = &mut k.workload;
+    w.compaction = Some(crate::knobs::CompactionKnobs::draw(seed));
+    w.segment_bytes = [1_024, 4_096][(seed % 2) as usize];
+    w.retention_bytes = -1;
+    w.admin = false;
+    // Power losses at crash points land inside cleaning passes (the swap protocol has three).
+    k.faults.crash_points_max = k.faults.crash_points_max.max(2);
+    k.faults.crash_point_chance = k.faults.crash_point_chance.max(0.02);
+    k
+}
+
 pub fn group_knobs(seed: u64) -> Knobs {
     let mut k = Knobs::draw(seed);
     k.durability = Durability::Fsync;
@@ -253,6 +282,7 @@ pub async fn groups(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         value_bytes_max: wk.value_bytes_max,
         gap_ms: wk.produce_gap_ms,
         drop_connection: wk.drop_connection,
+        compaction: None,
     };
     let producer_node = world.add_client("producer-0");
     let producer = producer_node.spawn(workload::producer(ctx.clone(), spec, seed ^ 0x5eed_0000));

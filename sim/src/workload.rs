@@ -29,7 +29,8 @@ use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, Timestamp
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::history::{value_prefix, Ack, FinalRead, Gap, History, Observation, Produced, RecordId, Served};
+use crate::history::{value_prefix, Ack, FinalRead, Gap, History, Observation, Produced, RecordId, Served, TOMBSTONE_ID_HEADER};
+use crate::knobs::CompactionKnobs;
 use crate::trace::Trace;
 
 /// Timeout of one request (clients give up, drop the connection and retry).
@@ -129,6 +130,7 @@ pub struct ProducerSpec {
     pub value_bytes_max: usize,
     pub gap_ms: u64,
     pub drop_connection: f64,
+    pub compaction: Option<CompactionKnobs>,
 }
 
 pub fn compression(id: i8) -> Compression {
@@ -146,6 +148,38 @@ pub(crate) struct Pending {
     pub(crate) records: Vec<Produced>,
     pub(crate) base_sequence: i32,
     pub(crate) attempts: u32,
+}
+
+/// A new record of the workload. Its value starts with its id ([`value_prefix`]) and is padded
+/// up to `value_bytes_max`; 70% of records have one of ten keys, and with `headers` 30% have two
+/// headers. On a compacted topic every record has one of the knobs' keys, and some are
+/// tombstones, which carry their id in a header instead.
+pub(crate) fn new_record(
+    rng: &mut SmallRng,
+    id: RecordId,
+    topic: &str,
+    partition: i32,
+    value_bytes_max: usize,
+    headers: bool,
+    compaction: Option<&CompactionKnobs>,
+    created_at: Duration,
+) -> Produced {
+    let mut value = value_prefix(id).into_bytes();
+    let pad = rng.random_range(0..=value_bytes_max);
+    value.extend(std::iter::repeat_n(b'a' + (id.1 % 26) as u8, pad));
+    let (key, tombstone) = match compaction {
+        Some(c) => (Some(Bytes::from(format!("k{}", rng.random_range(0..c.keys)))), rng.random_bool(c.tombstone_chance)),
+        None => (rng.random_bool(0.7).then(|| Bytes::from(format!("k{}", rng.random_range(0..10)))), false),
+    };
+    let mut headers = if headers && rng.random_bool(0.3) {
+        vec![("h1".to_string(), Bytes::from(format!("{}", id.1))), ("h2".to_string(), Bytes::from_static(b""))]
+    } else {
+        Vec::new()
+    };
+    if tombstone {
+        headers.push((TOMBSTONE_ID_HEADER.to_string(), Bytes::from(value_prefix(id))));
+    }
+    Produced { id, topic: topic.to_string(), partition, key, value: Bytes::from(value), headers, tombstone, created_at }
 }
 
 /// Produces until stopped. Every attempted record goes into the history before it is sent.
@@ -199,16 +233,7 @@ pub async fn producer(ctx: Ctx, spec: ProducerSpec, seed: u64) {
                 for _ in 0..n {
                     let id: RecordId = (spec.index, next_n);
                     next_n += 1;
-                    let mut value = value_prefix(id).into_bytes();
-                    let pad = rng.random_range(0..=spec.value_bytes_max);
-                    value.extend(std::iter::repeat_n(b'a' + (id.1 % 26) as u8, pad));
-                    let key = rng.random_bool(0.7).then(|| Bytes::from(format!("k{}", rng.random_range(0..10))));
-                    let headers = if rng.random_bool(0.3) {
-                        vec![("h1".to_string(), Bytes::from(format!("{}", id.1))), ("h2".to_string(), Bytes::from_static(b""))]
-                    } else {
-                        Vec::new()
-                    };
-                    let r = Produced { id, topic: ctx.topic.clone(), partition, key, value: Bytes::from(value), headers };
+                    let r = new_record(&mut rng, id, &ctx.topic, partition, spec.value_bytes_max, true, spec.compaction.as_ref(), ctx.trace.elapsed());
                     ctx.history.lock().produced.insert(id, r.clone());
                     records.push(r);
                 }
@@ -302,9 +327,11 @@ pub(crate) fn produce_request(topic: &str, batch: &Pending, acks: i16, producer_
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: if producer_id >= 0 { batch.base_sequence.wrapping_add(i as i32) } else { -1 },
-            timestamp: 1_700_000_000_000,
+            // The simulated wall clock, as a real client stamps records (min.compaction.lag.ms
+            // and time retention compare record timestamps with the broker's clock).
+            timestamp: gregor_core::clock::Clock::wall_ms(&gregor_core::clock::SystemClock::new()),
             key: r.key.clone(),
-            value: Some(r.value.clone()),
+            value: (!r.tombstone).then(|| r.value.clone()),
             headers: r.headers.iter().map(|(k, v)| (StrBytes::from_string(k.clone()), Some(v.clone()))).collect::<IndexMap<_, _>>(),
         })
         .collect();
@@ -343,6 +370,24 @@ pub fn decode_batches(mut data: Bytes) -> Result<Vec<(i64, Served)>, String> {
         }
     }
     Ok(out)
+}
+
+/// The offset after the last whole batch of a fetch answer (`None` if it holds none). A reader
+/// goes on from there even when the batch holds no record for it: the cleaner keeps a batch
+/// whose records it removed as an empty batch, and a control batch has no data records; Kafka's
+/// consumers move past both the same way.
+pub fn batches_end(data: &Bytes) -> Option<i64> {
+    let mut pos = 0usize;
+    let mut end = None;
+    while let Some(rest) = data.get(pos..).filter(|r| r.len() >= gregor_core::batch::HEADER_LEN) {
+        let h = gregor_core::batch::BatchHeader::parse(rest).ok()?;
+        if h.total_len() > rest.len() {
+            break;
+        }
+        end = Some(h.next_offset());
+        pos += h.total_len();
+    }
+    end
 }
 
 /// Records in the history, and returns false, if the records of one fetch answer (in the order
@@ -467,13 +512,14 @@ pub async fn consumer(ctx: Ctx, index: u32) {
                     continue;
                 }
                 let Some(data) = pd.records else { continue };
+                let end = batches_end(&data).unwrap_or(pos);
                 match decode_batches(data) {
                     Ok(records) => {
                         let at = ctx.trace.elapsed();
                         let served = FetchAnswer { reader: &who, partition: p, sent_at, at, log_start: pd.log_start_offset, high_watermark: pd.high_watermark };
                         let (next, new) = served.record(&mut ctx.history.lock(), pos, records);
                         idle &= !new;
-                        positions.insert(p, next);
+                        positions.insert(p, next.max(end));
                     }
                     Err(e) => {
                         ctx.trace.event(&who, format!("p{p}: {e}"));
@@ -654,7 +700,9 @@ pub async fn final_read_of(ctx: Ctx, probe_producer: u32, bound: Duration, parti
             if !probed.contains_key(&p) {
                 let id: RecordId = (probe_producer, n);
                 n += 1;
-                let r = Produced { id, topic: ctx.topic.clone(), partition: p, key: None, value: Bytes::from(value_prefix(id)), headers: Vec::new() };
+                // Keyed, so that a compacted topic takes it too.
+                let key = Some(Bytes::from_static(b"probe"));
+                let r = Produced { id, topic: ctx.topic.clone(), partition: p, key, value: Bytes::from(value_prefix(id)), headers: Vec::new(), tombstone: false, created_at: ctx.trace.elapsed() };
                 ctx.history.lock().produced.insert(id, r.clone());
                 let batch = Pending { partition: p, records: vec![r], base_sequence: -1, attempts: 1 };
                 let Ok(req) = produce_request(&ctx.topic, &batch, -1, -1, -1, Compression::None) else { break };
@@ -724,6 +772,7 @@ pub async fn final_read_of(ctx: Ctx, probe_producer: u32, bound: Duration, parti
                     out.stuck.insert(p, (pos, format!("fetch error {}", pd.error_code)));
                     break;
                 }
+                let end = pd.records.as_ref().and_then(batches_end).unwrap_or(pos).min(hw);
                 let got = match pd.records.clone().map(decode_batches).unwrap_or(Ok(Vec::new())) {
                     Ok(g) => g,
                     Err(e) => {
@@ -740,6 +789,7 @@ pub async fn final_read_of(ctx: Ctx, probe_producer: u32, bound: Duration, parti
                         pos = offset + 1;
                     }
                 }
+                pos = pos.max(end);
                 if pos == before {
                     out.stuck.insert(p, (pos, "fetch returned nothing below the high watermark".into()));
                     break;

@@ -193,3 +193,13 @@ fn a_high_watermark_moving_while_the_isr_is_below_min_insync_is_caught() {
 fn forgetting_the_high_watermark_checkpoint_is_caught() {
     caught_in(Scenario::Cluster, Bug::ForgetHwCheckpoint, &["hw-restored"]);
 }
+
+#[test]
+fn dropping_a_tombstone_before_delete_retention_ms_is_caught() {
+    caught_in(Scenario::Compaction, Bug::TombstoneEarly, &["compacted-latest"]);
+}
+
+#[test]
+fn a_swap_that_removes_the_old_segments_first_is_caught() {
+    caught_in(Scenario::Compaction, Bug::SwapNotAtomic, &["compacted-latest"]);
+}

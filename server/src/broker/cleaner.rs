@@ -187,7 +187,7 @@ enum Outcome {
     Cleaned(CleanReport),
     /// Nothing to do, abandoned, or stopped by shutdown.
     Nothing,
-    /// A batch could not be decoded.
+    /// A batch failed its CRC or could not be decoded.
     Undecodable(String),
 }
 
@@ -204,6 +204,7 @@ async fn clean_partition(broker: &Broker, c: &Candidate, now_ms: i64, rate: f64,
         }
         let step = p.with_log_mut(|log, _| match log.clean_step(&mut pass) {
             Err(LogError::Records(why)) => Ok(Err(why)),
+            Err(LogError::Corrupt(e)) => Ok(Err(e.to_string())),
             other => other.map(Ok),
         })?;
         let step = match step {

@@ -4,11 +4,15 @@
 //! partition at or below `o` (one broker has no other copy; the flip must then be caught, which
 //! the phantom checker verifies), or, under the page-cache durability policy only, a power loss
 //! after the request was sent (the broker may have answered just before losing power).
+//! On a compacted topic the cleaner removes records too: [`super::compacted_latest`] checks it.
 
 use super::{CheckContext, Findings, Violation};
 use crate::history::HistoryData;
 
 pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
+    if h.compaction.is_some() {
+        return None;
+    }
     let mut f = Findings::new("lost-ack", "acknowledged records lost");
     let fr = &h.final_read;
     let end = h.healed_at.unwrap_or_default() + ctx.liveness_bound;

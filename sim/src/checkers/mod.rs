@@ -12,6 +12,7 @@ use crate::knobs::Durability;
 pub mod acked_min_isr;
 pub mod committed_isr_holds;
 pub mod committed_prefix;
+pub mod compacted_latest;
 pub mod delete_records;
 pub mod dense_offsets;
 pub mod durable_at_ack;
@@ -102,6 +103,7 @@ pub fn check_all(h: &HistoryData, ctx: &CheckContext) -> Vec<Violation> {
     v.extend(hw_restored::check(h, ctx));
     v.extend(delete_records::check(h, ctx));
     v.extend(lost_ack::check(h, ctx));
+    v.extend(compacted_latest::check(h, ctx));
     v.extend(one_record_per_offset::check(h, ctx));
     v.extend(no_phantom::check(h, ctx));
     v.extend(order::check(h, ctx));

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{CheckContext, Findings, Violation};
-use crate::history::{parse_id, HistoryData, RecordId};
+use crate::history::{served_id, HistoryData, RecordId};
 use crate::knobs::Durability;
 
 pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
@@ -16,7 +16,7 @@ pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
     let final_reads = h.final_read.records.iter().flat_map(|(p, rs)| rs.iter().map(move |(o, r)| (*p, *o, r)));
     let consumers = h.observations.iter().filter(|_| use_consumers).map(|o| (o.partition, o.offset, &o.record));
     for (p, offset, r) in final_reads.chain(consumers) {
-        let Some(id) = r.value.as_deref().and_then(parse_id) else { continue };
+        let Some(id) = served_id(r) else { continue };
         if !idempotent.contains(&id.0) || h.flipped(p, offset) {
             continue;
         }

@@ -4,7 +4,7 @@
 
 use super::{CheckContext, Findings, Violation};
 use crate::checkers::one_record_per_offset::short;
-use crate::history::{parse_id, HistoryData, Served};
+use crate::history::{served_id, HistoryData, Served};
 
 pub fn check(h: &HistoryData, _ctx: &CheckContext) -> Option<Violation> {
     let mut f = Findings::new("no-phantom", "records served that were never produced (or corrupt data served)");
@@ -22,8 +22,7 @@ pub fn check(h: &HistoryData, _ctx: &CheckContext) -> Option<Violation> {
 }
 
 fn phantom(h: &HistoryData, partition: i32, record: &Served) -> Option<&'static str> {
-    let Some(value) = &record.value else { return Some("null value") };
-    let Some(id) = parse_id(value) else { return Some("value names no producer") };
+    let Some(id) = served_id(record) else { return Some("names no producer (in its value, or a tombstone's id header)") };
     let Some(produced) = h.produced.get(&id) else { return Some("never produced") };
     if produced.partition != partition {
         return Some("produced to another partition");

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::{CheckContext, Findings, Violation};
-use crate::history::{parse_id, HistoryData};
+use crate::history::{served_id, HistoryData};
 
 pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
     let mut f = Findings::new("order", "records out of order");
@@ -35,7 +35,7 @@ pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
     for (p, records) in &h.final_read.records {
         let mut seen: BTreeMap<u32, (u64, i64)> = BTreeMap::new();
         for (offset, r) in records {
-            let Some(id) = r.value.as_deref().and_then(parse_id) else { continue };
+            let Some(id) = served_id(r) else { continue };
             if !idempotent.contains(&id.0) || h.flipped(*p, *offset) {
                 continue;
             }

@@ -33,6 +33,7 @@ use std::io;
 use std::path::Path;
 
 use gregor_core::batch::{self, BatchHeader};
+use gregor_core::bugs::{self, Bug};
 use gregor_core::disk::{write_atomic, SharedDisk};
 use gregor_core::probe::{self, CrashPoint};
 use tracing::{info, warn};
@@ -204,7 +205,7 @@ impl PartitionLog {
                     return Ok(Step::Abandoned("a segment of the dirty section changed"));
                 };
                 let mut stop = None;
-                for batch in SegmentBatches::new(seg) {
+                for batch in SegmentBatches::new(seg, self.holes_below()) {
                     let (h, bytes) = batch?;
                     pass.bytes_read += bytes.len() as u64;
                     if h.last_offset() < pass.first_dirty {
@@ -264,7 +265,8 @@ impl PartitionLog {
         let (first, group_end) = (group[0].0, group.last().expect("a group is never empty").2);
         let bases: Vec<i64> = group.iter().map(|g| g.0).collect();
         let cleaned = self.dir.join(staged_name(first, group_end, "cleaned"));
-        let rules = Rules { map: &pass.map, map_end, now_ms: pass.now_ms, delete_retention_ms: pass.opts.delete_retention_ms, decompressed_bytes_max: pass.opts.decompressed_bytes_max };
+        let delete_retention_ms = if bugs::active(Bug::TombstoneEarly) { 0 } else { pass.opts.delete_retention_ms };
+        let rules = Rules { map: &pass.map, map_end, now_ms: pass.now_ms, delete_retention_ms, decompressed_bytes_max: pass.opts.decompressed_bytes_max };
         let (written, changed) = match self.write_cleaned(&cleaned, &bases, &rules, &mut pass.removed, &mut pass.bytes_read) {
             Ok(r) => r,
             Err(LogError::Io(e)) => return self.fatal(e),
@@ -331,7 +333,7 @@ impl PartitionLog {
         let mut changed = false;
         for (gi, base) in bases.iter().enumerate() {
             let seg = &self.segments[base];
-            let mut batches = SegmentBatches::new(seg).peekable();
+            let mut batches = SegmentBatches::new(seg, self.holes_below()).peekable();
             while let Some(batch) = batches.next() {
                 let (h, bytes) = batch?;
                 *bytes_read += bytes.len() as u64;
@@ -366,6 +368,17 @@ impl PartitionLog {
     fn swap_in(&mut self, first: i64, end: i64, bases: &[i64], len: u64, now_ms: i64) -> Result<(), LogError> {
         debug_assert!(bases.first() == Some(&first) && bases.iter().all(|&b| b < end));
         let swap = || -> io::Result<()> {
+            if bugs::active(Bug::SwapNotAtomic) {
+                for &b in bases {
+                    for ext in ["log", "index", "timeindex"] {
+                        remove_if_exists(&self.disk, &Self::seg_path(&self.dir, b, ext))?;
+                    }
+                }
+                self.disk.sync_dir(&self.dir)?;
+                probe::crash_point(self.disk.as_ref(), CrashPoint::SwapOldRemoved);
+                self.disk.rename(&self.dir.join(staged_name(first, end, "cleaned")), &Self::seg_path(&self.dir, first, "log"))?;
+                return self.disk.sync_dir(&self.dir);
+            }
             let swap = self.dir.join(staged_name(first, end, "swap"));
             self.disk.rename(&self.dir.join(staged_name(first, end, "cleaned")), &swap)?;
             self.disk.sync_dir(&self.dir)?;
@@ -501,16 +514,21 @@ pub enum Step {
 /// The cleaned output is written in pieces of about this size.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
-/// The batches of a segment, read one at a time and CRC-checked.
+/// The batches of a segment, read one at a time, CRC-checked, and checked to continue the
+/// segment's offsets (a batch's base offset is outside its CRC: a flipped bit there must stop
+/// the cleaner, not be copied into a cleaned segment).
 struct SegmentBatches<'a> {
     seg: &'a crate::segment::Segment,
     pos: u64,
+    /// The offset the next batch must start at (or above, inside the region with holes).
+    next: i64,
+    holes_below: i64,
     failed: bool,
 }
 
 impl<'a> SegmentBatches<'a> {
-    fn new(seg: &'a crate::segment::Segment) -> Self {
-        SegmentBatches { seg, pos: 0, failed: false }
+    fn new(seg: &'a crate::segment::Segment, holes_below: i64) -> Self {
+        SegmentBatches { seg, pos: 0, next: seg.base_offset, holes_below, failed: false }
     }
 }
 
@@ -525,10 +543,25 @@ impl Iterator for SegmentBatches<'_> {
             let h = self.seg.read_header(self.pos)?;
             let bytes = self.seg.read_batch(self.pos, h.total_len())?;
             batch::validate(&bytes)?;
+            let in_place = h.base_offset == self.next || (h.base_offset > self.next && h.base_offset <= self.holes_below);
+            if !in_place || h.next_offset() > self.seg.next_offset {
+                return Err(LogError::Records(format!(
+                    "batch at position {} of segment {} has offsets {}..{}, expected from {} up to {}",
+                    self.pos,
+                    self.seg.base_offset,
+                    h.base_offset,
+                    h.last_offset(),
+                    self.next,
+                    self.seg.next_offset
+                )));
+            }
             Ok((h, bytes))
         })();
         match &read {
-            Ok((_, bytes)) => self.pos += bytes.len() as u64,
+            Ok((h, bytes)) => {
+                self.pos += bytes.len() as u64;
+                self.next = h.next_offset();
+            }
             Err(_) => self.failed = true,
         }
         Some(read)
