@@ -88,6 +88,10 @@ pub enum Bug {
     /// A restarted broker ignores its `replication-offset-checkpoint`: every replica starts
     /// with its high watermark at its log start, below what consumers had already read.
     ForgetHwCheckpoint,
+    /// The log cleaner cleans up to the log end, past the high watermark (and what is synced):
+    /// an older record goes for a newer one that a deposed leader then truncates, or a crash
+    /// takes.
+    CleanPastHighWatermark,
     /// The cleaner drops a tombstone at the first pass after the one that reached it, without
     /// waiting `delete.retention.ms`.
     TombstoneEarly,
@@ -97,7 +101,7 @@ pub enum Bug {
 }
 
 impl Bug {
-    pub const ALL: [Bug; 31] = [
+    pub const ALL: [Bug; 32] = [
         Bug::AckBeforeFsync,
         Bug::IgnoreFsyncFailure,
         Bug::SkipRecoveryCrc,
@@ -127,6 +131,7 @@ impl Bug {
         Bug::ListOffsetsLaggingHw,
         Bug::HwUnderMinIsr,
         Bug::ForgetHwCheckpoint,
+        Bug::CleanPastHighWatermark,
         Bug::TombstoneEarly,
         Bug::SwapNotAtomic,
     ];
@@ -162,6 +167,7 @@ impl Bug {
             Bug::ListOffsetsLaggingHw => "list-offsets-lagging-hw",
             Bug::HwUnderMinIsr => "hw-under-min-isr",
             Bug::ForgetHwCheckpoint => "forget-hw-checkpoint",
+            Bug::CleanPastHighWatermark => "clean-past-hw",
             Bug::TombstoneEarly => "tombstone-early",
             Bug::SwapNotAtomic => "swap-not-atomic",
         }

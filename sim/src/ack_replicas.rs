@@ -99,9 +99,9 @@ struct Committed {
 fn check_high_watermark(sh: &Shared, partition: i32, leader: i32, hw: i64, c: &Committed) {
     let disk = |id: i32| usize::try_from(id - 1).ok().and_then(|i| sh.disks.get(i));
     // A leader whose own log does not end a batch there (trimmed below it) makes no claim to check.
-    let Some(ours) = disk(leader).and_then(|d| last_batch(d, &sh.topic, partition, hw)) else { return };
+    let Some(ours) = disk(leader).and_then(|d| last_batch(d, &sh.topic, partition, hw)).filter(|b| !b.hole) else { return };
     let lacking: Vec<i32> =
-        c.electable.iter().copied().filter(|&id| !disk(id).and_then(|d| last_batch(d, &sh.topic, partition, hw)).is_some_and(|b| b.digest == ours.digest)).collect();
+        c.electable.iter().copied().filter(|&id| !disk(id).and_then(|d| last_batch(d, &sh.topic, partition, hw)).is_some_and(|b| b.same_as(&ours, sh.compacted))).collect();
     sh.with_cluster(|cl| {
         cl.hws_checked += 1;
         if !lacking.is_empty() {
@@ -115,11 +115,11 @@ fn check_high_watermark(sh: &Shared, partition: i32, leader: i32, hw: i64, c: &C
 fn holders(sh: &Shared, w: &AckedWrite<'_>) -> Vec<i32> {
     let leader = usize::try_from(w.node_id - 1).ok().and_then(|i| sh.disks.get(i));
     // A leader whose own log does not end a batch there holds nothing anyone can be shown to hold.
-    let Some(leader_batch) = leader.and_then(|d| last_batch(d, w.topic, w.partition, w.end_offset)) else { return Vec::new() };
+    let Some(leader_batch) = leader.and_then(|d| last_batch(d, w.topic, w.partition, w.end_offset)).filter(|b| !b.hole) else { return Vec::new() };
     sh.disks
         .iter()
         .enumerate()
-        .filter(|(_, d)| last_batch(d, w.topic, w.partition, w.end_offset).is_some_and(|b| b.digest == leader_batch.digest && b.durable))
+        .filter(|(_, d)| last_batch(d, w.topic, w.partition, w.end_offset).is_some_and(|b| b.same_as(&leader_batch, sh.compacted) && b.durable))
         .map(|(i, _)| i as i32 + 1)
         .collect()
 }
@@ -149,8 +149,23 @@ fn record(sh: &Shared, w: &AckedWrite<'_>, holders: &[i32], committed: Option<&(
 /// The batch of a replica's log whose last offset is `end_offset - 1`, if there is one.
 struct Found {
     digest: u64,
+    leader_epoch: i32,
     /// Whether a power loss now would leave the batch (and its segment's name) in place.
     durable: bool,
+    /// No batch holds that offset, and the log goes on after it: its cleaner removed the batch.
+    hole: bool,
+}
+
+impl Found {
+    /// Whether this copy holds what `leader`'s does: the same bytes, or on a compacted topic the
+    /// same leader epoch at the same last offset (the cleaner rewrote or removed its records).
+    fn same_as(&self, leader: &Found, compacted: bool) -> bool {
+        if compacted {
+            self.hole || self.leader_epoch == leader.leader_epoch
+        } else {
+            !self.hole && self.digest == leader.digest
+        }
+    }
 }
 
 /// Finds the batch ending at `end_offset - 1` in `disk`'s replica of `topic`-`partition`,
@@ -170,12 +185,16 @@ fn last_batch(disk: &MemDisk, topic: &str, partition: i32, end_offset: i64) -> O
         }
         let batch_last = h.base_offset + i64::from(h.last_offset_delta);
         if batch_last >= last {
+            if h.base_offset > last {
+                let durable = disk.durability_gap(&path, 0..pos + total).is_none();
+                return Some(Found { digest: 0, leader_epoch: h.partition_leader_epoch, durable, hole: true });
+            }
             if batch_last != last {
                 return None;
             }
             let (_, bytes) = disk.peek(&path, pos..pos + total)?;
             let durable = disk.durability_gap(&path, 0..pos + total).is_none();
-            return Some(Found { digest: crate::cluster::fnv(&bytes), durable });
+            return Some(Found { digest: crate::cluster::fnv(&bytes), leader_epoch: h.partition_leader_epoch, durable, hole: false });
         }
         pos += total;
     }

@@ -75,6 +75,16 @@ const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
 /// The knobs of the cluster scenario with `nodes` nodes (`controllers` of them controller-only, or
 /// none: all combined): the seed's crash model, fsync
 /// durability, an `events` topic of 2–6 partitions, two acks=all producers and one consumer.
+/// [`cluster_knobs`] of three nodes, on a compacted topic (see `Scenario::ClusterCompaction`).
+pub fn cluster_compaction_knobs(seed: u64) -> Knobs {
+    let mut k = cluster_knobs(seed, 3, 0);
+    k.workload.compaction = Some(crate::knobs::CompactionKnobs::draw(seed));
+    k.workload.segment_bytes = [1_024, 4_096][(seed % 2) as usize];
+    // The admin client's DeleteRecords and scratch topics are checked in the plain scenarios.
+    k.workload.admin = false;
+    k
+}
+
 pub fn cluster_knobs(seed: u64, nodes: usize, controllers: usize) -> Knobs {
     let mut k = Knobs::draw(seed);
     k.durability = Durability::Fsync;
@@ -115,6 +125,11 @@ pub(crate) struct Shared {
     pub(crate) replication_factor: i16,
     /// `min.insync.replicas` of `topic`.
     pub(crate) min_insync: i16,
+    /// More configs of `topic` (a compacted topic's).
+    pub(crate) topic_configs: Vec<(String, String)>,
+    /// `topic` is compacted: each replica cleans its own copy, so copies of a batch may differ
+    /// in bytes (records removed) or be gone (a hole) while holding the same offsets and epoch.
+    pub(crate) compacted: bool,
 }
 
 impl Shared {
@@ -281,6 +296,30 @@ pub fn read_metadata_log(disk: &MemDisk) -> Result<DiskLog, String> {
 
 /// A partition replica's log read from its node's disk without changing it: every whole batch
 /// of its segment files, in base-offset order (a torn or unparsable tail ends a segment).
+/// The records of one replica of `topic`'s `partition` on `disk`, in offset order; a batch that
+/// does not decode ends the segment it is in.
+pub fn read_partition_records(disk: &MemDisk, topic: &str, partition: i32) -> Vec<(i64, crate::history::Served)> {
+    let dir = Path::new(DATA_DIR).join(format!("{topic}-{partition}"));
+    let names = disk.list_dir(&dir).unwrap_or_default();
+    let mut segments: Vec<(i64, String)> = names.into_iter().filter_map(|n| Some((n.strip_suffix(".log")?.parse().ok()?, n))).collect();
+    segments.sort();
+    let mut out = Vec::new();
+    for (_, name) in segments {
+        let Ok(data) = read_all(disk, &dir.join(&name)) else { continue };
+        let mut data = Bytes::from(data);
+        while let Ok(h) = gregor_core::batch::BatchHeader::parse(&data) {
+            if h.total_len() == 0 || h.total_len() > data.len() {
+                break;
+            }
+            match workload::decode_batches(data.split_to(h.total_len())) {
+                Ok(records) => out.extend(records),
+                Err(_) => break,
+            }
+        }
+    }
+    out
+}
+
 pub fn read_partition_log(disk: &MemDisk, topic: &str, partition: i32) -> Result<Vec<ReplicaBatch>, String> {
     let dir = Path::new(DATA_DIR).join(format!("{topic}-{partition}"));
     let names = disk.list_dir(&dir).map_err(|e| format!("list {}: {e}", dir.display()))?;
@@ -319,6 +358,7 @@ async fn record_replicas(sh: &Shared, view: Option<&MetadataView>, read: &crate:
             .collect()
     };
     let below = |batches: &[ReplicaBatch], hw: i64| batches.iter().copied().filter(|b| b.0 < hw).collect::<Vec<_>>();
+    let compacted = sh.compacted;
     let mut pool = Pool::new(LOCAL_VIEW_CLIENT_ID, POLL_TIMEOUT_MS);
     loop {
         // The assignment as the cluster has it now: a reassignment the operator asked for last
@@ -334,15 +374,24 @@ async fn record_replicas(sh: &Shared, view: Option<&MetadataView>, read: &crate:
             let hw = read.high_watermark.get(p).copied().unwrap_or(0);
             let leader = t.partitions.get(p).map(|pv| pv.leader);
             let leader_log = replicas.iter().find(|(id, _)| Some(*id) == leader).and_then(|(_, l)| l.as_ref().ok()).map(|b| below(b, hw));
-            replicas.iter().all(|(_, l)| {
-                l.as_ref().is_ok_and(|b| (hw == 0 || b.last().is_some_and(|last| last.1 + 1 >= hw)) && leader_log.as_ref().is_none_or(|want| below(b, hw) == *want))
-            })
+            // Compacted replicas clean their own copies: their bytes differ by design.
+            let same = |b: &[ReplicaBatch]| compacted || leader_log.as_ref().is_none_or(|want| below(b, hw) == *want);
+            replicas.iter().all(|(_, l)| l.as_ref().is_ok_and(|b| (hw == 0 || b.last().is_some_and(|last| last.1 + 1 >= hw)) && same(b)))
         });
         if caught_up || sh.trace.elapsed() >= deadline {
             sh.trace.event("settle", format!("replicas caught up: {caught_up}"));
+            let records = if compacted {
+                t.partitions
+                    .iter()
+                    .map(|(&p, pv)| (p, pv.replicas.iter().filter_map(|&id| Some((id, read_partition_records(disk_of(id)?, &sh.topic, p)))).collect()))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            };
             sh.with_cluster(|c| {
                 c.final_replicas = logs;
                 c.final_leaders = t.partitions.iter().map(|(&p, pv)| (p, pv.leader)).collect();
+                c.final_replica_records = records;
             });
             return;
         }
@@ -473,10 +522,16 @@ async fn create_once(pool: &mut Pool, sh: &Shared, addr: &str, topic: &str, part
     t.num_partitions = partitions;
     t.replication_factor = sh.replication_factor;
     if topic == sh.topic {
-        let mut config = CreatableTopicConfig::default();
-        config.name = StrBytes::from_static_str("min.insync.replicas");
-        config.value = Some(StrBytes::from_string(sh.min_insync.to_string()));
-        t.configs = vec![config];
+        let min_insync = ("min.insync.replicas".to_string(), sh.min_insync.to_string());
+        t.configs = std::iter::once(&min_insync)
+            .chain(&sh.topic_configs)
+            .map(|(k, v)| {
+                let mut config = CreatableTopicConfig::default();
+                config.name = StrBytes::from_string(k.clone());
+                config.value = Some(StrBytes::from_string(v.clone()));
+                config
+            })
+            .collect();
     }
     let mut req = CreateTopicsRequest::default();
     req.topics = vec![t];
@@ -1112,7 +1167,11 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let mut id_rng = SmallRng::seed_from_u64(seed ^ 0x636c_7573_7465_7269);
     let cluster_id = gregor_server::meta_properties::random_uuid(&mut id_rng);
     for i in 0..n {
-        let index = world.add_broker_prepared(node_settings(i, role(i), &voters, &ips[i], &ck), fk.crash_faults(), |disk| {
+        let mut settings = node_settings(i, role(i), &voters, &ips[i], &ck);
+        if wk.compaction.is_some() {
+            settings.extend(crate::knobs::CompactionKnobs::broker_settings());
+        }
+        let index = world.add_broker_prepared(settings, fk.crash_faults(), |disk| {
             gregor_server::meta_properties::format(disk, &[DATA_DIR.into()], &cluster_id, (i + 1) as i32, false, &mut id_rng)
                 .expect("formatting a fresh simulated disk");
         });
@@ -1121,6 +1180,7 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
     let topic = "events";
     let history = History::new(topic, wk.partitions);
     history.lock().cluster = Some(ClusterData { nodes: n, ..ClusterData::default() });
+    history.lock().compaction = wk.compaction;
     let stop = Arc::new(AtomicBool::new(false));
     let sh = Shared {
         addrs: (0..n).filter(|&i| role(i) != Role::Controller).map(|i| world.brokers[i].addr()).collect(),
@@ -1134,6 +1194,11 @@ pub async fn cluster(seed: u64, knobs: &Knobs, trace: Trace) -> Outcome {
         partitions: wk.partitions,
         replication_factor: ck.replication_factor,
         min_insync: ck.min_insync_replicas,
+        compacted: wk.compaction.is_some(),
+        topic_configs: match &wk.compaction {
+            Some(c) => std::iter::once(("segment.bytes".to_string(), wk.segment_bytes.to_string())).chain(c.topic_configs()).collect(),
+            None => Vec::new(),
+        },
     };
     gregor_core::probe::set_observer(Some(crate::ack_replicas::observer(sh.clone())));
     let observer_stop = Arc::new(AtomicBool::new(false));

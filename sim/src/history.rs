@@ -294,6 +294,9 @@ pub struct ClusterData {
     /// disks (broker id -> batches, or why they could not be read), and its leader.
     pub final_replicas: BTreeMap<i32, Vec<(i32, Result<Vec<ReplicaBatch>, String>)>>,
     pub final_leaders: BTreeMap<i32, i32>,
+    /// On a compacted topic, at the same moment: each replica's records as on its disk (broker
+    /// id -> (offset, record)), for `compacted-latest` to check every copy, not only the leader's.
+    pub final_replica_records: BTreeMap<i32, Vec<(i32, Vec<(i64, Served)>)>>,
     /// acks=all writes on the scenario's topic whose replicas were counted when acknowledged.
     pub acks_checked: u64,
     /// Those acknowledged while fewer than `min.insync.replicas` replicas held them durably.

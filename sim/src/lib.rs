@@ -116,6 +116,7 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
         Scenario::Cluster5 => cluster::cluster_knobs(seed, 5, 0),
         Scenario::ClusterSplit => cluster::cluster_knobs(seed, 6, 3),
         Scenario::Compaction => scenario::compaction_knobs(seed),
+        Scenario::ClusterCompaction => cluster::cluster_compaction_knobs(seed),
     };
     let wall = std::time::Instant::now();
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
@@ -130,7 +131,9 @@ pub fn run_seed(seed: u64, opts: &RunOptions) -> Report {
             let outcome = match scenario {
                 Scenario::SingleBroker | Scenario::Compaction => scenario::single_broker(seed, &run_knobs, trace.clone()).await,
                 Scenario::Groups => scenario::groups(seed, &run_knobs, trace.clone()).await,
-                Scenario::Cluster | Scenario::Cluster5 | Scenario::ClusterSplit => cluster::cluster(seed, &run_knobs, trace.clone()).await,
+                Scenario::Cluster | Scenario::Cluster5 | Scenario::ClusterSplit | Scenario::ClusterCompaction => {
+                    cluster::cluster(seed, &run_knobs, trace.clone()).await
+                }
             };
             let result = (outcome, trace.hash(), trace.lines(), trace.elapsed());
             // The scenario's world has killed its nodes; one more turn of the executor drops

@@ -46,11 +46,21 @@ pub enum Scenario {
     /// segments, a cleaner that runs often; crashes and power losses land in cleaning passes
     /// (crash points in the swap protocol) and disk faults fail them.
     Compaction,
+    /// [`Scenario::Cluster`] (three nodes) on a compacted topic of replication factor 1 or 3:
+    /// every replica cleans its own copy below its high watermark while leaders change.
+    ClusterCompaction,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] =
-        [Scenario::SingleBroker, Scenario::Groups, Scenario::Cluster, Scenario::Cluster5, Scenario::ClusterSplit, Scenario::Compaction];
+    pub const ALL: [Scenario; 7] = [
+        Scenario::SingleBroker,
+        Scenario::Groups,
+        Scenario::Cluster,
+        Scenario::Cluster5,
+        Scenario::ClusterSplit,
+        Scenario::Compaction,
+        Scenario::ClusterCompaction,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -60,6 +70,7 @@ impl Scenario {
             Scenario::Cluster5 => "cluster-5",
             Scenario::ClusterSplit => "cluster-split",
             Scenario::Compaction => "compaction",
+            Scenario::ClusterCompaction => "cluster-compaction",
         }
     }
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KTopicPartition
@@ -30,20 +30,40 @@ def small_batches(bootstrap: str):
     return ck.producer(bootstrap, **{"batch.num.messages": 10, "linger.ms": 0})
 
 
-def produce_updates(bootstrap: str, topic: str, rounds: int, tombstones: set[int] = frozenset(), start: int = 0) -> dict[int, tuple[bytes, bytes | None]]:
-    """`rounds` updates of every key, then a tombstone for each key in `tombstones`; returns
-    offset -> (key, value) from the delivery reports."""
-    msgs = [{"key": f"k{k}".encode(), "value": f"v{start + r}".encode()} for r in range(rounds) for k in range(KEYS)]
-    msgs += [{"key": f"k{k}".encode(), "value": None} for k in sorted(tombstones)]
+def produce_updates(bootstrap: str, topic: str, rounds: int, tombstones: set[int] = frozenset(), start: int = 0,
+                    prefix: str = "k") -> dict[int, tuple[bytes, bytes | None]]:
+    """`rounds` updates of every key (`{prefix}0` ..), then a tombstone for each key in
+    `tombstones`; returns offset -> (key, value) from the delivery reports."""
+    msgs = [{"key": f"{prefix}{k}".encode(), "value": f"v{start + r}".encode()} for r in range(rounds) for k in range(KEYS)]
+    msgs += [{"key": f"{prefix}{k}".encode(), "value": None} for k in sorted(tombstones)]
     delivered = ck.produce_all(small_batches(bootstrap), topic, msgs)
     return {m.offset(): (m.key(), m.value()) for m in delivered}
+
+
+def roll_past(bootstrap: str, topic: str) -> dict[int, tuple[bytes, bytes | None]]:
+    """Writes enough records of other keys that everything written before is out of the active
+    segment (which is never cleaned); returns what it wrote."""
+    return produce_updates(bootstrap, topic, rounds=30, prefix="filler-")
+
+
+def watermark_high(c, topic: str) -> int:
+    """The high watermark of partition 0, retried while a new leader's is not caught up yet
+    (OFFSET_NOT_AVAILABLE, KIP-207) or the leader moves."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=T)[1]
+        except KafkaException as e:
+            if time.monotonic() > deadline or not e.args[0].retriable() and e.args[0].code() != KafkaError.OFFSET_NOT_AVAILABLE:
+                raise
+            time.sleep(0.3)
 
 
 def read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes | None]]:
     """Every record of partition 0 from the log start to the high watermark: (offset, key, value)."""
     c = ck.consumer(bootstrap, **{"enable.partition.eof": True})
     try:
-        _, high = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=T)
+        high = watermark_high(c, topic)
         c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         out = []
         deadline = time.monotonic() + 20
@@ -77,13 +97,16 @@ def check_compacted(got: list, written: dict) -> None:
     assert not missing, f"the latest record of some keys is gone: {missing}"
 
 
-def wait_compacted(bootstrap: str, topic: str, at_most: int, timeout: float = 30) -> list:
+def wait_compacted(bootstrap: str, topic: str, below: int, timeout: float = 30) -> list:
+    """Reads until the records below offset `below` (all out of the active segment) are down to
+    at most one per key, and returns the last read."""
     deadline = time.monotonic() + timeout
     while True:
         got = read_all(bootstrap, topic)
-        if len(got) <= at_most:
+        old = [o for o, _, _ in got if o < below]
+        if len(old) <= KEYS:
             return got
-        assert time.monotonic() < deadline, f"{len(got)} records left after {timeout} s, expected at most {at_most}"
+        assert time.monotonic() < deadline, f"{len(old)} records below {below} left after {timeout} s, expected at most {KEYS}"
         time.sleep(0.3)
 
 
@@ -99,8 +122,10 @@ def test_compacted_topic_keeps_the_latest_value_of_every_key_and_its_tombstones(
     ck.create_topic(broker.bootstrap, name, config=COMPACTED)
     written = produce_updates(broker.bootstrap, name, rounds=60, tombstones={0, 1, 2})
     assert len(written) == 60 * KEYS + 3
-    # Cleaned, all but the active segment's few records (2 KiB) go.
-    got = wait_compacted(broker.bootstrap, name, at_most=KEYS + 80)
+    below = max(written) + 1
+    written.update(roll_past(broker.bootstrap, name))
+    # Cleaned: below `below`, one record per key is left.
+    got = wait_compacted(broker.bootstrap, name, below)
     check_compacted(got, written)
     # The tombstones are kept (delete.retention.ms is a day by default).
     tombstoned = {k for _, k, v in got if v is None}
@@ -173,6 +198,8 @@ def test_switching_a_topic_to_compact_takes_effect_without_a_restart(broker):
     name = unique()
     ck.create_topic(broker.bootstrap, name, config={"segment.bytes": "2048"})
     written = produce_updates(broker.bootstrap, name, rounds=40)
+    below = max(written) + 1
+    written.update(roll_past(broker.bootstrap, name))
     time.sleep(1)
     assert len(read_all(broker.bootstrap, name)) == len(written), "a delete topic is not compacted"
     a = ck.admin(broker.bootstrap)
@@ -180,7 +207,7 @@ def test_switching_a_topic_to_compact_takes_effect_without_a_restart(broker):
         ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET),
         ConfigEntry("min.cleanable.dirty.ratio", "0.01", incremental_operation=AlterConfigOpType.SET)])
     a.incremental_alter_configs([res], request_timeout=T)[res].result(timeout=T)
-    got = wait_compacted(broker.bootstrap, name, at_most=KEYS + 80)
+    got = wait_compacted(broker.bootstrap, name, below)
     check_compacted(got, written)
     # And back to delete: keyless records are accepted again.
     res = ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
@@ -226,8 +253,9 @@ def test_kafka_python_compacted_topic_end_to_end(broker):
             written[md.offset] = (f"k{k}".encode(), None if r is None else f"v{r}".encode())
     finally:
         p.close(timeout=5)
-    # kafka-python's records are smaller: the active 2 KiB segment holds more of them.
-    wait_compacted(broker.bootstrap, name, at_most=KEYS + 150)
+    below = max(written) + 1
+    written.update(roll_past(broker.bootstrap, name))
+    wait_compacted(broker.bootstrap, name, below)
     c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False,
                       auto_offset_reset="earliest", request_timeout_ms=15000, fetch_max_wait_ms=200)
     try:
@@ -245,3 +273,60 @@ def test_kafka_python_compacted_topic_end_to_end(broker):
     check_compacted(got, written)
     assert (max(o for o, k, _ in got if k == b"k5"), None) == (max(o for o, (k, _) in written.items() if k == b"k5"), None)
     assert [v for _, k, v in got if k == b"k5"][-1] is None, "k5 ends with its tombstone"
+
+
+def test_cleaner_metrics_count_its_passes(broker_factory):
+    from test_metrics import scrape, value
+    from conftest import free_port
+    mport = free_port()
+    b = broker_factory(dict(FAST_CLEANER, **{"metrics.listener": f"http://127.0.0.1:{mport}/metrics"}))
+    name = unique()
+    ck.create_topic(b.bootstrap, name, config=COMPACTED)
+    written = produce_updates(b.bootstrap, name, rounds=40)
+    below = max(written) + 1
+    written.update(roll_past(b.bootstrap, name))
+    check_compacted(wait_compacted(b.bootstrap, name, below), written)
+    m = scrape(mport)
+    assert value(m, "gregor_log_cleaner_passes_total") >= 1
+    assert value(m, "gregor_log_cleaner_removed_records_total") > 0
+    assert value(m, "gregor_log_cleaner_read_bytes_total") > value(m, "gregor_log_cleaner_written_bytes_total") > 0
+    assert 0 < value(m, "kafka_log_logcleaner_max_buffer_utilization_percent") <= 100
+    assert value(m, "kafka_log_logcleanermanager_uncleanable_partitions_count") == 0
+
+
+def test_three_replicas_compact_independently_and_survive_a_leader_kill(request, tmp_path):
+    from confluent_kafka.admin import NewTopic
+    from test_cluster import start_cluster, wait_for
+    nodes = start_cluster(request, tmp_path, extra=("log.cleaner.backoff.ms=100",))
+    try:
+        bootstrap = ",".join(n.bootstrap for n in nodes)
+        name = unique()
+        a = ck.admin(bootstrap)
+        a.create_topics([NewTopic(name, num_partitions=1, replication_factor=3, config=dict(COMPACTED, **{"min.insync.replicas": "2"}))],
+                        request_timeout=T, operation_timeout=T)[name].result(timeout=T)
+        written = produce_updates(bootstrap, name, rounds=60, tombstones={0, 1})
+        below = max(written) + 1
+        written.update(roll_past(bootstrap, name))
+        # Every replica cleans its own copy.
+        checkpoints = [n.data_dir / f"{name}-0" / "cleaner-offset-checkpoint" for n in nodes]
+        wait_for(lambda: all(c.exists() for c in checkpoints), 30, "every replica to have cleaned")
+        check_compacted(wait_compacted(bootstrap, name, below), written)
+
+        def partition():
+            return ck.admin(bootstrap).list_topics(topic=name, timeout=T).topics[name].partitions[0]
+
+        old_leader = partition().leader
+        victim = nodes[old_leader - 1]
+        victim.kill9()
+        wait_for(lambda: partition().leader not in (-1, old_leader), 30, "a new leader")
+        check_compacted(read_all(bootstrap, name), written)
+        # Writes go on; the restarted replica catches up from a compacted leader (the fetch answers
+        # have gaps) and rejoins the ISR.
+        written.update(produce_updates(bootstrap, name, rounds=30, start=60))
+        victim.start()
+        wait_for(lambda: len(partition().isrs) == 3, 40, "the restarted replica back in the ISR")
+        got = read_all(bootstrap, name)
+        check_compacted(got, written)
+    finally:
+        for n in nodes:
+            n.stop()

@@ -162,6 +162,7 @@ fn candidate(p: &Arc<Partition>, now_ms: i64, dedupe_buffer_bytes: usize, max_di
         if !c.cleanup_policy.compact {
             return Ok(None);
         }
+        let hw = if gregor_core::bugs::active(gregor_core::bugs::Bug::CleanPastHighWatermark) { i64::MAX } else { hw };
         let upto = hw.min(log.compaction_lag_end(now_ms, c.min_compaction_lag_ms));
         let (clean, dirty) = log.clean_and_dirty_bytes(upto);
         if dirty == 0 {

@@ -201,6 +201,31 @@ pub fn page(broker: &Broker) -> String {
     p.family("kafka_log_logflushstats_logflush_seconds", Kind::Histogram, "fsync of partition data (LogFlushRateAndTimeMs).");
     p.histogram("kafka_log_logflushstats_logflush_seconds", &[], &m.log_flush);
 
+    let cs = broker.cleaner.stats.lock().expect("cleaner lock").clone();
+    p.single(
+        "kafka_log_logcleaner_max_buffer_utilization_percent",
+        Kind::Gauge,
+        "How full the offset map got in the last cleaning pass, in percent (max-buffer-utilization-percent).",
+        cs.last_map_utilization * 100.0,
+    );
+    p.single("kafka_log_logcleaner_max_clean_time_secs", Kind::Gauge, "Wall time of the last cleaning pass (max-clean-time-secs).", cs.last_pass_seconds);
+    p.single(
+        "kafka_log_logcleanermanager_max_dirty_percent",
+        Kind::Gauge,
+        "The largest dirty share among compacted partitions at the cleaner's last look, in percent (max-dirty-percent).",
+        cs.max_dirty_ratio * 100.0,
+    );
+    p.single(
+        "kafka_log_logcleanermanager_uncleanable_partitions_count",
+        Kind::Gauge,
+        "Compacted partitions the cleaner left alone because their data does not decode (uncleanable-partitions-count).",
+        broker.cleaner.uncleanable_count(),
+    );
+    p.single("gregor_log_cleaner_passes_total", Kind::Counter, "Cleaning passes completed since start.", cs.passes);
+    p.single("gregor_log_cleaner_read_bytes_total", Kind::Counter, "Log bytes the cleaner read since start.", cs.bytes_read);
+    p.single("gregor_log_cleaner_written_bytes_total", Kind::Counter, "Bytes the cleaner wrote into cleaned segments since start.", cs.bytes_written);
+    p.single("gregor_log_cleaner_removed_records_total", Kind::Counter, "Records the cleaner removed since start.", cs.records_removed);
+
     let c = controller_gauges(broker);
     p.single("kafka_controller_kafkacontroller_activecontrollercount", Kind::Gauge, "1 on the active controller, else 0 (ActiveControllerCount).", u8::from(c.active));
     p.single(

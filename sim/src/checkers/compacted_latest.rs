@@ -1,7 +1,7 @@
 //! Compaction keeps the latest: on a compacted topic, a record that was acknowledged at offset
 //! `o`, or served to a reader at `o`, is in the final read at `o` — unless the cleaner was
 //! allowed to remove it:
-//! * a later record of the same key is in the final read (the cleaner keeps only the latest);
+//! * a later record of the same key is there (the cleaner keeps only the latest);
 //! * or a tombstone of that key may have expired: Kafka drops a tombstone, and with it every
 //!   older record of its key, only `delete.retention.ms` after the cleaner first reached it,
 //!   which is after the tombstone was produced. So a tombstone produced at `t` can be gone only
@@ -11,6 +11,10 @@
 //!   loss after the record was sent or served; and a bit flip at rest anywhere in the
 //!   partition (a single broker has no other copy, and a record below the flip may have been
 //!   removed for a newer one the flip destroyed).
+//!
+//! In the cluster scenarios the same holds for every replica's copy on disk after the replicas
+//! caught up (below the high watermark and the replica's own end): each replica cleans its own
+//! copy, and any of them may lead next.
 //!
 //! Because a reader that once saw the latest value of a key must later see it (or a newer one),
 //! this is also "reads never go back in time per key": an older value can never become the
@@ -22,7 +26,36 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{CheckContext, Findings, Violation};
-use crate::history::{served_id, HistoryData, RecordId};
+use crate::history::{served_id, HistoryData, RecordId, Served};
+
+/// One copy of a partition that must keep the latest: its records in offset order, and the
+/// offsets it covers.
+struct Copy<'a> {
+    name: String,
+    records: &'a [(i64, Served)],
+    start: i64,
+    end: i64,
+    /// Key -> its offsets in this copy.
+    keys: BTreeMap<Option<Bytes>, Vec<i64>>,
+}
+
+impl<'a> Copy<'a> {
+    fn new(name: String, records: &'a [(i64, Served)], start: i64, end: i64) -> Copy<'a> {
+        let mut keys: BTreeMap<Option<Bytes>, Vec<i64>> = BTreeMap::new();
+        for (o, r) in records.iter().filter(|(o, _)| *o < end) {
+            keys.entry(r.key.clone()).or_default().push(*o);
+        }
+        Copy { name, records, start, end, keys }
+    }
+
+    fn holds(&self, o: i64, id: RecordId) -> bool {
+        self.records.binary_search_by_key(&o, |(x, _)| *x).ok().is_some_and(|i| served_id(&self.records[i].1) == Some(id))
+    }
+
+    fn newer_of_key(&self, key: &Option<Bytes>, o: i64) -> bool {
+        self.keys.get(key).and_then(|os| os.last()).is_some_and(|&last| last > o)
+    }
+}
 
 pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
     let c = h.compaction.as_ref()?;
@@ -30,11 +63,19 @@ pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
     let end = h.healed_at.unwrap_or_default() + ctx.liveness_bound;
     let retention = Duration::from_millis(u64::try_from(c.delete_retention_ms).unwrap_or(0));
     let fr = &h.final_read;
-    // Per partition and key: the final read's offsets of that key.
-    let mut final_keys: BTreeMap<(i32, Option<Bytes>), Vec<i64>> = BTreeMap::new();
+    // The copies to check, per partition: the final read, and every replica's disk.
+    let mut copies: BTreeMap<i32, Vec<Copy>> = BTreeMap::new();
     for (p, records) in &fr.records {
-        for (o, r) in records {
-            final_keys.entry((*p, r.key.clone())).or_default().push(*o);
+        let (Some(&start), Some(&hw)) = (fr.log_start.get(p), fr.high_watermark.get(p)) else { continue };
+        copies.entry(*p).or_default().push(Copy::new("the final read".into(), records, start, hw));
+    }
+    if let Some(cluster) = &h.cluster {
+        for (p, replicas) in &cluster.final_replica_records {
+            let (Some(&start), Some(&hw)) = (fr.log_start.get(p), fr.high_watermark.get(p)) else { continue };
+            for (id, records) in replicas {
+                let replica_end = records.last().map_or(start, |(o, _)| o + 1).min(hw);
+                copies.entry(*p).or_default().push(Copy::new(format!("replica {id}"), records, start, replica_end));
+            }
         }
     }
     // Tombstones that may have expired, per partition and key: the highest offset of one (an
@@ -47,36 +88,28 @@ pub fn check(h: &HistoryData, ctx: &CheckContext) -> Option<Violation> {
         let e = expirable.entry((r.partition, r.key.clone())).or_insert(offset);
         *e = (*e).max(offset);
     }
-    let allowed_gone = |p: i32, key: &Option<Bytes>, o: i64| {
-        final_keys.get(&(p, key.clone())).is_some_and(|os| os.last().is_some_and(|&last| last > o))
-            || expirable.get(&(p, key.clone())).is_some_and(|&highest| highest >= o)
-    };
-    let present = |p: i32, o: i64, id: RecordId| -> Option<bool> {
-        let records = fr.records.get(&p)?;
-        Some(records.binary_search_by_key(&o, |(x, _)| *x).ok().is_some_and(|i| served_id(&records[i].1) == Some(id)))
-    };
+    let expired = |p: i32, key: &Option<Bytes>, o: i64| expirable.get(&(p, key.clone())).is_some_and(|&highest| highest >= o);
     let mut check_one = |what: &str, p: i32, o: i64, id: RecordId, key: &Option<Bytes>, since: Duration| {
-        let Some(&start) = fr.log_start.get(&p) else { return }; // not read: liveness reports it
-        if o < start || h.bit_flips.contains_key(&p) || ctx.power_loss_between(h, since, end) {
+        if h.bit_flips.contains_key(&p) || ctx.power_loss_between(h, since, end) {
             return;
         }
-        match present(p, o, id) {
-            Some(true) | None => {}
-            Some(false) if allowed_gone(p, key, o) => {}
-            Some(false) => {
-                let why = fr.stuck.get(&p).map(|(at, w)| format!(" (read stopped at {at}: {w})")).unwrap_or_default();
-                let later: Vec<i64> = final_keys.get(&(p, key.clone())).cloned().unwrap_or_default();
-                let tombstones: Vec<String> = h
-                    .produced
-                    .values()
-                    .filter(|r| r.tombstone && r.partition == p && r.key == *key)
-                    .map(|r| format!("{:?} made at {:?} acked at {:?}", r.id, r.created_at, acked_at.get(&r.id)))
-                    .collect();
-                f.add(format!(
-                    "p{p} offset {o}: {what} record {id:?} of key {:?} is gone; the final read's records of that key are at {later:?}, its tombstones {tombstones:?}{why}",
-                    key.as_deref().map(String::from_utf8_lossy)
-                ));
+        for copy in copies.get(&p).into_iter().flatten() {
+            if o < copy.start || o >= copy.end || copy.holds(o, id) || copy.newer_of_key(key, o) || expired(p, key, o) {
+                continue;
             }
+            let why = fr.stuck.get(&p).map(|(at, w)| format!(" (the final read stopped at {at}: {w})")).unwrap_or_default();
+            let tombstones: Vec<String> = h
+                .produced
+                .values()
+                .filter(|r| r.tombstone && r.partition == p && r.key == *key)
+                .map(|r| format!("{:?} made at {:?} acked at {:?}", r.id, r.created_at, acked_at.get(&r.id)))
+                .collect();
+            f.add(format!(
+                "p{p} offset {o}: {what} record {id:?} of key {:?} is gone from {}; its records there are at {:?}, its tombstones {tombstones:?}{why}",
+                key.as_deref().map(String::from_utf8_lossy),
+                copy.name,
+                copy.keys.get(key).cloned().unwrap_or_default(),
+            ));
         }
     };
     for a in &h.acks {

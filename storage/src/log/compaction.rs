@@ -102,7 +102,8 @@ impl PartitionLog {
     /// The offset below which a pass may clean now, given the caller's limit `upto`: the base of
     /// the segment that holds the limit (only whole segments are cleaned).
     pub fn cleanable_end(&self, upto: i64) -> i64 {
-        let limit = upto.min(self.active().base_offset).min(self.flushed_offset);
+        let durable = if bugs::active(Bug::CleanPastHighWatermark) { i64::MAX } else { self.flushed_offset };
+        let limit = upto.min(self.active().base_offset).min(durable);
         self.segments.values().take_while(|s| s.next_offset <= limit).last().map_or(self.log_start_offset, |s| s.next_offset)
     }
 
