@@ -250,6 +250,17 @@ impl LogConfig {
         Ok(c)
     }
 
+    /// The age at which the active segment rolls (at the next append): `segment.ms`, or on a
+    /// compacted topic the smaller of it and `max.compaction.lag.ms` (Kafka's `maxSegmentMs`,
+    /// KIP-354), since the active segment is never cleaned.
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.cleanup_policy.compact {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
+
     /// The value of a key as Kafka prints it (for DescribeConfigs), or None for an unknown key.
     pub fn get(&self, key: &str) -> Option<String> {
         Some(match key {
@@ -339,5 +350,10 @@ mod tests {
         assert_eq!(c.min_compaction_lag_ms, 5000);
         let c = LogConfig::with_overrides(&d, &ov(&[("cleanup.policy", "compact")])).unwrap();
         assert!(c.cleanup_policy.compact && !c.cleanup_policy.delete);
+        assert_eq!(c.max_segment_ms(), c.segment_ms);
+        let lag = ov(&[("cleanup.policy", "compact"), ("max.compaction.lag.ms", "60000")]);
+        assert_eq!(LogConfig::with_overrides(&d, &lag).unwrap().max_segment_ms(), 60_000, "a compacted topic rolls within the lag");
+        let lag = ov(&[("max.compaction.lag.ms", "60000")]);
+        assert_eq!(LogConfig::with_overrides(&d, &lag).unwrap().max_segment_ms(), d.segment_ms, "only when compacted");
     }
 }

@@ -383,3 +383,61 @@ fn a_pass_runs_step_by_step_with_appends_between_and_gives_up_when_the_log_chang
     let r = log.clean(log.log_end_offset(), 3_000, &OPTS).unwrap().expect("dirty");
     check(&contents(&log), &written, r.cleaned_to);
 }
+
+#[test]
+fn a_step_reads_about_eight_mib_even_inside_one_big_segment() {
+    use gregor_storage::CleanStep;
+    let mem = MemDisk::new(5, FaultConfig::default());
+    let disk: SharedDisk = Arc::new(mem.clone());
+    let config = LogConfig { segment_bytes: 32 << 20, ..LogConfig::default() };
+    let mut log = PartitionLog::open(disk.clone(), dir(), config, 0).unwrap().0;
+    // 36 MiB of 4 KiB values over 50 keys: one full 32 MiB segment, then the active one.
+    let mut written = BTreeMap::new();
+    let pad = "x".repeat(4096);
+    for i in 0..9_000u32 {
+        let key = format!("key-{}", i % 50);
+        let value = format!("value-{i}-{pad}");
+        let mut b = batch::build_simple(0, 1_000, &[(Some(key.as_bytes()), Some(value.as_bytes()))]);
+        let info = log.append(&mut b, 0, 1_000).unwrap();
+        written.insert(info.base_offset, (key, value));
+    }
+    log.flush().unwrap();
+    assert!(log.segment_count() >= 2);
+    let mut pass = log.begin_clean(log.log_end_offset(), 2_000, &OPTS).expect("dirty");
+    let mut steps = 0;
+    loop {
+        // An append between steps (the partition is not held across them).
+        let mut b = batch::build_simple(0, 1_000, &[(Some(b"key-late".as_slice()), Some(b"late".as_slice()))]);
+        log.append(&mut b, 0, 1_000).unwrap();
+        match log.clean_step(&mut pass).unwrap() {
+            CleanStep::Working { io_bytes } => {
+                steps += 1;
+                assert!(io_bytes <= 2 * (8 << 20) + 8192, "a step did {io_bytes} bytes of I/O");
+            }
+            CleanStep::Done(r) => {
+                let r = r.expect("cleaned");
+                assert!(r.removed.records > 7_000, "{r:?}");
+                break;
+            }
+            CleanStep::Abandoned(why) => panic!("abandoned: {why}"),
+        }
+    }
+    assert!(steps >= 8, "a 32 MiB segment takes several steps to map and to rewrite: {steps}");
+    // Every key's latest value is there at its offset.
+    let data = log.read(log.log_start_offset(), usize::MAX, i64::MAX).unwrap().data;
+    let mut seen: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    for (h, range) in batch::split(&data).unwrap() {
+        let d = decode_records(&data[range], &h, 1 << 24).unwrap();
+        for r in &d.records {
+            let k = String::from_utf8(d.key(r).unwrap().to_vec()).unwrap();
+            seen.insert(k, (r.offset, String::from_utf8(d.value(r).unwrap().to_vec()).unwrap()));
+        }
+    }
+    let mut latest: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+    for (o, (k, v)) in &written {
+        latest.insert(k, (*o, v));
+    }
+    for (k, (o, v)) in latest {
+        assert_eq!(seen.get(k).map(|(o, v)| (*o, v.as_str())), Some((o, v)), "latest of {k}");
+    }
+}

@@ -11,8 +11,8 @@
 //! When no partition needs cleaning it sleeps `log.cleaner.backoff.ms`.
 //!
 //! A pass runs step by step ([`gregor_storage::PartitionLog::clean_step`]): the partition is
-//! locked for one step at a time (one segment read into the offset map, or one group of
-//! segments rewritten and swapped), so produce and fetch go on between steps. Between steps the
+//! locked for one step at a time (about 8 MiB read into the offset map, or rewritten into a
+//! cleaned segment), so produce and fetch go on between steps. Between steps the
 //! cleaners sleep to keep their I/O under `log.cleaner.io.max.bytes.per.second` (shared
 //! equally among the threads). A partition whose data cannot be decoded is marked uncleanable
 //! and left alone until restart (Kafka's `uncleanable-partitions-count`).

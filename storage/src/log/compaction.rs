@@ -164,10 +164,11 @@ impl PartitionLog {
     }
 
     /// Plans a pass below `upto`; `None` when nothing is dirty. The pass then runs by
-    /// [`PartitionLog::clean_step`], one segment (building the map) or one group (rewriting and
-    /// swapping) per step, so that a caller can let go of the log between steps: appends,
-    /// reads and retention go on meanwhile, and a step that finds its segments changed abandons
-    /// the pass (a later pass starts over from the checkpoint).
+    /// [`PartitionLog::clean_step`], about [`STEP_BYTES`] read per step (building the map, then
+    /// rewriting each group, and swapping it in at the step that finishes it), so that a caller
+    /// can let go of the log between steps: appends, reads and retention go on meanwhile, and a
+    /// step that finds its segments changed abandons the pass (a later pass starts over from the
+    /// checkpoint).
     pub fn begin_clean(&self, upto: i64, now_ms: i64, opts: &CleanOptions) -> Option<CleanPass> {
         let first_dirty = self.first_dirty_offset();
         let end = self.cleanable_end(upto);
@@ -182,7 +183,7 @@ impl PartitionLog {
             first_dirty,
             end,
             map: OffsetMap::new(opts.dedupe_buffer_bytes),
-            phase: Phase::Mapping { to_map, next: 0 },
+            phase: Phase::Mapping { to_map, next: 0, at: Resume::default() },
             segments_before: self.segments.len(),
             dirty_bytes,
             bytes_read: 0,
@@ -195,18 +196,19 @@ impl PartitionLog {
     pub fn clean_step(&mut self, pass: &mut CleanPass) -> Result<Step, LogError> {
         self.ensure_ok()?;
         let read_before = pass.bytes_read;
+        let holes_below = self.holes_below();
         match &mut pass.phase {
-            Phase::Mapping { to_map, next } => {
-                let item = to_map.get(*next).copied();
-                *next += 1;
-                let Some((base, next_offset)) = item else {
+            Phase::Mapping { to_map, next, at } => {
+                let Some(&(base, next_offset)) = to_map.get(*next) else {
                     return Ok(self.plan_groups(pass, pass.end));
                 };
                 let Some(seg) = self.segments.get(&base).filter(|s| s.next_offset == next_offset) else {
                     return Ok(Step::Abandoned("a segment of the dirty section changed"));
                 };
+                let mut batches = SegmentBatches::resume(seg, *at, holes_below);
                 let mut stop = None;
-                for batch in SegmentBatches::new(seg, self.holes_below()) {
+                while pass.bytes_read - read_before < STEP_BYTES {
+                    let Some(batch) = batches.next() else { break };
                     let (h, bytes) = batch?;
                     pass.bytes_read += bytes.len() as u64;
                     if h.last_offset() < pass.first_dirty {
@@ -217,19 +219,73 @@ impl PartitionLog {
                         break;
                     }
                 }
+                if batches.at_end() {
+                    *next += 1;
+                    *at = Resume::default();
+                } else {
+                    *at = batches.position();
+                }
                 if let Some(stop) = stop {
                     // The map is full: the pass covers what it holds.
                     let _ = self.plan_groups(pass, stop);
                 }
                 Ok(Step::Working { io_bytes: pass.bytes_read - read_before })
             }
-            Phase::Rewriting { map_end, groups, next } => {
-                let (map_end, group) = (*map_end, groups.get(*next).cloned());
-                *next += 1;
-                match group {
-                    Some(group) => self.rewrite_group(pass, map_end, &group, read_before),
-                    None => self.finish_clean(pass, map_end),
+            Phase::Rewriting { map_end, groups, next, writing } => {
+                let map_end = *map_end;
+                let Some(group) = groups.get(*next).cloned() else {
+                    return self.finish_clean(pass, map_end);
+                };
+                // Checked at every step: retention or a truncation between two steps must not
+                // see its segments come back in a cleaned one.
+                if group.iter().any(|&(b, size, next_offset)| !self.segments.get(&b).is_some_and(|s| s.size == size && s.next_offset == next_offset)) {
+                    if let Some(w) = writing.take() {
+                        if let Err(e) = remove_if_exists(&self.disk, &w.path) {
+                            return self.fatal(e);
+                        }
+                    }
+                    return Ok(Step::Abandoned("a segment to rewrite changed"));
                 }
+                let (first, group_end) = (group[0].0, group.last().expect("a group is never empty").2);
+                let mut w = match writing.take() {
+                    Some(w) => w,
+                    None => {
+                        let path = self.dir.join(staged_name(first, group_end, "cleaned"));
+                        match self.start_cleaned(&path) {
+                            Ok(file) => GroupWrite { path, file, segment: 0, at: Resume::default(), written: 0, buf: Vec::with_capacity(WRITE_BUFFER_BYTES), changed: false },
+                            Err(e) => return self.fatal(e),
+                        }
+                    }
+                };
+                let delete_retention_ms = if bugs::active(Bug::TombstoneEarly) { 0 } else { pass.opts.delete_retention_ms };
+                let rules = Rules { map: &pass.map, map_end, now_ms: pass.now_ms, delete_retention_ms, decompressed_bytes_max: pass.opts.decompressed_bytes_max };
+                let written_before = w.written + w.buf.len() as u64;
+                let done = match self.write_cleaned(&mut w, &group, &rules, &mut pass.removed, &mut pass.bytes_read, read_before) {
+                    Ok(done) => done,
+                    Err(LogError::Io(e)) => return self.fatal(e),
+                    Err(e) => {
+                        // Undecodable data: this pass stops, the old segments stay as they are.
+                        let _ = remove_if_exists(&self.disk, &w.path);
+                        return Err(e);
+                    }
+                };
+                let io_bytes = pass.bytes_read - read_before + (w.written + w.buf.len() as u64 - written_before);
+                if !done {
+                    *writing = Some(w);
+                    return Ok(Step::Working { io_bytes });
+                }
+                *next += 1;
+                if !w.changed && group.len() == 1 {
+                    // Nothing to gain: the segment stays as it is.
+                    if let Err(e) = remove_if_exists(&self.disk, &w.path) {
+                        return self.fatal(e);
+                    }
+                } else {
+                    pass.bytes_written += w.written;
+                    let bases: Vec<i64> = group.iter().map(|g| g.0).collect();
+                    self.swap_in(first, group_end, &bases, w.written, pass.now_ms)?;
+                }
+                Ok(Step::Working { io_bytes })
             }
         }
     }
@@ -258,37 +314,6 @@ impl PartitionLog {
         Ok(Step::Done(Some(report)))
     }
 
-    /// Rewrites one group of segments `(base, size, next offset)` and swaps the result in.
-    fn rewrite_group(&mut self, pass: &mut CleanPass, map_end: i64, group: &[(i64, u64, i64)], read_before: u64) -> Result<Step, LogError> {
-        if group.iter().any(|&(b, size, next_offset)| !self.segments.get(&b).is_some_and(|s| s.size == size && s.next_offset == next_offset)) {
-            return Ok(Step::Abandoned("a segment to rewrite changed"));
-        }
-        let (first, group_end) = (group[0].0, group.last().expect("a group is never empty").2);
-        let bases: Vec<i64> = group.iter().map(|g| g.0).collect();
-        let cleaned = self.dir.join(staged_name(first, group_end, "cleaned"));
-        let delete_retention_ms = if bugs::active(Bug::TombstoneEarly) { 0 } else { pass.opts.delete_retention_ms };
-        let rules = Rules { map: &pass.map, map_end, now_ms: pass.now_ms, delete_retention_ms, decompressed_bytes_max: pass.opts.decompressed_bytes_max };
-        let (written, changed) = match self.write_cleaned(&cleaned, &bases, &rules, &mut pass.removed, &mut pass.bytes_read) {
-            Ok(r) => r,
-            Err(LogError::Io(e)) => return self.fatal(e),
-            Err(e) => {
-                // Undecodable data: this pass stops, the old segments stay as they are.
-                let _ = remove_if_exists(&self.disk, &cleaned);
-                return Err(e);
-            }
-        };
-        if !changed && group.len() == 1 {
-            // Nothing to gain: the segment stays as it is.
-            if let Err(e) = remove_if_exists(&self.disk, &cleaned) {
-                return self.fatal(e);
-            }
-        } else {
-            pass.bytes_written += written;
-            self.swap_in(first, group_end, &bases, written, pass.now_ms)?;
-        }
-        Ok(Step::Working { io_bytes: pass.bytes_read - read_before + written })
-    }
-
     /// With the map built up to `map_end`: groups the whole segments below it, each at most
     /// `segment.bytes` in all, and moves `cleaner-holes-below` up before anything is swapped in.
     fn plan_groups(&mut self, pass: &mut CleanPass, map_end: i64) -> Step {
@@ -313,7 +338,7 @@ impl PartitionLog {
             // The log is failed now; the next step reports it.
             warn!(dir = %self.dir.display(), error = %e, "cannot move cleaner-holes-below");
         }
-        pass.phase = Phase::Rewriting { map_end, groups, next: 0 };
+        pass.phase = Phase::Rewriting { map_end, groups, next: 0, writing: None };
         Step::Working { io_bytes: 0 }
     }
 
@@ -322,46 +347,66 @@ impl PartitionLog {
         h.producer_id >= 0 && self.producers.get(h.producer_id).and_then(|e| e.batches.back()).is_some_and(|m| m.last_offset == h.last_offset())
     }
 
-    /// Writes the cleaned batches of the segments `bases` into `path` (step 1 of the swap),
-    /// streaming: memory is one batch and a write buffer, whatever the segments' size. Returns
-    /// the bytes written and whether cleaning changed anything.
-    fn write_cleaned(&mut self, path: &Path, bases: &[i64], rules: &Rules, removed: &mut Removed, bytes_read: &mut u64) -> Result<(u64, bool), LogError> {
+    /// Creates the `.cleaned` file of a group (step 1 of the swap begins).
+    fn start_cleaned(&mut self, path: &Path) -> io::Result<gregor_core::disk::FileRef> {
         self.before_write_io()?;
         remove_if_exists(&self.disk, path)?;
-        let f = self.disk.open(path, true)?;
-        let mut buf = Vec::with_capacity(WRITE_BUFFER_BYTES);
-        let mut written = 0u64;
-        let mut changed = false;
-        for (gi, base) in bases.iter().enumerate() {
-            let seg = &self.segments[base];
-            let mut batches = SegmentBatches::new(seg, self.holes_below()).peekable();
-            while let Some(batch) = batches.next() {
+        self.disk.open(path, true)
+    }
+
+    /// Goes on writing the cleaned batches of `group` into `w`'s file, streaming (memory is one
+    /// batch and a write buffer, whatever the segments' size), until this step has read about
+    /// [`STEP_BYTES`] or the group is done; at its end the file is written out and synced (the
+    /// rest of step 1 of the swap). Returns whether the group is done.
+    fn write_cleaned(
+        &mut self,
+        w: &mut GroupWrite,
+        group: &[(i64, u64, i64)],
+        rules: &Rules,
+        removed: &mut Removed,
+        bytes_read: &mut u64,
+        read_before: u64,
+    ) -> Result<bool, LogError> {
+        let holes_below = self.holes_below();
+        while w.segment < group.len() {
+            let seg = &self.segments[&group[w.segment].0];
+            let last_segment = w.segment + 1 == group.len();
+            let mut batches = SegmentBatches::resume(seg, w.at, holes_below);
+            while *bytes_read - read_before < STEP_BYTES {
+                let Some(batch) = batches.next() else { break };
                 let (h, bytes) = batch?;
                 *bytes_read += bytes.len() as u64;
-                let last_of_group = gi + 1 == bases.len() && batches.peek().is_none();
+                let last_of_group = last_segment && batches.at_end();
                 let must_stay = last_of_group || self.is_producers_last_batch(&h);
                 let (cleaned, r) = cleaner::clean_batch(&bytes, &h, rules, must_stay).map_err(corrupt)?;
                 removed.add(r);
                 match cleaned {
-                    Cleaned::Unchanged => buf.extend_from_slice(&bytes),
-                    Cleaned::Removed => changed = true,
+                    Cleaned::Unchanged => w.buf.extend_from_slice(&bytes),
+                    Cleaned::Removed => w.changed = true,
                     Cleaned::Rewritten(b) => {
-                        changed = true;
-                        buf.extend_from_slice(&b);
+                        w.changed = true;
+                        w.buf.extend_from_slice(&b);
                     }
                 }
-                if buf.len() >= WRITE_BUFFER_BYTES {
-                    f.write_all_at(&buf, written)?;
-                    written += buf.len() as u64;
-                    buf.clear();
+                if w.buf.len() >= WRITE_BUFFER_BYTES {
+                    w.file.write_all_at(&w.buf, w.written)?;
+                    w.written += w.buf.len() as u64;
+                    w.buf.clear();
                 }
             }
+            if !batches.at_end() {
+                w.at = batches.position();
+                return Ok(false);
+            }
+            w.segment += 1;
+            w.at = Resume::default();
         }
-        f.write_all_at(&buf, written)?;
-        written += buf.len() as u64;
-        f.sync()?;
+        w.file.write_all_at(&w.buf, w.written)?;
+        w.written += w.buf.len() as u64;
+        w.buf.clear();
+        w.file.sync()?;
         probe::crash_point(self.disk.as_ref(), CrashPoint::CleanedWritten);
-        Ok((written, changed))
+        Ok(true)
     }
 
     /// Replaces the segments `bases` (consecutive, from `first` up to `end`) with the cleaned
@@ -494,11 +539,38 @@ pub struct CleanPass {
 }
 
 enum Phase {
-    /// Reading the dirty section's segments `(base, next offset)` into the map.
-    Mapping { to_map: Vec<(i64, i64)>, next: usize },
-    /// Rewriting groups of segments `(base, size, next offset)` below `map_end`.
-    Rewriting { map_end: i64, groups: Vec<Vec<(i64, u64, i64)>>, next: usize },
+    /// Reading the dirty section's segments `(base, next offset)` into the map; `at` is where
+    /// in `to_map[next]` the next step goes on.
+    Mapping { to_map: Vec<(i64, i64)>, next: usize, at: Resume },
+    /// Rewriting groups of segments `(base, size, next offset)` below `map_end`; `writing` is
+    /// the cleaned file of `groups[next]` while it is being written.
+    Rewriting { map_end: i64, groups: Vec<Vec<(i64, u64, i64)>>, next: usize, writing: Option<GroupWrite> },
 }
+
+/// Where reading a segment stopped: the position of the next batch and the offset it must start
+/// at (`None`: the segment's start).
+#[derive(Clone, Copy, Debug, Default)]
+struct Resume {
+    pos: u64,
+    next_offset: Option<i64>,
+}
+
+/// A group's cleaned file while it is being written, over several steps.
+struct GroupWrite {
+    path: std::path::PathBuf,
+    file: gregor_core::disk::FileRef,
+    /// The group's segment being read, and where in it.
+    segment: usize,
+    at: Resume,
+    /// Bytes written to the file, and the buffer of what comes after them.
+    written: u64,
+    buf: Vec<u8>,
+    changed: bool,
+}
+
+/// About how many bytes one step reads (it finishes the batch it is in): the time a caller
+/// holds the log for one step.
+const STEP_BYTES: u64 = 8 << 20;
 
 /// What a step of a pass did.
 #[derive(Debug)]
@@ -528,8 +600,19 @@ struct SegmentBatches<'a> {
 }
 
 impl<'a> SegmentBatches<'a> {
-    fn new(seg: &'a crate::segment::Segment, holes_below: i64) -> Self {
-        SegmentBatches { seg, pos: 0, next: seg.base_offset, holes_below, failed: false }
+    /// The batches of `seg` from `at`.
+    fn resume(seg: &'a crate::segment::Segment, at: Resume, holes_below: i64) -> Self {
+        SegmentBatches { seg, pos: at.pos, next: at.next_offset.unwrap_or(seg.base_offset), holes_below, failed: false }
+    }
+
+    /// Where the next batch is.
+    fn position(&self) -> Resume {
+        Resume { pos: self.pos, next_offset: Some(self.next) }
+    }
+
+    /// Whether every batch was read.
+    fn at_end(&self) -> bool {
+        !self.failed && self.pos >= self.seg.size
     }
 }
 

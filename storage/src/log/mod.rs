@@ -984,7 +984,7 @@ impl PartitionLog {
         self.before_write()?;
         let active = self.active();
         let too_big = active.size + total > self.config.segment_bytes;
-        let too_old = now_ms.saturating_sub(active.created_ms) > self.config.segment_ms;
+        let too_old = now_ms.saturating_sub(active.created_ms) > self.config.max_segment_ms();
         if !active.is_empty() && (too_big || too_old) {
             self.roll(now_ms)?;
         }
